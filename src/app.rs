@@ -1,0 +1,259 @@
+//! The one place that wires: reads and cross-checks every input, builds the database, the
+//! transports, the scheduler, the dispatcher and the web server, and runs them together until
+//! shutdown.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+use crate::audience;
+use crate::calendar::Calendar;
+use crate::channels::log::LogChannel;
+use crate::channels::telegram::TelegramChannel;
+use crate::clock::SharedClock;
+use crate::config::{ChannelKind, Config, Env};
+use crate::diagnostics::{Problem, Problems};
+use crate::dispatch::{Dispatcher, Transports};
+use crate::scheduler::Scheduler;
+use crate::store::{Db, redact_url};
+use crate::templates::{CampaignVars, MessageContext, Templates};
+use crate::web;
+
+/// Everything read from disk, checked against each other: config, schedules, templates.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub config: Arc<Config>,
+    pub calendar: Arc<Calendar>,
+    pub templates: Arc<Templates>,
+}
+
+impl Setup {
+    /// Loads `loa.toml`, then the schedules and templates it points to. Every problem in every
+    /// file is reported, each as `file:line: message`.
+    pub fn load(config_path: &Path, env: &Env) -> Result<Setup, Problems> {
+        let config = Config::load(config_path, env)?;
+        let mut problems = Problems::default();
+        let calendar = Calendar::load(
+            &config.schedules_dir,
+            config.campaign.time_zone,
+            &config.areas,
+        )
+        .map_err(|p| problems.extend(p))
+        .ok();
+        let templates = Templates::load(&config.messages_dir)
+            .map_err(|p| problems.extend(p))
+            .ok();
+        if let (Some(calendar), Some(templates)) = (&calendar, &templates) {
+            let campaign = CampaignVars {
+                name: config.campaign.name.clone(),
+                sender: config.campaign.sender.clone(),
+            };
+            for schedule in calendar.schedules() {
+                for &kind in &schedule.channels {
+                    if !templates.has(&schedule.template, kind) {
+                        problems.push(Problem::new(
+                            &schedule.file,
+                            Some(schedule.template_line),
+                            format!(
+                                "template: no {}/{}.{kind}.hbs for channel {kind} of schedule {:?}",
+                                config.messages_dir.display(),
+                                schedule.template,
+                                schedule.id
+                            ),
+                        ));
+                        continue;
+                    }
+                    let sample = MessageContext::sample(&schedule.observance, campaign.clone());
+                    if let Some(problem) = templates.check(&schedule.template, kind, &sample) {
+                        problems.push(problem);
+                    }
+                }
+            }
+        }
+        match (calendar, templates) {
+            (Some(calendar), Some(templates)) if problems.is_empty() => Ok(Setup {
+                config: Arc::new(config),
+                calendar: Arc::new(calendar),
+                templates: Arc::new(templates),
+            }),
+            _ => Err(problems),
+        }
+    }
+
+    /// Telegram through the Bot API when a token is set. With no credentials at all, every
+    /// channel goes to the `log` channel so Loa always runs; with some, a channel that has
+    /// none stays unsent (its deliveries wait and expire) rather than pretend to be delivered.
+    pub fn transports(&self) -> anyhow::Result<Transports> {
+        let mut transports = Transports::new();
+        if let Some(telegram) = &self.config.telegram {
+            transports = transports.with(
+                ChannelKind::Telegram,
+                Arc::new(TelegramChannel::new(telegram)?),
+            );
+        }
+        if transports.kinds().is_empty() {
+            for kind in ChannelKind::ALL {
+                transports = transports.with(kind, Arc::new(LogChannel));
+            }
+        }
+        Ok(transports)
+    }
+
+    /// Opens and migrates the configured database and mirrors the areas into it.
+    pub async fn open_database(&self) -> anyhow::Result<Db> {
+        let db = Db::connect(&self.config.database_url).await?;
+        db.migrate().await?;
+        audience::sync_areas(&db, &self.config.areas)
+            .await
+            .context("cannot store the areas of loa.toml")?;
+        Ok(db)
+    }
+}
+
+/// The scheduler and a dispatcher over one database: what `loa run` drives on a timer and
+/// tests drive step by step.
+pub struct Engine {
+    pub db: Db,
+    pub scheduler: Scheduler,
+    pub dispatcher: Dispatcher,
+}
+
+impl Engine {
+    pub fn new(setup: &Setup, db: Db, clock: SharedClock, transports: Transports) -> Engine {
+        let scheduler = Scheduler::new(
+            db.clone(),
+            Arc::clone(&setup.calendar),
+            Arc::new(setup.config.areas.clone()),
+            Arc::clone(&clock),
+        );
+        let dispatcher = Dispatcher::new(
+            db.clone(),
+            Arc::clone(&setup.templates),
+            transports,
+            clock,
+            setup.config.dispatch.clone(),
+            setup.config.campaign.clone(),
+        );
+        Engine {
+            db,
+            scheduler,
+            dispatcher,
+        }
+    }
+}
+
+/// Runs scheduler, dispatcher and web server until `shutdown` resolves.
+pub async fn run(
+    setup: Setup,
+    clock: SharedClock,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let config = Arc::clone(&setup.config);
+    let db = setup.open_database().await?;
+    let transports = setup.transports()?;
+    tracing::info!(
+        database = %redact_url(&config.database_url),
+        schedules = setup.calendar.schedules().len(),
+        channels = %transports.describe(),
+        now = %clock.now().with_timezone(&config.campaign.time_zone).to_rfc3339(),
+        "Loa is starting: {}",
+        config.campaign.name
+    );
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (set LOA_HTTP_ADDR or http.addr)",
+                config.http_addr
+            )
+        })?;
+    tracing::info!("web server on http://{}", listener.local_addr()?);
+
+    let Engine {
+        db,
+        mut scheduler,
+        dispatcher,
+    } = Engine::new(&setup, db, clock, transports);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    let scheduling = {
+        let rx = stop_rx.clone();
+        async move {
+            let mut every_second = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = every_second.tick() => {
+                        if let Err(e) = scheduler.tick().await {
+                            tracing::error!("scheduler: {e:#}");
+                        }
+                    }
+                    _ = stopped(rx.clone()) => break,
+                }
+            }
+        }
+    };
+    let dispatching = {
+        let rx = stop_rx.clone();
+        let idle = Duration::from_millis(config.dispatch.poll_interval_ms);
+        async move {
+            while !*rx.borrow() {
+                let pause = match dispatcher.step().await {
+                    Ok(report) if report.claimed > 0 => {
+                        tracing::debug!(?report, "dispatch step");
+                        continue;
+                    }
+                    Ok(_) => idle,
+                    Err(e) => {
+                        tracing::error!("dispatch: {e:#}");
+                        idle
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stopped(rx.clone()) => break,
+                }
+            }
+        }
+    };
+    let serving = axum::serve(listener, web::router(db.clone()))
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing the sends in flight");
+        let _ = stop_tx.send(true);
+    };
+    let (_, _, served, _) = tokio::join!(scheduling, dispatching, serving, signal);
+    served.context("web server")?;
+    db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

@@ -1,0 +1,200 @@
+//! Persons, their contacts, areas and tags: who Loa speaks to, and the audience filter the
+//! fan-out uses.
+//!
+//! Owns the tables `areas`, `persons`, `person_tags`, `contacts`.
+
+use chrono::{DateTime, Utc};
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::calendar::Audience;
+use crate::config::{AreaTree, ChannelKind};
+use crate::store::{Db, to_epoch};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AudienceError {
+    #[error("unknown area code {0:?}")]
+    UnknownArea(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Mirrors the areas of `loa.toml` into the database, so reports and the fan-out can join on
+/// them. Areas removed from the file stay (persons may still point at them).
+pub async fn sync_areas(db: &Db, areas: &AreaTree) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    for area in areas.iter() {
+        sqlx::query(
+            "INSERT INTO areas (code, name, parent_code, population) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (code) DO UPDATE SET name = excluded.name, parent_code = excluded.parent_code,
+                 population = excluded.population",
+        )
+        .bind(&area.code)
+        .bind(&area.name)
+        .bind(area.parent.as_deref())
+        .bind(area.population.map(|p| p as i64))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+/// A new person in an area, with tags (e.g. `thanh-nien` for youth).
+pub async fn add_person(
+    db: &Db,
+    areas: &AreaTree,
+    name: &str,
+    area_code: &str,
+    tags: &[&str],
+    now: DateTime<Utc>,
+) -> Result<i64, AudienceError> {
+    if !areas.contains(area_code) {
+        return Err(AudienceError::UnknownArea(area_code.to_string()));
+    }
+    let mut tx = db.pool.begin().await?;
+    let id: i64 = sqlx::query(
+        "INSERT INTO persons (name, area_code, created_at) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(name)
+    .bind(area_code)
+    .bind(to_epoch(now))
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get(0)?;
+    for tag in tags {
+        sqlx::query(
+            "INSERT INTO person_tags (person_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(*tag)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Adds a way to reach a person, or returns the existing contact with that address.
+pub async fn add_contact(
+    db: &Db,
+    person_id: i64,
+    channel: ChannelKind,
+    address: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO contacts (person_id, channel, address, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (channel, address) DO NOTHING",
+    )
+    .bind(person_id)
+    .bind(channel.as_str())
+    .bind(address)
+    .bind(to_epoch(now))
+    .execute(&db.pool)
+    .await?;
+    sqlx::query("SELECT id FROM contacts WHERE channel = $1 AND address = $2")
+        .bind(channel.as_str())
+        .bind(address)
+        .fetch_one(&db.pool)
+        .await?
+        .try_get(0)
+}
+
+/// Stops all sending to a contact that cannot be reached (blocked the bot, number gone).
+pub async fn deactivate_contact<'c, E>(
+    executor: E,
+    contact_id: i64,
+    reason: &str,
+) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    sqlx::query("UPDATE contacts SET active = 0, inactive_reason = $1 WHERE id = $2")
+        .bind(reason)
+        .bind(contact_id)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// The SQL condition selecting an audience's eligible contacts, over `persons p` and
+/// `contacts c`, with its bind values (all text) numbered from `$first`.
+#[derive(Debug, Clone)]
+pub struct AudienceFilter {
+    pub sql: String,
+    pub binds: Vec<String>,
+    /// `CASE` rank of a contact's channel, the schedule's order of preference.
+    pub channel_rank: String,
+}
+
+impl AudienceFilter {
+    pub fn new(
+        audience: &Audience,
+        channels: &[ChannelKind],
+        areas: &AreaTree,
+        first: usize,
+    ) -> Self {
+        let mut binds = Vec::new();
+        let param = |value: String, binds: &mut Vec<String>| {
+            binds.push(value);
+            format!("${}", first + binds.len() - 1)
+        };
+        // Channel names come from a closed enum, so they are written inline.
+        let channel_list = channels
+            .iter()
+            .map(|c| format!("'{}'", c.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut sql =
+            format!("c.active = 1 AND p.opted_out_at IS NULL AND c.channel IN ({channel_list})");
+        if !audience.areas.is_empty() {
+            let mut codes: Vec<String> = audience
+                .areas
+                .iter()
+                .flat_map(|code| areas.subtree(code).into_iter().map(|a| a.code.clone()))
+                .collect();
+            codes.sort();
+            codes.dedup();
+            let placeholders: Vec<String> =
+                codes.into_iter().map(|c| param(c, &mut binds)).collect();
+            sql.push_str(&format!(
+                " AND p.area_code IN ({})",
+                placeholders.join(", ")
+            ));
+        }
+        for tag in &audience.tags {
+            let p = param(tag.clone(), &mut binds);
+            sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM person_tags t WHERE t.person_id = p.id AND t.tag = {p})"
+            ));
+        }
+        let ranks: String = channels
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!(" WHEN '{}' THEN {i}", c.as_str()))
+            .collect();
+        AudienceFilter {
+            sql,
+            binds,
+            channel_rank: format!("CASE c.channel{ranks} ELSE 99 END"),
+        }
+    }
+}
+
+/// How many persons an audience reaches today (one per person, whatever their contacts).
+pub async fn count(
+    db: &Db,
+    audience: &Audience,
+    channels: &[ChannelKind],
+    areas: &AreaTree,
+) -> Result<i64, sqlx::Error> {
+    let filter = AudienceFilter::new(audience, channels, areas, 1);
+    let sql = format!(
+        "SELECT COUNT(DISTINCT p.id) FROM persons p JOIN contacts c ON c.person_id = p.id WHERE {}",
+        filter.sql
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for b in &filter.binds {
+        query = query.bind(b.clone());
+    }
+    query.fetch_one(&db.pool).await?.try_get(0)
+}

@@ -1,0 +1,88 @@
+//! The ways out: one trait, one implementation per transport.
+//!
+//! A channel sends one rendered text to one address and says what went wrong in the terms
+//! dispatch acts on — wait and retry, give up on this message, or give up on this contact. It
+//! knows nothing of deliveries, leases or the database.
+
+pub mod log;
+pub mod telegram;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::config::ChannelKind;
+
+/// One message on its way to one contact.
+#[derive(Debug, Clone)]
+pub struct Outbound<'a> {
+    /// Loa's delivery id: a request id for gateways that deduplicate, and the key of
+    /// delivery reports.
+    pub delivery_id: i64,
+    pub kind: ChannelKind,
+    /// A Telegram chat id or an E.164 phone number.
+    pub address: &'a str,
+    pub text: &'a str,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Receipt {
+    /// The provider's id for the message, when it gives one.
+    pub provider_message_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SendError {
+    /// The provider asked us to slow down: wait exactly this long. Not a failure.
+    #[error("rate limited: retry after {retry_after:?}")]
+    RateLimited { retry_after: Duration },
+    /// Worth trying again later: 5xx, timeouts, connection errors, answers that do not parse.
+    #[error("temporary failure: {0}")]
+    Retryable(String),
+    /// This contact cannot be reached any more (blocked the bot, account deleted, no such
+    /// chat): stop sending to it.
+    #[error("recipient unreachable: {0}")]
+    Recipient(String),
+    /// This message cannot be sent as it is (too long, malformed); the contact is fine.
+    #[error("message refused: {0}")]
+    Message(String),
+}
+
+#[async_trait]
+pub trait Channel: Send + Sync {
+    /// The transport's name for logs and the delivery log: `telegram`, `log`, …
+    fn name(&self) -> &'static str;
+
+    async fn send(&self, message: &Outbound<'_>) -> Result<Receipt, SendError>;
+}
+
+/// An address fit for logs: enough to tell contacts apart, not enough to contact anyone.
+pub fn mask_address(address: &str) -> String {
+    let chars: Vec<char> = address.chars().collect();
+    let n = chars.len();
+    if n <= 4 {
+        return "*".repeat(n);
+    }
+    let keep_start = if address.starts_with('+') {
+        4.min(n / 3)
+    } else {
+        2
+    };
+    let keep_end = 2;
+    let mut out: String = chars[..keep_start].iter().collect();
+    out.push_str(&"*".repeat(n - keep_start - keep_end));
+    out.extend(&chars[n - keep_end..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_hide_the_middle() {
+        assert_eq!(mask_address("123456789"), "12*****89");
+        assert_eq!(mask_address("+84912345678"), "+849******78");
+        assert_eq!(mask_address("123"), "***");
+    }
+}

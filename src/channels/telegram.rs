@@ -1,0 +1,101 @@
+//! Sending through the Telegram Bot API with teloxide.
+//!
+//! teloxide reads the JSON body whatever the HTTP status, so classification works on its
+//! typed errors: `RetryAfter` carries the server's `retry_after`; `ApiError` names the
+//! permanent refusals.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use teloxide::payloads::SendMessageSetters;
+use teloxide::prelude::Requester;
+use teloxide::types::{ChatId, ParseMode};
+use teloxide::{ApiError, Bot, RequestError};
+
+use super::{Channel, Outbound, Receipt, SendError};
+use crate::config::TelegramConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelegramSetupError {
+    #[error("telegram.api_url {0:?} is not a URL")]
+    ApiUrl(String),
+}
+
+#[derive(Clone)]
+pub struct TelegramChannel {
+    bot: Bot,
+}
+
+impl TelegramChannel {
+    pub fn new(config: &TelegramConfig) -> Result<Self, TelegramSetupError> {
+        let url = reqwest::Url::parse(&config.api_url)
+            .map_err(|_| TelegramSetupError::ApiUrl(config.api_url.clone()))?;
+        Ok(TelegramChannel {
+            bot: Bot::new(&config.token).set_api_url(url),
+        })
+    }
+
+    pub fn bot(&self) -> &Bot {
+        &self.bot
+    }
+}
+
+#[async_trait]
+impl Channel for TelegramChannel {
+    fn name(&self) -> &'static str {
+        "telegram"
+    }
+
+    async fn send(&self, message: &Outbound<'_>) -> Result<Receipt, SendError> {
+        let chat: i64 = message.address.parse().map_err(|_| {
+            SendError::Recipient(format!("{:?} is not a Telegram chat id", message.address))
+        })?;
+        let sent = self
+            .bot
+            .send_message(ChatId(chat), message.text)
+            .parse_mode(ParseMode::Html)
+            .await
+            .map_err(classify)?;
+        Ok(Receipt {
+            provider_message_id: Some(sent.id.0.to_string()),
+        })
+    }
+}
+
+/// What a teloxide error means for the delivery.
+pub fn classify(error: RequestError) -> SendError {
+    match error {
+        RequestError::RetryAfter(seconds) => SendError::RateLimited {
+            retry_after: Duration::from_secs(u64::from(seconds.seconds())),
+        },
+        RequestError::Api(api) => match api {
+            ApiError::BotBlocked
+            | ApiError::UserDeactivated
+            | ApiError::ChatNotFound
+            | ApiError::UserNotFound
+            | ApiError::BotKicked
+            | ApiError::BotKickedFromSupergroup
+            | ApiError::BotKickedFromChannel
+            | ApiError::CantInitiateConversation
+            | ApiError::CantTalkWithBots
+            | ApiError::GroupDeactivated => SendError::Recipient(api.to_string()),
+            // A wrong token is the operator's to fix; keep the message until it is.
+            ApiError::InvalidToken => SendError::Retryable(api.to_string()),
+            ApiError::Unknown(text)
+                if text.starts_with("Internal Server Error") || text.starts_with("Bad Gateway") =>
+            {
+                SendError::Retryable(text)
+            }
+            other => SendError::Message(other.to_string()),
+        },
+        RequestError::MigrateToChatId(id) => {
+            SendError::Recipient(format!("group moved to chat {id}"))
+        }
+        RequestError::Network(e) => SendError::Retryable(format!("network: {e}")),
+        RequestError::InvalidJson { source, raw } => {
+            let head: String = raw.chars().take(80).collect();
+            SendError::Retryable(format!("answer is not Bot API JSON ({source}): {head:?}"))
+        }
+        RequestError::Io(e) => SendError::Retryable(format!("io: {e}")),
+    }
+}

@@ -1,0 +1,278 @@
+//! The `loa` command line. `main.rs` only calls [`main`]; each command here loads what it
+//! needs and maps failures to exit codes: 0 success, 1 a problem with the input (config,
+//! schedules, templates, arguments), 2 anything else (database unreachable, port taken, …).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+use sqlx::Row;
+
+use crate::app::{self, Setup};
+use crate::clock::{SharedClock, SystemClock, VirtualClock};
+use crate::config::Env;
+use crate::diagnostics::Problems;
+use crate::reach;
+use crate::store::Db;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "loa",
+    version,
+    about = "Loa: campaign messages on a calendar, through Telegram and SMS, with reach counted"
+)]
+pub struct Cli {
+    /// Configuration file; schedules/ and messages/ are read beside it.
+    #[arg(long, global = true, default_value = "loa.toml", value_name = "PATH")]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scheduler, dispatcher and web server in one process, until Ctrl-C or SIGTERM.
+    Run {
+        /// Start a virtual clock at this instant (RFC 3339, e.g. 2023-03-08T07:59:00+07:00).
+        #[arg(long, value_name = "RFC3339")]
+        clock: Option<String>,
+        /// How many times faster than real time the virtual clock runs.
+        #[arg(long, default_value_t = 1.0, value_name = "N", requires = "clock")]
+        clock_speed: f64,
+    },
+    /// Every fire time on the dates FROM to TO (inclusive), in the campaign time zone.
+    Plan {
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        from: NaiveDate,
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        to: NaiveDate,
+        #[arg(long, value_enum, default_value_t = PlanFormat::Table)]
+        format: PlanFormat,
+    },
+    /// Validate config, schedules and templates; exit 1 with `file:line: message` lines.
+    Check,
+    /// Create or upgrade the database tables.
+    Migrate,
+    /// Reports from the database.
+    Report {
+        #[command(subcommand)]
+        report: ReportCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Persons reached per area against the target band, rolled up the area tree.
+    Reach {
+        /// First local date (default: 1 January of the latest year with reach recorded).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        from: Option<NaiveDate>,
+        /// Last local date, inclusive (default: 31 December of that year).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        to: Option<NaiveDate>,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PlanFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+/// Why a command failed, and so its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    Problems(#[from] Problems),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl CliError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Input(_) | CliError::Problems(_) => 1,
+            CliError::Other(_) => 2,
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(matches!(
+        cli.command,
+        Command::Run { .. } | Command::Migrate
+    ));
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("loa: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(execute(cli, Env::from_process())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Problems(problems)) => {
+            eprintln!("{problems}");
+            eprintln!("loa: {} problem(s); nothing was started", problems.0.len());
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("loa: {e:#}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn init_tracing(verbose: bool) {
+    let default = if verbose { "info,sqlx=warn" } else { "warn" };
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("LOA_LOG").unwrap_or_else(|_| default.into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
+    match cli.command {
+        Command::Check => {
+            match Setup::load(&cli.config, &env) {
+                Ok(setup) => {
+                    println!(
+                        "ok: {} — {} schedules, {} templates, {} areas",
+                        cli.config.display(),
+                        setup.calendar.schedules().len(),
+                        setup.templates.names().count(),
+                        setup.config.areas.len()
+                    );
+                    Ok(())
+                }
+                Err(problems) => {
+                    // The problems are the command's output.
+                    println!("{problems}");
+                    Err(CliError::Input(format!(
+                        "{} problem(s) found",
+                        problems.0.len()
+                    )))
+                }
+            }
+        }
+        Command::Plan { from, to, format } => {
+            if from > to {
+                return Err(CliError::Input(format!("--from {from} is after --to {to}")));
+            }
+            let setup = Setup::load(&cli.config, &env)?;
+            let tz = setup.config.campaign.time_zone;
+            let plan = setup.calendar.plan(from, to, tz);
+            match format {
+                PlanFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&plan).map_err(anyhow::Error::from)?
+                ),
+                PlanFormat::Table => {
+                    for fire in &plan {
+                        let channels: Vec<&str> =
+                            fire.channels.iter().map(|c| c.as_str()).collect();
+                        println!(
+                            "{}  {:<28} {:<28} {}",
+                            fire.at,
+                            fire.schedule,
+                            fire.template,
+                            channels.join(",")
+                        );
+                    }
+                    println!("{} fire times from {from} to {to} ({tz})", plan.len());
+                }
+            }
+            Ok(())
+        }
+        Command::Migrate => {
+            let setup = Setup::load(&cli.config, &env)?;
+            setup.open_database().await?;
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::Run { clock, clock_speed } => {
+            let setup = Setup::load(&cli.config, &env)?;
+            let clock: SharedClock = match clock {
+                None => Arc::new(SystemClock),
+                Some(at) => {
+                    let start = DateTime::parse_from_rfc3339(&at).map_err(|e| {
+                        CliError::Input(format!(
+                            "--clock {at:?}: {e} (expected e.g. 2023-03-08T07:59:00+07:00)"
+                        ))
+                    })?;
+                    if !(clock_speed.is_finite() && clock_speed > 0.0) {
+                        return Err(CliError::Input(
+                            "--clock-speed must be a positive number".into(),
+                        ));
+                    }
+                    Arc::new(VirtualClock::running(start.to_utc(), clock_speed))
+                }
+            };
+            app::run(setup, clock, app::shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Report {
+            report: ReportCommand::Reach { from, to, format },
+        } => {
+            let setup = Setup::load(&cli.config, &env)?;
+            let db = setup.open_database().await?;
+            let tz = setup.config.campaign.time_zone;
+            let year = match (from, to) {
+                (Some(f), _) => f.year(),
+                (None, Some(t)) => t.year(),
+                (None, None) => latest_reach_year(&db)
+                    .await?
+                    .unwrap_or_else(|| Utc::now().with_timezone(&tz).year()),
+            };
+            let from = from.unwrap_or_else(|| NaiveDate::from_ymd_opt(year, 1, 1).expect("valid"));
+            let to =
+                to.unwrap_or_else(|| NaiveDate::from_ymd_opt(from.year(), 12, 31).expect("valid"));
+            if from > to {
+                return Err(CliError::Input(format!("--from {from} is after --to {to}")));
+            }
+            let report = reach::report(
+                &db,
+                &setup.config.areas,
+                setup.config.campaign.target,
+                from,
+                to,
+            )
+            .await
+            .map_err(anyhow::Error::from)?;
+            match format {
+                ReportFormat::Table => print!("{}", report.to_table()),
+                ReportFormat::Csv => print!("{}", report.to_csv().map_err(anyhow::Error::from)?),
+                ReportFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
+                ),
+            }
+            db.close().await;
+            Ok(())
+        }
+    }
+}
+
+async fn latest_reach_year(db: &Db) -> anyhow::Result<Option<i32>> {
+    let row = sqlx::query("SELECT MAX(period) FROM reach WHERE period LIKE 'Y%'")
+        .fetch_one(&db.pool)
+        .await?;
+    let period: Option<String> = row.try_get(0)?;
+    Ok(period.and_then(|p| p.trim_start_matches('Y').parse().ok()))
+}

@@ -1,0 +1,763 @@
+//! `loa.toml` and the environment overrides of DESIGN.md, validated into a [`Config`].
+//!
+//! Validation collects every problem with the key it concerns and the line it sits on, so
+//! nothing starts half-configured and the operator sees all mistakes at once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use chrono_tz::Tz;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::diagnostics::{Problem, Problems, from_toml_error, line_of_offset};
+
+pub const DEFAULT_TIME_ZONE: &str = "Asia/Ho_Chi_Minh";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/loa.db";
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_TELEGRAM_API_URL: &str = "https://api.telegram.org";
+
+/// The routes a message can take to a person. The transport behind each (a bot, a gateway or
+/// the `log` channel) is the dispatcher's business; templates have one variant per kind.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    Telegram,
+    Sms,
+}
+
+impl ChannelKind {
+    pub const ALL: [ChannelKind; 2] = [ChannelKind::Telegram, ChannelKind::Sms];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Telegram => "telegram",
+            ChannelKind::Sms => "sms",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ChannelKind> {
+        ChannelKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for ChannelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The validated configuration every other part is built from.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from; schedule and message folders are relative to its folder.
+    pub path: PathBuf,
+    pub campaign: Campaign,
+    pub schedules_dir: PathBuf,
+    pub messages_dir: PathBuf,
+    pub database_url: String,
+    pub http_addr: SocketAddr,
+    pub public_url: Option<String>,
+    /// `None` when no bot token is configured: Telegram deliveries then go to the `log` channel.
+    pub telegram: Option<TelegramConfig>,
+    pub dispatch: DispatchConfig,
+    pub areas: AreaTree,
+}
+
+#[derive(Debug, Clone)]
+pub struct Campaign {
+    pub name: String,
+    /// Who speaks in the messages, e.g. "UBND huyện Hiệp Hòa".
+    pub sender: String,
+    pub time_zone: Tz,
+    pub target: TargetBand,
+}
+
+/// The share of the population the plan aims to reach (40–60 % in the 2023 plan).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TargetBand {
+    pub low: f64,
+    pub high: f64,
+}
+
+#[derive(Clone)]
+pub struct TelegramConfig {
+    pub token: String,
+    pub api_url: String,
+}
+
+impl std::fmt::Debug for TelegramConfig {
+    // The token is a credential: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelegramConfig")
+            .field("token", &"<redacted>")
+            .field("api_url", &self.api_url)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DispatchConfig {
+    /// Deliveries claimed per worker step.
+    pub batch_size: u32,
+    /// Sends in flight at once within a step.
+    pub concurrency: usize,
+    /// How long a claim holds a delivery; after a crash it is claimed again once this passes.
+    pub lease_seconds: u32,
+    /// Retryable failures (5xx, timeouts, bad answers) before a delivery is `dead`.
+    pub max_attempts: u32,
+    /// First retry delay; doubles with each failure.
+    pub retry_base_seconds: u32,
+    /// Pause of an idle worker, in real milliseconds.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            batch_size: 100,
+            concurrency: 16,
+            lease_seconds: 120,
+            max_attempts: 5,
+            retry_base_seconds: 30,
+            poll_interval_ms: 500,
+        }
+    }
+}
+
+/// One administrative unit: a province, a district, a commune or a town.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Area {
+    pub code: String,
+    pub name: String,
+    pub parent: Option<String>,
+    /// As configured; a unit without one takes the sum of its children.
+    pub population: Option<u64>,
+}
+
+/// The areas of `loa.toml` as a tree, in file order.
+#[derive(Debug, Clone, Default)]
+pub struct AreaTree {
+    areas: Vec<Area>,
+    index: HashMap<String, usize>,
+}
+
+impl AreaTree {
+    /// Builds the tree; the caller has checked codes are unique, parents exist and there is no
+    /// cycle (see [`Config::load`]).
+    fn new(areas: Vec<Area>) -> Self {
+        let index = areas
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.code.clone(), i))
+            .collect();
+        AreaTree { areas, index }
+    }
+
+    pub fn get(&self, code: &str) -> Option<&Area> {
+        self.index.get(code).map(|&i| &self.areas[i])
+    }
+
+    pub fn contains(&self, code: &str) -> bool {
+        self.index.contains_key(code)
+    }
+
+    pub fn len(&self) -> usize {
+        self.areas.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.areas.is_empty()
+    }
+
+    /// Every area, in file order.
+    pub fn iter(&self) -> impl Iterator<Item = &Area> {
+        self.areas.iter()
+    }
+
+    pub fn roots(&self) -> impl Iterator<Item = &Area> {
+        self.areas.iter().filter(|a| a.parent.is_none())
+    }
+
+    pub fn children<'a>(&'a self, code: &'a str) -> impl Iterator<Item = &'a Area> + 'a {
+        self.areas
+            .iter()
+            .filter(move |a| a.parent.as_deref() == Some(code))
+    }
+
+    pub fn is_leaf(&self, code: &str) -> bool {
+        self.children(code).next().is_none()
+    }
+
+    /// The area and everything under it.
+    pub fn subtree(&self, code: &str) -> Vec<&Area> {
+        let mut out = Vec::new();
+        if let Some(area) = self.get(code) {
+            out.push(area);
+            let mut i = 0;
+            while i < out.len() {
+                let parent = out[i].code.clone();
+                out.extend(
+                    self.areas
+                        .iter()
+                        .filter(|a| a.parent.as_deref() == Some(&parent)),
+                );
+                i += 1;
+            }
+        }
+        out
+    }
+
+    /// Depth-first order from the roots: a parent, then its children.
+    pub fn tree_order(&self) -> Vec<(usize, &Area)> {
+        fn walk<'a>(
+            tree: &'a AreaTree,
+            area: &'a Area,
+            depth: usize,
+            out: &mut Vec<(usize, &'a Area)>,
+        ) {
+            out.push((depth, area));
+            for child in tree.children(&area.code) {
+                walk(tree, child, depth + 1, out);
+            }
+        }
+        let mut out = Vec::new();
+        for root in self.roots() {
+            walk(self, root, 0, &mut out);
+        }
+        out
+    }
+
+    /// Configured population, else the sum of the children's.
+    pub fn population(&self, code: &str) -> u64 {
+        match self.get(code) {
+            Some(Area {
+                population: Some(p),
+                ..
+            }) => *p,
+            Some(area) => self
+                .children(&area.code)
+                .map(|c| self.population(&c.code))
+                .sum(),
+            None => 0,
+        }
+    }
+}
+
+/// Environment variables as read at start-up; tests pass their own instead of touching the
+/// process environment.
+#[derive(Debug, Clone, Default)]
+pub struct Env(pub HashMap<String, String>);
+
+impl Env {
+    pub fn from_process() -> Self {
+        Env(std::env::vars().collect())
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.0.insert(key.to_string(), value.into());
+        self
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+}
+
+// ---- the file as written ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    campaign: RawCampaign,
+    #[serde(default)]
+    paths: RawPaths,
+    #[serde(default)]
+    database: RawDatabase,
+    #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
+    telegram: RawTelegram,
+    #[serde(default)]
+    dispatch: RawDispatch,
+    #[serde(default)]
+    areas: Vec<RawArea>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCampaign {
+    name: String,
+    sender: String,
+    time_zone: Option<Spanned<String>>,
+    target_band: Option<Spanned<Vec<f64>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPaths {
+    schedules: Option<String>,
+    messages: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    addr: Option<Spanned<String>>,
+    public_url: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTelegram {
+    token: Option<String>,
+    api_url: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDispatch {
+    batch_size: Option<Spanned<u32>>,
+    concurrency: Option<Spanned<usize>>,
+    lease_seconds: Option<Spanned<u32>>,
+    max_attempts: Option<Spanned<u32>>,
+    retry_base_seconds: Option<u32>,
+    poll_interval_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArea {
+    code: Spanned<String>,
+    name: String,
+    parent: Option<Spanned<String>>,
+    population: Option<u64>,
+}
+
+impl Config {
+    /// Reads `path`, applies the environment, validates everything.
+    pub fn load(path: &Path, env: &Env) -> Result<Config, Problems> {
+        let source = std::fs::read_to_string(path).map_err(|e| {
+            Problems(vec![Problem::new(
+                path,
+                None,
+                format!("cannot read config: {e}"),
+            )])
+        })?;
+        Config::parse(path, &source, env)
+    }
+
+    pub fn parse(path: &Path, source: &str, env: &Env) -> Result<Config, Problems> {
+        let raw: RawConfig = toml::from_str(source)
+            .map_err(|e| Problems(vec![from_toml_error(path, source, &e)]))?;
+        let mut problems = Problems::default();
+        let at = |offset: usize| Some(line_of_offset(source, offset));
+
+        let time_zone = match &raw.campaign.time_zone {
+            None => DEFAULT_TIME_ZONE.parse().expect("default time zone is valid"),
+            Some(tz) => tz.get_ref().parse::<Tz>().unwrap_or_else(|_| {
+                problems.push(Problem::new(
+                    path,
+                    at(tz.span().start),
+                    format!("campaign.time_zone: unknown time zone {:?} (use an IANA name such as {DEFAULT_TIME_ZONE})", tz.get_ref()),
+                ));
+                chrono_tz::UTC
+            }),
+        };
+
+        let target = match &raw.campaign.target_band {
+            None => TargetBand {
+                low: 0.40,
+                high: 0.60,
+            },
+            Some(band) => match band.get_ref().as_slice() {
+                [low, high]
+                    if (0.0..=1.0).contains(low) && (0.0..=1.0).contains(high) && low <= high =>
+                {
+                    TargetBand {
+                        low: *low,
+                        high: *high,
+                    }
+                }
+                _ => {
+                    problems.push(Problem::new(
+                        path,
+                        at(band.span().start),
+                        "campaign.target_band: expected two fractions [low, high] with 0 ≤ low ≤ high ≤ 1, e.g. [0.40, 0.60]",
+                    ));
+                    TargetBand {
+                        low: 0.40,
+                        high: 0.60,
+                    }
+                }
+            },
+        };
+        if raw.campaign.name.trim().is_empty() {
+            problems.push(Problem::new(path, None, "campaign.name: must not be empty"));
+        }
+
+        let base = path.parent().unwrap_or(Path::new("."));
+        let schedules_dir = base.join(raw.paths.schedules.as_deref().unwrap_or("schedules"));
+        let messages_dir = base.join(raw.paths.messages.as_deref().unwrap_or("messages"));
+
+        let database_url = env
+            .get("LOA_DATABASE_URL")
+            .or_else(|| env.get("DATABASE_URL"))
+            .map(str::to_string)
+            .or(raw.database.url)
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            problems.push(Problem::new(
+                path,
+                None,
+                "database.url (or LOA_DATABASE_URL): expected sqlite:… or postgres://…",
+            ));
+        }
+
+        let http_addr = match env.get("LOA_HTTP_ADDR") {
+            Some(addr) => addr.parse().unwrap_or_else(|_| {
+                problems.push(Problem::new(
+                    path,
+                    None,
+                    format!("LOA_HTTP_ADDR: {addr:?} is not an address like {DEFAULT_HTTP_ADDR}"),
+                ));
+                DEFAULT_HTTP_ADDR.parse().expect("valid default")
+            }),
+            None => match &raw.http.addr {
+                Some(addr) => addr.get_ref().parse().unwrap_or_else(|_| {
+                    problems.push(Problem::new(
+                        path,
+                        at(addr.span().start),
+                        format!(
+                            "http.addr: {:?} is not an address like {DEFAULT_HTTP_ADDR}",
+                            addr.get_ref()
+                        ),
+                    ));
+                    DEFAULT_HTTP_ADDR.parse().expect("valid default")
+                }),
+                None => DEFAULT_HTTP_ADDR.parse().expect("valid default"),
+            },
+        };
+        let public_url = env
+            .get("LOA_PUBLIC_URL")
+            .map(str::to_string)
+            .or(raw.http.public_url);
+
+        let token = env
+            .get("TELEGRAM_BOT_TOKEN")
+            .map(str::to_string)
+            .or(raw.telegram.token.filter(|t| !t.trim().is_empty()));
+        let api_url = match env.get("TELEGRAM_API_URL") {
+            Some(url) => url.to_string(),
+            None => raw
+                .telegram
+                .api_url
+                .as_ref()
+                .map(|u| u.get_ref().clone())
+                .unwrap_or_else(|| DEFAULT_TELEGRAM_API_URL.to_string()),
+        };
+        if !(api_url.starts_with("http://") || api_url.starts_with("https://")) {
+            let line = raw
+                .telegram
+                .api_url
+                .as_ref()
+                .map(|u| line_of_offset(source, u.span().start));
+            problems.push(Problem::new(
+                path,
+                line,
+                format!(
+                    "telegram.api_url (or TELEGRAM_API_URL): {api_url:?} is not an http(s) URL"
+                ),
+            ));
+        }
+        let telegram = token.map(|token| TelegramConfig { token, api_url });
+
+        let defaults = DispatchConfig::default();
+        let mut positive = |value: &Option<Spanned<u32>>, key: &str, default: u32| match value {
+            Some(v) if *v.get_ref() == 0 => {
+                problems.push(Problem::new(
+                    path,
+                    at(v.span().start),
+                    format!("dispatch.{key}: must be at least 1"),
+                ));
+                default
+            }
+            Some(v) => *v.get_ref(),
+            None => default,
+        };
+        let batch_size = positive(&raw.dispatch.batch_size, "batch_size", defaults.batch_size);
+        let lease_seconds = positive(
+            &raw.dispatch.lease_seconds,
+            "lease_seconds",
+            defaults.lease_seconds,
+        );
+        let max_attempts = positive(
+            &raw.dispatch.max_attempts,
+            "max_attempts",
+            defaults.max_attempts,
+        );
+        let concurrency = match &raw.dispatch.concurrency {
+            Some(v) if *v.get_ref() == 0 => {
+                problems.push(Problem::new(
+                    path,
+                    at(v.span().start),
+                    "dispatch.concurrency: must be at least 1",
+                ));
+                defaults.concurrency
+            }
+            Some(v) => *v.get_ref(),
+            None => defaults.concurrency,
+        };
+        let dispatch = DispatchConfig {
+            batch_size,
+            concurrency,
+            lease_seconds,
+            max_attempts,
+            retry_base_seconds: raw
+                .dispatch
+                .retry_base_seconds
+                .unwrap_or(defaults.retry_base_seconds),
+            poll_interval_ms: raw
+                .dispatch
+                .poll_interval_ms
+                .unwrap_or(defaults.poll_interval_ms),
+        };
+
+        let areas = validate_areas(path, source, &raw.areas, &mut problems);
+
+        problems.into_result(Config {
+            path: path.to_path_buf(),
+            campaign: Campaign {
+                name: raw.campaign.name,
+                sender: raw.campaign.sender,
+                time_zone,
+                target,
+            },
+            schedules_dir,
+            messages_dir,
+            database_url,
+            http_addr,
+            public_url,
+            telegram,
+            dispatch,
+            areas,
+        })
+    }
+}
+
+fn validate_areas(path: &Path, source: &str, raw: &[RawArea], problems: &mut Problems) -> AreaTree {
+    let at = |offset: usize| Some(line_of_offset(source, offset));
+    if raw.is_empty() {
+        problems.push(Problem::new(
+            path,
+            None,
+            "areas: at least one [[areas]] entry is needed",
+        ));
+    }
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for area in raw {
+        let code = area.code.get_ref().as_str();
+        let line = at(area.code.span().start);
+        if code.is_empty()
+            || !code
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            problems.push(Problem::new(
+                path,
+                line,
+                format!("areas.code: {code:?} must be lowercase ASCII letters, digits and '-'"),
+            ));
+        }
+        if let Some(first) = seen.insert(code, line.unwrap_or(0)) {
+            problems.push(Problem::new(
+                path,
+                line,
+                format!("areas.code: {code:?} is used twice (first on line {first})"),
+            ));
+        }
+        if area.name.trim().is_empty() {
+            problems.push(Problem::new(
+                path,
+                line,
+                format!("areas.name: area {code:?} has no name"),
+            ));
+        }
+    }
+    for area in raw {
+        if let Some(parent) = &area.parent
+            && !seen.contains_key(parent.get_ref().as_str())
+        {
+            problems.push(Problem::new(
+                path,
+                at(parent.span().start),
+                format!("areas.parent: unknown area code {:?}", parent.get_ref()),
+            ));
+        }
+    }
+    let areas: Vec<Area> = raw
+        .iter()
+        .map(|a| Area {
+            code: a.code.get_ref().clone(),
+            name: a.name.trim().to_string(),
+            parent: a.parent.as_ref().map(|p| p.get_ref().clone()),
+            population: a.population,
+        })
+        .collect();
+    let tree = AreaTree::new(areas);
+    // A parent chain longer than the number of areas can only be a cycle.
+    for (area, raw_area) in tree.iter().zip(raw) {
+        let mut steps = 0;
+        let mut cursor = area.parent.as_deref();
+        while let Some(code) = cursor {
+            steps += 1;
+            if steps > tree.len() {
+                problems.push(Problem::new(
+                    path,
+                    at(raw_area.code.span().start),
+                    format!("areas.parent: area {:?} is its own ancestor", area.code),
+                ));
+                break;
+            }
+            cursor = tree.get(code).and_then(|a| a.parent.as_deref());
+        }
+        if area.population.is_none() && tree.is_leaf(&area.code) {
+            problems.push(Problem::new(
+                path,
+                at(raw_area.code.span().start),
+                format!("areas.population: area {:?} has no population (needed for its reach percentage)", area.code),
+            ));
+        }
+    }
+    tree
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[campaign]
+name = "Thử nghiệm"
+sender = "UBND huyện"
+
+[[areas]]
+code = "huyen"
+name = "Huyện"
+
+[[areas]]
+code = "xa-a"
+name = "Xã A"
+parent = "huyen"
+population = 1000
+
+[[areas]]
+code = "xa-b"
+name = "Xã B"
+parent = "huyen"
+population = 500
+"#;
+
+    fn parse(src: &str, env: &Env) -> Result<Config, Problems> {
+        Config::parse(Path::new("loa.toml"), src, env)
+    }
+
+    #[test]
+    fn defaults_and_rollup() {
+        let config = parse(MINIMAL, &Env::default()).unwrap();
+        assert_eq!(config.campaign.time_zone, chrono_tz::Asia::Ho_Chi_Minh);
+        assert_eq!(
+            config.campaign.target,
+            TargetBand {
+                low: 0.40,
+                high: 0.60
+            }
+        );
+        assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+        assert!(config.telegram.is_none());
+        assert_eq!(config.areas.population("huyen"), 1500);
+        let subtree: Vec<_> = config
+            .areas
+            .subtree("huyen")
+            .iter()
+            .map(|a| a.code.clone())
+            .collect();
+        assert_eq!(subtree, ["huyen", "xa-a", "xa-b"]);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let env = Env::default()
+            .with("LOA_DATABASE_URL", "postgres://db/loa")
+            .with("TELEGRAM_BOT_TOKEN", "123:ABC")
+            .with("TELEGRAM_API_URL", "http://127.0.0.1:9999")
+            .with("LOA_HTTP_ADDR", "0.0.0.0:9000");
+        let config = parse(MINIMAL, &env).unwrap();
+        assert_eq!(config.database_url, "postgres://db/loa");
+        let telegram = config.telegram.unwrap();
+        assert_eq!(telegram.token, "123:ABC");
+        assert_eq!(telegram.api_url, "http://127.0.0.1:9999");
+        assert_eq!(config.http_addr.port(), 9000);
+    }
+
+    #[test]
+    fn invalid_values_name_their_key_and_line() {
+        let src = MINIMAL.replace(
+            "sender = \"UBND huyện\"",
+            "sender = \"UBND huyện\"\ntime_zone = \"Asia/Hanoi-Nowhere\"\ntarget_band = [0.6, 0.4]",
+        );
+        let problems = parse(&src, &Env::default()).unwrap_err().to_string();
+        assert!(
+            problems.contains("loa.toml:5: campaign.time_zone"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("loa.toml:6: campaign.target_band"),
+            "{problems}"
+        );
+    }
+
+    #[test]
+    fn unknown_parent_and_missing_population_are_reported() {
+        let src = MINIMAL.replace("parent = \"huyen\"\npopulation = 500", "parent = \"tinh\"");
+        let problems = parse(&src, &Env::default()).unwrap_err().to_string();
+        assert!(
+            problems.contains("areas.parent: unknown area code \"tinh\""),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("areas.population: area \"xa-b\""),
+            "{problems}"
+        );
+    }
+
+    #[test]
+    fn bad_env_value_names_the_variable() {
+        let env = Env::default().with("LOA_HTTP_ADDR", "not-an-address");
+        let problems = parse(MINIMAL, &env).unwrap_err().to_string();
+        assert!(problems.contains("LOA_HTTP_ADDR"), "{problems}");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_line() {
+        let src = MINIMAL.replace("[campaign]", "[campaign]\ntimezone = \"UTC\"");
+        let problems = parse(&src, &Env::default()).unwrap_err().to_string();
+        assert!(problems.starts_with("loa.toml:3:"), "{problems}");
+        assert!(problems.contains("timezone"), "{problems}");
+    }
+}

@@ -1,0 +1,238 @@
+//! A fake Telegram Bot API: the real paths (`/bot<TOKEN>/<method>`, method names matched
+//! case-insensitively as Telegram does), the real JSON envelopes, and switches to make a
+//! chosen chat answer 429 with `retry_after`, 403 "bot was blocked by the user", or a body
+//! that is not JSON (as a proxy's error page would be).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+/// A message the fake accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentMessage {
+    pub chat_id: i64,
+    pub text: String,
+    pub parse_mode: Option<String>,
+    pub message_id: i64,
+}
+
+/// How the fake will answer the next sends to one chat.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Scripted {
+    TooManyRequests { retry_after: u32 },
+    NotJson,
+}
+
+#[derive(Debug, Default)]
+struct FakeState {
+    sent: Vec<SentMessage>,
+    blocked: HashSet<i64>,
+    scripted: HashMap<i64, VecDeque<Scripted>>,
+    requests: usize,
+    next_message_id: i64,
+}
+
+pub struct FakeTelegram {
+    addr: SocketAddr,
+    token: String,
+    state: Arc<Mutex<FakeState>>,
+    server: JoinHandle<()>,
+}
+
+#[derive(Clone)]
+struct AppState {
+    token: String,
+    state: Arc<Mutex<FakeState>>,
+}
+
+impl FakeTelegram {
+    /// Serves on a random loopback port, accepting only `token`.
+    pub async fn start(token: &str) -> std::io::Result<FakeTelegram> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Mutex::new(FakeState::default()));
+        let app = Router::new()
+            .route("/{bot}/{method}", post(handle))
+            .with_state(AppState {
+                token: token.to_string(),
+                state: Arc::clone(&state),
+            });
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(FakeTelegram {
+            addr,
+            token: token.to_string(),
+            state,
+            server,
+        })
+    }
+
+    /// The base URL to give Loa as `TELEGRAM_API_URL`.
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Every message accepted so far, in order.
+    pub fn sent(&self) -> Vec<SentMessage> {
+        self.lock().sent.clone()
+    }
+
+    pub fn sent_to(&self, chat_id: i64) -> Vec<SentMessage> {
+        self.lock()
+            .sent
+            .iter()
+            .filter(|m| m.chat_id == chat_id)
+            .cloned()
+            .collect()
+    }
+
+    /// Requests of any kind, answered or refused.
+    pub fn requests(&self) -> usize {
+        self.lock().requests
+    }
+
+    /// From now on, sends to `chat_id` get 403 "Forbidden: bot was blocked by the user".
+    pub fn block(&self, chat_id: i64) {
+        self.lock().blocked.insert(chat_id);
+    }
+
+    /// The next send to `chat_id` gets 429 with `parameters.retry_after`.
+    pub fn rate_limit_next(&self, chat_id: i64, retry_after: u32) {
+        self.lock()
+            .scripted
+            .entry(chat_id)
+            .or_default()
+            .push_back(Scripted::TooManyRequests { retry_after });
+    }
+
+    /// The next send to `chat_id` gets an HTML error page instead of JSON.
+    pub fn answer_not_json_next(&self, chat_id: i64) {
+        self.lock()
+            .scripted
+            .entry(chat_id)
+            .or_default()
+            .push_back(Scripted::NotJson);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
+        self.state.lock().expect("fake telegram state")
+    }
+}
+
+impl Drop for FakeTelegram {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn error(status: StatusCode, description: &str, parameters: Option<Value>) -> Response {
+    let mut body = json!({"ok": false, "error_code": status.as_u16(), "description": description});
+    if let Some(p) = parameters {
+        body["parameters"] = p;
+    }
+    (status, axum::Json(body)).into_response()
+}
+
+async fn handle(
+    State(app): State<AppState>,
+    Path((bot, method)): Path<(String, String)>,
+    body: String,
+) -> Response {
+    let mut state = app.state.lock().expect("fake telegram state");
+    state.requests += 1;
+    if bot.strip_prefix("bot") != Some(app.token.as_str()) {
+        return error(StatusCode::UNAUTHORIZED, "Unauthorized", None);
+    }
+    let params: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    match method.to_ascii_lowercase().as_str() {
+        "getme" => axum::Json(json!({"ok": true, "result": bot_user()})).into_response(),
+        "sendmessage" => send_message(&mut state, &params),
+        _ => error(StatusCode::NOT_FOUND, "Not Found: method not found", None),
+    }
+}
+
+fn bot_user() -> Value {
+    json!({"id": 100000001, "is_bot": true, "first_name": "Loa", "username": "loa_test_bot"})
+}
+
+fn send_message(state: &mut FakeState, params: &Value) -> Response {
+    let chat_id = match &params["chat_id"] {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    };
+    let Some(chat_id) = chat_id else {
+        return error(StatusCode::BAD_REQUEST, "Bad Request: chat not found", None);
+    };
+    if let Some(next) = state
+        .scripted
+        .get_mut(&chat_id)
+        .and_then(VecDeque::pop_front)
+    {
+        return match next {
+            Scripted::TooManyRequests { retry_after } => error(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("Too Many Requests: retry after {retry_after}"),
+                Some(json!({"retry_after": retry_after})),
+            ),
+            Scripted::NotJson => {
+                (StatusCode::OK, "<html><body>upstream error</body></html>").into_response()
+            }
+        };
+    }
+    if state.blocked.contains(&chat_id) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "Forbidden: bot was blocked by the user",
+            None,
+        );
+    }
+    let text = params["text"].as_str().unwrap_or_default().to_string();
+    if text.trim().is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: message text is empty",
+            None,
+        );
+    }
+    if text.chars().count() > 4096 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: message is too long",
+            None,
+        );
+    }
+    state.next_message_id += 1;
+    let message_id = state.next_message_id;
+    state.sent.push(SentMessage {
+        chat_id,
+        text: text.clone(),
+        parse_mode: params["parse_mode"].as_str().map(str::to_string),
+        message_id,
+    });
+    let date = chrono::Utc::now().timestamp();
+    axum::Json(json!({
+        "ok": true,
+        "result": {
+            "message_id": message_id,
+            "from": bot_user(),
+            "chat": {"id": chat_id, "type": "private", "first_name": "Cư dân"},
+            "date": date,
+            "text": text,
+        }
+    }))
+    .into_response()
+}

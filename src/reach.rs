@@ -1,0 +1,369 @@
+//! Who has been reached, counted once per period however many messages and channels reached
+//! them.
+//!
+//! Owns the table `reach`: one row per (period, person), written when a delivery succeeds, for
+//! three period sizes — the local day, month and year. A report over any date range is then a
+//! `COUNT(DISTINCT)` over the fewest period rows that tile the range exactly (whole years, then
+//! whole months, then days), never a scan of every delivery.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::config::{AreaTree, ChannelKind, TargetBand};
+use crate::store::{Db, to_epoch};
+
+/// Records that a person was reached at `at`; a second call for the same period is a no-op.
+pub async fn record<'c, E>(
+    executor: E,
+    person_id: i64,
+    area_code: &str,
+    channel: ChannelKind,
+    at: DateTime<Utc>,
+    tz: Tz,
+) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let [day, month, year] = periods_of(at.with_timezone(&tz).date_naive());
+    sqlx::query(
+        "INSERT INTO reach (period, person_id, area_code, channel, first_at)
+         VALUES ($1, $4, $5, $6, $7), ($2, $4, $5, $6, $7), ($3, $4, $5, $6, $7)
+         ON CONFLICT (period, person_id) DO NOTHING",
+    )
+    .bind(day)
+    .bind(month)
+    .bind(year)
+    .bind(person_id)
+    .bind(area_code)
+    .bind(channel.as_str())
+    .bind(to_epoch(at))
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// The day, month and year periods a local date belongs to.
+pub fn periods_of(date: NaiveDate) -> [String; 3] {
+    [
+        format!("D{}", date.format("%Y-%m-%d")),
+        format!("M{}", date.format("%Y-%m")),
+        format!("Y{}", date.year()),
+    ]
+}
+
+/// The fewest periods that together are exactly the local dates `from..=to`.
+pub fn periods_covering(from: NaiveDate, to: NaiveDate) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut day = from;
+    while day <= to {
+        let year_end = NaiveDate::from_ymd_opt(day.year(), 12, 31).expect("valid");
+        let month_end = last_day_of_month(day);
+        if day.ordinal() == 1 && year_end <= to {
+            out.push(format!("Y{}", day.year()));
+            day = year_end + Duration::days(1);
+        } else if day.day() == 1 && month_end <= to {
+            out.push(format!("M{}", day.format("%Y-%m")));
+            day = month_end + Duration::days(1);
+        } else {
+            out.push(format!("D{}", day.format("%Y-%m-%d")));
+            day += Duration::days(1);
+        }
+    }
+    out
+}
+
+fn last_day_of_month(date: NaiveDate) -> NaiveDate {
+    let (y, m) = if date.month() == 12 {
+        (date.year() + 1, 1)
+    } else {
+        (date.year(), date.month() + 1)
+    };
+    NaiveDate::from_ymd_opt(y, m, 1).expect("valid") - Duration::days(1)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BandStatus {
+    Below,
+    Within,
+    Above,
+}
+
+impl BandStatus {
+    pub fn of(fraction: f64, band: TargetBand) -> BandStatus {
+        // Compare in whole basis points so 40.00 % is within a 0.40 band despite float noise.
+        let bp = (fraction * 10_000.0).round() as i64;
+        if bp < (band.low * 10_000.0).round() as i64 {
+            BandStatus::Below
+        } else if bp > (band.high * 10_000.0).round() as i64 {
+            BandStatus::Above
+        } else {
+            BandStatus::Within
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BandStatus::Below => "below",
+            BandStatus::Within => "within",
+            BandStatus::Above => "above",
+        }
+    }
+}
+
+/// One area's line of the report; parents include everything under them.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ReachRow {
+    pub code: String,
+    pub name: String,
+    pub parent: Option<String>,
+    /// 0 for the top level, 1 for the next, …
+    pub depth: usize,
+    pub population: u64,
+    pub reached: u64,
+    /// Reached ÷ population × 100, or `None` when the population is unknown.
+    pub percent: Option<f64>,
+    pub status: Option<BandStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ReachReport {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub target_low_percent: f64,
+    pub target_high_percent: f64,
+    /// In tree order: each area followed by its children.
+    pub areas: Vec<ReachRow>,
+    /// Every top-level area together.
+    pub total: ReachRow,
+}
+
+/// Above this many periods (a range of over a year with odd days at both ends) the report
+/// counts day rows by range instead of listing periods as parameters.
+const MAX_LISTED_PERIODS: usize = 500;
+
+/// Persons reached on the local dates `from..=to`, per area, rolled up the tree.
+pub async fn report(
+    db: &Db,
+    areas: &AreaTree,
+    band: TargetBand,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<ReachReport, sqlx::Error> {
+    let periods = periods_covering(from, to);
+    let rows = if periods.len() <= MAX_LISTED_PERIODS {
+        let placeholders: Vec<String> = (1..=periods.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT area_code, COUNT(DISTINCT person_id) FROM reach WHERE period IN ({}) GROUP BY area_code",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for p in periods {
+            query = query.bind(p);
+        }
+        query.fetch_all(&db.pool).await?
+    } else {
+        // Day periods sort as text in date order.
+        sqlx::query(
+            "SELECT area_code, COUNT(DISTINCT person_id) FROM reach
+             WHERE period >= $1 AND period <= $2 GROUP BY area_code",
+        )
+        .bind(format!("D{}", from.format("%Y-%m-%d")))
+        .bind(format!("D{}", to.format("%Y-%m-%d")))
+        .fetch_all(&db.pool)
+        .await?
+    };
+    let mut direct = HashMap::new();
+    for row in rows {
+        let code: String = row.try_get(0)?;
+        let n: i64 = row.try_get(1)?;
+        direct.insert(code, n as u64);
+    }
+    Ok(build(areas, band, from, to, &direct))
+}
+
+fn build(
+    areas: &AreaTree,
+    band: TargetBand,
+    from: NaiveDate,
+    to: NaiveDate,
+    direct: &HashMap<String, u64>,
+) -> ReachReport {
+    fn reached_under(areas: &AreaTree, code: &str, direct: &HashMap<String, u64>) -> u64 {
+        direct.get(code).copied().unwrap_or(0)
+            + areas
+                .children(code)
+                .map(|c| reached_under(areas, &c.code, direct))
+                .sum::<u64>()
+    }
+    let row = |code: String,
+               name: String,
+               parent: Option<String>,
+               depth: usize,
+               population: u64,
+               reached: u64| {
+        let fraction = (population > 0).then(|| reached as f64 / population as f64);
+        ReachRow {
+            code,
+            name,
+            parent,
+            depth,
+            population,
+            reached,
+            percent: fraction.map(|f| (f * 10_000.0).round() / 100.0),
+            status: fraction.map(|f| BandStatus::of(f, band)),
+        }
+    };
+    let rows: Vec<ReachRow> = areas
+        .tree_order()
+        .into_iter()
+        .map(|(depth, a)| {
+            row(
+                a.code.clone(),
+                a.name.clone(),
+                a.parent.clone(),
+                depth,
+                areas.population(&a.code),
+                reached_under(areas, &a.code, direct),
+            )
+        })
+        .collect();
+    let top: Vec<&ReachRow> = rows.iter().filter(|r| r.depth == 0).collect();
+    let total = if let [only] = top.as_slice() {
+        (*only).clone()
+    } else {
+        row(
+            "total".to_string(),
+            "Tổng".to_string(),
+            None,
+            0,
+            top.iter().map(|r| r.population).sum(),
+            top.iter().map(|r| r.reached).sum(),
+        )
+    };
+    ReachReport {
+        from,
+        to,
+        target_low_percent: band.low * 100.0,
+        target_high_percent: band.high * 100.0,
+        areas: rows,
+        total,
+    }
+}
+
+impl ReachReport {
+    /// A plain-text table for a terminal, indented by level.
+    pub fn to_table(&self) -> String {
+        let mut out = format!(
+            "Reach {} – {} (target {:.0}–{:.0} % of the population)\n\n",
+            self.from, self.to, self.target_low_percent, self.target_high_percent
+        );
+        let name_width = self
+            .areas
+            .iter()
+            .map(|r| r.name.chars().count() + 2 * r.depth)
+            .chain(std::iter::once(5))
+            .max()
+            .unwrap_or(10);
+        out.push_str(&format!(
+            "{:<name_width$}  {:>10}  {:>10}  {:>8}  {}\n",
+            "area", "population", "reached", "percent", "target"
+        ));
+        let line = |r: &ReachRow| {
+            let name = format!("{}{}", "  ".repeat(r.depth), r.name);
+            let pad = name_width.saturating_sub(name.chars().count());
+            format!(
+                "{name}{}  {:>10}  {:>10}  {:>8}  {}\n",
+                " ".repeat(pad),
+                r.population,
+                r.reached,
+                r.percent.map_or("-".to_string(), |p| format!("{p:.2}%")),
+                r.status.map_or("-", BandStatus::as_str),
+            )
+        };
+        for r in &self.areas {
+            out.push_str(&line(r));
+        }
+        if self.areas.iter().filter(|r| r.depth == 0).count() > 1 {
+            out.push_str(&line(&self.total));
+        }
+        out
+    }
+
+    /// CSV with a header, one line per area, then the total.
+    pub fn to_csv(&self) -> Result<String, csv::Error> {
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer.write_record([
+            "code",
+            "name",
+            "parent",
+            "population",
+            "reached",
+            "percent",
+            "status",
+        ])?;
+        let total_is_row = self.areas.iter().any(|r| r.code == self.total.code);
+        let rows = self
+            .areas
+            .iter()
+            .chain((!total_is_row).then_some(&self.total));
+        for r in rows {
+            writer.write_record([
+                r.code.as_str(),
+                r.name.as_str(),
+                r.parent.as_deref().unwrap_or(""),
+                &r.population.to_string(),
+                &r.reached.to_string(),
+                &r.percent.map_or(String::new(), |p| format!("{p:.2}")),
+                r.status.map_or("", BandStatus::as_str),
+            ])?;
+        }
+        let bytes = writer.into_inner().map_err(|e| e.into_error())?;
+        Ok(String::from_utf8(bytes).expect("csv of UTF-8 strings is UTF-8"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ranges_are_tiled_with_the_fewest_periods() {
+        assert_eq!(
+            periods_covering(d("2023-01-01"), d("2023-12-31")),
+            ["Y2023"]
+        );
+        assert_eq!(
+            periods_covering(d("2023-06-01"), d("2023-06-30")),
+            ["M2023-06"]
+        );
+        let action_month = periods_covering(d("2023-11-15"), d("2023-12-15"));
+        assert_eq!(action_month.len(), 16 + 15);
+        assert_eq!(action_month.first().unwrap(), "D2023-11-15");
+        assert_eq!(action_month.last().unwrap(), "D2023-12-15");
+        assert_eq!(
+            periods_covering(d("2023-12-31"), d("2024-02-29")),
+            ["D2023-12-31", "M2024-01", "M2024-02"]
+        );
+    }
+
+    #[test]
+    fn band_edges_are_within() {
+        let band = TargetBand {
+            low: 0.40,
+            high: 0.60,
+        };
+        assert_eq!(BandStatus::of(0.3999, band), BandStatus::Below);
+        assert_eq!(BandStatus::of(0.40, band), BandStatus::Within);
+        assert_eq!(BandStatus::of(0.60, band), BandStatus::Within);
+        assert_eq!(BandStatus::of(0.6001, band), BandStatus::Above);
+    }
+}

@@ -1,0 +1,177 @@
+//! Turns fire times into occurrences and occurrences into delivery rows.
+//!
+//! Owns the tables `occurrences` and (creating its rows) `deliveries`. Both inserts are keyed —
+//! (schedule, fire time) and (occurrence, person) — and happen in one transaction, so any
+//! number of restarts or instances can tick over the same instant: the second one finds the
+//! occurrence there and does nothing.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::audience::AudienceFilter;
+use crate::calendar::{Calendar, Schedule};
+use crate::clock::SharedClock;
+use crate::config::AreaTree;
+use crate::store::{Db, from_epoch, to_epoch};
+
+/// An occurrence this tick created, with its audience size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreatedOccurrence {
+    pub id: i64,
+    pub schedule_id: String,
+    pub fire_at: DateTime<Utc>,
+    pub recipients: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct TickReport {
+    pub created: Vec<CreatedOccurrence>,
+}
+
+pub struct Scheduler {
+    db: Db,
+    calendar: Arc<Calendar>,
+    areas: Arc<AreaTree>,
+    clock: SharedClock,
+    /// Fire times up to here have been handled by this process.
+    cursor: Option<DateTime<Utc>>,
+}
+
+impl Scheduler {
+    pub fn new(db: Db, calendar: Arc<Calendar>, areas: Arc<AreaTree>, clock: SharedClock) -> Self {
+        Scheduler {
+            db,
+            calendar,
+            areas,
+            clock,
+            cursor: None,
+        }
+    }
+
+    /// Creates the occurrences due since the last tick. The first tick after a start looks back
+    /// as far as each schedule's `expires_after`: a fire time missed while Loa was down is still
+    /// sent if it has not expired.
+    pub async fn tick(&mut self) -> anyhow::Result<TickReport> {
+        let now = self.clock.now();
+        let mut report = TickReport::default();
+        let calendar = Arc::clone(&self.calendar);
+        for schedule in calendar.schedules() {
+            let earliest = now - schedule.expires_after;
+            let after = self.cursor.map_or(earliest, |c| c.max(earliest));
+            for at in schedule.fire_times(after, now) {
+                if let Some(created) = self.create_occurrence(schedule, at.to_utc()).await? {
+                    tracing::info!(
+                        schedule = %created.schedule_id,
+                        at = %at.to_rfc3339(),
+                        recipients = created.recipients,
+                        "occurrence created"
+                    );
+                    report.created.push(created);
+                }
+            }
+        }
+        self.cursor = Some(now);
+        Ok(report)
+    }
+
+    /// Inserts the occurrence and fans it out in one transaction; `None` when it already exists.
+    pub async fn create_occurrence(
+        &self,
+        schedule: &Schedule,
+        fire_at: DateTime<Utc>,
+    ) -> anyhow::Result<Option<CreatedOccurrence>> {
+        let now = to_epoch(self.clock.now());
+        let expires_at = to_epoch(fire_at + schedule.expires_after);
+        let channels = schedule
+            .channels
+            .iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut tx = self.db.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO occurrences (schedule_id, fire_at, template, observance, channels, expires_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (schedule_id, fire_at) DO NOTHING
+             RETURNING id",
+        )
+        .bind(&schedule.id)
+        .bind(to_epoch(fire_at))
+        .bind(&schedule.template)
+        .bind(&schedule.observance)
+        .bind(&channels)
+        .bind(expires_at)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = inserted else {
+            return Ok(None);
+        };
+        let id: i64 = row.try_get(0)?;
+
+        // One set-based insert: one row per person, through the contact whose channel the
+        // schedule prefers most.
+        let filter = AudienceFilter::new(&schedule.audience, &schedule.channels, &self.areas, 5);
+        let sql = format!(
+            "INSERT INTO deliveries (occurrence_id, person_id, contact_id, channel, status, due_at, expires_at, updated_at)
+             SELECT $1, person_id, contact_id, channel, 'pending', $2, $3, $4 FROM (
+                 SELECT c.person_id AS person_id, c.id AS contact_id, c.channel AS channel,
+                        ROW_NUMBER() OVER (PARTITION BY c.person_id ORDER BY {rank}, c.id) AS pick
+                 FROM contacts c JOIN persons p ON p.id = c.person_id
+                 WHERE {condition}
+             ) ranked
+             WHERE pick = 1
+             ON CONFLICT (occurrence_id, person_id) DO NOTHING",
+            rank = filter.channel_rank,
+            condition = filter.sql,
+        );
+        let mut fan_out = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .bind(to_epoch(fire_at))
+            .bind(expires_at)
+            .bind(now);
+        for value in &filter.binds {
+            fan_out = fan_out.bind(value.clone());
+        }
+        let recipients = fan_out.execute(&mut *tx).await?.rows_affected();
+        sqlx::query("UPDATE occurrences SET recipients = $1 WHERE id = $2")
+            .bind(recipients as i64)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(CreatedOccurrence {
+            id,
+            schedule_id: schedule.id.clone(),
+            fire_at,
+            recipients,
+        }))
+    }
+}
+
+/// An occurrence as stored, for reports and tests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Occurrence {
+    pub id: i64,
+    pub schedule_id: String,
+    pub fire_at: DateTime<Utc>,
+    pub recipients: i64,
+}
+
+pub async fn occurrences(db: &Db) -> Result<Vec<Occurrence>, sqlx::Error> {
+    let rows = sqlx::query("SELECT id, schedule_id, fire_at, recipients FROM occurrences ORDER BY fire_at, schedule_id")
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Occurrence {
+                id: r.try_get(0)?,
+                schedule_id: r.try_get(1)?,
+                fire_at: from_epoch(r.try_get(2)?),
+                recipients: r.try_get(3)?,
+            })
+        })
+        .collect()
+}

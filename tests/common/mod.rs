@@ -1,0 +1,150 @@
+//! `TestApp`: Loa on a database of its own, the repository's real `loa.toml`, `schedules/`
+//! and `messages/`, a fake Telegram Bot API and a frozen virtual clock. Tests move the clock
+//! and step the scheduler and the dispatcher by hand.
+//!
+//! The database is a fresh SQLite file, or, when `LOA_TEST_POSTGRES_URL` is set, a fresh
+//! PostgreSQL database created for the test on that server.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{DateTime, Duration, Utc};
+use loa::app::{Engine, Setup};
+use loa::clock::{SharedClock, VirtualClock};
+use loa::config::{ChannelKind, Env};
+use loa::fakes::telegram::FakeTelegram;
+use loa::store::Db;
+use sqlx::Executor;
+
+pub const BOT_TOKEN: &str = "123456:TEST-token";
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn at(rfc3339: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .expect("valid RFC 3339")
+        .to_utc()
+}
+
+pub struct TestApp {
+    pub setup: Setup,
+    pub db: Db,
+    pub clock: Arc<VirtualClock>,
+    pub telegram: FakeTelegram,
+    pub engine: Engine,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    /// Loa on the repository's configuration, standing still at `start`.
+    pub async fn spawn_at(start: &str) -> TestApp {
+        TestApp::spawn_with_config(&repo_root().join("loa.toml"), start).await
+    }
+
+    pub async fn spawn_with_config(config: &Path, start: &str) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = match std::env::var("LOA_TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => fresh_postgres_database(&url).await,
+            _ => format!("sqlite://{}/loa.db", dir.path().display()),
+        };
+        let telegram = FakeTelegram::start(BOT_TOKEN).await.expect("fake Bot API");
+        let env = Env::default()
+            .with("LOA_DATABASE_URL", database_url)
+            .with("TELEGRAM_BOT_TOKEN", BOT_TOKEN)
+            .with("TELEGRAM_API_URL", telegram.api_url());
+        let setup = Setup::load(config, &env)
+            .unwrap_or_else(|p| panic!("shipped configuration is invalid:\n{p}"));
+        let db = setup.open_database().await.expect("database");
+        let clock = Arc::new(VirtualClock::frozen(at(start)));
+        let engine = Engine::new(
+            &setup,
+            db.clone(),
+            clock.clone() as SharedClock,
+            setup.transports().expect("transports"),
+        );
+        TestApp {
+            setup,
+            db,
+            clock,
+            telegram,
+            engine,
+            _dir: dir,
+        }
+    }
+
+    /// A resident of `area` subscribed on Telegram with chat `chat_id`.
+    pub async fn subscribe(&self, name: &str, area: &str, chat_id: i64) -> i64 {
+        let now = self.clock.now();
+        let person =
+            loa::audience::add_person(&self.db, &self.setup.config.areas, name, area, &[], now)
+                .await
+                .expect("add person");
+        loa::audience::add_contact(
+            &self.db,
+            person,
+            ChannelKind::Telegram,
+            &chat_id.to_string(),
+            now,
+        )
+        .await
+        .expect("add contact");
+        person
+    }
+
+    /// A new engine on the same database, as after a process restart: nothing in memory survives.
+    pub fn restart(&mut self) {
+        self.engine = Engine::new(
+            &self.setup,
+            self.db.clone(),
+            self.clock.clone() as SharedClock,
+            self.setup.transports().expect("transports"),
+        );
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+
+    pub fn set_clock(&self, to: &str) {
+        self.clock.set(at(to));
+    }
+
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        use sqlx::Row;
+        sqlx::query(sql)
+            .fetch_one(&self.db.pool)
+            .await
+            .expect(sql)
+            .try_get(0)
+            .expect("count")
+    }
+}
+
+use loa::clock::Clock;
+
+static DATABASES: AtomicUsize = AtomicUsize::new(0);
+
+/// Creates an empty database on the server of `admin_url` and returns its URL.
+async fn fresh_postgres_database(admin_url: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let name = format!(
+        "loa_test_{}_{}_{}",
+        std::process::id(),
+        DATABASES.fetch_add(1, Ordering::SeqCst),
+        Utc::now().timestamp_subsec_nanos()
+    );
+    let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(admin_url)
+        .await
+        .expect("LOA_TEST_POSTGRES_URL must reach a PostgreSQL server");
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .expect("create test database");
+    let (base, _) = admin_url.rsplit_once('/').expect("URL ends with /database");
+    format!("{base}/{name}")
+}

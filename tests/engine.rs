@@ -1,0 +1,390 @@
+//! The spine end to end: a schedule fires, the fan-out makes one delivery per subscriber, the
+//! dispatcher renders and sends through the (fake) Telegram Bot API, every outcome is recorded
+//! and reach is counted. Runs on SQLite, and on PostgreSQL when `LOA_TEST_POSTGRES_URL` is set.
+
+mod common;
+
+use chrono::Duration;
+use common::{TestApp, at};
+use loa::dispatch::{StepReport, deliveries};
+use loa::reach::{self, BandStatus};
+use loa::scheduler::occurrences;
+
+const BEFORE_8_MARCH: &str = "2023-03-08T07:59:00+07:00";
+
+/// Residents in several communes, with their Telegram chats.
+const RESIDENTS: [(&str, &str, i64); 4] = [
+    ("Nguyễn Thị Lan", "bac-ly", 1001),
+    ("Trần Văn Hùng", "mai-dinh", 1002),
+    ("Lê Thị Hoa", "tt-thang", 1003),
+    ("Phạm Thị Đào", "dong-lo", 1004),
+];
+
+async fn app_with_residents() -> TestApp {
+    let app = TestApp::spawn_at(BEFORE_8_MARCH).await;
+    for (name, area, chat) in RESIDENTS {
+        app.subscribe(name, area, chat).await;
+    }
+    app
+}
+
+#[tokio::test]
+async fn eight_march_fires_once_at_0800_and_each_subscriber_gets_their_message() {
+    let mut app = app_with_residents().await;
+
+    let early = app.engine.scheduler.tick().await.unwrap();
+    assert!(early.created.is_empty(), "nothing is due at 07:59");
+
+    app.advance(Duration::minutes(1));
+    let due = app.engine.scheduler.tick().await.unwrap();
+    assert_eq!(due.created.len(), 1);
+    assert_eq!(due.created[0].schedule_id, "quoc-te-phu-nu-8-3");
+    assert_eq!(due.created[0].fire_at, at("2023-03-08T08:00:00+07:00"));
+    assert_eq!(due.created[0].recipients, RESIDENTS.len() as u64);
+
+    // Ticking again, now or later, never makes a second occurrence.
+    assert!(
+        app.engine
+            .scheduler
+            .tick()
+            .await
+            .unwrap()
+            .created
+            .is_empty()
+    );
+    app.advance(Duration::minutes(5));
+    assert!(
+        app.engine
+            .scheduler
+            .tick()
+            .await
+            .unwrap()
+            .created
+            .is_empty()
+    );
+    assert_eq!(occurrences(&app.db).await.unwrap().len(), 1);
+
+    let step = app.engine.dispatcher.step().await.unwrap();
+    assert_eq!(step.sent, RESIDENTS.len(), "{step:?}");
+
+    let sent = app.telegram.sent();
+    assert_eq!(sent.len(), RESIDENTS.len());
+    for (name, area, chat) in RESIDENTS {
+        let to_chat = app.telegram.sent_to(chat);
+        assert_eq!(to_chat.len(), 1, "chat {chat} gets exactly one message");
+        let message = &to_chat[0];
+        let commune = &app.setup.config.areas.get(area).unwrap().name;
+        assert!(
+            message.text.contains(name),
+            "name rendered: {}",
+            message.text
+        );
+        assert!(
+            message.text.contains(commune.as_str()),
+            "commune rendered: {}",
+            message.text
+        );
+        assert!(
+            message.text.contains("ngày 8 tháng 3 năm 2023"),
+            "local date rendered: {}",
+            message.text
+        );
+        assert!(
+            message.text.contains("Ngày Quốc tế Phụ nữ 8/3"),
+            "observance rendered"
+        );
+        assert_eq!(message.parse_mode.as_deref(), Some("HTML"));
+    }
+    let records = deliveries(&app.db).await.unwrap();
+    assert!(records.iter().all(|d| d.status == "sent"), "{records:?}");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM delivery_attempts WHERE outcome = 'sent'")
+            .await,
+        4
+    );
+
+    // Nothing left to do.
+    assert_eq!(
+        app.engine.dispatcher.step().await.unwrap(),
+        StepReport::default()
+    );
+}
+
+#[tokio::test]
+async fn restart_between_fan_out_and_send_produces_no_duplicate() {
+    let mut app = app_with_residents().await;
+    app.set_clock("2023-03-08T08:00:00+07:00");
+    app.engine.scheduler.tick().await.unwrap();
+
+    // A worker claims the batch, then the process dies before sending anything.
+    let claimed = app.engine.dispatcher.claim().await.unwrap();
+    assert_eq!(claimed.len(), RESIDENTS.len());
+    app.restart();
+
+    // The new process ticks over the same instant: no second occurrence, no second row.
+    assert!(
+        app.engine
+            .scheduler
+            .tick()
+            .await
+            .unwrap()
+            .created
+            .is_empty()
+    );
+    assert_eq!(deliveries(&app.db).await.unwrap().len(), RESIDENTS.len());
+
+    // The dead worker's lease still holds: nobody sends yet.
+    assert_eq!(app.engine.dispatcher.step().await.unwrap().claimed, 0);
+    assert!(app.telegram.sent().is_empty());
+
+    // Once it has passed, the rows are claimed again and each resident gets one message.
+    app.advance(Duration::seconds(
+        i64::from(app.setup.config.dispatch.lease_seconds) + 1,
+    ));
+    let step = app.engine.dispatcher.step().await.unwrap();
+    assert_eq!(step.sent, RESIDENTS.len());
+    app.restart();
+    assert_eq!(app.engine.dispatcher.step().await.unwrap().claimed, 0);
+    for (_, _, chat) in RESIDENTS {
+        assert_eq!(app.telegram.sent_to(chat).len(), 1, "chat {chat}");
+    }
+}
+
+#[tokio::test]
+async fn restart_right_after_fan_out_sends_each_message_once() {
+    let mut app = app_with_residents().await;
+    app.set_clock("2023-03-08T08:00:00+07:00");
+    app.engine.scheduler.tick().await.unwrap();
+    app.restart();
+    app.advance(Duration::seconds(30));
+    assert!(
+        app.engine
+            .scheduler
+            .tick()
+            .await
+            .unwrap()
+            .created
+            .is_empty()
+    );
+    assert_eq!(
+        app.engine.dispatcher.step().await.unwrap().sent,
+        RESIDENTS.len()
+    );
+    assert_eq!(app.telegram.sent().len(), RESIDENTS.len());
+}
+
+#[tokio::test]
+async fn blocked_chat_is_marked_inactive_and_never_retried() {
+    let mut app = app_with_residents().await;
+    let blocked_chat = RESIDENTS[1].2;
+    app.telegram.block(blocked_chat);
+    app.set_clock("2023-03-08T08:00:00+07:00");
+    app.engine.scheduler.tick().await.unwrap();
+
+    let step = app.engine.dispatcher.step().await.unwrap();
+    assert_eq!(
+        (step.sent, step.failed),
+        (RESIDENTS.len() - 1, 1),
+        "{step:?}"
+    );
+    let requests_after_first_try = app.telegram.requests();
+
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM contacts WHERE active = 0 AND address = '1002'")
+            .await,
+        1,
+        "the blocked contact is marked inactive"
+    );
+    let failed: Vec<_> = deliveries(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.status == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert!(
+        failed[0].last_error.as_deref().unwrap().contains("blocked"),
+        "{failed:?}"
+    );
+
+    // Hours later nothing is retried...
+    app.advance(Duration::hours(6));
+    assert_eq!(app.engine.dispatcher.step().await.unwrap().claimed, 0);
+    // ...and next year's occurrence leaves the contact out.
+    app.set_clock("2024-03-08T08:00:00+07:00");
+    let next_year = app.engine.scheduler.tick().await.unwrap();
+    assert_eq!(next_year.created[0].recipients, RESIDENTS.len() as u64 - 1);
+    app.engine.dispatcher.step().await.unwrap();
+    assert_eq!(
+        app.telegram.requests() - requests_after_first_try,
+        RESIDENTS.len() - 1,
+        "no request ever goes to the blocked chat again"
+    );
+    assert!(app.telegram.sent_to(blocked_chat).is_empty());
+}
+
+#[tokio::test]
+async fn rate_limited_send_waits_exactly_retry_after_then_delivers() {
+    let mut app = app_with_residents().await;
+    let chat = RESIDENTS[0].2;
+    app.telegram.rate_limit_next(chat, 7);
+    app.set_clock("2023-03-08T08:00:00+07:00");
+    app.engine.scheduler.tick().await.unwrap();
+
+    let first = app.engine.dispatcher.step().await.unwrap();
+    assert_eq!(
+        (first.sent, first.retrying),
+        (RESIDENTS.len() - 1, 1),
+        "{first:?}"
+    );
+    let waiting = deliveries(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.status == "pending")
+        .unwrap();
+    assert_eq!(
+        waiting.due_at,
+        at("2023-03-08T08:00:07+07:00"),
+        "due exactly retry_after later"
+    );
+    assert_eq!(waiting.failures, 0, "a 429 is not a failure");
+
+    app.advance(Duration::seconds(6));
+    assert_eq!(
+        app.engine.dispatcher.step().await.unwrap().claimed,
+        0,
+        "not before retry_after"
+    );
+    assert!(app.telegram.sent_to(chat).is_empty());
+
+    app.advance(Duration::seconds(1));
+    assert_eq!(app.engine.dispatcher.step().await.unwrap().sent, 1);
+    assert_eq!(app.telegram.sent_to(chat).len(), 1);
+    let done = deliveries(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.id == waiting.id)
+        .unwrap();
+    assert_eq!(
+        (done.status.as_str(), done.attempts, done.failures),
+        ("sent", 2, 0)
+    );
+}
+
+#[tokio::test]
+async fn an_answer_that_is_not_json_is_retried_not_lost() {
+    let mut app = app_with_residents().await;
+    let chat = RESIDENTS[2].2;
+    app.telegram.answer_not_json_next(chat);
+    app.set_clock("2023-03-08T08:00:00+07:00");
+    app.engine.scheduler.tick().await.unwrap();
+
+    let first = app.engine.dispatcher.step().await.unwrap();
+    assert_eq!(first.retrying, 1, "{first:?}");
+    let waiting = deliveries(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.status == "pending")
+        .unwrap();
+    assert_eq!(waiting.failures, 1);
+
+    // The first retry comes after retry_base_seconds, give or take 20 % jitter.
+    let base = i64::from(app.setup.config.dispatch.retry_base_seconds);
+    app.advance(Duration::seconds(base * 6 / 5 + 1));
+    assert_eq!(app.engine.dispatcher.step().await.unwrap().sent, 1);
+    assert_eq!(app.telegram.sent_to(chat).len(), 1);
+}
+
+#[tokio::test]
+async fn a_greeting_that_could_not_be_sent_in_time_expires() {
+    let mut app = app_with_residents().await;
+    app.set_clock("2023-03-08T08:00:00+07:00");
+    app.engine.scheduler.tick().await.unwrap();
+    // Telegram was unreachable all day: 8 March's greeting is not sent on 9 March.
+    app.set_clock("2023-03-09T08:00:00+07:00");
+    let step = app.engine.dispatcher.step().await.unwrap();
+    assert_eq!((step.expired, step.sent), (RESIDENTS.len(), 0), "{step:?}");
+    assert!(app.telegram.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_fire_time_missed_while_down_is_caught_up_within_its_expiry() {
+    // Loa was down at 08:00 and comes back at 10:00: the greeting still goes, once.
+    let mut app = app_with_residents().await;
+    app.set_clock("2023-03-08T10:00:00+07:00");
+    let created = app.engine.scheduler.tick().await.unwrap().created;
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].fire_at, at("2023-03-08T08:00:00+07:00"));
+    assert_eq!(
+        app.engine.dispatcher.step().await.unwrap().sent,
+        RESIDENTS.len()
+    );
+}
+
+#[tokio::test]
+async fn reach_counts_each_person_once_per_period_and_rolls_up() {
+    let mut app = app_with_residents().await;
+    for year in ["2023", "2024"] {
+        app.set_clock(&format!("{year}-03-08T08:00:00+07:00"));
+        app.engine.scheduler.tick().await.unwrap();
+        app.engine.dispatcher.step().await.unwrap();
+    }
+    assert_eq!(app.telegram.sent().len(), 2 * RESIDENTS.len());
+
+    let config = &app.setup.config;
+    let d = |s: &str| s.parse().unwrap();
+    let one_year = reach::report(
+        &app.db,
+        &config.areas,
+        config.campaign.target,
+        d("2023-01-01"),
+        d("2023-12-31"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(one_year.total.code, "hiep-hoa");
+    assert_eq!(one_year.total.reached, RESIDENTS.len() as u64);
+    assert_eq!(
+        one_year.total.population,
+        config.areas.population("hiep-hoa")
+    );
+    assert_eq!(one_year.total.status, Some(BandStatus::Below));
+    let bac_ly = one_year.areas.iter().find(|r| r.code == "bac-ly").unwrap();
+    assert_eq!(bac_ly.reached, 1);
+    assert_eq!(
+        one_year
+            .areas
+            .iter()
+            .find(|r| r.code == "hoa-son")
+            .unwrap()
+            .reached,
+        0
+    );
+
+    // Two messages in two years: still one person each over both years.
+    let both = reach::report(
+        &app.db,
+        &config.areas,
+        config.campaign.target,
+        d("2023-03-01"),
+        d("2024-03-31"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(both.total.reached, RESIDENTS.len() as u64);
+
+    // A range that holds no message reaches no one.
+    let june = reach::report(
+        &app.db,
+        &config.areas,
+        config.campaign.target,
+        d("2023-06-01"),
+        d("2023-06-30"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(june.total.reached, 0);
+}
