@@ -23,6 +23,10 @@ use crate::store::{Db, redact_url};
 use crate::templates::{CampaignVars, MessageContext, Templates};
 use crate::web;
 
+/// The longest observance name of the 2023 plan: templates are checked with it.
+const SAMPLE_OBSERVANCE: &str =
+    "Tháng hành động vì bình đẳng giới và phòng ngừa, ứng phó với bạo lực trên cơ sở giới";
+
 /// Everything read from disk, checked against each other: config, schedules, templates.
 #[derive(Debug, Clone)]
 pub struct Setup {
@@ -36,22 +40,29 @@ impl Setup {
     /// file is reported, each as `file:line: message`.
     pub fn load(config_path: &Path, env: &Env) -> Result<Setup, Problems> {
         let config = Config::load(config_path, env)?;
-        let mut problems = Problems::default();
-        let calendar = Calendar::load(
+        let (calendar, mut problems) = Calendar::load_partial(
             &config.schedules_dir,
             config.campaign.time_zone,
             &config.areas,
-        )
-        .map_err(|p| problems.extend(p))
-        .ok();
+        );
         let templates = Templates::load(&config.messages_dir)
             .map_err(|p| problems.extend(p))
             .ok();
-        if let (Some(calendar), Some(templates)) = (&calendar, &templates) {
-            let campaign = CampaignVars {
-                name: config.campaign.name.clone(),
-                sender: config.campaign.sender.clone(),
-            };
+        if let Some(templates) = &templates {
+            // Every template once, with the longest observance name of the plan, so a missing
+            // variable or an overlong text shows even in a template no schedule uses yet.
+            let sample = MessageContext::sample(
+                SAMPLE_OBSERVANCE,
+                CampaignVars {
+                    name: config.campaign.name.clone(),
+                    sender: config.campaign.sender.clone(),
+                },
+            );
+            for (name, kind) in templates.names() {
+                if let Some(problem) = templates.check(name, kind, &sample) {
+                    problems.push(problem);
+                }
+            }
             for schedule in calendar.schedules() {
                 for &kind in &schedule.channels {
                     if !templates.has(&schedule.template, kind) {
@@ -65,17 +76,12 @@ impl Setup {
                                 schedule.id
                             ),
                         ));
-                        continue;
-                    }
-                    let sample = MessageContext::sample(&schedule.observance, campaign.clone());
-                    if let Some(problem) = templates.check(&schedule.template, kind, &sample) {
-                        problems.push(problem);
                     }
                 }
             }
         }
-        match (calendar, templates) {
-            (Some(calendar), Some(templates)) if problems.is_empty() => Ok(Setup {
+        match templates {
+            Some(templates) if problems.is_empty() => Ok(Setup {
                 config: Arc::new(config),
                 calendar: Arc::new(calendar),
                 templates: Arc::new(templates),

@@ -199,22 +199,30 @@ impl Calendar {
 
     /// Reads every `*.toml` in `dir`, in name order, checking area codes against `areas`.
     pub fn load(dir: &Path, default_tz: Tz, areas: &AreaTree) -> Result<Calendar, Problems> {
+        let (calendar, problems) = Calendar::load_partial(dir, default_tz, areas);
+        problems.into_result(calendar)
+    }
+
+    /// Like [`Calendar::load`], but also returns the schedules that are valid when others are
+    /// not, so `loa check` can go on checking them against the templates.
+    pub fn load_partial(dir: &Path, default_tz: Tz, areas: &AreaTree) -> (Calendar, Problems) {
         let mut problems = Problems::default();
+        let mut schedules = Vec::new();
         let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
             Ok(entries) => entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|e| e == "toml"))
                 .collect(),
             Err(e) => {
-                return Err(Problems(vec![Problem::new(
+                problems.push(Problem::new(
                     dir,
                     None,
                     format!("cannot read schedules folder: {e}"),
-                )]));
+                ));
+                return (Calendar { schedules }, problems);
             }
         };
         files.sort();
-        let mut schedules = Vec::new();
         let mut first_seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
         for file in files {
             let source = match std::fs::read_to_string(&file) {
@@ -248,7 +256,7 @@ impl Calendar {
                 "no schedules: add at least one [[schedule]] in a .toml file",
             ));
         }
-        problems.into_result(Calendar { schedules })
+        (Calendar { schedules }, problems)
     }
 }
 
@@ -363,11 +371,21 @@ fn parse_file(
         let cron = match cron::Schedule::from_str(r.cron.get_ref()) {
             Ok(c) => Some(c),
             Err(e) => {
+                let fields = r.cron.get_ref().split_whitespace().count();
+                let why = if (6..=7).contains(&fields) {
+                    // The parser's message quotes the expression over several lines: keep one.
+                    e.to_string()
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                } else {
+                    format!("{fields} fields")
+                };
                 problems.push(Problem::new(
                     file,
                     Some(line(r.cron.span().start)),
                     format!(
-                        "cron: {:?} is not a valid expression ({e}); use 6 fields: sec min hour day-of-month month day-of-week, e.g. \"0 0 8 8 3 *\"",
+                        "cron: {:?} is not a valid expression ({why}); use 6 fields: sec min hour day-of-month month day-of-week, e.g. \"0 0 8 8 3 *\"",
                         r.cron.get_ref()
                     ),
                 ));

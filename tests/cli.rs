@@ -1,0 +1,378 @@
+//! The `loa` binary as an operator uses it: `plan`, `check`, `run`, `report reach`.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::repo_root;
+use loa::config::{ChannelKind, Env};
+
+fn loa(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_loa"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("TELEGRAM_BOT_TOKEN")
+        .env_remove("LOA_DATABASE_URL")
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("run loa")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A copy of the shipped configuration, schedules and messages, to break or run in.
+fn copy_of_repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(repo_root().join("loa.toml"), dir.path().join("loa.toml")).unwrap();
+    for sub in ["schedules", "messages"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+        for entry in std::fs::read_dir(repo_root().join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, dir.path().join(sub).join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    dir
+}
+
+#[test]
+fn plan_json_lists_2023_fire_times_with_the_campaign_offset() {
+    let out = loa(
+        &repo_root(),
+        &[
+            "plan",
+            "--from",
+            "2023-01-01",
+            "--to",
+            "2023-12-31",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!plan.is_empty());
+    for fire in &plan {
+        let at = fire["at"].as_str().unwrap();
+        assert!(at.starts_with("2023-") && at.ends_with("+07:00"), "{at}");
+        assert!(fire["schedule"].is_string() && fire["template"].is_string());
+        assert!(!fire["channels"].as_array().unwrap().is_empty());
+    }
+    let times: Vec<&str> = plan.iter().map(|f| f["at"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "in time order");
+    let iwd: Vec<_> = plan
+        .iter()
+        .filter(|f| f["schedule"] == "quoc-te-phu-nu-8-3")
+        .collect();
+    assert_eq!(iwd.len(), 1);
+    assert_eq!(iwd[0]["at"], "2023-03-08T08:00:00+07:00");
+    assert_eq!(iwd[0]["template"], "quoc-te-phu-nu");
+    assert_eq!(iwd[0]["channels"], serde_json::json!(["telegram", "sms"]));
+}
+
+#[test]
+fn check_accepts_the_shipped_files() {
+    let out = loa(&repo_root(), &["check"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout(&out).starts_with("ok:"));
+}
+
+#[test]
+fn check_points_at_the_broken_template_and_schedule() {
+    let dir = copy_of_repo();
+    let template = dir.path().join("messages/quoc-te-phu-nu.telegram.hbs");
+    let text = std::fs::read_to_string(&template).unwrap();
+    // Line 3 names a variable that does not exist.
+    let broken = text.replacen("{{person.name}}", "{{person.nmae}}", 1);
+    assert_ne!(broken, text);
+    std::fs::write(&template, broken).unwrap();
+    std::fs::write(
+        dir.path().join("schedules/broken.toml"),
+        "[[schedule]]\nid = \"broken\"\nobservance = \"Thử\"\ntemplate = \"quoc-te-phu-nu\"\ncron = \"0 8 * *\"\nchannels = [\"telegram\"]\naudience = { areas = [\"xa-khong-co\"] }\n",
+    )
+    .unwrap();
+
+    let out = loa(dir.path(), &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = stdout(&out);
+    assert!(
+        report.contains("messages/quoc-te-phu-nu.telegram.hbs:3: unknown variable \"person.nmae\""),
+        "{report}"
+    );
+    assert!(
+        report.contains("schedules/broken.toml:5: cron:"),
+        "{report}"
+    );
+    assert!(
+        report
+            .contains("schedules/broken.toml:7: audience.areas: unknown area code \"xa-khong-co\""),
+        "{report}"
+    );
+    for line in report.lines() {
+        let (file, rest) = line.split_once(':').unwrap();
+        let (number, _) = rest.split_once(':').unwrap();
+        assert!(Path::new(file).extension().is_some(), "file first: {line}");
+        assert!(
+            number.parse::<usize>().is_ok(),
+            "then a line number: {line}"
+        );
+    }
+}
+
+#[test]
+fn run_refuses_to_start_half_configured() {
+    let dir = copy_of_repo();
+    let config = std::fs::read_to_string(dir.path().join("loa.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("loa.toml"),
+        config.replace("Asia/Ho_Chi_Minh", "Asia/Hanoi"),
+    )
+    .unwrap();
+    let out = loa(dir.path(), &["run"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = config
+        .lines()
+        .position(|l| l.starts_with("time_zone"))
+        .unwrap()
+        + 1;
+    assert!(
+        err.contains(&format!("loa.toml:{line}: campaign.time_zone")),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("data/loa.db").exists(),
+        "nothing was started"
+    );
+}
+
+/// Kills the child on drop, so a failed assertion never leaves a server behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Lines of a child's stderr as they come.
+fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for a line containing `needle`, giving up after `limit`; returns everything read.
+fn wait_for(
+    lines: &mpsc::Receiver<String>,
+    needle: &str,
+    limit: Duration,
+    seen: &mut Vec<String>,
+) -> bool {
+    let deadline = Instant::now() + limit;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                let hit = line.contains(needle);
+                seen.push(line);
+                if hit {
+                    return true;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+#[tokio::test]
+async fn run_on_a_fresh_directory_serves_healthz_sends_through_log_and_stops_on_sigterm() {
+    let dir = copy_of_repo();
+    // A subscriber, so the 8 March occurrence has someone to reach.
+    let db_url = format!("sqlite://{}/data/loa.db", dir.path().display());
+    let setup = loa::app::Setup::load(
+        &dir.path().join("loa.toml"),
+        &Env::default().with("LOA_DATABASE_URL", &db_url),
+    )
+    .unwrap();
+    let db = setup.open_database().await.unwrap();
+    let now = chrono::Utc::now();
+    let person = loa::audience::add_person(
+        &db,
+        &setup.config.areas,
+        "Nguyễn Thị Lan",
+        "bac-ly",
+        &[],
+        now,
+    )
+    .await
+    .unwrap();
+    loa::audience::add_contact(&db, person, ChannelKind::Telegram, "987654321", now)
+        .await
+        .unwrap();
+    db.close().await;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loa"))
+        .args([
+            "run",
+            "--clock",
+            "2023-03-08T07:59:58+07:00",
+            "--clock-speed",
+            "1",
+        ])
+        .current_dir(dir.path())
+        .env_remove("TELEGRAM_BOT_TOKEN")
+        .env_remove("LOA_DATABASE_URL")
+        .env_remove("DATABASE_URL")
+        .env("LOA_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("LOA_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(&mut child);
+    let child = Running(child);
+    let mut seen = Vec::new();
+
+    assert!(
+        wait_for(&lines, "web server on", Duration::from_secs(30), &mut seen),
+        "{seen:#?}"
+    );
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(
+        dir.path().join("data/loa.db").exists(),
+        "SQLite database created in data/"
+    );
+
+    // 08:00 on the virtual clock: the message goes to the log channel, recipient masked.
+    assert!(
+        wait_for(&lines, "Nguyễn Thị Lan", Duration::from_secs(30), &mut seen),
+        "{seen:#?}"
+    );
+    let all = seen.join("\n");
+    assert!(all.contains("[telegram → 98*****21]"), "{all}");
+    assert!(
+        !all.contains("987654321"),
+        "the chat id is never printed whole"
+    );
+
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut child = child;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "loa did not stop within 15 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn report_reach_prints_every_area_in_table_csv_and_json() {
+    let dir = copy_of_repo();
+    let table = loa(
+        dir.path(),
+        &[
+            "report",
+            "reach",
+            "--from",
+            "2023-01-01",
+            "--to",
+            "2023-12-31",
+        ],
+    );
+    assert!(
+        table.status.success(),
+        "{}",
+        String::from_utf8_lossy(&table.stderr)
+    );
+    let text = stdout(&table);
+    assert!(
+        text.contains("Huyện Hiệp Hòa") && text.contains("Xã Bắc Lý"),
+        "{text}"
+    );
+    assert!(text.contains("below"), "{text}");
+
+    let csv = stdout(&loa(
+        dir.path(),
+        &[
+            "report",
+            "reach",
+            "--format",
+            "csv",
+            "--from",
+            "2023-01-01",
+            "--to",
+            "2023-12-31",
+        ],
+    ));
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("code,name,parent,population,reached,percent,status")
+    );
+    assert_eq!(lines.count(), 26, "the district and its 25 communes");
+
+    let json: serde_json::Value = serde_json::from_slice(
+        &loa(
+            dir.path(),
+            &[
+                "report",
+                "reach",
+                "--format",
+                "json",
+                "--from",
+                "2023-01-01",
+                "--to",
+                "2023-12-31",
+            ],
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(json["total"]["code"], "hiep-hoa");
+    assert_eq!(json["total"]["reached"], 0);
+    assert_eq!(json["areas"].as_array().unwrap().len(), 26);
+}
