@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use chrono::{Datelike, NaiveDate, Utc};
 use tokio::sync::watch;
 
 use crate::audience;
@@ -20,7 +21,7 @@ use crate::diagnostics::{Problem, Problems};
 use crate::dispatch::{Dispatcher, Transports};
 use crate::scheduler::Scheduler;
 use crate::store::{Db, redact_url};
-use crate::templates::{CampaignVars, MessageContext, Templates};
+use crate::templates::{MessageContext, SampleData, Templates};
 use crate::web;
 
 /// The longest observance name of the 2023 plan: templates are checked with it.
@@ -33,6 +34,8 @@ pub struct Setup {
     pub config: Arc<Config>,
     pub calendar: Arc<Calendar>,
     pub templates: Arc<Templates>,
+    /// Worth an operator's look, not a reason to refuse to start.
+    pub warnings: Vec<Problem>,
 }
 
 impl Setup {
@@ -51,13 +54,8 @@ impl Setup {
         if let Some(templates) = &templates {
             // Every template once, with the longest observance name of the plan, so a missing
             // variable or an overlong text shows even in a template no schedule uses yet.
-            let sample = MessageContext::sample(
-                SAMPLE_OBSERVANCE,
-                CampaignVars {
-                    name: config.campaign.name.clone(),
-                    sender: config.campaign.sender.clone(),
-                },
-            );
+            let sample =
+                MessageContext::sample(SAMPLE_OBSERVANCE, &SampleData::from_config(&config));
             for (name, kind) in templates.names() {
                 if let Some(problem) = templates.check(name, kind, &sample) {
                     problems.push(problem);
@@ -80,11 +78,32 @@ impl Setup {
                 }
             }
         }
+        let mut warnings = calendar.warnings.clone();
+        // Two campaign messages to one person on one day are too many, unless meant.
+        let this_year = Utc::now().with_timezone(&config.campaign.time_zone).year();
+        let (from, to) = (
+            NaiveDate::from_ymd_opt(this_year.min(2023), 1, 1).expect("valid"),
+            NaiveDate::from_ymd_opt(this_year + 2, 12, 31).expect("valid"),
+        );
+        for (day, a, b) in
+            calendar.same_day_collisions(from, to, config.campaign.time_zone, &config.areas)
+        {
+            let file = calendar
+                .get(&b)
+                .map_or(config.schedules_dir.clone(), |s| s.file.clone());
+            let line = calendar.get(&b).map(|s| s.line);
+            warnings.push(Problem::new(
+                &file,
+                line,
+                format!("warning: schedules {a:?} and {b:?} both fire on {day}; mark one same_day_ok = true if that is meant"),
+            ));
+        }
         match templates {
             Some(templates) if problems.is_empty() => Ok(Setup {
                 config: Arc::new(config),
                 calendar: Arc::new(calendar),
                 templates: Arc::new(templates),
+                warnings,
             }),
             _ => Err(problems),
         }
@@ -141,8 +160,7 @@ impl Engine {
             Arc::clone(&setup.templates),
             transports,
             clock,
-            setup.config.dispatch.clone(),
-            setup.config.campaign.clone(),
+            Arc::clone(&setup.config),
         );
         Engine {
             db,
@@ -161,6 +179,9 @@ pub async fn run(
     let config = Arc::clone(&setup.config);
     let db = setup.open_database().await?;
     let transports = setup.transports()?;
+    for warning in &setup.warnings {
+        tracing::warn!("{warning}");
+    }
     tracing::info!(
         database = %redact_url(&config.database_url),
         schedules = setup.calendar.schedules().len(),

@@ -1,14 +1,20 @@
 //! Schedule files (`schedules/*.toml`) and the answer to "when does this rule fire".
 //!
-//! A rule is a cron expression evaluated in the campaign's time zone (never UTC: "08:00 on
-//! 8 March" is 08:00 in Hà Nội), optionally limited to a window of local dates. Pure: after
-//! loading, nothing here touches a file, a database or the clock.
+//! Two kinds of entries:
+//! - `[[observance]]`: a named day or span of the plan (8 March, the action month 15/11–15/12),
+//!   repeating every year (`MM-DD`) or for one year (`YYYY-MM-DD`);
+//! - `[[schedule]]`: a message for an observance, fired either by a cron expression (optionally
+//!   inside a window of local dates) or at a time on a day counted from the observance's first or
+//!   last day ("2 days before 20/10 at 08:00").
+//!
+//! Everything is evaluated in the campaign's time zone, never UTC: "08:00 on 8 March" is 08:00
+//! in Hà Nội. Pure: after loading, nothing here touches a file, a database or the clock.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
@@ -21,27 +27,86 @@ pub const DEFAULT_EXPIRES_AFTER: &str = "12h";
 
 #[derive(Debug, Clone)]
 pub struct Calendar {
+    observances: Vec<Observance>,
     schedules: Vec<Schedule>,
+    /// Not errors, but worth an operator's look (e.g. a rule that never fires).
+    pub warnings: Vec<Problem>,
+}
+
+/// A named day or span of the plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observance {
+    pub id: String,
+    /// As residents read it: "Ngày Quốc tế Phụ nữ 8/3".
+    pub name: String,
+    /// First and last day, inclusive; the same for a single day.
+    pub span: Window,
+}
+
+impl Observance {
+    /// The first day of the observance's round that `date` belongs to: the round containing it,
+    /// else the next one (a lead-up message points at the coming day).
+    pub fn date_for(&self, date: NaiveDate) -> NaiveDate {
+        let rounds = (date.year() - 1..=date.year() + 1).filter_map(|y| self.span.round(y));
+        let mut next: Option<NaiveDate> = None;
+        for (start, end) in rounds {
+            if start <= date && date <= end {
+                return start;
+            }
+            if start > date && next.is_none_or(|n| start < n) {
+                next = Some(start);
+            }
+        }
+        next.unwrap_or(date)
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct Schedule {
     pub id: String,
-    /// What the message is for, as residents read it: "Ngày Quốc tế Phụ nữ 8/3".
+    pub observance_id: String,
+    /// The observance's name, as residents read it.
     pub observance: String,
+    observance_span: Window,
     pub template: String,
-    pub cron_text: String,
-    cron: cron::Schedule,
+    pub rule: Rule,
     pub window: Option<Window>,
     pub time_zone: Tz,
     /// In order of preference: a person with several contacts gets the first that matches.
     pub channels: Vec<ChannelKind>,
     pub audience: Audience,
     pub expires_after: Duration,
+    /// Fires in this year only (a one-year schedule or override).
+    pub only_year: Option<i32>,
+    /// Years in which a one-year override replaces this schedule.
+    pub skipped_years: Vec<i32>,
+    /// This schedule may share a day with another on purpose.
+    pub same_day_ok: bool,
     /// Where it was written, for problems found later (e.g. a missing template).
     pub file: PathBuf,
     pub line: usize,
     pub template_line: usize,
+}
+
+/// When a schedule fires.
+#[derive(Debug, Clone)]
+pub enum Rule {
+    Cron {
+        text: String,
+        schedule: Box<cron::Schedule>,
+    },
+    /// `days` after (negative: before) the observance's first or last day, at `time`.
+    Offset {
+        anchor: Anchor,
+        days: i64,
+        time: NaiveTime,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anchor {
+    Start,
+    End,
 }
 
 /// Who a schedule speaks to.
@@ -51,6 +116,23 @@ pub struct Audience {
     pub areas: Vec<String>,
     /// A person must carry every one of these tags.
     pub tags: Vec<String>,
+}
+
+impl Audience {
+    /// Whether two audiences can contain the same person (tags aside).
+    fn may_overlap(&self, other: &Audience, areas: &AreaTree) -> bool {
+        if self.areas.is_empty() || other.areas.is_empty() {
+            return true;
+        }
+        let expand = |a: &Audience| -> Vec<String> {
+            a.areas
+                .iter()
+                .flat_map(|c| areas.subtree(c).into_iter().map(|x| x.code.clone()))
+                .collect()
+        };
+        let mine = expand(self);
+        expand(other).iter().any(|c| mine.contains(c))
+    }
 }
 
 /// Local dates, inclusive at both ends.
@@ -91,9 +173,26 @@ impl DateSpec {
             DateSpec::Fixed(d) => (d.year(), d.month(), d.day()),
         }
     }
+
+    /// The date in `year` (29 February falls back to the 28th in common years).
+    fn in_year(self, year: i32) -> NaiveDate {
+        match self {
+            DateSpec::Fixed(d) => d,
+            DateSpec::Yearly { month, day } => NaiveDate::from_ymd_opt(year, month, day)
+                .or_else(|| NaiveDate::from_ymd_opt(year, month, day - 1))
+                .expect("validated month and day"),
+        }
+    }
 }
 
 impl Window {
+    fn single(date: DateSpec) -> Window {
+        Window {
+            from: date,
+            to: date,
+        }
+    }
+
     pub fn contains(&self, date: NaiveDate) -> bool {
         let y = date.year();
         let today = (y, date.month(), date.day());
@@ -108,6 +207,21 @@ impl Window {
                 }
             }
             _ => self.from.key(y) <= today && today <= self.to.key(y),
+        }
+    }
+
+    /// The round of this window that starts in `year`, as (first, last) dates.
+    fn round(&self, year: i32) -> Option<(NaiveDate, NaiveDate)> {
+        match (self.from, self.to) {
+            (DateSpec::Fixed(a), DateSpec::Fixed(b)) => (a.year() == year).then_some((a, b)),
+            _ => {
+                let start = self.from.in_year(year);
+                let mut end = self.to.in_year(year);
+                if end < start {
+                    end = self.to.in_year(year + 1);
+                }
+                Some((start, end))
+            }
         }
     }
 }
@@ -132,27 +246,79 @@ pub struct PlannedFire {
 }
 
 impl Schedule {
-    /// Fire times in `(after, until]`, in the schedule's time zone.
-    pub fn fire_times(
-        &self,
-        after: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> impl Iterator<Item = DateTime<Tz>> + '_ {
-        let start = after.with_timezone(&self.time_zone);
-        self.cron
-            .after(&start)
-            .take_while(move |at| at.to_utc() <= until)
-            .filter(move |at| self.window.is_none_or(|w| w.contains(at.date_naive())))
+    /// Fire times in `(after, until]`, in time order, in the schedule's time zone.
+    pub fn fire_times(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> Vec<DateTime<Tz>> {
+        if until <= after {
+            return Vec::new();
+        }
+        let tz = self.time_zone;
+        let year_ok = |at: &DateTime<Tz>| {
+            let y = at.year();
+            self.only_year.is_none_or(|only| only == y) && !self.skipped_years.contains(&y)
+        };
+        match &self.rule {
+            Rule::Cron { schedule, .. } => schedule
+                .after(&after.with_timezone(&tz))
+                .take_while(|at| at.to_utc() <= until)
+                .filter(|at| self.window.is_none_or(|w| w.contains(at.date_naive())))
+                .filter(year_ok)
+                .collect(),
+            Rule::Offset { anchor, days, time } => {
+                let first = after.with_timezone(&tz).year() - 1;
+                let last = until.with_timezone(&tz).year() + 1;
+                let mut out: Vec<DateTime<Tz>> = (first..=last)
+                    .filter_map(|year| self.observance_span.round(year))
+                    .filter_map(|(start, end)| {
+                        let day = match anchor {
+                            Anchor::Start => start,
+                            Anchor::End => end,
+                        } + Duration::days(*days);
+                        tz.from_local_datetime(&day.and_time(*time)).earliest()
+                    })
+                    .filter(|at| after < at.to_utc() && at.to_utc() <= until)
+                    .filter(year_ok)
+                    .collect();
+                out.sort();
+                out.dedup();
+                out
+            }
+        }
+    }
+
+    /// The observance's first day for a message fired at `at`.
+    pub fn observance_date(&self, at: DateTime<Utc>) -> NaiveDate {
+        let observance = Observance {
+            id: self.observance_id.clone(),
+            name: self.observance.clone(),
+            span: self.observance_span,
+        };
+        observance.date_for(at.with_timezone(&self.time_zone).date_naive())
+    }
+
+    /// The rule as a reader would write it, for tables.
+    pub fn rule_text(&self) -> String {
+        match &self.rule {
+            Rule::Cron { text, .. } => format!("cron {text}"),
+            Rule::Offset { anchor, days, time } => format!(
+                "{days:+} days from the observance's {} at {}",
+                if *anchor == Anchor::Start {
+                    "first day"
+                } else {
+                    "last day"
+                },
+                time.format("%H:%M")
+            ),
+        }
     }
 }
 
 impl Calendar {
-    pub fn new(schedules: Vec<Schedule>) -> Self {
-        Calendar { schedules }
-    }
-
     pub fn schedules(&self) -> &[Schedule] {
         &self.schedules
+    }
+
+    pub fn observances(&self) -> &[Observance] {
+        &self.observances
     }
 
     pub fn get(&self, id: &str) -> Option<&Schedule> {
@@ -166,6 +332,7 @@ impl Calendar {
             .iter()
             .flat_map(|s| {
                 s.fire_times(after, until)
+                    .into_iter()
                     .map(move |at| FireTime { schedule: s, at })
             })
             .collect();
@@ -197,6 +364,40 @@ impl Calendar {
             .collect()
     }
 
+    /// Local dates on which two schedules that may reach the same person both fire, neither
+    /// marked `same_day_ok`: (date, first schedule, second schedule).
+    pub fn same_day_collisions(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        tz: Tz,
+        areas: &AreaTree,
+    ) -> Vec<(NaiveDate, String, String)> {
+        let start = local_midnight(from, tz) - Duration::seconds(1);
+        let end = local_midnight(to + Duration::days(1), tz) - Duration::seconds(1);
+        let mut by_day: BTreeMap<NaiveDate, Vec<&Schedule>> = BTreeMap::new();
+        for fire in self.fire_times(start, end) {
+            by_day
+                .entry(fire.at.with_timezone(&tz).date_naive())
+                .or_default()
+                .push(fire.schedule);
+        }
+        let mut out = Vec::new();
+        for (day, schedules) in by_day {
+            for (i, a) in schedules.iter().enumerate() {
+                for b in &schedules[i + 1..] {
+                    if !a.same_day_ok
+                        && !b.same_day_ok
+                        && a.audience.may_overlap(&b.audience, areas)
+                    {
+                        out.push((day, a.id.clone(), b.id.clone()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Reads every `*.toml` in `dir`, in name order, checking area codes against `areas`.
     pub fn load(dir: &Path, default_tz: Tz, areas: &AreaTree) -> Result<Calendar, Problems> {
         let (calendar, problems) = Calendar::load_partial(dir, default_tz, areas);
@@ -207,7 +408,11 @@ impl Calendar {
     /// not, so `loa check` can go on checking them against the templates.
     pub fn load_partial(dir: &Path, default_tz: Tz, areas: &AreaTree) -> (Calendar, Problems) {
         let mut problems = Problems::default();
-        let mut schedules = Vec::new();
+        let mut calendar = Calendar {
+            observances: Vec::new(),
+            schedules: Vec::new(),
+            warnings: Vec::new(),
+        };
         let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
             Ok(entries) => entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -219,23 +424,64 @@ impl Calendar {
                     None,
                     format!("cannot read schedules folder: {e}"),
                 ));
-                return (Calendar { schedules }, problems);
+                return (calendar, problems);
             }
         };
         files.sort();
-        let mut first_seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
+        let mut parsed = Vec::new();
         for file in files {
-            let source = match std::fs::read_to_string(&file) {
-                Ok(s) => s,
-                Err(e) => {
-                    problems.push(Problem::new(&file, None, format!("cannot read: {e}")));
-                    continue;
+            match std::fs::read_to_string(&file) {
+                Ok(source) => match toml::from_str::<RawFile>(&source) {
+                    Ok(raw) => parsed.push((file, source, raw)),
+                    Err(e) => problems.push(from_toml_error(&file, &source, &e)),
+                },
+                Err(e) => problems.push(Problem::new(&file, None, format!("cannot read: {e}"))),
+            }
+        }
+        // Observances first: a schedule may name one defined in any file.
+        let mut observances: HashMap<String, Observance> = HashMap::new();
+        for (file, source, raw) in &parsed {
+            for o in &raw.observance {
+                let line = Some(line_of_offset(source, o.id.span().start));
+                match parse_observance(o) {
+                    Ok(obs) if observances.contains_key(&obs.id) => problems.push(Problem::new(
+                        file,
+                        line,
+                        format!("observance id {:?} is defined twice", obs.id),
+                    )),
+                    Ok(obs) => {
+                        calendar.observances.push(obs.clone());
+                        observances.insert(obs.id.clone(), obs);
+                    }
+                    Err(e) => problems.push(Problem::new(file, line, e)),
                 }
-            };
-            for schedule in parse_file(&file, &source, default_tz, areas, &mut problems) {
+            }
+        }
+        let mut first_seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
+        let mut replacements: Vec<(String, i32, PathBuf, usize)> = Vec::new();
+        for (file, source, raw) in &parsed {
+            if raw.schedule.is_empty() && raw.observance.is_empty() {
+                problems.push(Problem::new(
+                    file,
+                    None,
+                    "no [[schedule]] or [[observance]] entries",
+                ));
+            }
+            for r in &raw.schedule {
+                let Some(schedule) = parse_schedule(
+                    file,
+                    source,
+                    r,
+                    default_tz,
+                    areas,
+                    &observances,
+                    &mut problems,
+                ) else {
+                    continue;
+                };
                 if let Some((other, line)) = first_seen.get(&schedule.id) {
                     problems.push(Problem::new(
-                        &file,
+                        file,
                         Some(schedule.line),
                         format!(
                             "id: {:?} is already used at {}:{line}",
@@ -245,19 +491,81 @@ impl Calendar {
                     ));
                     continue;
                 }
+                if let (Some(replaced), Some(year)) = (&r.replaces, schedule.only_year) {
+                    replacements.push((
+                        replaced.get_ref().clone(),
+                        year,
+                        file.clone(),
+                        line_of_offset(source, replaced.span().start),
+                    ));
+                }
                 first_seen.insert(schedule.id.clone(), (file.clone(), schedule.line));
-                schedules.push(schedule);
+                calendar.schedules.push(schedule);
             }
         }
-        if schedules.is_empty() && problems.is_empty() {
+        for (replaced, year, file, line) in replacements {
+            match calendar.schedules.iter_mut().find(|s| s.id == replaced) {
+                Some(s) => s.skipped_years.push(year),
+                None => problems.push(Problem::new(
+                    &file,
+                    Some(line),
+                    format!("replaces: no schedule with id {replaced:?}"),
+                )),
+            }
+        }
+        if calendar.schedules.is_empty() && problems.is_empty() {
             problems.push(Problem::new(
                 dir,
                 None,
                 "no schedules: add at least one [[schedule]] in a .toml file",
             ));
         }
-        (Calendar { schedules }, problems)
+        calendar.warnings = calendar.schedules.iter().filter_map(never_fires).collect();
+        (calendar, problems)
     }
+}
+
+/// A warning when a schedule has no fire time in years it could plausibly cover.
+fn never_fires(schedule: &Schedule) -> Option<Problem> {
+    let fixed_years = [
+        schedule.window.map(|w| w.from),
+        schedule.window.map(|w| w.to),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|d| match d {
+        DateSpec::Fixed(d) => Some(d.year()),
+        DateSpec::Yearly { .. } => None,
+    })
+    .chain(schedule.only_year);
+    let (mut first, mut last) = (2023, 2028);
+    for y in fixed_years {
+        first = first.min(y);
+        last = last.max(y);
+    }
+    let from = Utc.with_ymd_and_hms(first, 1, 1, 0, 0, 0).single()? - Duration::days(1);
+    let to = Utc.with_ymd_and_hms(last + 1, 1, 1, 0, 0, 0).single()?;
+    let fires = match &schedule.rule {
+        // Only existence matters: stop at the first fire time.
+        Rule::Cron { schedule: cron, .. } => cron
+            .after(&from.with_timezone(&schedule.time_zone))
+            .take_while(|at| at.to_utc() <= to)
+            .any(|at| {
+                schedule.window.is_none_or(|w| w.contains(at.date_naive()))
+                    && schedule.only_year.is_none_or(|y| y == at.year())
+            }),
+        Rule::Offset { .. } => !schedule.fire_times(from, to).is_empty(),
+    };
+    (!fires).then(|| {
+        Problem::new(
+            &schedule.file,
+            Some(schedule.line),
+            format!(
+                "warning: schedule {:?} never fires between {first} and {last} (its cron and window never meet)",
+                schedule.id
+            ),
+        )
+    })
 }
 
 /// Midnight at the start of a local date, as a UTC instant.
@@ -294,26 +602,47 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
-// ---- the file as written ----
+// ---- the files as written ----
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
+    #[serde(default)]
+    observance: Vec<RawObservance>,
     #[serde(default)]
     schedule: Vec<RawSchedule>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawObservance {
+    id: Spanned<String>,
+    name: String,
+    /// A single day…
+    date: Option<String>,
+    /// …or a span.
+    from: Option<String>,
+    to: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawSchedule {
     id: Spanned<String>,
-    observance: String,
+    observance: Spanned<String>,
     template: Spanned<String>,
-    cron: Spanned<String>,
+    cron: Option<Spanned<String>>,
+    offset_days: Option<i64>,
+    anchor: Option<Spanned<String>>,
+    time: Option<Spanned<String>>,
     channels: Spanned<Vec<String>>,
     window: Option<Spanned<RawWindow>>,
     time_zone: Option<Spanned<String>>,
     expires_after: Option<Spanned<String>>,
+    only_year: Option<i32>,
+    replaces: Option<Spanned<String>>,
+    #[serde(default)]
+    same_day_ok: bool,
     #[serde(default)]
     audience: RawAudience,
 }
@@ -334,208 +663,271 @@ struct RawAudience {
     tags: Vec<String>,
 }
 
-fn parse_file(
-    file: &Path,
-    source: &str,
-    default_tz: Tz,
-    areas: &AreaTree,
-    problems: &mut Problems,
-) -> Vec<Schedule> {
-    let raw: RawFile = match toml::from_str(source) {
-        Ok(raw) => raw,
-        Err(e) => {
-            problems.push(from_toml_error(file, source, &e));
-            return Vec::new();
-        }
-    };
-    if raw.schedule.is_empty() {
-        problems.push(Problem::new(file, None, "no [[schedule]] entries"));
+fn parse_observance(raw: &RawObservance) -> Result<Observance, String> {
+    let id = raw.id.get_ref().trim().to_string();
+    if !valid_id(&id) {
+        return Err(format!(
+            "observance id {id:?} must be ASCII letters, digits, '-' or '_'"
+        ));
     }
-    let line = |offset: usize| line_of_offset(source, offset);
-    let mut out = Vec::new();
-    for r in raw.schedule {
-        let before = problems.0.len();
-        let id = r.id.get_ref().trim().to_string();
-        let id_line = line(r.id.span().start);
-        if id.is_empty()
-            || !id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            problems.push(Problem::new(
-                file,
-                Some(id_line),
-                format!("id: {id:?} must be ASCII letters, digits, '-' or '_'"),
+    if raw.name.trim().is_empty() {
+        return Err(format!("observance {id:?} has no name"));
+    }
+    let span = match (&raw.date, &raw.from, &raw.to) {
+        (Some(date), None, None) => Window::single(date.parse()?),
+        (None, Some(from), Some(to)) => parse_window(from, to)?,
+        _ => {
+            return Err(format!(
+                "observance {id:?}: give either date = \"MM-DD\" or both from and to"
             ));
         }
-        let cron = match cron::Schedule::from_str(r.cron.get_ref()) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                let fields = r.cron.get_ref().split_whitespace().count();
-                let why = if (6..=7).contains(&fields) {
-                    // The parser's message quotes the expression over several lines: keep one.
-                    e.to_string()
-                        .split_whitespace()
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                } else {
-                    format!("{fields} fields")
-                };
-                problems.push(Problem::new(
-                    file,
-                    Some(line(r.cron.span().start)),
-                    format!(
-                        "cron: {:?} is not a valid expression ({why}); use 6 fields: sec min hour day-of-month month day-of-week, e.g. \"0 0 8 8 3 *\"",
-                        r.cron.get_ref()
-                    ),
-                ));
-                None
-            }
-        };
-        let time_zone = match &r.time_zone {
-            None => default_tz,
-            Some(tz) => tz.get_ref().parse().unwrap_or_else(|_| {
-                problems.push(Problem::new(
-                    file,
-                    Some(line(tz.span().start)),
-                    format!("time_zone: unknown time zone {:?}", tz.get_ref()),
-                ));
-                default_tz
-            }),
-        };
-        let window = r.window.as_ref().and_then(|w| {
-            let w_line = Some(line(w.span().start));
-            let parse = |s: &str, key: &str| {
-                s.parse::<DateSpec>()
-                    .map_err(|e| Problem::new(file, w_line, format!("window.{key}: {e}")))
-            };
-            match (
-                parse(&w.get_ref().from, "from"),
-                parse(&w.get_ref().to, "to"),
-            ) {
-                (Ok(from), Ok(to)) => {
-                    let mixed = matches!(
-                        (from, to),
-                        (DateSpec::Yearly { .. }, DateSpec::Fixed(_))
-                            | (DateSpec::Fixed(_), DateSpec::Yearly { .. })
-                    );
-                    let reversed =
-                        matches!((from, to), (DateSpec::Fixed(a), DateSpec::Fixed(b)) if a > b);
-                    if mixed {
-                        problems.push(Problem::new(
-                            file,
-                            w_line,
-                            "window: from and to must both be MM-DD or both YYYY-MM-DD",
-                        ));
-                        None
-                    } else if reversed {
-                        problems.push(Problem::new(file, w_line, "window: from is after to"));
-                        None
+    };
+    Ok(Observance {
+        id,
+        name: raw.name.trim().to_string(),
+        span,
+    })
+}
+
+fn parse_window(from: &str, to: &str) -> Result<Window, String> {
+    let (from, to): (DateSpec, DateSpec) = (
+        from.parse().map_err(|e| format!("from: {e}"))?,
+        to.parse().map_err(|e| format!("to: {e}"))?,
+    );
+    match (from, to) {
+        (DateSpec::Yearly { .. }, DateSpec::Fixed(_))
+        | (DateSpec::Fixed(_), DateSpec::Yearly { .. }) => {
+            Err("from and to must both be MM-DD or both YYYY-MM-DD".to_string())
+        }
+        (DateSpec::Fixed(a), DateSpec::Fixed(b)) if a > b => {
+            Err("the end precedes the start".to_string())
+        }
+        _ => Ok(Window { from, to }),
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn parse_schedule(
+    file: &Path,
+    source: &str,
+    r: &RawSchedule,
+    default_tz: Tz,
+    areas: &AreaTree,
+    observances: &HashMap<String, Observance>,
+    problems: &mut Problems,
+) -> Option<Schedule> {
+    let before = problems.0.len();
+    let line = |offset: usize| Some(line_of_offset(source, offset));
+    let mut problem =
+        |at: Option<usize>, message: String| problems.push(Problem::new(file, at, message));
+
+    let id = r.id.get_ref().trim().to_string();
+    let id_line = line(r.id.span().start);
+    if !valid_id(&id) {
+        problem(
+            id_line,
+            format!("id: {id:?} must be ASCII letters, digits, '-' or '_'"),
+        );
+    }
+    let observance = observances.get(r.observance.get_ref().as_str());
+    if observance.is_none() {
+        problem(
+            line(r.observance.span().start),
+            format!(
+                "observance: unknown observance {:?} (define it in an [[observance]] entry)",
+                r.observance.get_ref()
+            ),
+        );
+    }
+
+    let rule = match (&r.cron, &r.time) {
+        (Some(cron), None) if r.offset_days.is_none() && r.anchor.is_none() => {
+            match cron::Schedule::from_str(cron.get_ref()) {
+                Ok(schedule) => Some(Rule::Cron {
+                    text: cron.get_ref().clone(),
+                    schedule: Box::new(schedule),
+                }),
+                Err(e) => {
+                    let fields = cron.get_ref().split_whitespace().count();
+                    let why = if (6..=7).contains(&fields) {
+                        // The parser's message quotes the expression over several lines: keep one.
+                        e.to_string()
+                            .split_whitespace()
+                            .collect::<Vec<_>>()
+                            .join(" ")
                     } else {
-                        Some(Window { from, to })
-                    }
-                }
-                (a, b) => {
-                    for p in [a.err(), b.err()].into_iter().flatten() {
-                        problems.push(p);
-                    }
+                        format!("{fields} fields")
+                    };
+                    problem(
+                        line(cron.span().start),
+                        format!(
+                            "cron: {:?} is not a valid expression ({why}); use 6 fields: sec min hour day-of-month month day-of-week, e.g. \"0 0 8 8 3 *\"",
+                            cron.get_ref()
+                        ),
+                    );
                     None
                 }
             }
-        });
-        let mut channels = Vec::new();
-        let channels_line = Some(line(r.channels.span().start));
-        for name in r.channels.get_ref() {
-            match ChannelKind::parse(name) {
-                Some(kind) if !channels.contains(&kind) => channels.push(kind),
-                Some(_) => problems.push(Problem::new(
-                    file,
-                    channels_line,
-                    format!("channels: {name:?} is listed twice"),
-                )),
-                None => problems.push(Problem::new(
-                    file,
-                    channels_line,
-                    format!("channels: unknown channel {name:?} (known: telegram, sms)"),
-                )),
+        }
+        (None, Some(time)) => {
+            let anchor = match r.anchor.as_ref().map(|a| a.get_ref().as_str()) {
+                None | Some("start") => Some(Anchor::Start),
+                Some("end") => Some(Anchor::End),
+                Some(other) => {
+                    let at = r.anchor.as_ref().and_then(|a| line(a.span().start));
+                    problem(
+                        at,
+                        format!("anchor: {other:?} must be \"start\" or \"end\""),
+                    );
+                    None
+                }
+            };
+            let parsed = NaiveTime::parse_from_str(time.get_ref(), "%H:%M");
+            if parsed.is_err() {
+                problem(
+                    line(time.span().start),
+                    format!("time: {:?} is not a time like \"08:00\"", time.get_ref()),
+                );
+            }
+            match (anchor, parsed) {
+                (Some(anchor), Ok(time)) => Some(Rule::Offset {
+                    anchor,
+                    days: r.offset_days.unwrap_or(0),
+                    time,
+                }),
+                _ => None,
             }
         }
-        if r.channels.get_ref().is_empty() {
-            problems.push(Problem::new(
-                file,
-                channels_line,
-                "channels: list at least one of telegram, sms",
-            ));
+        _ => {
+            problem(
+                id_line,
+                "give either cron = \"…\", or time = \"HH:MM\" with optional offset_days and anchor".to_string(),
+            );
+            None
         }
-        let expires_after = match &r.expires_after {
-            None => parse_duration(DEFAULT_EXPIRES_AFTER).expect("valid default"),
-            Some(d) => parse_duration(d.get_ref()).unwrap_or_else(|e| {
-                problems.push(Problem::new(
-                    file,
-                    Some(line(d.span().start)),
-                    format!("expires_after: {e}"),
-                ));
-                Duration::hours(12)
-            }),
-        };
-        let audience_areas = match &r.audience.areas {
-            None => Vec::new(),
-            Some(value) => {
-                let a_line = Some(line(value.span().start));
-                match value.get_ref() {
-                    toml::Value::String(s) if s == "all" => Vec::new(),
-                    toml::Value::Array(items) => {
-                        let mut codes = Vec::new();
-                        for item in items {
-                            match item.as_str() {
-                                Some(code) if areas.contains(code) => codes.push(code.to_string()),
-                                Some(code) => problems.push(Problem::new(file, a_line, format!("audience.areas: unknown area code {code:?} (not in loa.toml)"))),
-                                None => problems.push(Problem::new(file, a_line, "audience.areas: area codes must be strings")),
-                            }
+    };
+
+    let time_zone = match &r.time_zone {
+        None => default_tz,
+        Some(tz) => tz.get_ref().parse().unwrap_or_else(|_| {
+            problem(
+                line(tz.span().start),
+                format!("time_zone: unknown time zone {:?}", tz.get_ref()),
+            );
+            default_tz
+        }),
+    };
+    let window = r.window.as_ref().and_then(|w| {
+        if matches!(rule, Some(Rule::Offset { .. })) {
+            problem(
+                line(w.span().start),
+                "window: only cron schedules take a window".to_string(),
+            );
+            return None;
+        }
+        parse_window(&w.get_ref().from, &w.get_ref().to)
+            .map_err(|e| problem(line(w.span().start), format!("window: {e}")))
+            .ok()
+    });
+    let mut channels = Vec::new();
+    let channels_line = line(r.channels.span().start);
+    for name in r.channels.get_ref() {
+        match ChannelKind::parse(name) {
+            Some(kind) if !channels.contains(&kind) => channels.push(kind),
+            Some(_) => problem(channels_line, format!("channels: {name:?} is listed twice")),
+            None => problem(
+                channels_line,
+                format!("channels: unknown channel {name:?} (known: telegram, sms)"),
+            ),
+        }
+    }
+    if r.channels.get_ref().is_empty() {
+        problem(
+            channels_line,
+            "channels: list at least one of telegram, sms".to_string(),
+        );
+    }
+    let expires_after = match &r.expires_after {
+        None => parse_duration(DEFAULT_EXPIRES_AFTER).expect("valid default"),
+        Some(d) => parse_duration(d.get_ref()).unwrap_or_else(|e| {
+            problem(line(d.span().start), format!("expires_after: {e}"));
+            Duration::hours(12)
+        }),
+    };
+    if r.replaces.is_some() && r.only_year.is_none() {
+        let at = r.replaces.as_ref().and_then(|x| line(x.span().start));
+        problem(
+            at,
+            "replaces: an override needs only_year = YYYY (the year it replaces)".to_string(),
+        );
+    }
+    let audience_areas = match &r.audience.areas {
+        None => Vec::new(),
+        Some(value) => {
+            let a_line = line(value.span().start);
+            match value.get_ref() {
+                toml::Value::String(s) if s == "all" => Vec::new(),
+                toml::Value::Array(items) => {
+                    let mut codes = Vec::new();
+                    for item in items {
+                        match item.as_str() {
+                            Some(code) if areas.contains(code) => codes.push(code.to_string()),
+                            Some(code) => problem(
+                                a_line,
+                                format!(
+                                    "audience.areas: unknown area code {code:?} (not in loa.toml)"
+                                ),
+                            ),
+                            None => problem(
+                                a_line,
+                                "audience.areas: area codes must be strings".to_string(),
+                            ),
                         }
-                        codes
                     }
-                    _ => {
-                        problems.push(Problem::new(
-                            file,
-                            a_line,
-                            "audience.areas: expected \"all\" or a list of area codes",
-                        ));
-                        Vec::new()
-                    }
+                    codes
+                }
+                _ => {
+                    problem(
+                        a_line,
+                        "audience.areas: expected \"all\" or a list of area codes".to_string(),
+                    );
+                    Vec::new()
                 }
             }
-        };
-        if r.observance.trim().is_empty() {
-            problems.push(Problem::new(
-                file,
-                Some(id_line),
-                "observance: must not be empty",
-            ));
         }
-        if problems.0.len() > before {
-            continue;
-        }
-        out.push(Schedule {
-            id,
-            observance: r.observance.trim().to_string(),
-            template: r.template.get_ref().clone(),
-            cron_text: r.cron.get_ref().clone(),
-            cron: cron.expect("checked above"),
-            window,
-            time_zone,
-            channels,
-            audience: Audience {
-                areas: audience_areas,
-                tags: r.audience.tags,
-            },
-            expires_after,
-            file: file.to_path_buf(),
-            line: id_line,
-            template_line: line(r.template.span().start),
-        });
+    };
+    if problems.0.len() > before {
+        return None;
     }
-    out
+    let observance = observance?;
+    Some(Schedule {
+        id,
+        observance_id: observance.id.clone(),
+        observance: observance.name.clone(),
+        observance_span: observance.span,
+        template: r.template.get_ref().clone(),
+        rule: rule?,
+        window,
+        time_zone,
+        channels,
+        audience: Audience {
+            areas: audience_areas,
+            tags: r.audience.tags.clone(),
+        },
+        expires_after,
+        only_year: r.only_year,
+        skipped_years: Vec::new(),
+        same_day_ok: r.same_day_ok,
+        file: file.to_path_buf(),
+        line: id_line.unwrap_or(1),
+        template_line: line_of_offset(source, r.template.span().start),
+    })
 }
 
 #[cfg(test)]
@@ -543,8 +935,15 @@ mod tests {
     use super::*;
     use chrono_tz::Asia::Ho_Chi_Minh;
 
-    fn schedule(src: &str) -> Result<Vec<Schedule>, Problems> {
-        let mut problems = Problems::default();
+    const OBSERVANCES: &str = "[[observance]]\nid='iwd'\nname='Ngày Quốc tế Phụ nữ 8/3'\ndate='03-08'\n\
+        [[observance]]\nid='action'\nname='Tháng hành động'\nfrom='11-15'\nto='12-15'\n";
+
+    fn load(files: &[(&str, &str)]) -> (Calendar, Problems) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("0-observances.toml"), OBSERVANCES).unwrap();
+        for (name, body) in files {
+            std::fs::write(dir.path().join(name), body).unwrap();
+        }
         let areas = crate::config::Config::parse(
             Path::new("loa.toml"),
             "[campaign]\nname='x'\nsender='y'\n[[areas]]\ncode='xa-a'\nname='A'\npopulation=1\n",
@@ -552,65 +951,115 @@ mod tests {
         )
         .unwrap()
         .areas;
-        let out = parse_file(Path::new("s.toml"), src, Ho_Chi_Minh, &areas, &mut problems);
-        problems.into_result(out)
+        Calendar::load_partial(dir.path(), Ho_Chi_Minh, &areas)
+    }
+
+    fn ok(body: &str) -> Calendar {
+        let (calendar, problems) = load(&[("s.toml", body)]);
+        assert!(problems.is_empty(), "{problems}");
+        calendar
     }
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().to_utc()
     }
 
+    fn fires(calendar: &Calendar, id: &str, from: &str, to: &str) -> Vec<String> {
+        calendar
+            .get(id)
+            .unwrap()
+            .fire_times(utc(from), utc(to))
+            .into_iter()
+            .map(|t| t.to_rfc3339())
+            .collect()
+    }
+
     #[test]
     fn cron_is_read_in_the_campaign_time_zone() {
-        let s = schedule("[[schedule]]\nid='iwd'\nobservance='8/3'\ntemplate='t'\ncron='0 0 8 8 3 *'\nchannels=['telegram']\n").unwrap();
-        let fires: Vec<_> = s[0]
-            .fire_times(utc("2023-01-01T00:00:00Z"), utc("2024-12-31T00:00:00Z"))
-            .map(|t| t.to_rfc3339())
-            .collect();
+        let c = ok(
+            "[[schedule]]\nid='d'\nobservance='iwd'\ntemplate='t'\ncron='0 0 8 8 3 *'\nchannels=['telegram']\n",
+        );
         assert_eq!(
-            fires,
+            fires(&c, "d", "2023-01-01T00:00:00Z", "2024-12-31T00:00:00Z"),
             ["2023-03-08T08:00:00+07:00", "2024-03-08T08:00:00+07:00"]
         );
     }
 
     #[test]
     fn window_is_inclusive_and_can_span_months() {
-        let s = schedule(
-            "[[schedule]]\nid='m'\nobservance='x'\ntemplate='t'\ncron='0 0 9 * * *'\nchannels=['sms']\nwindow={from='11-15',to='12-15'}\n",
-        )
-        .unwrap();
-        let fires: Vec<_> = s[0]
-            .fire_times(utc("2023-01-01T00:00:00Z"), utc("2023-12-31T00:00:00Z"))
-            .collect();
-        assert_eq!(fires.len(), 31);
-        assert_eq!(
-            fires.first().unwrap().to_rfc3339(),
-            "2023-11-15T09:00:00+07:00"
+        let c = ok(
+            "[[schedule]]\nid='m'\nobservance='action'\ntemplate='t'\ncron='0 0 9 * * *'\nchannels=['sms']\nwindow={from='11-15',to='12-15'}\n",
         );
-        assert_eq!(
-            fires.last().unwrap().to_rfc3339(),
-            "2023-12-15T09:00:00+07:00"
-        );
+        let f = fires(&c, "m", "2023-01-01T00:00:00Z", "2023-12-31T00:00:00Z");
+        assert_eq!(f.len(), 31);
+        assert_eq!(f.first().unwrap(), "2023-11-15T09:00:00+07:00");
+        assert_eq!(f.last().unwrap(), "2023-12-15T09:00:00+07:00");
     }
 
     #[test]
     fn window_wrapping_the_new_year() {
-        let w = Window {
-            from: "12-20".parse().unwrap(),
-            to: "01-10".parse().unwrap(),
-        };
+        let w = parse_window("12-20", "01-10").unwrap();
         assert!(w.contains(NaiveDate::from_ymd_opt(2023, 12, 31).unwrap()));
         assert!(w.contains(NaiveDate::from_ymd_opt(2024, 1, 10).unwrap()));
         assert!(!w.contains(NaiveDate::from_ymd_opt(2024, 1, 11).unwrap()));
     }
 
     #[test]
+    fn offsets_count_from_the_observance() {
+        let c = ok(
+            "[[schedule]]\nid='lead'\nobservance='iwd'\ntemplate='t'\noffset_days=-2\ntime='08:00'\nchannels=['telegram']\n\
+             [[schedule]]\nid='close'\nobservance='action'\ntemplate='t'\nanchor='end'\ntime='09:30'\nchannels=['telegram']\n",
+        );
+        assert_eq!(
+            fires(&c, "lead", "2023-01-01T00:00:00Z", "2024-12-31T00:00:00Z"),
+            ["2023-03-06T08:00:00+07:00", "2024-03-06T08:00:00+07:00"]
+        );
+        assert_eq!(
+            fires(&c, "close", "2023-01-01T00:00:00Z", "2023-12-31T00:00:00Z"),
+            ["2023-12-15T09:30:00+07:00"]
+        );
+        let lead = c.get("lead").unwrap();
+        assert_eq!(
+            lead.observance_date(utc("2023-03-06T01:00:00Z"))
+                .to_string(),
+            "2023-03-08"
+        );
+    }
+
+    #[test]
+    fn a_one_year_override_replaces_its_schedule_that_year_only() {
+        let c = ok(
+            "[[schedule]]\nid='day'\nobservance='iwd'\ntemplate='t'\ntime='08:00'\nchannels=['telegram']\n\
+             [[schedule]]\nid='day-2023'\nobservance='iwd'\ntemplate='t'\ntime='10:00'\nonly_year=2023\nreplaces='day'\nchannels=['telegram']\n",
+        );
+        let all: Vec<_> = c
+            .fire_times(utc("2023-01-01T00:00:00Z"), utc("2024-12-31T00:00:00Z"))
+            .into_iter()
+            .map(|f| (f.schedule.id.clone(), f.at.to_rfc3339()))
+            .collect();
+        assert_eq!(
+            all,
+            [
+                (
+                    "day-2023".to_string(),
+                    "2023-03-08T10:00:00+07:00".to_string()
+                ),
+                ("day".to_string(), "2024-03-08T08:00:00+07:00".to_string())
+            ]
+        );
+    }
+
+    #[test]
     fn problems_point_at_their_lines() {
-        let err = schedule(
-            "[[schedule]]\nid='x'\nobservance='x'\ntemplate='t'\ncron='0 8 8 3 *'\nchannels=['fax']\naudience={areas=['nowhere']}\n",
-        )
-        .unwrap_err()
-        .to_string();
+        let (_, problems) = load(&[(
+            "s.toml",
+            "[[schedule]]\nid='x'\nobservance='nope'\ntemplate='t'\ncron='0 8 8 3 *'\nchannels=['fax']\naudience={areas=['nowhere']}\nwindow={from='2023-12-15',to='2023-11-15'}\n",
+        )]);
+        let err = problems.to_string();
+        assert!(
+            err.contains("s.toml:3: observance: unknown observance \"nope\""),
+            "{err}"
+        );
         assert!(err.contains("s.toml:5: cron:"), "{err}");
         assert!(
             err.contains("s.toml:6: channels: unknown channel \"fax\""),
@@ -619,6 +1068,23 @@ mod tests {
         assert!(
             err.contains("s.toml:7: audience.areas: unknown area code \"nowhere\""),
             "{err}"
+        );
+        assert!(
+            err.contains("s.toml:8: window: the end precedes the start"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_cron_that_never_meets_its_window_is_a_warning() {
+        let c = ok(
+            "[[schedule]]\nid='never'\nobservance='iwd'\ntemplate='t'\ncron='0 0 8 8 3 *'\nwindow={from='06-01',to='06-30'}\nchannels=['sms']\n",
+        );
+        assert_eq!(c.warnings.len(), 1);
+        assert!(
+            c.warnings[0]
+                .to_string()
+                .contains("s.toml:2: warning: schedule \"never\" never fires")
         );
     }
 

@@ -12,10 +12,11 @@ use sqlx::Row;
 
 use crate::app::{self, Setup};
 use crate::clock::{SharedClock, SystemClock, VirtualClock};
-use crate::config::Env;
+use crate::config::{ChannelKind, Env};
 use crate::diagnostics::Problems;
 use crate::reach;
 use crate::store::Db;
+use crate::templates::{MessageContext, Rendered, SampleData};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,6 +56,23 @@ pub enum Command {
     Check,
     /// Create or upgrade the database tables.
     Migrate,
+    /// Render a template for every channel, as a resident would receive it.
+    Preview {
+        /// Template name, e.g. quoc-te-phu-nu (messages/<name>.<channel>.hbs).
+        template: String,
+        /// Area code of the sample recipient.
+        #[arg(long)]
+        area: Option<String>,
+        /// Name of the sample recipient.
+        #[arg(long, default_value = "Nguyễn Thị Lan")]
+        name: String,
+        /// Local date the message is for.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<NaiveDate>,
+        /// Observance id, for {{observance}} and its date (default: the first schedule using the template).
+        #[arg(long)]
+        observance: Option<String>,
+    },
     /// Reports from the database.
     Report {
         #[command(subcommand)]
@@ -159,6 +177,10 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
                         setup.templates.names().count(),
                         setup.config.areas.len()
                     );
+                    for warning in &setup.warnings {
+                        println!("{warning}");
+                    }
+                    print!("{}", sms_sizes(&setup));
                     Ok(())
                 }
                 Err(problems) => {
@@ -188,7 +210,7 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
                         let channels: Vec<&str> =
                             fire.channels.iter().map(|c| c.as_str()).collect();
                         println!(
-                            "{}  {:<28} {:<28} {}",
+                            "{}  {:<32} {:<24} {}",
                             fire.at,
                             fire.schedule,
                             fire.template,
@@ -198,6 +220,20 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
                     println!("{} fire times from {from} to {to} ({tz})", plan.len());
                 }
             }
+            Ok(())
+        }
+        Command::Preview {
+            template,
+            area,
+            name,
+            date,
+            observance,
+        } => {
+            let setup = Setup::load(&cli.config, &env)?;
+            print!(
+                "{}",
+                preview(&setup, &template, area, &name, date, observance)?
+            );
             Ok(())
         }
         Command::Migrate => {
@@ -267,6 +303,114 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+fn preview(
+    setup: &Setup,
+    template: &str,
+    area: Option<String>,
+    name: &str,
+    date: Option<NaiveDate>,
+    observance: Option<String>,
+) -> Result<String, CliError> {
+    let config = &setup.config;
+    let area = match area {
+        Some(code) => config
+            .areas
+            .get(&code)
+            .ok_or_else(|| CliError::Input(format!("--area: unknown area code {code:?}")))?,
+        None => config
+            .areas
+            .iter()
+            .find(|a| config.areas.is_leaf(&a.code))
+            .ok_or_else(|| CliError::Input("no areas configured".into()))?,
+    };
+    let schedule = setup
+        .calendar
+        .schedules()
+        .iter()
+        .find(|s| match &observance {
+            Some(id) => &s.observance_id == id,
+            None => s.template == template,
+        });
+    let observance_name = match (&observance, schedule) {
+        (_, Some(s)) => s.observance.clone(),
+        (Some(id), None) => {
+            return Err(CliError::Input(format!(
+                "--observance: unknown observance {id:?}"
+            )));
+        }
+        (None, None) => String::new(),
+    };
+    let tz = config.campaign.time_zone;
+    let date = date.unwrap_or_else(|| Utc::now().with_timezone(&tz).date_naive());
+    let observance_date = schedule.map(|s| {
+        let noon = crate::calendar::local_midnight(date, tz) + chrono::Duration::hours(12);
+        s.observance_date(noon)
+    });
+    let context = MessageContext::for_recipient(
+        config,
+        &crate::templates::Recipient {
+            person_name: name,
+            area_code: &area.code,
+            area_name: &area.name,
+            observance: &observance_name,
+            observance_date,
+            date,
+        },
+    );
+    let mut out = String::new();
+    for kind in ChannelKind::ALL {
+        if !setup.templates.has(template, kind) {
+            continue;
+        }
+        let rendered = setup
+            .templates
+            .preview(template, kind, &context)
+            .map_err(|e| CliError::Input(e.to_string()))?;
+        out.push_str(&format!("── {kind} ──\n{}\n", rendered.text));
+        if let Some(size) = rendered.sms {
+            out.push_str(&format!(
+                "({} part(s), {} {} units)\n",
+                size.segments, size.units, size.encoding
+            ));
+        }
+        out.push('\n');
+    }
+    if out.is_empty() {
+        return Err(CliError::Input(format!(
+            "no template {template:?} in {}",
+            config.messages_dir.display()
+        )));
+    }
+    Ok(out)
+}
+
+/// Each SMS template's size with sample data: what one message costs in parts.
+fn sms_sizes(setup: &Setup) -> String {
+    let sample = MessageContext::sample(
+        "Ngày Quốc tế Phụ nữ 8/3",
+        &SampleData::from_config(&setup.config),
+    );
+    let mut out = String::from("SMS with sample data:\n");
+    for (name, kind) in setup.templates.names() {
+        if kind != ChannelKind::Sms {
+            continue;
+        }
+        if let Ok(Rendered {
+            sms: Some(size), ..
+        }) = setup.templates.preview(name, kind, &sample)
+        {
+            out.push_str(&format!(
+                "  {name:<28} {} part(s), {} {} units (budget {})\n",
+                size.segments,
+                size.units,
+                size.encoding,
+                setup.templates.settings(name, kind).max_segments
+            ));
+        }
+    }
+    out
 }
 
 async fn latest_reach_year(db: &Db) -> anyhow::Result<Option<i32>> {

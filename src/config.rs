@@ -65,6 +65,32 @@ pub struct Config {
     pub telegram: Option<TelegramConfig>,
     pub dispatch: DispatchConfig,
     pub areas: AreaTree,
+    pub support: Support,
+    /// People and units honoured, by year, for the honouring messages.
+    pub honours: Vec<Honour>,
+}
+
+/// Help for people affected by gender-based violence: national lines, and each area's contact
+/// point (an area without one uses its parent's).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Support {
+    pub hotlines: Vec<Hotline>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hotline {
+    pub name: String,
+    pub number: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Honour {
+    pub year: i32,
+    pub name: String,
+    pub unit: String,
+    pub achievement: String,
 }
 
 #[derive(Debug, Clone)]
@@ -136,6 +162,8 @@ pub struct Area {
     pub parent: Option<String>,
     /// As configured; a unit without one takes the sum of its children.
     pub population: Option<u64>,
+    /// Where residents get help locally, e.g. the commune's culture and social affairs officer.
+    pub contact_point: Option<String>,
 }
 
 /// The areas of `loa.toml` as a tree, in file order.
@@ -231,6 +259,23 @@ impl AreaTree {
         out
     }
 
+    /// The area's contact point, else the nearest one up the tree.
+    pub fn contact_point(&self, code: &str) -> Option<&str> {
+        let mut cursor = self.get(code);
+        let mut steps = 0;
+        while let Some(area) = cursor {
+            if let Some(point) = &area.contact_point {
+                return Some(point);
+            }
+            steps += 1;
+            if steps > self.areas.len() {
+                return None;
+            }
+            cursor = area.parent.as_deref().and_then(|p| self.get(p));
+        }
+        None
+    }
+
     /// Configured population, else the sum of the children's.
     pub fn population(&self, code: &str) -> u64 {
         match self.get(code) {
@@ -288,6 +333,17 @@ struct RawConfig {
     dispatch: RawDispatch,
     #[serde(default)]
     areas: Vec<RawArea>,
+    #[serde(default)]
+    support: RawSupport,
+    #[serde(default)]
+    honours: Vec<Honour>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSupport {
+    #[serde(default)]
+    hotlines: Vec<Hotline>,
 }
 
 #[derive(Deserialize)]
@@ -344,6 +400,7 @@ struct RawArea {
     name: String,
     parent: Option<Spanned<String>>,
     population: Option<u64>,
+    contact_point: Option<String>,
 }
 
 impl Config {
@@ -539,6 +596,15 @@ impl Config {
         };
 
         let areas = validate_areas(path, source, &raw.areas, &mut problems);
+        for hotline in &raw.support.hotlines {
+            if hotline.name.trim().is_empty() || hotline.number.trim().is_empty() {
+                problems.push(Problem::new(
+                    path,
+                    None,
+                    "support.hotlines: each needs a name and a number",
+                ));
+            }
+        }
 
         problems.into_result(Config {
             path: path.to_path_buf(),
@@ -556,6 +622,10 @@ impl Config {
             telegram,
             dispatch,
             areas,
+            support: Support {
+                hotlines: raw.support.hotlines,
+            },
+            honours: raw.honours,
         })
     }
 }
@@ -617,6 +687,7 @@ fn validate_areas(path: &Path, source: &str, raw: &[RawArea], problems: &mut Pro
             name: a.name.trim().to_string(),
             parent: a.parent.as_ref().map(|p| p.get_ref().clone()),
             population: a.population,
+            contact_point: a.contact_point.clone().filter(|c| !c.trim().is_empty()),
         })
         .collect();
     let tree = AreaTree::new(areas);

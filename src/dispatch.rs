@@ -19,12 +19,10 @@ use sqlx::{AssertSqlSafe, Row};
 use crate::audience;
 use crate::channels::{Channel, Outbound, SendError};
 use crate::clock::SharedClock;
-use crate::config::{Campaign, ChannelKind, DispatchConfig};
+use crate::config::{ChannelKind, Config};
 use crate::reach;
 use crate::store::{Backend, Db, from_epoch, to_epoch};
-use crate::templates::{
-    AreaVars, CampaignVars, MessageContext, PersonVars, Templates, vietnamese_date,
-};
+use crate::templates::{MessageContext, Recipient, Templates};
 
 /// What one step did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -82,6 +80,8 @@ pub struct ClaimedDelivery {
     pub template: String,
     pub observance: String,
     pub fire_at: DateTime<Utc>,
+    /// The observance's first day (YYYY-MM-DD), for "days until" in templates.
+    pub observance_date: Option<String>,
     pub failures: i64,
 }
 
@@ -124,8 +124,8 @@ pub struct Dispatcher {
     templates: Arc<Templates>,
     transports: Transports,
     clock: SharedClock,
-    config: DispatchConfig,
-    campaign: Campaign,
+    /// Dispatch settings, and what message contexts need: campaign, support lines, honours.
+    config: Arc<Config>,
 }
 
 impl Dispatcher {
@@ -134,8 +134,7 @@ impl Dispatcher {
         templates: Arc<Templates>,
         transports: Transports,
         clock: SharedClock,
-        config: DispatchConfig,
-        campaign: Campaign,
+        config: Arc<Config>,
     ) -> Self {
         Dispatcher {
             db,
@@ -143,7 +142,6 @@ impl Dispatcher {
             transports,
             clock,
             config,
-            campaign,
         }
     }
 
@@ -178,7 +176,7 @@ impl Dispatcher {
         }
         let now = self.clock.now();
         let token = format!("{:016x}", rand::rng().random::<u64>());
-        let lease_until = now + Duration::seconds(i64::from(self.config.lease_seconds));
+        let lease_until = now + Duration::seconds(i64::from(self.config.dispatch.lease_seconds));
         // Channel names come from a closed enum, so they are written inline.
         let channel_list = kinds
             .iter()
@@ -205,7 +203,7 @@ impl Dispatcher {
             .bind(&token)
             .bind(to_epoch(lease_until))
             .bind(to_epoch(now))
-            .bind(i64::from(self.config.batch_size))
+            .bind(i64::from(self.config.dispatch.batch_size))
             .execute(&self.db.pool)
             .await?
             .rows_affected();
@@ -214,7 +212,7 @@ impl Dispatcher {
         }
         let rows = sqlx::query(
             "SELECT d.id, d.person_id, d.contact_id, d.channel, c.address, c.active, p.name, p.opted_out_at,
-                    p.area_code, a.name, o.template, o.observance, o.fire_at, d.failures
+                    p.area_code, a.name, o.template, o.observance, o.fire_at, d.failures, o.observance_date
              FROM deliveries d
              JOIN contacts c ON c.id = d.contact_id
              JOIN persons p ON p.id = d.person_id
@@ -247,6 +245,7 @@ impl Dispatcher {
                     observance: r.try_get(11)?,
                     fire_at: from_epoch(r.try_get(12)?),
                     failures: r.try_get(13)?,
+                    observance_date: r.try_get(14)?,
                 })
             })
             .collect()
@@ -260,7 +259,7 @@ impl Dispatcher {
         };
         let mut outcomes = futures::stream::iter(batch)
             .map(|delivery| self.deliver_one(delivery))
-            .buffer_unordered(self.config.concurrency);
+            .buffer_unordered(self.config.dispatch.concurrency);
         while let Some(outcome) = outcomes.next().await {
             report.add(outcome?);
         }
@@ -326,7 +325,7 @@ impl Dispatcher {
                     "temporary failure on {}: {reason}",
                     channel.name()
                 );
-                if d.failures + 1 >= i64::from(self.config.max_attempts) {
+                if d.failures + 1 >= i64::from(self.config.dispatch.max_attempts) {
                     self.finish(&d, "dead", &reason, None).await
                 } else {
                     let delay = self.backoff(d.failures);
@@ -350,33 +349,25 @@ impl Dispatcher {
     }
 
     fn context(&self, d: &ClaimedDelivery) -> MessageContext {
-        let local = d
-            .fire_at
-            .with_timezone(&self.campaign.time_zone)
-            .date_naive();
-        MessageContext {
-            person: PersonVars {
-                name: d.person_name.clone(),
+        let tz = self.config.campaign.time_zone;
+        MessageContext::for_recipient(
+            &self.config,
+            &Recipient {
+                person_name: &d.person_name,
+                area_code: &d.area_code,
+                area_name: &d.area_name,
+                observance: &d.observance,
+                observance_date: d.observance_date.as_deref().and_then(|s| s.parse().ok()),
+                date: d.fire_at.with_timezone(&tz).date_naive(),
             },
-            area: AreaVars {
-                code: d.area_code.clone(),
-                name: d.area_name.clone(),
-            },
-            observance: d.observance.clone(),
-            date: vietnamese_date(local),
-            date_iso: local.to_string(),
-            campaign: CampaignVars {
-                name: self.campaign.name.clone(),
-                sender: self.campaign.sender.clone(),
-            },
-        }
+        )
     }
 
     /// Exponential from `retry_base_seconds`, with ±20 % jitter so a gateway coming back is
     /// not hit by every retry at once.
     fn backoff(&self, failures: i64) -> StdDuration {
-        let base =
-            f64::from(self.config.retry_base_seconds) * 2f64.powi(failures.clamp(0, 16) as i32);
+        let base = f64::from(self.config.dispatch.retry_base_seconds)
+            * 2f64.powi(failures.clamp(0, 16) as i32);
         let jitter = rand::rng().random_range(0.8..1.2);
         StdDuration::from_secs_f64((base * jitter).min(6.0 * 3600.0))
     }
@@ -416,7 +407,7 @@ impl Dispatcher {
             &d.area_code,
             d.channel,
             now,
-            self.campaign.time_zone,
+            self.config.campaign.time_zone,
         )
         .await?;
         tx.commit().await?;

@@ -92,8 +92,9 @@ impl Scheduler {
             .join(",");
         let mut tx = self.db.pool.begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO occurrences (schedule_id, fire_at, template, observance, channels, expires_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+            "INSERT INTO occurrences (schedule_id, fire_at, template, observance, channels, expires_at, created_at,
+                 observance_date)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (schedule_id, fire_at) DO NOTHING
              RETURNING id",
         )
@@ -104,6 +105,7 @@ impl Scheduler {
         .bind(&channels)
         .bind(expires_at)
         .bind(now)
+        .bind(schedule.observance_date(fire_at).to_string())
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = inserted else {

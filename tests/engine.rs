@@ -388,3 +388,47 @@ async fn reach_counts_each_person_once_per_period_and_rolls_up() {
     .unwrap();
     assert_eq!(june.total.reached, 0);
 }
+
+#[tokio::test]
+async fn support_messages_name_the_hotlines_and_the_residents_own_contact_point() {
+    let mut app = TestApp::spawn_at("2023-06-08T07:59:00+07:00").await;
+    app.subscribe("Nguyễn Thị Lan", "bac-ly", 2001).await;
+    app.subscribe("Trần Văn Hùng", "mai-dinh", 2002).await;
+    app.advance(Duration::minutes(1));
+    let created = app.engine.scheduler.tick().await.unwrap().created;
+    assert_eq!(created[0].schedule_id, "pcbldg-hang-tuan");
+    app.engine.dispatcher.step().await.unwrap();
+
+    let bac_ly = &app.telegram.sent_to(2001)[0].text;
+    for hotline in &app.setup.config.support.hotlines {
+        assert!(
+            bac_ly.contains(&hotline.number),
+            "{} missing:\n{bac_ly}",
+            hotline.number
+        );
+    }
+    assert!(bac_ly.contains("UBND xã Bắc Lý"), "{bac_ly}");
+    assert!(!bac_ly.contains("Mai Đình"));
+    assert!(
+        app.telegram.sent_to(2002)[0]
+            .text
+            .contains("UBND xã Mai Đình")
+    );
+}
+
+#[tokio::test]
+async fn a_lead_up_message_counts_the_days_to_its_observance() {
+    let mut app = TestApp::spawn_at("2023-10-18T07:59:00+07:00").await;
+    app.subscribe("Lê Thị Hoa", "tt-thang", 3001).await;
+    app.advance(Duration::minutes(1));
+    assert_eq!(
+        app.engine.scheduler.tick().await.unwrap().created[0].schedule_id,
+        "phu-nu-viet-nam-truoc"
+    );
+    app.engine.dispatcher.step().await.unwrap();
+    let text = &app.telegram.sent_to(3001)[0].text;
+    assert!(
+        text.contains("Còn 2 ngày nữa là Ngày Phụ nữ Việt Nam 20/10"),
+        "{text}"
+    );
+}

@@ -1,0 +1,768 @@
+//! Message templates: `messages/<name>.<channel>.hbs`, handlebars in strict mode.
+//!
+//! Strict mode turns a misspelt variable into an error that `loa check` reports with its line,
+//! instead of a resident reading "Kính gửi ," at send time. Each channel has its own registry
+//! because escaping differs: Telegram's HTML parse mode needs `&`, `<`, `>`, `"` escaped in
+//! every inserted value; an SMS is plain text and must not be escaped.
+//!
+//! A template may start with a settings comment, e.g. `{{!-- loa: max_segments=2 unaccented --}}`:
+//! the SMS budget in parts, and whether the SMS goes without diacritics (GSM-7).
+
+pub mod telegram_html;
+pub mod text;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use handlebars::{
+    Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason,
+    handlebars_helper,
+};
+use serde::Serialize;
+use unicode_normalization::{UnicodeNormalization, is_nfc};
+
+use crate::config::{ChannelKind, Config};
+use crate::diagnostics::{Problem, Problems};
+pub use text::{SmsEncoding, SmsSize, sms_size, unaccent, vietnamese_date};
+
+/// Telegram's limit on a message's text, counted after entity parsing.
+pub const TELEGRAM_MAX_CHARS: usize = 4096;
+/// Parts an SMS may take unless its template says otherwise (3 UCS-2 parts: 201 characters).
+pub const DEFAULT_SMS_MAX_SEGMENTS: usize = 3;
+
+/// What a template can use. Names are English; values are Vietnamese.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageContext {
+    pub person: PersonVars,
+    pub area: AreaVars,
+    /// The observance's name, e.g. "Ngày Quốc tế Phụ nữ 8/3".
+    pub observance: String,
+    /// The observance's (first) day this time round, as `2023-03-08`.
+    pub observance_date: String,
+    /// The occurrence's local date in words: "ngày 8 tháng 3 năm 2023".
+    pub date: String,
+    /// The same date as `2023-03-08`, for the `vn_date` and `days_until` helpers.
+    pub date_iso: String,
+    pub campaign: CampaignVars,
+    pub support: SupportVars,
+    /// People and units honoured this year, as staff entered them.
+    pub honours: Vec<HonourVars>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PersonVars {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AreaVars {
+    pub code: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CampaignVars {
+    pub name: String,
+    /// Who speaks: "UBND huyện Hiệp Hòa".
+    pub sender: String,
+}
+
+/// Where people affected by violence can get help.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct SupportVars {
+    pub hotlines: Vec<HotlineVars>,
+    /// The person's commune contact point (or the nearest one up the area tree).
+    pub contact_point: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HotlineVars {
+    pub name: String,
+    pub number: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HonourVars {
+    pub name: String,
+    pub unit: String,
+    pub achievement: String,
+}
+
+/// The parts of a context that do not depend on the person: checking uses them with sample
+/// person data.
+#[derive(Debug, Clone)]
+pub struct SampleData {
+    pub campaign: CampaignVars,
+    /// The longest area name configured: a text that fits with it fits everywhere.
+    pub area_name: String,
+    pub support: SupportVars,
+    pub honours: Vec<HonourVars>,
+}
+
+impl SampleData {
+    /// Sample data from the configuration: its campaign, hotlines, honours (or a sample honour
+    /// when none is entered yet) and its longest area name.
+    pub fn from_config(config: &Config) -> Self {
+        let longest_area = config
+            .areas
+            .iter()
+            .max_by_key(|a| a.name.chars().count())
+            .map(|a| a.name.clone())
+            .unwrap_or_default();
+        let longest_contact = config
+            .areas
+            .iter()
+            .filter_map(|a| a.contact_point.clone())
+            .max_by_key(|c| c.chars().count())
+            .unwrap_or_default();
+        let mut honours: Vec<HonourVars> = config.honours.iter().map(HonourVars::from).collect();
+        if honours.is_empty() {
+            honours.push(HonourVars {
+                name: "Bà Nguyễn Thị Phương Thảo".to_string(),
+                unit: "Chi hội Phụ nữ thôn Mẫu".to_string(),
+                achievement: "có thành tích xuất sắc trong công tác bình đẳng giới".to_string(),
+            });
+        }
+        SampleData {
+            campaign: CampaignVars::from(config),
+            area_name: longest_area,
+            support: SupportVars {
+                hotlines: config
+                    .support
+                    .hotlines
+                    .iter()
+                    .map(HotlineVars::from)
+                    .collect(),
+                contact_point: longest_contact,
+            },
+            honours,
+        }
+    }
+}
+
+impl From<&Config> for CampaignVars {
+    fn from(config: &Config) -> Self {
+        CampaignVars {
+            name: config.campaign.name.clone(),
+            sender: config.campaign.sender.clone(),
+        }
+    }
+}
+
+impl From<&crate::config::Hotline> for HotlineVars {
+    fn from(h: &crate::config::Hotline) -> Self {
+        HotlineVars {
+            name: h.name.clone(),
+            number: h.number.clone(),
+        }
+    }
+}
+
+impl From<&crate::config::Honour> for HonourVars {
+    fn from(h: &crate::config::Honour) -> Self {
+        HonourVars {
+            name: h.name.clone(),
+            unit: h.unit.clone(),
+            achievement: h.achievement.clone(),
+        }
+    }
+}
+
+/// Who a message goes to and what it is about: the per-delivery part of a context.
+#[derive(Debug, Clone)]
+pub struct Recipient<'a> {
+    pub person_name: &'a str,
+    pub area_code: &'a str,
+    pub area_name: &'a str,
+    pub observance: &'a str,
+    /// The observance's first day; the message's own date when unknown.
+    pub observance_date: Option<NaiveDate>,
+    /// The local date the message is for.
+    pub date: NaiveDate,
+}
+
+impl MessageContext {
+    /// The context of one delivery: the recipient, plus what the configuration says about
+    /// support services and honours for that year.
+    pub fn for_recipient(config: &Config, r: &Recipient<'_>) -> Self {
+        use chrono::Datelike;
+        MessageContext {
+            person: PersonVars {
+                name: r.person_name.to_string(),
+            },
+            area: AreaVars {
+                code: r.area_code.to_string(),
+                name: r.area_name.to_string(),
+            },
+            observance: r.observance.to_string(),
+            observance_date: r.observance_date.unwrap_or(r.date).to_string(),
+            date: vietnamese_date(r.date),
+            date_iso: r.date.to_string(),
+            campaign: CampaignVars::from(config),
+            support: SupportVars {
+                hotlines: config
+                    .support
+                    .hotlines
+                    .iter()
+                    .map(HotlineVars::from)
+                    .collect(),
+                contact_point: config
+                    .areas
+                    .contact_point(r.area_code)
+                    .unwrap_or_default()
+                    .to_string(),
+            },
+            honours: config
+                .honours
+                .iter()
+                .filter(|h| h.year == r.date.year())
+                .map(HonourVars::from)
+                .collect(),
+        }
+    }
+
+    /// A plausible, deliberately long context for checking templates without a database.
+    pub fn sample(observance: &str, data: &SampleData) -> Self {
+        let date = NaiveDate::from_ymd_opt(2023, 3, 6).expect("valid date");
+        MessageContext {
+            person: PersonVars {
+                name: "Nguyễn Thị Phương Thảo".to_string(),
+            },
+            area: AreaVars {
+                code: "mau".to_string(),
+                name: data.area_name.clone(),
+            },
+            observance: observance.to_string(),
+            observance_date: "2023-03-08".to_string(),
+            date: vietnamese_date(date),
+            date_iso: date.to_string(),
+            campaign: data.campaign.clone(),
+            support: data.support.clone(),
+            honours: data.honours.clone(),
+        }
+    }
+}
+
+handlebars_helper!(vn_date: |iso: str| {
+    NaiveDate::parse_from_str(iso, "%Y-%m-%d").map(vietnamese_date).unwrap_or_else(|_| iso.to_string())
+});
+
+handlebars_helper!(unaccent_helper: |s: str| unaccent(s));
+
+/// `{{days_until observance_date}}`: whole days from the message's date (or from a second date
+/// given) to the first date; 0 on the day itself.
+fn days_until(
+    h: &Helper,
+    _: &Handlebars,
+    ctx: &Context,
+    _: &mut RenderContext,
+    out: &mut dyn Output,
+) -> HelperResult {
+    let date = |i: usize, what: &str| -> Result<NaiveDate, RenderErrorReason> {
+        let value = match h.param(i) {
+            Some(p) => p.value().as_str().map(str::to_string),
+            None => ctx
+                .data()
+                .get("date_iso")
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
+        };
+        value
+            .and_then(|v| NaiveDate::parse_from_str(&v, "%Y-%m-%d").ok())
+            .ok_or_else(|| {
+                RenderErrorReason::Other(format!(
+                    "days_until: {what} must be a date like 2023-10-20"
+                ))
+            })
+    };
+    let to = date(0, "the first parameter")?;
+    let from = date(1, "the second parameter (default date_iso)")?;
+    out.write(&(to - from).num_days().to_string())?;
+    Ok(())
+}
+
+/// Escapes what Telegram's HTML parse mode would read as markup. Telegram knows only the named
+/// entities `&lt; &gt; &amp; &quot;`, so handlebars' default (which also writes `&#x27;` …) is
+/// not used.
+pub fn escape_telegram_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("no template {name:?} for channel {channel}")]
+    Missing { name: String, channel: ChannelKind },
+    #[error("{0}")]
+    Render(String),
+}
+
+/// What a template says about itself in its first-line comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TemplateSettings {
+    /// SMS parts the rendered text may take.
+    pub max_segments: usize,
+    /// Send the SMS without diacritics (GSM-7: cheaper, and shown on any phone).
+    pub unaccented: bool,
+}
+
+impl Default for TemplateSettings {
+    fn default() -> Self {
+        TemplateSettings {
+            max_segments: DEFAULT_SMS_MAX_SEGMENTS,
+            unaccented: false,
+        }
+    }
+}
+
+const SETTINGS_PREFIX: &str = "{{!-- loa:";
+
+/// The settings line's settings, and the template body without that line.
+fn split_settings(source: &str) -> Result<(TemplateSettings, &str, usize), String> {
+    let mut settings = TemplateSettings::default();
+    let Some((first, rest)) = source
+        .starts_with(SETTINGS_PREFIX)
+        .then(|| source.split_once('\n').unwrap_or((source, "")))
+    else {
+        return Ok((settings, source, 0));
+    };
+    let body = first
+        .trim_end()
+        .strip_prefix(SETTINGS_PREFIX)
+        .and_then(|b| b.strip_suffix("--}}"))
+        .ok_or("the settings line must end with --}}")?;
+    for word in body.split_whitespace() {
+        match word.split_once('=') {
+            Some(("max_segments", n)) => {
+                settings.max_segments = n
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("max_segments={n} is not a positive number"))?
+            }
+            None if word == "unaccented" => settings.unaccented = true,
+            _ => {
+                return Err(format!(
+                    "unknown setting {word:?} (known: max_segments=N, unaccented)"
+                ));
+            }
+        }
+    }
+    Ok((settings, rest, 1))
+}
+
+/// A rendered message as it will be sent, with its SMS size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub text: String,
+    /// For SMS: encoding, units and parts.
+    pub sms: Option<SmsSize>,
+}
+
+#[derive(Debug, Clone)]
+struct Loaded {
+    path: PathBuf,
+    settings: TemplateSettings,
+    /// Lines before the template body (the settings line), added to handlebars' line numbers.
+    line_offset: usize,
+}
+
+/// Every template under `messages/`, one registry per channel.
+pub struct Templates {
+    registries: BTreeMap<ChannelKind, Handlebars<'static>>,
+    loaded: BTreeMap<(String, ChannelKind), Loaded>,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templates")
+            .field("loaded", &self.loaded.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+fn registry(kind: ChannelKind) -> Handlebars<'static> {
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    match kind {
+        ChannelKind::Telegram => hb.register_escape_fn(escape_telegram_html),
+        ChannelKind::Sms => hb.register_escape_fn(handlebars::no_escape),
+    }
+    hb.register_helper("vn_date", Box::new(vn_date));
+    hb.register_helper("unaccent", Box::new(unaccent_helper));
+    hb.register_helper("days_until", Box::new(days_until));
+    hb
+}
+
+impl Templates {
+    /// Reads `dir/<name>.<channel>.hbs`; every file that does not parse is a problem.
+    pub fn load(dir: &Path) -> Result<Templates, Problems> {
+        let mut problems = Problems::default();
+        let mut templates = Templates {
+            registries: ChannelKind::ALL
+                .into_iter()
+                .map(|k| (k, registry(k)))
+                .collect(),
+            loaded: BTreeMap::new(),
+        };
+        let mut paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "hbs"))
+                .collect(),
+            Err(e) => {
+                return Err(Problems(vec![Problem::new(
+                    dir,
+                    None,
+                    format!("cannot read messages folder: {e}"),
+                )]));
+            }
+        };
+        paths.sort();
+        for path in paths {
+            let file_name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let stem = file_name.trim_end_matches(".hbs");
+            let Some((name, kind)) = stem.rsplit_once('.').and_then(|(name, channel)| {
+                ChannelKind::parse(channel).map(|k| (name.to_string(), k))
+            }) else {
+                problems.push(Problem::new(
+                    &path,
+                    None,
+                    "file name must be <name>.<channel>.hbs with channel telegram or sms",
+                ));
+                continue;
+            };
+            let source = match std::fs::read_to_string(&path) {
+                Ok(s) => s,
+                Err(e) => {
+                    problems.push(Problem::new(&path, None, format!("cannot read: {e}")));
+                    continue;
+                }
+            };
+            if let Some(line) = first_non_nfc_line(&source) {
+                problems.push(Problem::new(
+                    &path,
+                    Some(line),
+                    "text is not NFC-normalised (Vietnamese letters must be precomposed)",
+                ));
+            }
+            let (settings, body, line_offset) = match split_settings(&source) {
+                Ok(split) => split,
+                Err(e) => {
+                    problems.push(Problem::new(&path, Some(1), e));
+                    continue;
+                }
+            };
+            // Trailing newlines of the file are not part of the message.
+            let registry = templates
+                .registries
+                .get_mut(&kind)
+                .expect("one registry per kind");
+            if let Err(e) = registry.register_template_string(&name, body.trim_end()) {
+                let line = e.pos().map(|(line, _)| line + line_offset);
+                problems.push(Problem::new(
+                    &path,
+                    line,
+                    format!("template does not parse: {}", e.reason()),
+                ));
+                continue;
+            }
+            templates.loaded.insert(
+                (name, kind),
+                Loaded {
+                    path,
+                    settings,
+                    line_offset,
+                },
+            );
+        }
+        problems.into_result(templates)
+    }
+
+    pub fn has(&self, name: &str, kind: ChannelKind) -> bool {
+        self.loaded.contains_key(&(name.to_string(), kind))
+    }
+
+    pub fn file(&self, name: &str, kind: ChannelKind) -> Option<&Path> {
+        self.get(name, kind).map(|l| l.path.as_path())
+    }
+
+    fn get(&self, name: &str, kind: ChannelKind) -> Option<&Loaded> {
+        self.loaded.get(&(name.to_string(), kind))
+    }
+
+    pub fn settings(&self, name: &str, kind: ChannelKind) -> TemplateSettings {
+        self.get(name, kind).map(|l| l.settings).unwrap_or_default()
+    }
+
+    /// `(name, channel)` of every loaded template.
+    pub fn names(&self) -> impl Iterator<Item = (&str, ChannelKind)> {
+        self.loaded.keys().map(|(n, k)| (n.as_str(), *k))
+    }
+
+    /// The text to send: rendered, NFC, and for an `unaccented` SMS template without marks.
+    pub fn render(
+        &self,
+        name: &str,
+        kind: ChannelKind,
+        context: &MessageContext,
+    ) -> Result<String, TemplateError> {
+        self.preview(name, kind, context).map(|r| r.text)
+    }
+
+    /// The text to send, with its SMS size.
+    pub fn preview(
+        &self,
+        name: &str,
+        kind: ChannelKind,
+        context: &MessageContext,
+    ) -> Result<Rendered, TemplateError> {
+        let loaded = self.get(name, kind).ok_or_else(|| TemplateError::Missing {
+            name: name.to_string(),
+            channel: kind,
+        })?;
+        let text = self.registries[&kind]
+            .render(name, context)
+            .map_err(|e| TemplateError::Render(render_message(&e)))?;
+        // Values from the database may arrive decomposed; what is sent is always NFC.
+        let text: String = text.nfc().collect();
+        Ok(match kind {
+            ChannelKind::Sms => {
+                let text = if loaded.settings.unaccented {
+                    unaccent(&text)
+                } else {
+                    text
+                };
+                Rendered {
+                    sms: Some(sms_size(&text)),
+                    text,
+                }
+            }
+            ChannelKind::Telegram => Rendered { text, sms: None },
+        })
+    }
+
+    /// Renders with `context` and reports what a resident or the provider would suffer: a
+    /// missing variable, HTML Telegram rejects, a text over Telegram's limit, an SMS over its
+    /// segment budget.
+    pub fn check(
+        &self,
+        name: &str,
+        kind: ChannelKind,
+        context: &MessageContext,
+    ) -> Option<Problem> {
+        let loaded = self.get(name, kind)?;
+        let path = loaded.path.as_path();
+        if let Err(e) = self.registries[&kind].render(name, context) {
+            let line = e.line_no.map(|l| l + loaded.line_offset);
+            return Some(Problem::new(path, line, render_message(&e)));
+        }
+        let rendered = self.preview(name, kind, context).ok()?;
+        match kind {
+            ChannelKind::Telegram => {
+                if let Err(e) = telegram_html::validate(&rendered.text) {
+                    return Some(Problem::new(
+                        path,
+                        None,
+                        format!("Telegram would reject this HTML: {e}"),
+                    ));
+                }
+                let visible = telegram_html::visible_text(&rendered.text).chars().count();
+                (visible > TELEGRAM_MAX_CHARS).then(|| {
+                    Problem::new(
+                        path,
+                        None,
+                        format!(
+                            "rendered text has {visible} characters; Telegram allows {TELEGRAM_MAX_CHARS}"
+                        ),
+                    )
+                })
+            }
+            ChannelKind::Sms => {
+                let size = rendered.sms?;
+                let budget = loaded.settings.max_segments;
+                (size.segments > budget).then(|| {
+                    Problem::new(
+                        path,
+                        None,
+                        format!(
+                            "SMS takes {} parts ({} {} units) with sample data; its budget is {budget} (max_segments in the settings line)",
+                            size.segments, size.units, size.encoding
+                        ),
+                    )
+                })
+            }
+        }
+    }
+}
+
+fn render_message(e: &handlebars::RenderError) -> String {
+    match e.reason() {
+        RenderErrorReason::MissingVariable(Some(var)) => format!(
+            "unknown variable {var:?} (known: person.name, area.name, area.code, observance, observance_date, date, date_iso, campaign.name, campaign.sender, support.hotlines, support.contact_point, honours)"
+        ),
+        reason => reason.to_string(),
+    }
+}
+
+fn first_non_nfc_line(source: &str) -> Option<usize> {
+    source.lines().position(|l| !is_nfc(l)).map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(files: &[(&str, &str)]) -> (tempfile::TempDir, Result<Templates, Problems>) {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, body) in files {
+            std::fs::write(dir.path().join(name), body).unwrap();
+        }
+        let t = Templates::load(dir.path());
+        (dir, t)
+    }
+
+    fn data() -> SampleData {
+        SampleData {
+            campaign: CampaignVars {
+                name: "Kế hoạch".into(),
+                sender: "UBND huyện".into(),
+            },
+            area_name: "Xã Hoàng Lương".into(),
+            support: SupportVars {
+                hotlines: vec![HotlineVars {
+                    name: "Tổng đài quốc gia bảo vệ trẻ em".into(),
+                    number: "111".into(),
+                }],
+                contact_point: "Hội LHPN xã".into(),
+            },
+            honours: vec![],
+        }
+    }
+
+    fn sample() -> MessageContext {
+        MessageContext::sample("8/3", &data())
+    }
+
+    #[test]
+    fn telegram_escapes_values_and_sms_does_not() {
+        let (_d, t) = load(&[
+            ("a.telegram.hbs", "<b>{{person.name}}</b>"),
+            ("a.sms.hbs", "{{person.name}}"),
+        ]);
+        let t = t.unwrap();
+        let mut ctx = sample();
+        ctx.person.name = "Lê <Văn> & \"Tý\"".into();
+        assert_eq!(
+            t.render("a", ChannelKind::Telegram, &ctx).unwrap(),
+            "<b>Lê &lt;Văn&gt; &amp; &quot;Tý&quot;</b>"
+        );
+        assert_eq!(
+            t.render("a", ChannelKind::Sms, &ctx).unwrap(),
+            "Lê <Văn> & \"Tý\""
+        );
+    }
+
+    #[test]
+    fn missing_variable_is_a_problem_with_its_line() {
+        let (_d, t) = load(&[
+            ("a.telegram.hbs", "Kính gửi\n{{person.nam}}"),
+            (
+                "b.sms.hbs",
+                "{{!-- loa: max_segments=2 --}}\nKính gửi\n{{person.nam}}",
+            ),
+        ]);
+        let t = t.unwrap();
+        let p = t.check("a", ChannelKind::Telegram, &sample()).unwrap();
+        assert_eq!(p.line, Some(2));
+        assert!(p.message.contains("person.nam"), "{}", p.message);
+        assert!(t.render("a", ChannelKind::Telegram, &sample()).is_err());
+        let p = t.check("b", ChannelKind::Sms, &sample()).unwrap();
+        assert_eq!(p.line, Some(3), "lines count the settings line");
+    }
+
+    #[test]
+    fn parse_errors_and_bad_names_are_problems() {
+        let (_d, t) = load(&[
+            ("a.telegram.hbs", "line one\n{{#if x}}never closed"),
+            ("b.fax.hbs", "x"),
+            ("c.sms.hbs", "{{!-- loa: max_parts=2 --}}\nx"),
+        ]);
+        let err = t.unwrap_err().to_string();
+        assert!(err.contains("a.telegram.hbs:"), "{err}");
+        assert!(err.contains("b.fax.hbs: file name"), "{err}");
+        assert!(err.contains("c.sms.hbs:1: unknown setting"), "{err}");
+    }
+
+    #[test]
+    fn decomposed_text_is_refused() {
+        let decomposed: String = "Hòa".nfd().collect();
+        let (_d, t) = load(&[("a.sms.hbs", &format!("ok\n{decomposed}"))]);
+        let err = t.unwrap_err().to_string();
+        assert!(err.contains("a.sms.hbs:2: text is not NFC"), "{err}");
+    }
+
+    #[test]
+    fn helpers() {
+        let (_d, t) = load(&[
+            ("d.sms.hbs", "{{vn_date date_iso}}"),
+            (
+                "u.sms.hbs",
+                "{{unaccent area.name}}; còn {{days_until observance_date}} ngày",
+            ),
+        ]);
+        let t = t.unwrap();
+        assert_eq!(
+            t.render("d", ChannelKind::Sms, &sample()).unwrap(),
+            "ngày 6 tháng 3 năm 2023"
+        );
+        assert_eq!(
+            t.render("u", ChannelKind::Sms, &sample()).unwrap(),
+            "Xa Hoang Luong; còn 2 ngày"
+        );
+    }
+
+    #[test]
+    fn unaccented_sms_goes_as_gsm7() {
+        let (_d, t) = load(&[(
+            "a.sms.hbs",
+            "{{!-- loa: unaccented --}}\nChúc mừng {{area.name}}",
+        )]);
+        let rendered = t
+            .unwrap()
+            .preview("a", ChannelKind::Sms, &sample())
+            .unwrap();
+        assert_eq!(rendered.text, "Chuc mung Xa Hoang Luong");
+        assert_eq!(rendered.sms.unwrap().encoding, SmsEncoding::Gsm7);
+    }
+
+    #[test]
+    fn check_catches_bad_html_and_overlong_sms() {
+        let long = "Bình đẳng giới ".repeat(20);
+        let (_d, t) = load(&[
+            ("h.telegram.hbs", "<b>{{person.name}}</i> & bạn"),
+            (
+                "s.sms.hbs",
+                &format!("{{{{!-- loa: max_segments=2 --}}}}\n{long}"),
+            ),
+        ]);
+        let t = t.unwrap();
+        let html = t.check("h", ChannelKind::Telegram, &sample()).unwrap();
+        assert!(html.message.contains("Telegram would reject"), "{html}");
+        let sms = t.check("s", ChannelKind::Sms, &sample()).unwrap();
+        assert!(sms.message.contains("budget is 2"), "{sms}");
+    }
+}
