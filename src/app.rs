@@ -205,6 +205,18 @@ pub async fn run(
         mut scheduler,
         dispatcher,
     } = Engine::new(&setup, db, clock, transports);
+    let transports_described: Vec<(String, String)> = dispatcher
+        .transports()
+        .kinds()
+        .into_iter()
+        .filter_map(|k| {
+            dispatcher
+                .transports()
+                .get(k)
+                .map(|t| (k.to_string(), t.name().to_string()))
+        })
+        .collect();
+    let dispatcher = Arc::new(dispatcher);
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -228,6 +240,7 @@ pub async fn run(
     };
     let dispatching = {
         let rx = stop_rx.clone();
+        let dispatcher = Arc::clone(&dispatcher);
         let idle = Duration::from_millis(config.dispatch.poll_interval_ms);
         async move {
             while !*rx.borrow() {
@@ -249,15 +262,28 @@ pub async fn run(
             }
         }
     };
-    let serving = axum::serve(listener, web::router(db.clone()))
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
-    let signal = async move {
-        shutdown.await;
-        tracing::info!("shutting down: finishing the sends in flight");
-        let _ = stop_tx.send(true);
+    let channels = transports_described.clone();
+    let serving = axum::serve(
+        listener,
+        web::router(db.clone(), dispatcher.metrics(), channels),
+    )
+    .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let signal = {
+        let dispatcher = Arc::clone(&dispatcher);
+        async move {
+            shutdown.await;
+            tracing::info!(
+                "shutting down: sends in flight finish, the rest of the batch goes back"
+            );
+            dispatcher.request_stop();
+            let _ = stop_tx.send(true);
+        }
     };
     let (_, _, served, _) = tokio::join!(scheduling, dispatching, serving, signal);
     served.context("web server")?;
+    if let Err(e) = dispatcher.retire().await {
+        tracing::warn!("could not leave the worker table: {e:#}");
+    }
     db.close().await;
     tracing::info!("stopped");
     Ok(())

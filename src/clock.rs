@@ -11,6 +11,12 @@ use chrono::{DateTime, Duration, Utc};
 
 pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> DateTime<Utc>;
+
+    /// How long to wait in real time for `d` of this clock's time to pass; `None` for a clock
+    /// that moves only when told (a frozen test clock), where waiting would never end.
+    fn real_duration(&self, d: std::time::Duration) -> Option<std::time::Duration> {
+        Some(d)
+    }
 }
 
 pub type SharedClock = Arc<dyn Clock>;
@@ -82,6 +88,10 @@ impl VirtualClock {
 impl Clock for VirtualClock {
     fn now(&self) -> DateTime<Utc> {
         self.read(&self.state.lock().expect("clock lock"))
+    }
+
+    fn real_duration(&self, d: std::time::Duration) -> Option<std::time::Duration> {
+        (self.speed > 0.0).then(|| d.div_f64(self.speed))
     }
 }
 

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use chrono::NaiveTime;
 use chrono_tz::Tz;
 use serde::Deserialize;
 use toml::Spanned;
@@ -64,6 +65,7 @@ pub struct Config {
     /// `None` when no bot token is configured: Telegram deliveries then go to the `log` channel.
     pub telegram: Option<TelegramConfig>,
     pub dispatch: DispatchConfig,
+    pub limits: Limits,
     pub areas: AreaTree,
     pub support: Support,
     /// People and units honoured, by year, for the honouring messages.
@@ -139,6 +141,54 @@ pub struct DispatchConfig {
     pub retry_base_seconds: u32,
     /// Pause of an idle worker, in real milliseconds.
     pub poll_interval_ms: u64,
+    /// Local times between which nothing is sent (start inclusive, end exclusive); `None`: never
+    /// quiet.
+    pub quiet_hours: Option<(NaiveTime, NaiveTime)>,
+    /// Campaign messages one person may get on one local day, across channels.
+    pub max_per_person_per_day: u32,
+}
+
+/// Sending rates. Telegram's belong to the bot token, an SMS gateway's to the account: several
+/// Loa processes share them (see `dispatch::limits`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Messages per second to different chats (Telegram: about 30).
+    pub telegram_per_second: u32,
+    /// Messages per second to one private chat (Telegram: about 1).
+    pub telegram_per_chat_per_second: u32,
+    /// Messages per minute to one group (Telegram: 20).
+    pub telegram_per_group_per_minute: u32,
+    /// Pay for Telegram's paid broadcasts: up to 1000 messages per second, charged in Stars.
+    pub telegram_paid_broadcast: bool,
+    /// Messages per second to the SMS gateway (`LOA_SMS_RATE`).
+    pub sms_per_second: u32,
+    /// Messages that may leave at one instant. 1 (the default) keeps every sliding second within
+    /// the rate, as a provider counts it; more lets a batch go at once (tests on a frozen clock).
+    pub burst: u32,
+}
+
+impl Limits {
+    /// Telegram's overall rate, with paid broadcasts taken into account.
+    pub fn telegram_overall(&self) -> u32 {
+        if self.telegram_paid_broadcast {
+            1000
+        } else {
+            self.telegram_per_second
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            telegram_per_second: 30,
+            telegram_per_chat_per_second: 1,
+            telegram_per_group_per_minute: 20,
+            telegram_paid_broadcast: false,
+            sms_per_second: 10,
+            burst: 1,
+        }
+    }
 }
 
 impl Default for DispatchConfig {
@@ -150,6 +200,11 @@ impl Default for DispatchConfig {
             max_attempts: 5,
             retry_base_seconds: 30,
             poll_interval_ms: 500,
+            quiet_hours: Some((
+                NaiveTime::from_hms_opt(21, 0, 0).expect("valid"),
+                NaiveTime::from_hms_opt(7, 0, 0).expect("valid"),
+            )),
+            max_per_person_per_day: 2,
         }
     }
 }
@@ -332,6 +387,8 @@ struct RawConfig {
     #[serde(default)]
     dispatch: RawDispatch,
     #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
     areas: Vec<RawArea>,
     #[serde(default)]
     support: RawSupport,
@@ -391,6 +448,34 @@ struct RawDispatch {
     max_attempts: Option<Spanned<u32>>,
     retry_base_seconds: Option<u32>,
     poll_interval_ms: Option<u64>,
+    /// `["21:00", "07:00"]`, or `[]` for none.
+    quiet_hours: Option<Spanned<Vec<String>>>,
+    max_per_person_per_day: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    burst: Option<Spanned<u32>>,
+    #[serde(default)]
+    telegram: RawTelegramLimits,
+    #[serde(default)]
+    sms: RawSmsLimits,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTelegramLimits {
+    per_second: Option<Spanned<u32>>,
+    per_chat_per_second: Option<Spanned<u32>>,
+    per_group_per_minute: Option<Spanned<u32>>,
+    paid_broadcast: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSmsLimits {
+    per_second: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -550,25 +635,72 @@ impl Config {
                 problems.push(Problem::new(
                     path,
                     at(v.span().start),
-                    format!("dispatch.{key}: must be at least 1"),
+                    format!("{key}: must be at least 1"),
                 ));
                 default
             }
             Some(v) => *v.get_ref(),
             None => default,
         };
-        let batch_size = positive(&raw.dispatch.batch_size, "batch_size", defaults.batch_size);
+        let d = &raw.dispatch;
+        let batch_size = positive(&d.batch_size, "dispatch.batch_size", defaults.batch_size);
         let lease_seconds = positive(
-            &raw.dispatch.lease_seconds,
-            "lease_seconds",
+            &d.lease_seconds,
+            "dispatch.lease_seconds",
             defaults.lease_seconds,
         );
         let max_attempts = positive(
-            &raw.dispatch.max_attempts,
-            "max_attempts",
+            &d.max_attempts,
+            "dispatch.max_attempts",
             defaults.max_attempts,
         );
-        let concurrency = match &raw.dispatch.concurrency {
+        let max_per_person_per_day = positive(
+            &d.max_per_person_per_day,
+            "dispatch.max_per_person_per_day",
+            defaults.max_per_person_per_day,
+        );
+        let limit_defaults = Limits::default();
+        let t = &raw.limits.telegram;
+        let limits = Limits {
+            telegram_per_second: positive(
+                &t.per_second,
+                "limits.telegram.per_second",
+                limit_defaults.telegram_per_second,
+            ),
+            telegram_per_chat_per_second: positive(
+                &t.per_chat_per_second,
+                "limits.telegram.per_chat_per_second",
+                limit_defaults.telegram_per_chat_per_second,
+            ),
+            telegram_per_group_per_minute: positive(
+                &t.per_group_per_minute,
+                "limits.telegram.per_group_per_minute",
+                limit_defaults.telegram_per_group_per_minute,
+            ),
+            telegram_paid_broadcast: t.paid_broadcast.unwrap_or(false),
+            sms_per_second: positive(
+                &raw.limits.sms.per_second,
+                "limits.sms.per_second",
+                limit_defaults.sms_per_second,
+            ),
+            burst: positive(&raw.limits.burst, "limits.burst", limit_defaults.burst),
+        };
+        let limits = match env.get("LOA_SMS_RATE") {
+            None => limits,
+            Some(rate) => {
+                match rate.parse::<u32>() {
+                    Ok(n) if n > 0 => Limits {
+                        sms_per_second: n,
+                        ..limits
+                    },
+                    _ => {
+                        problems.push(Problem::new(path, None, format!("LOA_SMS_RATE: {rate:?} is not a positive number of messages per second")));
+                        limits
+                    }
+                }
+            }
+        };
+        let concurrency = match &d.concurrency {
             Some(v) if *v.get_ref() == 0 => {
                 problems.push(Problem::new(
                     path,
@@ -580,19 +712,37 @@ impl Config {
             Some(v) => *v.get_ref(),
             None => defaults.concurrency,
         };
+        let quiet_hours = match &d.quiet_hours {
+            None => defaults.quiet_hours,
+            Some(q) => {
+                let parsed: Vec<Option<NaiveTime>> = q
+                    .get_ref()
+                    .iter()
+                    .map(|t| NaiveTime::parse_from_str(t, "%H:%M").ok())
+                    .collect();
+                match parsed.as_slice() {
+                    [] => None,
+                    [Some(from), Some(to)] if from != to => Some((*from, *to)),
+                    _ => {
+                        problems.push(Problem::new(
+                            path,
+                            at(q.span().start),
+                            "dispatch.quiet_hours: expected [\"21:00\", \"07:00\"] (start, end; local time) or [] for none",
+                        ));
+                        defaults.quiet_hours
+                    }
+                }
+            }
+        };
         let dispatch = DispatchConfig {
             batch_size,
             concurrency,
             lease_seconds,
             max_attempts,
-            retry_base_seconds: raw
-                .dispatch
-                .retry_base_seconds
-                .unwrap_or(defaults.retry_base_seconds),
-            poll_interval_ms: raw
-                .dispatch
-                .poll_interval_ms
-                .unwrap_or(defaults.poll_interval_ms),
+            retry_base_seconds: d.retry_base_seconds.unwrap_or(defaults.retry_base_seconds),
+            poll_interval_ms: d.poll_interval_ms.unwrap_or(defaults.poll_interval_ms),
+            quiet_hours,
+            max_per_person_per_day,
         };
 
         let areas = validate_areas(path, source, &raw.areas, &mut problems);
@@ -621,6 +771,7 @@ impl Config {
             public_url,
             telegram,
             dispatch,
+            limits,
             areas,
             support: Support {
                 hotlines: raw.support.hotlines,

@@ -32,6 +32,7 @@
 //! * [`cli`] — the `loa` commands and their exit codes; `main.rs` only calls it.
 
 pub mod diagnostics;
+pub mod metrics;
 
 pub mod clock;
 pub mod config;

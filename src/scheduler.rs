@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::audience::AudienceFilter;
@@ -28,7 +28,12 @@ pub struct CreatedOccurrence {
 #[derive(Debug, Default)]
 pub struct TickReport {
     pub created: Vec<CreatedOccurrence>,
+    /// Expired before Loa could create them: recorded as `missed`, not sent.
+    pub missed: Vec<CreatedOccurrence>,
 }
+
+/// How far back a restart looks for fire times it missed.
+const MAX_CATCH_UP_DAYS: i64 = 366;
 
 pub struct Scheduler {
     db: Db,
@@ -50,21 +55,37 @@ impl Scheduler {
         }
     }
 
-    /// Creates the occurrences due since the last tick. The first tick after a start looks back
-    /// as far as each schedule's `expires_after`: a fire time missed while Loa was down is still
-    /// sent if it has not expired.
+    /// Creates the occurrences due since the last tick.
+    ///
+    /// After a restart it goes back to the last tick any instance recorded (at most a year):
+    /// a fire time missed while Loa was down is still sent if it has not expired, and recorded
+    /// as `missed` — never sent — if it has. On a database that never ticked, it looks back as
+    /// far as each schedule's `expires_after`.
     pub async fn tick(&mut self) -> anyhow::Result<TickReport> {
         let now = self.clock.now();
+        let since = match self.cursor {
+            Some(cursor) => Some(cursor),
+            None => self.recorded_tick().await?,
+        }
+        // A clock set back (a demo replaying a year) starts afresh.
+        .filter(|since| *since <= now);
         let mut report = TickReport::default();
         let calendar = Arc::clone(&self.calendar);
         for schedule in calendar.schedules() {
-            let earliest = now - schedule.expires_after;
-            let after = self.cursor.map_or(earliest, |c| c.max(earliest));
+            let after = since
+                .unwrap_or(now - schedule.expires_after)
+                .max(now - Duration::days(MAX_CATCH_UP_DAYS));
             for at in schedule.fire_times(after, now) {
-                if let Some(created) = self.create_occurrence(schedule, at.to_utc()).await? {
+                let at = at.to_utc();
+                if at + schedule.expires_after <= now {
+                    if let Some(missed) = self.record_missed(schedule, at).await? {
+                        tracing::warn!(schedule = %missed.schedule_id, at = %at, "missed while Loa was down; not sent");
+                        report.missed.push(missed);
+                    }
+                } else if let Some(created) = self.create_occurrence(schedule, at).await? {
                     tracing::info!(
                         schedule = %created.schedule_id,
-                        at = %at.to_rfc3339(),
+                        at = %at,
                         recipients = created.recipients,
                         "occurrence created"
                     );
@@ -73,7 +94,70 @@ impl Scheduler {
             }
         }
         self.cursor = Some(now);
+        self.record_tick(now).await?;
         Ok(report)
+    }
+
+    async fn recorded_tick(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
+        let row = sqlx::query("SELECT at FROM scheduler_state WHERE name = 'last_tick'")
+            .fetch_optional(&self.db.pool)
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<i64, _>(0).map(from_epoch))
+            .transpose()?)
+    }
+
+    async fn record_tick(&self, now: DateTime<Utc>) -> anyhow::Result<()> {
+        // Several instances: keep the latest.
+        sqlx::query(
+            "INSERT INTO scheduler_state (name, at) VALUES ('last_tick', $1)
+             ON CONFLICT (name) DO UPDATE SET at =
+                 CASE WHEN excluded.at > scheduler_state.at THEN excluded.at ELSE scheduler_state.at END",
+        )
+        .bind(to_epoch(now))
+        .execute(&self.db.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records an occurrence that expired before Loa could create it: no deliveries.
+    async fn record_missed(
+        &self,
+        schedule: &Schedule,
+        fire_at: DateTime<Utc>,
+    ) -> anyhow::Result<Option<CreatedOccurrence>> {
+        let channels = schedule
+            .channels
+            .iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        let row = sqlx::query(
+            "INSERT INTO occurrences (schedule_id, fire_at, template, observance, channels, expires_at, created_at,
+                 observance_date, status)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'missed')
+             ON CONFLICT (schedule_id, fire_at) DO NOTHING
+             RETURNING id",
+        )
+        .bind(&schedule.id)
+        .bind(to_epoch(fire_at))
+        .bind(&schedule.template)
+        .bind(&schedule.observance)
+        .bind(&channels)
+        .bind(to_epoch(fire_at + schedule.expires_after))
+        .bind(to_epoch(self.clock.now()))
+        .bind(schedule.observance_date(fire_at).to_string())
+        .fetch_optional(&self.db.pool)
+        .await?;
+        Ok(match row {
+            Some(row) => Some(CreatedOccurrence {
+                id: row.try_get(0)?,
+                schedule_id: schedule.id.clone(),
+                fire_at,
+                recipients: 0,
+            }),
+            None => None,
+        })
     }
 
     /// Inserts the occurrence and fans it out in one transaction; `None` when it already exists.
@@ -160,10 +244,12 @@ pub struct Occurrence {
     pub schedule_id: String,
     pub fire_at: DateTime<Utc>,
     pub recipients: i64,
+    /// `created`, or `missed` when it expired while Loa was down.
+    pub status: String,
 }
 
 pub async fn occurrences(db: &Db) -> Result<Vec<Occurrence>, sqlx::Error> {
-    let rows = sqlx::query("SELECT id, schedule_id, fire_at, recipients FROM occurrences ORDER BY fire_at, schedule_id")
+    let rows = sqlx::query("SELECT id, schedule_id, fire_at, recipients, status FROM occurrences ORDER BY fire_at, schedule_id")
         .fetch_all(&db.pool)
         .await?;
     rows.iter()
@@ -173,6 +259,7 @@ pub async fn occurrences(db: &Db) -> Result<Vec<Occurrence>, sqlx::Error> {
                 schedule_id: r.try_get(1)?,
                 fire_at: from_epoch(r.try_get(2)?),
                 recipients: r.try_get(3)?,
+                status: r.try_get(4)?,
             })
         })
         .collect()

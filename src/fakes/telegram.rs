@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -22,6 +23,18 @@ pub struct SentMessage {
     pub text: String,
     pub parse_mode: Option<String>,
     pub message_id: i64,
+    /// When the fake received it (real time).
+    pub received_at: Instant,
+}
+
+/// Telegram's limits, as the fake enforces them when asked to: over them, 429 with
+/// `retry_after`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EnforcedLimits {
+    /// Messages accepted in any sliding second, all chats together.
+    pub per_second: usize,
+    /// Messages accepted in any sliding second to one chat.
+    pub per_chat_per_second: usize,
 }
 
 /// How the fake will answer the next sends to one chat.
@@ -38,6 +51,8 @@ struct FakeState {
     scripted: HashMap<i64, VecDeque<Scripted>>,
     requests: usize,
     next_message_id: i64,
+    limits: Option<EnforcedLimits>,
+    too_many_requests: usize,
 }
 
 pub struct FakeTelegram {
@@ -118,6 +133,22 @@ impl FakeTelegram {
             .push_back(Scripted::TooManyRequests { retry_after });
     }
 
+    /// Enforce Telegram's rates from now on, in real time.
+    pub fn enforce_limits(&self, limits: EnforcedLimits) {
+        self.lock().limits = Some(limits);
+    }
+
+    /// 429s answered because a rate was exceeded (scripted ones not counted).
+    pub fn too_many_requests(&self) -> usize {
+        self.lock().too_many_requests
+    }
+
+    /// The most messages accepted in any sliding second.
+    pub fn busiest_second(&self) -> usize {
+        let times: Vec<Instant> = self.lock().sent.iter().map(|m| m.received_at).collect();
+        max_in_window(&times, Duration::from_secs(1))
+    }
+
     /// The next send to `chat_id` gets an HTML error page instead of JSON.
     pub fn answer_not_json_next(&self, chat_id: i64) {
         self.lock()
@@ -193,6 +224,27 @@ fn send_message(state: &mut FakeState, params: &Value) -> Response {
             }
         };
     }
+    if let Some(limits) = state.limits {
+        let now = Instant::now();
+        let second_ago = now.checked_sub(Duration::from_secs(1));
+        let recent = |m: &&SentMessage| second_ago.is_none_or(|t| m.received_at > t);
+        let overall = state.sent.iter().rev().take_while(|m| recent(m)).count();
+        let to_chat = state
+            .sent
+            .iter()
+            .rev()
+            .take_while(|m| recent(m))
+            .filter(|m| m.chat_id == chat_id)
+            .count();
+        if overall >= limits.per_second || to_chat >= limits.per_chat_per_second {
+            state.too_many_requests += 1;
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too Many Requests: retry after 1",
+                Some(json!({"retry_after": 1})),
+            );
+        }
+    }
     if state.blocked.contains(&chat_id) {
         return error(
             StatusCode::FORBIDDEN,
@@ -222,6 +274,7 @@ fn send_message(state: &mut FakeState, params: &Value) -> Response {
         text: text.clone(),
         parse_mode: params["parse_mode"].as_str().map(str::to_string),
         message_id,
+        received_at: Instant::now(),
     });
     let date = chrono::Utc::now().timestamp();
     axum::Json(json!({
@@ -235,4 +288,17 @@ fn send_message(state: &mut FakeState, params: &Value) -> Response {
         }
     }))
     .into_response()
+}
+
+/// The most instants in any window of length `window` (times in order).
+pub fn max_in_window(times: &[Instant], window: Duration) -> usize {
+    let mut best = 0;
+    let mut start = 0;
+    for (end, t) in times.iter().enumerate() {
+        while t.duration_since(times[start]) >= window {
+            start += 1;
+        }
+        best = best.max(end - start + 1);
+    }
+    best
 }

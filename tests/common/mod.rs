@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::{DateTime, Duration, Utc};
 use loa::app::{Engine, Setup};
 use loa::clock::{SharedClock, VirtualClock};
-use loa::config::{ChannelKind, Env};
+use loa::config::{ChannelKind, Config, Env};
 use loa::fakes::telegram::FakeTelegram;
 use loa::store::Db;
 use sqlx::Executor;
@@ -47,6 +47,33 @@ impl TestApp {
     }
 
     pub async fn spawn_with_config(config: &Path, start: &str) -> TestApp {
+        TestApp::spawn_custom(config, start, 0.0, |_| {}).await
+    }
+
+    /// Loa on the repository's configuration as `adjust` changes it.
+    pub async fn spawn_adjusted(start: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        TestApp::spawn_custom(&repo_root().join("loa.toml"), start, 0.0, adjust).await
+    }
+
+    /// Loa on a clock running at real speed from `start`, with the shipped rate limits (no
+    /// burst): for what only real time shows.
+    pub async fn spawn_running(start: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        TestApp::spawn_custom(&repo_root().join("loa.toml"), start, 1.0, |config| {
+            config.limits.burst = 1;
+            adjust(config)
+        })
+        .await
+    }
+
+    /// A frozen clock has no "later this second": a step sends a whole batch at one instant,
+    /// so these tests let the rate limits burst. The limits themselves are tested on a running
+    /// clock.
+    pub async fn spawn_custom(
+        config: &Path,
+        start: &str,
+        speed: f64,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let database_url = match std::env::var("LOA_TEST_POSTGRES_URL") {
             Ok(url) if !url.is_empty() => fresh_postgres_database(&url).await,
@@ -57,10 +84,13 @@ impl TestApp {
             .with("LOA_DATABASE_URL", database_url)
             .with("TELEGRAM_BOT_TOKEN", BOT_TOKEN)
             .with("TELEGRAM_API_URL", telegram.api_url());
-        let setup = Setup::load(config, &env)
+        let mut setup = Setup::load(config, &env)
             .unwrap_or_else(|p| panic!("shipped configuration is invalid:\n{p}"));
+        let config = Arc::make_mut(&mut setup.config);
+        config.limits.burst = 10_000;
+        adjust(config);
         let db = setup.open_database().await.expect("database");
-        let clock = Arc::new(VirtualClock::frozen(at(start)));
+        let clock = Arc::new(VirtualClock::running(at(start), speed));
         let engine = Engine::new(
             &setup,
             db.clone(),
@@ -104,6 +134,69 @@ impl TestApp {
             self.clock.clone() as SharedClock,
             self.setup.transports().expect("transports"),
         );
+    }
+
+    /// `n` residents spread over the communes, each with a Telegram chat; returns their chat ids.
+    /// Chat ids are derived from person ids, so the rows go in with set-based inserts.
+    pub async fn seed_residents(&self, n: usize) -> Vec<i64> {
+        use sqlx::Row;
+        let communes: Vec<String> = self
+            .setup
+            .config
+            .areas
+            .iter()
+            .filter(|a| self.setup.config.areas.is_leaf(&a.code))
+            .map(|a| a.code.clone())
+            .collect();
+        let mut tx = self.db.pool.begin().await.unwrap();
+        for chunk_start in (0..n).step_by(500) {
+            let rows = (chunk_start..n.min(chunk_start + 500)).collect::<Vec<_>>();
+            let values: Vec<String> = (0..rows.len())
+                .map(|i| format!("(${}, ${}, 0)", 2 * i + 1, 2 * i + 2))
+                .collect();
+            let sql = format!(
+                "INSERT INTO persons (name, area_code, created_at) VALUES {}",
+                values.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for i in rows {
+                query = query
+                    .bind(format!("Cư dân mẫu {i}"))
+                    .bind(communes[i % communes.len()].clone());
+            }
+            query.execute(&mut *tx).await.unwrap();
+        }
+        sqlx::query(
+            "INSERT INTO contacts (person_id, channel, address, created_at)
+             SELECT id, 'telegram', CAST(1000000 + id AS TEXT), 0 FROM persons
+             WHERE name LIKE 'Cư dân mẫu %'
+               AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.person_id = persons.id)",
+        )
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        sqlx::query("SELECT address FROM contacts WHERE channel = 'telegram' ORDER BY id")
+            .fetch_all(&self.db.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get::<String, _>(0).unwrap().parse().unwrap())
+            .collect()
+    }
+
+    /// Another engine on the same database and clock: a second `loa run` process.
+    pub fn second_engine(&self) -> Engine {
+        Engine::new(
+            &self.setup,
+            self.db.clone(),
+            self.clock.clone() as SharedClock,
+            self.setup.transports().expect("transports"),
+        )
+    }
+
+    pub fn clock_now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     pub fn advance(&self, by: Duration) {

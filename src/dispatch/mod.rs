@@ -5,24 +5,35 @@
 //! its rows stay `sending` until the lease passes, then any worker claims them again. The
 //! bound on duplicates after a crash is the rows that were sent but not yet recorded.
 //!
-//! Updates the `deliveries` rows the scheduler created; owns `delivery_attempts`.
+//! Before a send: quiet hours (nothing is claimed inside them), the per-person daily cap
+//! (the surplus waits for the next day or expires) and the channel's rate limits
+//! ([`limits`]); a worker that cannot wait for its turn puts the row back, not as a failure.
+//!
+//! Updates the `deliveries` rows the scheduler created; owns `delivery_attempts` and
+//! `dispatch_workers`.
+
+pub mod limits;
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration as StdDuration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration as StdDuration, Instant};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use futures::StreamExt;
 use rand::Rng;
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::audience;
+use crate::calendar::local_midnight;
 use crate::channels::{Channel, Outbound, SendError};
 use crate::clock::SharedClock;
 use crate::config::{ChannelKind, Config};
+use crate::metrics::Metrics;
 use crate::reach;
 use crate::store::{Backend, Db, from_epoch, to_epoch};
 use crate::templates::{MessageContext, Recipient, Templates};
+use limits::{Permit, RateLimits};
 
 /// What one step did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -37,6 +48,11 @@ pub struct StepReport {
     pub expired: usize,
     /// Opted out or contact deactivated since the fan-out.
     pub skipped: usize,
+    /// Put back without a failure: over the daily cap, or its turn under the rate limit has
+    /// not come.
+    pub postponed: usize,
+    /// Given back unsent because the worker is stopping.
+    pub released: usize,
 }
 
 impl StepReport {
@@ -47,6 +63,8 @@ impl StepReport {
             Outcome::Failed => self.failed += 1,
             Outcome::Dead => self.dead += 1,
             Outcome::Skipped => self.skipped += 1,
+            Outcome::Postponed => self.postponed += 1,
+            Outcome::Released => self.released += 1,
             Outcome::LeaseLost => {}
         }
     }
@@ -59,6 +77,8 @@ enum Outcome {
     Failed,
     Dead,
     Skipped,
+    Postponed,
+    Released,
     /// Another worker took the row over (our lease ran out): nothing recorded by us.
     LeaseLost,
 }
@@ -126,7 +146,25 @@ pub struct Dispatcher {
     clock: SharedClock,
     /// Dispatch settings, and what message contexts need: campaign, support lines, honours.
     config: Arc<Config>,
+    limits: RateLimits,
+    metrics: Arc<Metrics>,
+    /// This worker's row in `dispatch_workers`.
+    worker_id: String,
+    last_heartbeat: Mutex<Option<DateTime<Utc>>>,
+    /// A worker joining others sends nothing until they have all recounted the workers, so
+    /// the shares never add up to more than the limit.
+    hold_until: Mutex<Option<DateTime<Utc>>>,
+    stopping: AtomicBool,
+    /// The queue of sends waiting for a rate-limit turn.
+    turns: tokio::sync::Mutex<()>,
 }
+
+/// A worker not heard from for this long no longer holds a share of the rate limits.
+const WORKER_TIMEOUT_SECONDS: i64 = 10;
+/// How often a worker renews its heartbeat and recounts the others.
+const HEARTBEAT_SECONDS: i64 = 1;
+/// Longest wait for a rate-limit turn inside a step; beyond it the row goes back to the table.
+const MAX_INLINE_WAIT: StdDuration = StdDuration::from_secs(5);
 
 impl Dispatcher {
     pub fn new(
@@ -136,18 +174,134 @@ impl Dispatcher {
         clock: SharedClock,
         config: Arc<Config>,
     ) -> Self {
+        let limits = RateLimits::new(config.limits.clone(), Arc::clone(&clock));
         Dispatcher {
             db,
             templates,
             transports,
             clock,
             config,
+            limits,
+            metrics: Arc::new(Metrics::default()),
+            worker_id: format!("{:016x}", rand::rng().random::<u64>()),
+            last_heartbeat: Mutex::new(None),
+            hold_until: Mutex::new(None),
+            stopping: AtomicBool::new(false),
+            turns: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    pub fn transports(&self) -> &Transports {
+        &self.transports
+    }
+
+    /// Workers sharing the rate limits, as this one last counted them.
+    pub fn rate_share(&self) -> u32 {
+        self.limits.share()
+    }
+
+    /// Stops sending: the current step gives back what it has not sent yet.
+    pub fn request_stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Leaves the worker table, so the others take over this worker's share of the limits.
+    pub async fn retire(&self) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM dispatch_workers WHERE id = $1")
+            .bind(&self.worker_id)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Renews this worker's heartbeat at most once a second and takes its share of the
+    /// rate limits: 1 / (live workers).
+    pub async fn heartbeat(&self) -> anyhow::Result<()> {
+        let now = self.clock.now();
+        {
+            let last = self.last_heartbeat.lock().expect("heartbeat lock");
+            if last.is_some_and(|t| now - t < Duration::seconds(HEARTBEAT_SECONDS)) {
+                return Ok(());
+            }
+        }
+        sqlx::query(
+            "INSERT INTO dispatch_workers (id, heartbeat_at) VALUES ($1, $2)
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+        )
+        .bind(&self.worker_id)
+        .bind(to_epoch(now))
+        .execute(&self.db.pool)
+        .await?;
+        let live: i64 =
+            sqlx::query("SELECT COUNT(*) FROM dispatch_workers WHERE heartbeat_at >= $1")
+                .bind(to_epoch(now - Duration::seconds(WORKER_TIMEOUT_SECONDS)))
+                .fetch_one(&self.db.pool)
+                .await?
+                .try_get(0)?;
+        let first = self
+            .last_heartbeat
+            .lock()
+            .expect("heartbeat lock")
+            .is_none();
+        if first && live > 1 {
+            *self.hold_until.lock().expect("hold lock") =
+                Some(now + Duration::seconds(2 * HEARTBEAT_SECONDS));
+        }
+        let before = self.limits.share();
+        self.limits.set_share(live.max(1) as u32);
+        if before != self.limits.share() {
+            tracing::info!(workers = live, "rate limits shared among {live} worker(s)");
+            self.limits.forget_idle();
+        }
+        *self.last_heartbeat.lock().expect("heartbeat lock") = Some(now);
+        Ok(())
+    }
+
+    /// Deliveries of one channel worth claiming in one step: what this worker's share of the
+    /// channel's rate sends in `MAX_INLINE_WAIT`, within the configured batch size.
+    fn claim_limit(&self, kind: ChannelKind) -> i64 {
+        let per_worker = self.limits.overall_rate(kind) / self.limits.share().max(1);
+        let in_time = u64::from(per_worker) * MAX_INLINE_WAIT.as_secs();
+        let capacity = in_time.max(u64::from(self.config.limits.burst));
+        capacity.min(u64::from(self.config.dispatch.batch_size)) as i64
+    }
+
+    /// Whether `at` falls in the configured quiet hours (campaign time).
+    pub fn is_quiet(&self, at: DateTime<Utc>) -> bool {
+        let Some((from, to)) = self.config.dispatch.quiet_hours else {
+            return false;
+        };
+        let t = at.with_timezone(&self.config.campaign.time_zone).time();
+        if from < to {
+            from <= t && t < to
+        } else {
+            t >= from || t < to
         }
     }
 
     /// One round: expire, claim a batch, send it, record every outcome.
     pub async fn step(&self) -> anyhow::Result<StepReport> {
+        self.heartbeat().await?;
         let expired = self.expire().await?;
+        if expired > 0 {
+            self.metrics.count("all", "expired", expired as u64);
+        }
+        let now = self.clock.now();
+        let holding = self
+            .hold_until
+            .lock()
+            .expect("hold lock")
+            .is_some_and(|until| now < until);
+        if holding || self.stopping.load(Ordering::SeqCst) || self.is_quiet(now) {
+            return Ok(StepReport {
+                expired,
+                ..StepReport::default()
+            });
+        }
         let batch = self.claim().await?;
         let mut report = self.deliver(batch).await?;
         report.expired = expired;
@@ -177,12 +331,6 @@ impl Dispatcher {
         let now = self.clock.now();
         let token = format!("{:016x}", rand::rng().random::<u64>());
         let lease_until = now + Duration::seconds(i64::from(self.config.dispatch.lease_seconds));
-        // Channel names come from a closed enum, so they are written inline.
-        let channel_list = kinds
-            .iter()
-            .map(|k| format!("'{}'", k.as_str()))
-            .collect::<Vec<_>>()
-            .join(", ");
         let lock = match self.db.backend {
             // Several processes on one PostgreSQL: each takes rows no one else has locked.
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
@@ -194,19 +342,25 @@ impl Dispatcher {
                  attempts = attempts + 1, updated_at = $3
              WHERE id IN (
                  SELECT id FROM deliveries
-                 WHERE channel IN ({channel_list})
+                 WHERE channel = $5
                    AND ((status = 'pending' AND due_at <= $3) OR (status = 'sending' AND lease_until < $3))
                  ORDER BY due_at, id
                  LIMIT $4 {lock})"
         );
-        let claimed = sqlx::query(AssertSqlSafe(sql))
-            .bind(&token)
-            .bind(to_epoch(lease_until))
-            .bind(to_epoch(now))
-            .bind(i64::from(self.config.dispatch.batch_size))
-            .execute(&self.db.pool)
-            .await?
-            .rows_affected();
+        let mut claimed = 0;
+        // Per channel, no more than this worker's share of the rate can send before the
+        // batch's tail would have to wait too long.
+        for &kind in &kinds {
+            claimed += sqlx::query(AssertSqlSafe(sql.clone()))
+                .bind(&token)
+                .bind(to_epoch(lease_until))
+                .bind(to_epoch(now))
+                .bind(self.claim_limit(kind))
+                .bind(kind.as_str())
+                .execute(&self.db.pool)
+                .await?
+                .rows_affected();
+        }
         if claimed == 0 {
             return Ok(Vec::new());
         }
@@ -292,13 +446,42 @@ impl Dispatcher {
                     .await;
             }
         };
+        if let Some(next_day) = self.over_daily_cap(&d).await? {
+            self.metrics.count(d.channel.as_str(), "postponed", 1);
+            return self
+                .retry_later(&d, next_day, RetryKind::Postpone, "daily cap reached")
+                .await;
+        }
+        if let Some(wait) = self.wait_for_turn(&d).await {
+            self.metrics.count(d.channel.as_str(), "postponed", 1);
+            return self
+                .retry_later(&d, wait, RetryKind::Postpone, "rate limit")
+                .await;
+        }
+        if self.stopping.load(Ordering::SeqCst) {
+            return self.release(&d).await;
+        }
         let message = Outbound {
             delivery_id: d.id,
             kind: d.channel,
             address: &d.address,
             text: &text,
         };
-        match channel.send(&message).await {
+        let started = Instant::now();
+        let result = channel.send(&message).await;
+        self.metrics
+            .observe_send(channel.name(), started.elapsed().as_secs_f64());
+        self.metrics.count(
+            d.channel.as_str(),
+            match &result {
+                Ok(_) => "sent",
+                Err(SendError::RateLimited { .. }) => "rate_limited",
+                Err(SendError::Retryable(_)) => "retry",
+                Err(_) => "failed",
+            },
+            1,
+        );
+        match result {
             Ok(receipt) => {
                 self.record_sent(&d, channel.name(), receipt.provider_message_id)
                     .await
@@ -313,8 +496,7 @@ impl Dispatcher {
                 self.retry_later(
                     &d,
                     retry_after,
-                    false,
-                    "rate_limited",
+                    RetryKind::RateLimited,
                     &format!("retry after {}s", retry_after.as_secs()),
                 )
                 .await
@@ -329,7 +511,7 @@ impl Dispatcher {
                     self.finish(&d, "dead", &reason, None).await
                 } else {
                     let delay = self.backoff(d.failures);
-                    self.retry_later(&d, delay, true, "retryable", &reason)
+                    self.retry_later(&d, delay, RetryKind::Failure, &reason)
                         .await
                 }
             }
@@ -414,14 +596,91 @@ impl Dispatcher {
         Ok(Outcome::Sent)
     }
 
+    /// The delay until the person may get another message, when they have had their share
+    /// today: until the start of the next local day's sending hours.
+    async fn over_daily_cap(&self, d: &ClaimedDelivery) -> anyhow::Result<Option<StdDuration>> {
+        let now = self.clock.now();
+        let tz = self.config.campaign.time_zone;
+        let today = now.with_timezone(&tz).date_naive();
+        let sent_today: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM deliveries WHERE person_id = $1 AND status = 'sent' AND sent_at >= $2",
+        )
+        .bind(d.person_id)
+        .bind(to_epoch(local_midnight(today, tz)))
+        .fetch_one(&self.db.pool)
+        .await?
+        .try_get(0)?;
+        if sent_today < i64::from(self.config.dispatch.max_per_person_per_day) {
+            return Ok(None);
+        }
+        let opening = self
+            .config
+            .dispatch
+            .quiet_hours
+            .map_or(NaiveTime::MIN, |(_, end)| end);
+        let tomorrow = today + Duration::days(1);
+        let next = tz
+            .from_local_datetime(&tomorrow.and_time(opening))
+            .earliest()
+            .map_or(local_midnight(tomorrow, tz), |t| t.to_utc());
+        Ok(Some((next - now).to_std().unwrap_or_default()))
+    }
+
+    /// Waits for this message's turn under the rate limits, when the clock lets us wait;
+    /// `Some(delay)` when the row should rather go back to the table for that long.
+    async fn wait_for_turn(&self, d: &ClaimedDelivery) -> Option<StdDuration> {
+        // A chat that just got a message waits its second without holding up the others.
+        if let Permit::Wait(wait) = self.limits.check_chat(d.channel, &d.address) {
+            return Some(wait.max(StdDuration::from_secs(1)));
+        }
+        // Senders queue for their turn one at a time: without the queue, waiters woken
+        // together race for one permit and the losers wait again.
+        let _turn = self.turns.lock().await;
+        let started = self.clock.now();
+        loop {
+            match self.limits.check_overall(d.channel) {
+                Permit::Now => return None,
+                Permit::Wait(wait) => {
+                    let waited = (self.clock.now() - started).to_std().unwrap_or_default();
+                    match self.clock.real_duration(wait) {
+                        Some(real) if waited + wait <= MAX_INLINE_WAIT => {
+                            tokio::time::sleep(real).await
+                        }
+                        // A frozen clock never lets the turn come: put the row back.
+                        _ => return Some(wait.max(StdDuration::from_secs(1))),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gives a claimed row back unsent, as if never claimed.
+    async fn release(&self, d: &ClaimedDelivery) -> anyhow::Result<Outcome> {
+        sqlx::query(
+            "UPDATE deliveries SET status = 'pending', lease_until = NULL, claim_token = NULL,
+                 attempts = attempts - 1, updated_at = $1
+             WHERE id = $2 AND claim_token = $3",
+        )
+        .bind(to_epoch(self.clock.now()))
+        .bind(d.id)
+        .bind(&d.claim_token)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(Outcome::Released)
+    }
+
     async fn retry_later(
         &self,
         d: &ClaimedDelivery,
         delay: StdDuration,
-        counts_as_failure: bool,
-        outcome: &str,
+        kind: RetryKind,
         detail: &str,
     ) -> anyhow::Result<Outcome> {
+        let (counts_as_failure, outcome, result) = match kind {
+            RetryKind::Failure => (true, "retryable", Outcome::Retrying),
+            RetryKind::RateLimited => (false, "rate_limited", Outcome::Retrying),
+            RetryKind::Postpone => (false, "postponed", Outcome::Postponed),
+        };
         let now = self.clock.now();
         let due = now + Duration::from_std(delay).unwrap_or(Duration::hours(1));
         let mut tx = self.db.pool.begin().await?;
@@ -443,9 +702,17 @@ impl Dispatcher {
             tx.rollback().await?;
             return Ok(Outcome::LeaseLost);
         }
-        log_attempt(&mut *tx, d.id, now, outcome, detail).await?;
+        // A postponement is not an attempt: nothing was sent.
+        if kind == RetryKind::Postpone {
+            sqlx::query("UPDATE deliveries SET attempts = attempts - 1 WHERE id = $1")
+                .bind(d.id)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            log_attempt(&mut *tx, d.id, now, outcome, detail).await?;
+        }
         tx.commit().await?;
-        Ok(Outcome::Retrying)
+        Ok(result)
     }
 
     /// A final state other than `sent`; `deactivate` also stops all sending to the contact.
@@ -487,6 +754,17 @@ impl Dispatcher {
             _ => Outcome::Failed,
         })
     }
+}
+
+/// Why a delivery goes back to `pending`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RetryKind {
+    /// A temporary failure: counts towards `max_attempts`.
+    Failure,
+    /// The provider's 429: waits `retry_after`, not a failure.
+    RateLimited,
+    /// Not sent at all (daily cap, rate-limit turn): not an attempt.
+    Postpone,
 }
 
 async fn log_attempt<'c, E>(

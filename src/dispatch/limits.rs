@@ -1,0 +1,245 @@
+//! Sending rates, enforced with `governor` on Loa's own clock (so a virtual clock drives them
+//! in tests and demos exactly as the system clock does in production).
+//!
+//! A channel's overall rate belongs to the bot token or the gateway account, not to a process.
+//! Each dispatcher therefore takes an equal share of it — rate ÷ live workers, counted from
+//! the `dispatch_workers` heartbeats — so any number of `loa run` processes on one database
+//! together stay within the provider's limit. Per-chat and per-group limits are per process:
+//! one chat is rarely in flight in two processes at once.
+//!
+//! The overall limiters have a burst of one: in any sliding second no more than the rate passes,
+//! which is what a provider counting "messages per second" sees.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::clock::Clock as GovernorClock;
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+
+use crate::clock::SharedClock;
+use crate::config::{ChannelKind, Limits};
+
+/// governor's view of Loa's clock: time since the epoch.
+#[derive(Clone, Debug)]
+struct LoaClock(SharedClock);
+
+impl GovernorClock for LoaClock {
+    type Instant = Duration;
+
+    fn now(&self) -> Duration {
+        let micros = self.0.now().timestamp_micros().max(0) as u64;
+        Duration::from_micros(micros)
+    }
+}
+
+type Direct = RateLimiter<NotKeyed, InMemoryState, LoaClock, NoOpMiddleware<Duration>>;
+type Keyed =
+    RateLimiter<String, DefaultKeyedStateStore<String>, LoaClock, NoOpMiddleware<Duration>>;
+
+/// Whether a message may go now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permit {
+    Now,
+    /// Not before this much (clock) time has passed.
+    Wait(Duration),
+}
+
+pub struct RateLimits {
+    clock: LoaClock,
+    limits: Limits,
+    /// Workers sharing each overall rate, and the limiters built for that share.
+    overall: Mutex<(u32, HashMap<ChannelKind, Arc<Direct>>)>,
+    per_chat: Keyed,
+    per_group: Keyed,
+}
+
+fn per_second(n: u32, burst: u32) -> Quota {
+    Quota::per_second(NonZeroU32::new(n.max(1)).expect("at least 1"))
+        .allow_burst(NonZeroU32::new(burst.max(1)).expect("at least 1"))
+}
+
+impl RateLimits {
+    pub fn new(limits: Limits, clock: SharedClock) -> Self {
+        let clock = LoaClock(clock);
+        let per_chat = RateLimiter::new(
+            per_second(limits.telegram_per_chat_per_second, 1),
+            DefaultKeyedStateStore::default(),
+            clock.clone(),
+        );
+        let group_quota = Quota::per_minute(
+            NonZeroU32::new(limits.telegram_per_group_per_minute.max(1)).expect("at least 1"),
+        )
+        .allow_burst(NonZeroU32::MIN);
+        let per_group = RateLimiter::new(
+            group_quota,
+            DefaultKeyedStateStore::default(),
+            clock.clone(),
+        );
+        let limits_for_overall = limits.clone();
+        let this = RateLimits {
+            clock,
+            limits,
+            overall: Mutex::new((0, HashMap::new())),
+            per_chat,
+            per_group,
+        };
+        this.set_share_unchecked(1, &limits_for_overall);
+        this
+    }
+
+    /// The overall rate of a channel for the whole deployment.
+    pub fn overall_rate(&self, kind: ChannelKind) -> u32 {
+        match kind {
+            ChannelKind::Telegram => self.limits.telegram_overall(),
+            ChannelKind::Sms => self.limits.sms_per_second,
+        }
+    }
+
+    /// Takes a 1/`workers` share of every overall rate.
+    pub fn set_share(&self, workers: u32) {
+        let workers = workers.max(1);
+        if self.overall.lock().expect("limits lock").0 != workers {
+            self.set_share_unchecked(workers, &self.limits);
+        }
+    }
+
+    fn set_share_unchecked(&self, workers: u32, limits: &Limits) {
+        let mut overall = self.overall.lock().expect("limits lock");
+        let rate = |total: u32| per_second((total / workers).max(1), limits.burst);
+        overall.0 = workers;
+        overall.1 = ChannelKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let total = match kind {
+                    ChannelKind::Telegram => limits.telegram_overall(),
+                    ChannelKind::Sms => limits.sms_per_second,
+                };
+                (
+                    kind,
+                    Arc::new(RateLimiter::direct_with_clock(
+                        rate(total),
+                        self.clock.clone(),
+                    )),
+                )
+            })
+            .collect();
+    }
+
+    pub fn share(&self) -> u32 {
+        self.overall.lock().expect("limits lock").0
+    }
+
+    /// Takes a permit for one message to `address` if the rates allow it now: the chat's
+    /// own rate first, then the channel's overall one.
+    pub fn check(&self, kind: ChannelKind, address: &str) -> Permit {
+        match self.check_chat(kind, address) {
+            Permit::Now => self.check_overall(kind),
+            wait => wait,
+        }
+    }
+
+    /// The per-chat (Telegram: 1/s) or per-group (20/min) rate of one address.
+    pub fn check_chat(&self, kind: ChannelKind, address: &str) -> Permit {
+        if kind != ChannelKind::Telegram {
+            return Permit::Now;
+        }
+        let now = self.clock.now();
+        // Negative chat ids are groups and channels.
+        let keyed = if address.starts_with('-') {
+            &self.per_group
+        } else {
+            &self.per_chat
+        };
+        match keyed.check_key(&address.to_string()) {
+            Ok(()) => Permit::Now,
+            Err(e) => Permit::Wait(e.wait_time_from(now)),
+        }
+    }
+
+    /// This worker's share of the channel's overall rate.
+    pub fn check_overall(&self, kind: ChannelKind) -> Permit {
+        let now = self.clock.now();
+        let overall = Arc::clone(&self.overall.lock().expect("limits lock").1[&kind]);
+        match overall.check() {
+            Ok(()) => Permit::Now,
+            Err(e) => Permit::Wait(e.wait_time_from(now)),
+        }
+    }
+
+    /// Forgets per-chat state that no longer limits anything, so memory stays flat.
+    pub fn forget_idle(&self) {
+        self.per_chat.retain_recent();
+        self.per_group.retain_recent();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::VirtualClock;
+    use chrono::DateTime;
+
+    fn limits(clock: &Arc<VirtualClock>) -> RateLimits {
+        RateLimits::new(Limits::default(), Arc::clone(clock) as SharedClock)
+    }
+
+    fn clock() -> Arc<VirtualClock> {
+        Arc::new(VirtualClock::frozen(
+            DateTime::from_timestamp(1_678_237_200, 0).unwrap(),
+        ))
+    }
+
+    #[test]
+    fn thirty_per_second_evenly_in_any_sliding_second() {
+        let clock = clock();
+        let limits = limits(&clock);
+        let mut sent = 0;
+        // Step through two seconds in 1 ms ticks, each chat distinct.
+        for ms in 0..2000 {
+            if limits.check(ChannelKind::Telegram, &format!("{ms}")) == Permit::Now {
+                sent += 1;
+            }
+            clock.advance(chrono::Duration::milliseconds(1));
+        }
+        assert!((59..=60).contains(&sent), "{sent}");
+    }
+
+    #[test]
+    fn one_per_second_to_one_chat_and_twenty_per_minute_to_a_group() {
+        let clock = clock();
+        let limits = limits(&clock);
+        assert_eq!(limits.check(ChannelKind::Telegram, "42"), Permit::Now);
+        clock.advance(chrono::Duration::milliseconds(100));
+        assert!(
+            matches!(limits.check(ChannelKind::Telegram, "42"), Permit::Wait(w) if w <= Duration::from_millis(900))
+        );
+        let mut group = 0;
+        for _ in 0..120 {
+            if limits.check(ChannelKind::Telegram, "-100123") == Permit::Now {
+                group += 1;
+            }
+            clock.advance(chrono::Duration::milliseconds(500));
+        }
+        assert_eq!(group, 20, "20 in one minute");
+    }
+
+    #[test]
+    fn workers_share_the_overall_rate() {
+        let clock = clock();
+        let limits = limits(&clock);
+        limits.set_share(2);
+        let mut sent = 0;
+        for ms in 0..1000 {
+            if limits.check(ChannelKind::Telegram, &format!("{ms}")) == Permit::Now {
+                sent += 1;
+            }
+            clock.advance(chrono::Duration::milliseconds(1));
+        }
+        assert_eq!(sent, 15);
+    }
+}
