@@ -117,7 +117,10 @@ impl Setup {
         if let Some(telegram) = &self.config.telegram {
             transports = transports.with(
                 ChannelKind::Telegram,
-                Arc::new(TelegramChannel::new(telegram)?),
+                Arc::new(
+                    TelegramChannel::new(telegram)?
+                        .with_paid_broadcast(self.config.limits.telegram_paid_broadcast),
+                ),
             );
         }
         if transports.kinds().is_empty() {

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::repo_root;
+use common::{copy_of_repo, repo_root};
 use loa::config::{ChannelKind, Env};
 
 fn loa(dir: &Path, args: &[&str]) -> Output {
@@ -24,20 +24,6 @@ fn loa(dir: &Path, args: &[&str]) -> Output {
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// A copy of the shipped configuration, schedules and messages, to break or run in.
-fn copy_of_repo() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(repo_root().join("loa.toml"), dir.path().join("loa.toml")).unwrap();
-    for sub in ["schedules", "messages"] {
-        std::fs::create_dir(dir.path().join(sub)).unwrap();
-        for entry in std::fs::read_dir(repo_root().join(sub)).unwrap() {
-            let path = entry.unwrap().path();
-            std::fs::copy(&path, dir.path().join(sub).join(path.file_name().unwrap())).unwrap();
-        }
-    }
-    dir
 }
 
 #[test]
@@ -285,6 +271,29 @@ async fn run_on_a_fresh_directory_serves_healthz_sends_through_log_and_stops_on_
         !all.contains("987654321"),
         "the chat id is never printed whole"
     );
+
+    // The send is counted where Prometheus scrapes, and /healthz names the transports.
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("loa_delivery_outcomes_total{channel=\"telegram\",outcome=\"sent\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("loa_send_duration_seconds_bucket"),
+        "{metrics}"
+    );
+    let health: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["channels"]["telegram"], "log");
 
     let pid = child.0.id().to_string();
     assert!(

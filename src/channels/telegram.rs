@@ -24,6 +24,8 @@ pub enum TelegramSetupError {
 #[derive(Clone)]
 pub struct TelegramChannel {
     bot: Bot,
+    /// Ask for Telegram's paid broadcast (up to 1000 messages/s, charged in Stars).
+    paid_broadcast: bool,
 }
 
 impl TelegramChannel {
@@ -32,7 +34,13 @@ impl TelegramChannel {
             .map_err(|_| TelegramSetupError::ApiUrl(config.api_url.clone()))?;
         Ok(TelegramChannel {
             bot: Bot::new(&config.token).set_api_url(url),
+            paid_broadcast: false,
         })
+    }
+
+    pub fn with_paid_broadcast(mut self, paid: bool) -> Self {
+        self.paid_broadcast = paid;
+        self
     }
 
     pub fn bot(&self) -> &Bot {
@@ -54,6 +62,7 @@ impl Channel for TelegramChannel {
             .bot
             .send_message(ChatId(chat), message.text)
             .parse_mode(ParseMode::Html)
+            .allow_paid_broadcast(self.paid_broadcast)
             .await
             .map_err(classify)?;
         Ok(Receipt {

@@ -137,52 +137,8 @@ impl TestApp {
     }
 
     /// `n` residents spread over the communes, each with a Telegram chat; returns their chat ids.
-    /// Chat ids are derived from person ids, so the rows go in with set-based inserts.
     pub async fn seed_residents(&self, n: usize) -> Vec<i64> {
-        use sqlx::Row;
-        let communes: Vec<String> = self
-            .setup
-            .config
-            .areas
-            .iter()
-            .filter(|a| self.setup.config.areas.is_leaf(&a.code))
-            .map(|a| a.code.clone())
-            .collect();
-        let mut tx = self.db.pool.begin().await.unwrap();
-        for chunk_start in (0..n).step_by(500) {
-            let rows = (chunk_start..n.min(chunk_start + 500)).collect::<Vec<_>>();
-            let values: Vec<String> = (0..rows.len())
-                .map(|i| format!("(${}, ${}, 0)", 2 * i + 1, 2 * i + 2))
-                .collect();
-            let sql = format!(
-                "INSERT INTO persons (name, area_code, created_at) VALUES {}",
-                values.join(", ")
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for i in rows {
-                query = query
-                    .bind(format!("Cư dân mẫu {i}"))
-                    .bind(communes[i % communes.len()].clone());
-            }
-            query.execute(&mut *tx).await.unwrap();
-        }
-        sqlx::query(
-            "INSERT INTO contacts (person_id, channel, address, created_at)
-             SELECT id, 'telegram', CAST(1000000 + id AS TEXT), 0 FROM persons
-             WHERE name LIKE 'Cư dân mẫu %'
-               AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.person_id = persons.id)",
-        )
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
-        sqlx::query("SELECT address FROM contacts WHERE channel = 'telegram' ORDER BY id")
-            .fetch_all(&self.db.pool)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.try_get::<String, _>(0).unwrap().parse().unwrap())
-            .collect()
+        seed_residents(&self.db, &self.setup.config, n).await
     }
 
     /// Another engine on the same database and clock: a second `loa run` process.
@@ -240,4 +196,65 @@ async fn fresh_postgres_database(admin_url: &str) -> String {
         .expect("create test database");
     let (base, _) = admin_url.rsplit_once('/').expect("URL ends with /database");
     format!("{base}/{name}")
+}
+
+/// `n` residents spread over the communes of `config`, each with a Telegram chat; returns the
+/// chat ids. Chat ids are derived from person ids, so the rows go in with set-based inserts.
+pub async fn seed_residents(db: &Db, config: &Config, n: usize) -> Vec<i64> {
+    use sqlx::Row;
+    let communes: Vec<String> = config
+        .areas
+        .iter()
+        .filter(|a| config.areas.is_leaf(&a.code))
+        .map(|a| a.code.clone())
+        .collect();
+    let mut tx = db.pool.begin().await.unwrap();
+    for chunk_start in (0..n).step_by(500) {
+        let rows = (chunk_start..n.min(chunk_start + 500)).collect::<Vec<_>>();
+        let values: Vec<String> = (0..rows.len())
+            .map(|i| format!("(${}, ${}, 0)", 2 * i + 1, 2 * i + 2))
+            .collect();
+        let sql = format!(
+            "INSERT INTO persons (name, area_code, created_at) VALUES {}",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for i in rows {
+            query = query
+                .bind(format!("Cư dân mẫu {i}"))
+                .bind(communes[i % communes.len()].clone());
+        }
+        query.execute(&mut *tx).await.unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO contacts (person_id, channel, address, created_at)
+         SELECT id, 'telegram', CAST(1000000 + id AS TEXT), 0 FROM persons
+         WHERE name LIKE 'Cư dân mẫu %'
+           AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.person_id = persons.id)",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    sqlx::query("SELECT address FROM contacts WHERE channel = 'telegram' ORDER BY id")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<String, _>(0).unwrap().parse().unwrap())
+        .collect()
+}
+
+/// A copy of the shipped configuration, schedules and messages, to break or run in.
+pub fn copy_of_repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(repo_root().join("loa.toml"), dir.path().join("loa.toml")).unwrap();
+    for sub in ["schedules", "messages"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+        for entry in std::fs::read_dir(repo_root().join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, dir.path().join(sub).join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    dir
 }
