@@ -13,16 +13,19 @@ use tokio::sync::watch;
 
 use crate::audience;
 use crate::calendar::Calendar;
+use crate::channels::Channel;
 use crate::channels::log::LogChannel;
+use crate::channels::sms::{Callback, HttpSmsChannel, KannelChannel};
 use crate::channels::telegram::TelegramChannel;
 use crate::clock::SharedClock;
-use crate::config::{ChannelKind, Config, Env};
+use crate::config::{ChannelKind, Config, Env, SmsGateway};
 use crate::diagnostics::{Problem, Problems};
 use crate::dispatch::{Dispatcher, Transports};
+use crate::inbound::Inbound;
 use crate::scheduler::Scheduler;
 use crate::store::{Db, redact_url};
 use crate::templates::{MessageContext, SampleData, Templates};
-use crate::web;
+use crate::web::{self, WebState};
 
 /// The longest observance name of the 2023 plan: templates are checked with it.
 const SAMPLE_OBSERVANCE: &str =
@@ -123,12 +126,44 @@ impl Setup {
                 ),
             );
         }
+        if let Some(sms) = self.sms_channel()? {
+            transports = transports.with(ChannelKind::Sms, sms);
+        }
         if transports.kinds().is_empty() {
             for kind in ChannelKind::ALL {
                 transports = transports.with(kind, Arc::new(LogChannel));
             }
         }
         Ok(transports)
+    }
+
+    /// The configured SMS gateway, if any.
+    pub fn sms_channel(&self) -> anyhow::Result<Option<Arc<dyn Channel>>> {
+        let config = &self.config;
+        let callback = Callback {
+            public_url: config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", config.http_addr)),
+            secret: config.webhook_secret.clone(),
+        };
+        Ok(match &config.sms.gateway {
+            None => None,
+            Some(SmsGateway::Kannel {
+                url,
+                username,
+                password,
+            }) => Some(Arc::new(KannelChannel::new(
+                url,
+                username,
+                password,
+                &config.sms.from,
+                Some(callback),
+            ))),
+            Some(SmsGateway::Http(http)) => Some(Arc::new(
+                HttpSmsChannel::new(http, &config.sms.from).map_err(anyhow::Error::msg)?,
+            )),
+        })
     }
 
     /// Opens and migrates the configured database and mirrors the areas into it.
@@ -207,7 +242,7 @@ pub async fn run(
         db,
         mut scheduler,
         dispatcher,
-    } = Engine::new(&setup, db, clock, transports);
+    } = Engine::new(&setup, db, Arc::clone(&clock), transports);
     let transports_described: Vec<(String, String)> = dispatcher
         .transports()
         .kinds()
@@ -265,12 +300,21 @@ pub async fn run(
             }
         }
     };
-    let channels = transports_described.clone();
-    let serving = axum::serve(
-        listener,
-        web::router(db.clone(), dispatcher.metrics(), channels),
-    )
-    .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let web_state = WebState {
+        db: db.clone(),
+        config: Arc::clone(&config),
+        clock: Arc::clone(&clock),
+        metrics: dispatcher.metrics(),
+        channels: Arc::new(transports_described.clone()),
+        inbound: Arc::new(Inbound {
+            db: db.clone(),
+            config: Arc::clone(&config),
+            templates: Arc::clone(&setup.templates),
+            sms: setup.sms_channel()?,
+        }),
+    };
+    let serving = axum::serve(listener, web::router(web_state))
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
     let signal = {
         let dispatcher = Arc::clone(&dispatcher);
         async move {

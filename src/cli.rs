@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use sqlx::Row;
 
 use crate::app::{self, Setup};
+use crate::audience::import::{ImportError, import_contacts};
 use crate::clock::{SharedClock, SystemClock, VirtualClock};
 use crate::config::{ChannelKind, Env};
 use crate::diagnostics::Problems;
@@ -73,6 +74,11 @@ pub enum Command {
         #[arg(long)]
         observance: Option<String>,
     },
+    /// Bring residents in from a file.
+    Import {
+        #[command(subcommand)]
+        import: ImportCommand,
+    },
     /// Reports from the database.
     Report {
         #[command(subcommand)]
@@ -93,6 +99,13 @@ pub enum ReportCommand {
         #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
         format: ReportFormat,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Residents with phone numbers: CSV with columns name,phone,area[,tags] (tags separated
+    /// by ';'). Valid rows go in; each rejected row is reported; importing twice adds nobody twice.
+    Contacts { file: PathBuf },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -236,6 +249,49 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
             );
             Ok(())
         }
+        Command::Import {
+            import: ImportCommand::Contacts { file },
+        } => {
+            let setup = Setup::load(&cli.config, &env)?;
+            let db = setup.open_database().await?;
+            let lines = std::fs::read(&file)
+                .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
+                .unwrap_or(0);
+            let bar = indicatif::ProgressBar::new(lines.saturating_sub(1));
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows ({eta})")
+                    .expect("valid template"),
+            );
+            let report = import_contacts(&db, &setup.config.areas, &file, Utc::now(), |n| {
+                if n % 500 == 0 {
+                    bar.set_position(n)
+                }
+            })
+            .await;
+            bar.finish_and_clear();
+            db.close().await;
+            let report = report.map_err(|e| match e {
+                ImportError::Database(e) => CliError::Other(e.into()),
+                other => CliError::Input(other.to_string()),
+            })?;
+            for r in &report.rejected {
+                println!("{}:{}: {}", file.display(), r.line, r.reason);
+            }
+            println!(
+                "{} added, {} updated, {} rejected",
+                report.added,
+                report.updated,
+                report.rejected.len()
+            );
+            if report.rejected.is_empty() {
+                Ok(())
+            } else {
+                Err(CliError::Input(format!(
+                    "{} row(s) rejected; the others were imported",
+                    report.rejected.len()
+                )))
+            }
+        }
         Command::Migrate => {
             let setup = Setup::load(&cli.config, &env)?;
             setup.open_database().await?;
@@ -371,8 +427,11 @@ fn preview(
         out.push_str(&format!("── {kind} ──\n{}\n", rendered.text));
         if let Some(size) = rendered.sms {
             out.push_str(&format!(
-                "({} part(s), {} {} units)\n",
-                size.segments, size.units, size.encoding
+                "({} part(s), {} {} units, {:.0} VND)\n",
+                size.segments,
+                size.units,
+                size.encoding,
+                size.segments as f64 * config.sms.price_per_segment
             ));
         }
         out.push('\n');
@@ -402,11 +461,12 @@ fn sms_sizes(setup: &Setup) -> String {
         }) = setup.templates.preview(name, kind, &sample)
         {
             out.push_str(&format!(
-                "  {name:<28} {} part(s), {} {} units (budget {})\n",
+                "  {name:<28} {} part(s), {} {} units (budget {}), {:.0} VND per message\n",
                 size.segments,
                 size.units,
                 size.encoding,
-                setup.templates.settings(name, kind).max_segments
+                setup.templates.settings(name, kind).max_segments,
+                size.segments as f64 * setup.config.sms.price_per_segment
             ));
         }
     }

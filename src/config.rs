@@ -70,6 +70,73 @@ pub struct Config {
     pub support: Support,
     /// People and units honoured, by year, for the honouring messages.
     pub honours: Vec<Honour>,
+    pub sms: SmsConfig,
+    /// Shared secret the SMS gateways' callbacks must carry (`LOA_WEBHOOK_SECRET`).
+    pub webhook_secret: Option<String>,
+}
+
+/// Sending SMS: the sender name, what a part costs, and the gateway (none: SMS deliveries
+/// wait, or go to the `log` channel when nothing at all is configured).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SmsConfig {
+    /// Brandname or number shown as the sender (`LOA_SMS_FROM`).
+    pub from: String,
+    /// Price of one SMS part, for cost estimates (VND).
+    pub price_per_segment: f64,
+    pub gateway: Option<SmsGateway>,
+}
+
+#[derive(Clone, PartialEq)]
+pub enum SmsGateway {
+    /// Kannel's HTTP `sendsms` interface.
+    Kannel {
+        url: String,
+        username: String,
+        password: String,
+    },
+    /// An HTTP JSON API (eSMS, SpeedSMS, …) described in `[sms.http]`.
+    Http(HttpGateway),
+}
+
+impl std::fmt::Debug for SmsGateway {
+    // Credentials never reach a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SmsGateway::Kannel { url, username, .. } => f
+                .debug_struct("Kannel")
+                .field("url", url)
+                .field("username", username)
+                .finish_non_exhaustive(),
+            SmsGateway::Http(h) => f
+                .debug_struct("Http")
+                .field("url", &h.url)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// A provider's JSON API: where to send, how to authenticate, the request body as a
+/// handlebars template (`{{to}}`, `{{text}}`, `{{from}}`, `{{request_id}}`, JSON-escaped), and
+/// where the answer says "accepted" and gives its message id.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpGateway {
+    pub url: String,
+    #[serde(default = "default_method")]
+    pub method: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+    /// Dotted path of the success code in the JSON answer, e.g. `CodeResult`.
+    pub success_path: String,
+    /// Its value when the message is accepted, e.g. `100`.
+    pub success_value: String,
+    /// Dotted path of the provider's message id, e.g. `SMSID`.
+    pub message_id_path: Option<String>,
+}
+
+fn default_method() -> String {
+    "POST".to_string()
 }
 
 /// Help for people affected by gender-based violence: national lines, and each area's contact
@@ -394,6 +461,26 @@ struct RawConfig {
     support: RawSupport,
     #[serde(default)]
     honours: Vec<Honour>,
+    #[serde(default)]
+    sms: RawSms,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSms {
+    from: Option<String>,
+    price_per_segment: Option<f64>,
+    kannel: Option<RawKannel>,
+    http: Option<HttpGateway>,
+    webhook_secret: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawKannel {
+    url: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -756,6 +843,54 @@ impl Config {
             }
         }
 
+        let raw_sms = raw.sms;
+        let kannel_url = env
+            .get("LOA_KANNEL_URL")
+            .map(str::to_string)
+            .or_else(|| raw_sms.kannel.as_ref().and_then(|k| k.url.clone()))
+            .filter(|u| !u.trim().is_empty());
+        let gateway = match (kannel_url, raw_sms.http) {
+            (Some(url), _) => {
+                let kannel = raw_sms.kannel.unwrap_or_default();
+                Some(SmsGateway::Kannel {
+                    url,
+                    username: env
+                        .get("LOA_KANNEL_USERNAME")
+                        .map(str::to_string)
+                        .or(kannel.username)
+                        .unwrap_or_default(),
+                    password: env
+                        .get("LOA_KANNEL_PASSWORD")
+                        .map(str::to_string)
+                        .or(kannel.password)
+                        .unwrap_or_default(),
+                })
+            }
+            (None, Some(http)) => Some(SmsGateway::Http(http)),
+            (None, None) => None,
+        };
+        let sms = SmsConfig {
+            from: env
+                .get("LOA_SMS_FROM")
+                .map(str::to_string)
+                .or(raw_sms.from)
+                .unwrap_or_default(),
+            price_per_segment: raw_sms.price_per_segment.unwrap_or(0.0),
+            gateway,
+        };
+        if sms.gateway.is_some() && sms.from.trim().is_empty() {
+            problems.push(Problem::new(
+                path,
+                None,
+                "sms.from (or LOA_SMS_FROM): the sender name or number is needed to send SMS",
+            ));
+        }
+        let webhook_secret = env
+            .get("LOA_WEBHOOK_SECRET")
+            .map(str::to_string)
+            .or(raw_sms.webhook_secret)
+            .filter(|s| !s.trim().is_empty());
+
         problems.into_result(Config {
             path: path.to_path_buf(),
             campaign: Campaign {
@@ -777,6 +912,8 @@ impl Config {
                 hotlines: raw.support.hotlines,
             },
             honours: raw.honours,
+            sms,
+            webhook_secret,
         })
     }
 }

@@ -46,6 +46,7 @@ pub mod channels;
 pub mod reach;
 
 pub mod dispatch;
+pub mod inbound;
 pub mod scheduler;
 
 pub mod fakes;

@@ -1,36 +1,161 @@
-//! The HTTP side of `loa run`: `/healthz` and `/metrics` today; staff pages, the dashboard and
-//! the gateways' callbacks mount here as they arrive.
+//! The HTTP side of `loa run`: `/healthz`, `/metrics`, and the SMS gateways' callbacks
+//! (`/webhooks/sms/dlr` delivery reports, `/webhooks/sms/mo` messages from residents).
+//! Staff pages and the dashboard mount here as they arrive.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use sqlx::Row;
 
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::dispatch::{ReportOutcome, record_delivery_report};
+use crate::inbound::Inbound;
 use crate::metrics::Metrics;
 use crate::store::Db;
 
+/// What the web side needs from the rest of Loa.
 #[derive(Clone)]
-struct WebState {
-    db: Db,
-    metrics: Arc<Metrics>,
+pub struct WebState {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub clock: SharedClock,
+    pub metrics: Arc<Metrics>,
     /// (channel, transport) pairs, e.g. ("telegram", "log").
-    channels: Arc<Vec<(String, String)>>,
+    pub channels: Arc<Vec<(String, String)>>,
+    pub inbound: Arc<Inbound>,
 }
 
-pub fn router(db: Db, metrics: Arc<Metrics>, channels: Vec<(String, String)>) -> Router {
+pub fn router(state: WebState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
-        .with_state(WebState {
-            db,
-            metrics,
-            channels: Arc::new(channels),
-        })
+        .route("/webhooks/sms/dlr", get(sms_report).post(sms_report))
+        .route("/webhooks/sms/mo", get(sms_inbound).post(sms_inbound))
+        .with_state(state)
+}
+
+/// A callback's parameters: the query string, plus a form or JSON body.
+fn parameters(query: HashMap<String, String>, body: &str) -> HashMap<String, String> {
+    let mut all = query;
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(body) {
+        for (k, v) in map {
+            let v = match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            all.insert(k, v);
+        }
+    } else if let Ok(form) = serde_urlencoded::from_str::<Vec<(String, String)>>(body) {
+        all.extend(form);
+    }
+    all
+}
+
+/// The shared secret, from `?secret=` (Kannel cannot set headers) or `X-Loa-Webhook-Secret`.
+/// With no secret configured every callback is refused: an open webhook would let anyone
+/// mark messages delivered or opt people out.
+fn authorised(state: &WebState, params: &HashMap<String, String>, headers: &HeaderMap) -> bool {
+    let Some(expected) = &state.config.webhook_secret else {
+        tracing::warn!("SMS webhook called but LOA_WEBHOOK_SECRET is not set: refused");
+        return false;
+    };
+    let given = params.get("secret").map(String::as_str).or_else(|| {
+        headers
+            .get("x-loa-webhook-secret")
+            .and_then(|v| v.to_str().ok())
+    });
+    // Compare in constant time: the secret is the webhook's only protection.
+    given.is_some_and(|g| {
+        g.len() == expected.len()
+            && g.bytes()
+                .zip(expected.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    })
+}
+
+/// A delivery report: `id` (Loa's delivery id) or `message_id` (the provider's), and `status`
+/// as Kannel's DLR type (1 delivered, 2 failed, 4 buffered, 8 submitted, 16 rejected).
+async fn sms_report(
+    State(state): State<WebState>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: String,
+) -> (StatusCode, &'static str) {
+    let params = parameters(query, &body);
+    if !authorised(&state, &params, &headers) {
+        return (StatusCode::UNAUTHORIZED, "unauthorised");
+    }
+    let Some(status) = params
+        .get("status")
+        .and_then(|s| s.trim().parse::<u32>().ok())
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "status: expected a DLR type (1, 2, 4, 8, 16)",
+        );
+    };
+    let id = match (params.get("id"), params.get("message_id")) {
+        (Some(id), _) => id.trim().parse::<i64>().ok(),
+        (None, Some(provider_id)) => {
+            sqlx::query("SELECT id FROM deliveries WHERE provider_message_id = $1")
+                .bind(provider_id.trim())
+                .fetch_optional(&state.db.pool)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|r| r.try_get::<i64, _>(0).ok())
+        }
+        (None, None) => None,
+    };
+    let Some(id) = id else {
+        tracing::warn!(?params, "delivery report for an unknown message");
+        return (StatusCode::NOT_FOUND, "unknown delivery");
+    };
+    match record_delivery_report(&state.db, &state.config, id, status, state.clock.now()).await {
+        Ok(ReportOutcome::UnknownDelivery) => {
+            tracing::warn!(delivery = id, "delivery report for an unknown delivery");
+            (StatusCode::NOT_FOUND, "unknown delivery")
+        }
+        Ok(_) => (StatusCode::OK, "ok"),
+        Err(e) => {
+            tracing::error!(delivery = id, "cannot record a delivery report: {e:#}");
+            (StatusCode::SERVICE_UNAVAILABLE, "try again")
+        }
+    }
+}
+
+/// A message from a resident: `from` (their number) and `text`.
+async fn sms_inbound(
+    State(state): State<WebState>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: String,
+) -> (StatusCode, &'static str) {
+    let params = parameters(query, &body);
+    if !authorised(&state, &params, &headers) {
+        return (StatusCode::UNAUTHORIZED, "unauthorised");
+    }
+    let (Some(from), Some(text)) = (params.get("from"), params.get("text")) else {
+        return (StatusCode::BAD_REQUEST, "from and text are required");
+    };
+    match state.inbound.handle(from, text, state.clock.now()).await {
+        Ok(outcome) => {
+            tracing::info!(?outcome, "inbound SMS");
+            (StatusCode::OK, "ok")
+        }
+        Err(e) => {
+            tracing::warn!("inbound SMS not handled: {e:#}");
+            (StatusCode::BAD_REQUEST, "not handled")
+        }
+    }
 }
 
 /// 200 when the database answers, 503 when it does not, with the transport behind each

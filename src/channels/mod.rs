@@ -5,6 +5,7 @@
 //! knows nothing of deliveries, leases or the database.
 
 pub mod log;
+pub mod sms;
 pub mod telegram;
 
 use std::time::Duration;
@@ -54,6 +55,12 @@ pub trait Channel: Send + Sync {
     fn name(&self) -> &'static str;
 
     async fn send(&self, message: &Outbound<'_>) -> Result<Receipt, SendError>;
+
+    /// Whether acceptance is only a hand-over and a delivery report will follow (SMS
+    /// gateways); otherwise an accepted message counts as delivered.
+    fn reports_delivery(&self) -> bool {
+        false
+    }
 }
 
 /// An address fit for logs: enough to tell contacts apart, not enough to contact anyone.

@@ -102,6 +102,8 @@ pub struct ClaimedDelivery {
     pub fire_at: DateTime<Utc>,
     /// The observance's first day (YYYY-MM-DD), for "days until" in templates.
     pub observance_date: Option<String>,
+    /// The occurrence's channels, comma-separated, in order of preference.
+    pub occurrence_channels: String,
     pub failures: i64,
 }
 
@@ -366,7 +368,7 @@ impl Dispatcher {
         }
         let rows = sqlx::query(
             "SELECT d.id, d.person_id, d.contact_id, d.channel, c.address, c.active, p.name, p.opted_out_at,
-                    p.area_code, a.name, o.template, o.observance, o.fire_at, d.failures, o.observance_date
+                    p.area_code, a.name, o.template, o.observance, o.fire_at, d.failures, o.observance_date, o.channels
              FROM deliveries d
              JOIN contacts c ON c.id = d.contact_id
              JOIN persons p ON p.id = d.person_id
@@ -400,6 +402,7 @@ impl Dispatcher {
                     fire_at: from_epoch(r.try_get(12)?),
                     failures: r.try_get(13)?,
                     observance_date: r.try_get(14)?,
+                    occurrence_channels: r.try_get(15)?,
                 })
             })
             .collect()
@@ -483,8 +486,13 @@ impl Dispatcher {
         );
         match result {
             Ok(receipt) => {
-                self.record_sent(&d, channel.name(), receipt.provider_message_id)
-                    .await
+                self.record_sent(
+                    &d,
+                    channel.name(),
+                    receipt.provider_message_id,
+                    channel.reports_delivery(),
+                )
+                .await
             }
             Err(SendError::RateLimited { retry_after }) => {
                 tracing::warn!(
@@ -521,6 +529,9 @@ impl Dispatcher {
                     contact = d.contact_id,
                     "contact unreachable: {reason}"
                 );
+                if let Some(outcome) = self.fall_back_to_sms(&d, &reason).await? {
+                    return Ok(outcome);
+                }
                 self.finish(&d, "failed", &reason, Some(&reason)).await
             }
             Err(SendError::Message(reason)) => {
@@ -559,6 +570,7 @@ impl Dispatcher {
         d: &ClaimedDelivery,
         transport: &str,
         provider_id: Option<String>,
+        awaits_report: bool,
     ) -> anyhow::Result<Outcome> {
         let now = self.clock.now();
         let mut tx = self.db.pool.begin().await?;
@@ -583,17 +595,75 @@ impl Dispatcher {
             return Ok(Outcome::LeaseLost);
         }
         log_attempt(&mut *tx, d.id, now, "sent", transport).await?;
-        reach::record(
+        // A gateway that reports delivery has only accepted the message: the person counts as
+        // reached when the report says delivered.
+        if !awaits_report {
+            reach::record(
+                &mut *tx,
+                d.person_id,
+                &d.area_code,
+                d.channel,
+                now,
+                self.config.campaign.time_zone,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Outcome::Sent)
+    }
+
+    /// Telegram refused this person for good: when the occurrence also speaks SMS and the person
+    /// has an active number, the same delivery goes by SMS instead — one message, never both.
+    async fn fall_back_to_sms(
+        &self,
+        d: &ClaimedDelivery,
+        reason: &str,
+    ) -> anyhow::Result<Option<Outcome>> {
+        if d.channel != ChannelKind::Telegram
+            || !d.occurrence_channels.split(',').any(|c| c == "sms")
+        {
+            return Ok(None);
+        }
+        let Some(row) = sqlx::query(
+            "SELECT id FROM contacts WHERE person_id = $1 AND channel = 'sms' AND active = 1 ORDER BY id LIMIT 1",
+        )
+        .bind(d.person_id)
+        .fetch_optional(&self.db.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let sms_contact: i64 = row.try_get(0)?;
+        let now = self.clock.now();
+        let mut tx = self.db.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE deliveries SET channel = 'sms', contact_id = $1, status = 'pending', due_at = $2,
+                 updated_at = $2, lease_until = NULL, claim_token = NULL, last_error = $3
+             WHERE id = $4 AND claim_token = $5",
+        )
+        .bind(sms_contact)
+        .bind(to_epoch(now))
+        .bind(format!("telegram: {reason}; falling back to SMS"))
+        .bind(d.id)
+        .bind(&d.claim_token)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            tx.rollback().await?;
+            return Ok(Some(Outcome::LeaseLost));
+        }
+        audience::deactivate_contact(&mut *tx, d.contact_id, reason).await?;
+        log_attempt(
             &mut *tx,
-            d.person_id,
-            &d.area_code,
-            d.channel,
+            d.id,
             now,
-            self.config.campaign.time_zone,
+            "failed",
+            &format!("{reason}; falling back to SMS"),
         )
         .await?;
         tx.commit().await?;
-        Ok(Outcome::Sent)
+        Ok(Some(Outcome::Retrying))
     }
 
     /// The delay until the person may get another message, when they have had their share
@@ -825,4 +895,84 @@ pub async fn deliveries(db: &Db) -> Result<Vec<DeliveryRecord>, sqlx::Error> {
             })
         })
         .collect()
+}
+
+/// What a gateway's delivery report did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportOutcome {
+    /// The delivery moved to this status.
+    Updated(&'static str),
+    /// Nothing to change (a report of submission, or an older report after a final one).
+    Unchanged,
+    UnknownDelivery,
+}
+
+/// Applies an SMS delivery report, by Kannel's DLR type: 1 delivered, 2 failed, 4 buffered,
+/// 8 submitted to the SMSC, 16 rejected by the SMSC. A delivered SMS counts the person as
+/// reached.
+pub async fn record_delivery_report(
+    db: &Db,
+    config: &Config,
+    delivery_id: i64,
+    dlr: u32,
+    at: DateTime<Utc>,
+) -> anyhow::Result<ReportOutcome> {
+    let Some(row) = sqlx::query(
+        "SELECT d.status, d.person_id, p.area_code, d.channel FROM deliveries d
+         JOIN persons p ON p.id = d.person_id WHERE d.id = $1",
+    )
+    .bind(delivery_id)
+    .fetch_optional(&db.pool)
+    .await?
+    else {
+        return Ok(ReportOutcome::UnknownDelivery);
+    };
+    let status: String = row.try_get(0)?;
+    let person_id: i64 = row.try_get(1)?;
+    let area_code: String = row.try_get(2)?;
+    let channel = ChannelKind::parse(&row.try_get::<String, _>(3)?).unwrap_or(ChannelKind::Sms);
+    let new_status = match dlr {
+        1 => "delivered",
+        2 | 16 => "failed",
+        4 => "buffered",
+        _ => return Ok(ReportOutcome::Unchanged),
+    };
+    // Final states stay final; only a sent or buffered message can move.
+    if !matches!(status.as_str(), "sent" | "buffered") || status == new_status {
+        return Ok(ReportOutcome::Unchanged);
+    }
+    let mut tx = db.pool.begin().await?;
+    sqlx::query(
+        "UPDATE deliveries SET status = $1, updated_at = $2,
+             delivered_at = CASE WHEN $1 = 'delivered' THEN $2 ELSE delivered_at END,
+             last_error = CASE WHEN $1 = 'failed' THEN $3 ELSE last_error END
+         WHERE id = $4",
+    )
+    .bind(new_status)
+    .bind(to_epoch(at))
+    .bind(format!("delivery report {dlr}"))
+    .bind(delivery_id)
+    .execute(&mut *tx)
+    .await?;
+    log_attempt(
+        &mut *tx,
+        delivery_id,
+        at,
+        new_status,
+        &format!("delivery report {dlr}"),
+    )
+    .await?;
+    if new_status == "delivered" {
+        reach::record(
+            &mut *tx,
+            person_id,
+            &area_code,
+            channel,
+            at,
+            config.campaign.time_zone,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(ReportOutcome::Updated(new_status))
 }

@@ -126,6 +126,39 @@ impl TestApp {
         person
     }
 
+    /// A resident with a mobile number (E.164).
+    pub async fn subscribe_sms(&self, name: &str, area: &str, number: &str) -> i64 {
+        let now = self.clock.now();
+        let person =
+            loa::audience::add_person(&self.db, &self.setup.config.areas, name, area, &[], now)
+                .await
+                .expect("add person");
+        loa::audience::add_contact(&self.db, person, ChannelKind::Sms, number, now)
+            .await
+            .expect("add contact");
+        person
+    }
+
+    /// Serves Loa's web routes (webhooks, metrics) on `listener`, as `loa run` does.
+    pub fn serve_web(&self, listener: tokio::net::TcpListener) {
+        let state = loa::web::WebState {
+            db: self.db.clone(),
+            config: Arc::clone(&self.setup.config),
+            clock: self.clock.clone() as SharedClock,
+            metrics: self.engine.dispatcher.metrics(),
+            channels: Arc::new(Vec::new()),
+            inbound: Arc::new(loa::inbound::Inbound {
+                db: self.db.clone(),
+                config: Arc::clone(&self.setup.config),
+                templates: Arc::clone(&self.setup.templates),
+                sms: self.setup.sms_channel().expect("sms channel"),
+            }),
+        };
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, loa::web::router(state)).await;
+        });
+    }
+
     /// A new engine on the same database, as after a process restart: nothing in memory survives.
     pub fn restart(&mut self) {
         self.engine = Engine::new(

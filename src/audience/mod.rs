@@ -3,6 +3,9 @@
 //!
 //! Owns the tables `areas`, `persons`, `person_tags`, `contacts`.
 
+pub mod import;
+pub mod phone;
+
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Row};
 

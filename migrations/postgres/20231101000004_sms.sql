@@ -1,0 +1,11 @@
+-- dispatch: when the gateway reported an SMS delivered (an SMS reaches someone only then).
+ALTER TABLE deliveries ADD COLUMN delivered_at BIGINT;
+
+-- inbound: at most one automatic SMS reply per number per local day.
+CREATE TABLE sms_auto_replies (
+    number TEXT NOT NULL,
+    day    TEXT NOT NULL,
+    kind   TEXT NOT NULL,
+    at     BIGINT NOT NULL,
+    PRIMARY KEY (number, day)
+);

@@ -1,0 +1,312 @@
+//! SMS gateways: Kannel's HTTP `sendsms`, and HTTP JSON brandname APIs (eSMS, SpeedSMS, …)
+//! described in `loa.toml`.
+//!
+//! A gateway accepting a message is not delivery: an SMS reaches someone when the gateway's
+//! delivery report says so (`/webhooks/sms/dlr`). Loa's delivery id travels with each message —
+//! in Kannel's `dlr-url`, and as the request id of APIs that deduplicate on one — so reports find
+//! their delivery and a retried request is not sent twice by such a provider.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use handlebars::Handlebars;
+use serde_json::Value;
+
+use super::{Channel, Outbound, Receipt, SendError};
+use crate::config::HttpGateway;
+use crate::templates::{SmsEncoding, sms_size};
+
+/// Kannel's DLR mask: delivered (1), failed (2), buffered (4), SMSC submit (8), SMSC reject (16).
+pub const DLR_MASK: u32 = 31;
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .expect("a TLS backend is compiled in")
+}
+
+/// Where a gateway's delivery reports come back to, with the shared secret.
+#[derive(Debug, Clone)]
+pub struct Callback {
+    /// `LOA_PUBLIC_URL`: the base URL the gateway can reach.
+    pub public_url: String,
+    pub secret: Option<String>,
+}
+
+impl Callback {
+    /// The DLR URL for one delivery; Kannel replaces `%d` with the report's type.
+    fn dlr_url(&self, delivery_id: i64) -> String {
+        let mut url = format!(
+            "{}/webhooks/sms/dlr?id={delivery_id}&status=%d",
+            self.public_url.trim_end_matches('/')
+        );
+        if let Some(secret) = &self.secret {
+            url.push_str("&secret=");
+            url.push_str(&urlencode(secret));
+        }
+        url
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub struct KannelChannel {
+    client: reqwest::Client,
+    url: String,
+    username: String,
+    password: String,
+    from: String,
+    callback: Option<Callback>,
+}
+
+impl KannelChannel {
+    pub fn new(
+        url: &str,
+        username: &str,
+        password: &str,
+        from: &str,
+        callback: Option<Callback>,
+    ) -> Self {
+        KannelChannel {
+            client: client(),
+            url: url.to_string(),
+            username: username.to_string(),
+            password: password.to_string(),
+            from: from.to_string(),
+            callback,
+        }
+    }
+}
+
+#[async_trait]
+impl Channel for KannelChannel {
+    fn name(&self) -> &'static str {
+        "kannel"
+    }
+
+    fn reports_delivery(&self) -> bool {
+        self.callback.is_some()
+    }
+
+    async fn send(&self, message: &Outbound<'_>) -> Result<Receipt, SendError> {
+        // Accented Vietnamese needs UCS-2 (coding=2); unaccented text goes as GSM-7 (coding=0).
+        let coding = match sms_size(message.text).encoding {
+            SmsEncoding::Gsm7 => "0",
+            SmsEncoding::Ucs2 => "2",
+        };
+        let mut query: Vec<(&str, String)> = vec![
+            ("username", self.username.clone()),
+            ("password", self.password.clone()),
+            ("from", self.from.clone()),
+            ("to", message.address.to_string()),
+            ("text", message.text.to_string()),
+            ("coding", coding.to_string()),
+            ("charset", "UTF-8".to_string()),
+        ];
+        if let Some(callback) = &self.callback {
+            query.push(("dlr-mask", DLR_MASK.to_string()));
+            query.push(("dlr-url", callback.dlr_url(message.delivery_id)));
+        }
+        let response = self
+            .client
+            .get(&self.url)
+            .query(&query)
+            .send()
+            .await
+            .map_err(|e| SendError::Retryable(format!("kannel unreachable: {e}")))?;
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        classify_kannel(status.as_u16(), body.trim())
+    }
+}
+
+/// Kannel's answers: `0: Accepted for delivery` and `3: Queued for later delivery` (202) are
+/// accepted; 503 is temporary; other 4xx are permanent for this message.
+pub fn classify_kannel(status: u16, body: &str) -> Result<Receipt, SendError> {
+    match status {
+        200..=299 if body.starts_with("0:") || body.starts_with("3:") => Ok(Receipt::default()),
+        200..=299 => Err(SendError::Retryable(format!(
+            "kannel answered {status} {body:?}"
+        ))),
+        503 => Err(SendError::Retryable(format!(
+            "kannel temporarily failed: {body}"
+        ))),
+        400..=499 => Err(SendError::Message(format!(
+            "kannel refused ({status}): {body}"
+        ))),
+        _ => Err(SendError::Retryable(format!(
+            "kannel answered {status}: {body}"
+        ))),
+    }
+}
+
+/// A brandname HTTP API described in `[sms.http]`.
+pub struct HttpSmsChannel {
+    client: reqwest::Client,
+    gateway: HttpGateway,
+    from: String,
+    body: Handlebars<'static>,
+}
+
+/// Escapes a value for the inside of a JSON string.
+fn escape_json(s: &str) -> String {
+    let quoted = serde_json::to_string(s).expect("strings serialise");
+    quoted[1..quoted.len() - 1].to_string()
+}
+
+impl HttpSmsChannel {
+    pub fn new(gateway: &HttpGateway, from: &str) -> Result<Self, String> {
+        let mut body = Handlebars::new();
+        body.set_strict_mode(true);
+        body.register_escape_fn(escape_json);
+        body.register_template_string("body", &gateway.body)
+            .map_err(|e| format!("sms.http.body: {e}"))?;
+        Ok(HttpSmsChannel {
+            client: client(),
+            gateway: gateway.clone(),
+            from: from.to_string(),
+            body,
+        })
+    }
+}
+
+/// The value at a dotted path of a JSON document, as text.
+fn at_path(value: &Value, path: &str) -> Option<String> {
+    let found = path.split('.').try_fold(value, |v, key| v.get(key))?;
+    Some(match found {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
+#[async_trait]
+impl Channel for HttpSmsChannel {
+    fn name(&self) -> &'static str {
+        "sms-http"
+    }
+
+    /// Brandname APIs report delivery by their own callbacks, posted to `/webhooks/sms/dlr`.
+    fn reports_delivery(&self) -> bool {
+        true
+    }
+
+    async fn send(&self, message: &Outbound<'_>) -> Result<Receipt, SendError> {
+        let unicode = sms_size(message.text).encoding == SmsEncoding::Ucs2;
+        let body = self
+            .body
+            .render(
+                "body",
+                &serde_json::json!({
+                    "to": message.address,
+                    "to_national": message.address.replacen("+84", "0", 1),
+                    "text": message.text,
+                    "from": self.from,
+                    "request_id": format!("loa-{}", message.delivery_id),
+                    "unicode": unicode,
+                }),
+            )
+            .map_err(|e| SendError::Message(format!("sms.http.body: {e}")))?;
+        let method = reqwest::Method::from_bytes(self.gateway.method.to_uppercase().as_bytes())
+            .map_err(|_| {
+                SendError::Message(format!("sms.http.method {:?}", self.gateway.method))
+            })?;
+        let mut request = self
+            .client
+            .request(method, &self.gateway.url)
+            .header("Content-Type", "application/json")
+            .body(body);
+        for (name, value) in &self.gateway.headers {
+            request = request.header(name, value);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| SendError::Retryable(format!("gateway unreachable: {e}")))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if status.is_server_error() || status.as_u16() == 429 {
+            return Err(SendError::Retryable(format!(
+                "gateway answered {status}: {text}"
+            )));
+        }
+        if status.is_client_error() {
+            return Err(SendError::Message(format!(
+                "gateway refused ({status}): {text}"
+            )));
+        }
+        let json: Value = serde_json::from_str(&text).map_err(|_| {
+            SendError::Retryable(format!(
+                "gateway answer is not JSON: {:?}",
+                text.chars().take(80).collect::<String>()
+            ))
+        })?;
+        match at_path(&json, &self.gateway.success_path) {
+            Some(code) if code == self.gateway.success_value => Ok(Receipt {
+                provider_message_id: self
+                    .gateway
+                    .message_id_path
+                    .as_deref()
+                    .and_then(|p| at_path(&json, p)),
+            }),
+            code => Err(SendError::Message(format!(
+                "gateway did not accept the message ({} = {}): {text}",
+                self.gateway.success_path,
+                code.unwrap_or_else(|| "missing".into())
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kannel_answers_are_classified() {
+        assert!(classify_kannel(202, "0: Accepted for delivery").is_ok());
+        assert!(classify_kannel(202, "3: Queued for later delivery").is_ok());
+        assert!(matches!(
+            classify_kannel(503, "Temporal failure, try again later."),
+            Err(SendError::Retryable(_))
+        ));
+        assert!(matches!(
+            classify_kannel(403, "Authorization failed for sendsms"),
+            Err(SendError::Message(_))
+        ));
+        assert!(matches!(
+            classify_kannel(200, "<html>"),
+            Err(SendError::Retryable(_))
+        ));
+    }
+
+    #[test]
+    fn dlr_url_carries_the_delivery_and_the_secret() {
+        let cb = Callback {
+            public_url: "http://127.0.0.1:8080/".into(),
+            secret: Some("s3 cr&t".into()),
+        };
+        assert_eq!(
+            cb.dlr_url(42),
+            "http://127.0.0.1:8080/webhooks/sms/dlr?id=42&status=%d&secret=s3%20cr%26t"
+        );
+    }
+
+    #[test]
+    fn json_paths_and_escaping() {
+        let v: Value = serde_json::json!({"CodeResult": "100", "data": {"id": 7}});
+        assert_eq!(at_path(&v, "CodeResult").as_deref(), Some("100"));
+        assert_eq!(at_path(&v, "data.id").as_deref(), Some("7"));
+        assert_eq!(escape_json("Lê \"Tý\"\n"), "Lê \\\"Tý\\\"\\n");
+    }
+}

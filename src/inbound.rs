@@ -1,0 +1,183 @@
+//! Text messages residents send to the SMS number: a stop word opts the number out; anything
+//! else gets a short help reply with the hotlines. At most one automatic reply goes to a number
+//! per local day, so two machines answering each other cannot run up a bill.
+//!
+//! Owns the table `sms_auto_replies`.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use unicode_normalization::UnicodeNormalization;
+
+use crate::audience::phone::MobileNumber;
+use crate::channels::{Channel, Outbound};
+use crate::config::{ChannelKind, Config};
+use crate::store::{Db, to_epoch};
+use crate::templates::{MessageContext, Recipient, Templates, unaccent};
+
+/// Template of the opt-out confirmation.
+pub const OPT_OUT_REPLY: &str = "tra-loi-huy";
+/// Template of the help reply.
+pub const HELP_REPLY: &str = "tra-loi-tro-giup";
+
+/// Words that mean "stop", compared without diacritics and case.
+const STOP_WORDS: [&str; 5] = ["STOP", "HUY", "DUNG", "TU CHOI", "TC"];
+
+/// Whether a text asks to stop: STOP, HUY, HỦY, DUNG, DỪNG, TU CHOI, TỪ CHỐI, TC — any case,
+/// with or without diacritics, surrounding spaces ignored.
+pub fn is_stop_word(text: &str) -> bool {
+    let plain: String = unaccent(&text.nfc().collect::<String>()).to_uppercase();
+    let words: Vec<&str> = plain.split_whitespace().collect();
+    STOP_WORDS.contains(&words.join(" ").as_str())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboundOutcome {
+    OptedOut { replied: bool },
+    Helped { replied: bool },
+}
+
+pub struct Inbound {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub templates: Arc<Templates>,
+    /// The SMS transport replies go through, if one is configured.
+    pub sms: Option<Arc<dyn Channel>>,
+}
+
+impl Inbound {
+    pub async fn handle(
+        &self,
+        from: &str,
+        text: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<InboundOutcome> {
+        let number = MobileNumber::parse(from).map_err(|e| anyhow::anyhow!("sender: {e}"))?;
+        let stop = is_stop_word(text);
+        if stop {
+            self.opt_out(&number, now).await?;
+        }
+        let template = if stop { OPT_OUT_REPLY } else { HELP_REPLY };
+        let replied = self.reply_once_a_day(&number, template, now).await?;
+        Ok(if stop {
+            InboundOutcome::OptedOut { replied }
+        } else {
+            InboundOutcome::Helped { replied }
+        })
+    }
+
+    async fn opt_out(&self, number: &MobileNumber, now: DateTime<Utc>) -> anyhow::Result<()> {
+        let updated = sqlx::query(
+            "UPDATE persons SET opted_out_at = $1
+             WHERE opted_out_at IS NULL
+               AND id IN (SELECT person_id FROM contacts WHERE channel = 'sms' AND address = $2)",
+        )
+        .bind(to_epoch(now))
+        .bind(number.as_str())
+        .execute(&self.db.pool)
+        .await?
+        .rows_affected();
+        tracing::info!(number = %crate::channels::mask_address(number.as_str()), persons = updated, "opted out by SMS");
+        Ok(())
+    }
+
+    /// Sends `template` unless this number already had an automatic reply today.
+    async fn reply_once_a_day(
+        &self,
+        number: &MobileNumber,
+        template: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        let Some(sms) = &self.sms else {
+            return Ok(false);
+        };
+        let today = now
+            .with_timezone(&self.config.campaign.time_zone)
+            .date_naive();
+        let first_today = sqlx::query(
+            "INSERT INTO sms_auto_replies (number, day, kind, at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (number, day) DO NOTHING",
+        )
+        .bind(number.as_str())
+        .bind(today.to_string())
+        .bind(template)
+        .bind(to_epoch(now))
+        .execute(&self.db.pool)
+        .await?
+        .rows_affected()
+            == 1;
+        if !first_today {
+            return Ok(false);
+        }
+        let area = sqlx::query(
+            "SELECT p.area_code FROM contacts c JOIN persons p ON p.id = c.person_id
+             WHERE c.channel = 'sms' AND c.address = $1 LIMIT 1",
+        )
+        .bind(number.as_str())
+        .fetch_optional(&self.db.pool)
+        .await?
+        .map(|r| r.try_get::<String, _>(0))
+        .transpose()?
+        .unwrap_or_default();
+        let area_name = self
+            .config
+            .areas
+            .get(&area)
+            .map(|a| a.name.clone())
+            .unwrap_or_default();
+        let context = MessageContext::for_recipient(
+            &self.config,
+            &Recipient {
+                person_name: "",
+                area_code: &area,
+                area_name: &area_name,
+                observance: "",
+                observance_date: None,
+                date: today,
+            },
+        );
+        let text = self
+            .templates
+            .render(template, ChannelKind::Sms, &context)?;
+        let message = Outbound {
+            delivery_id: 0,
+            kind: ChannelKind::Sms,
+            address: number.as_str(),
+            text: &text,
+        };
+        if let Err(e) = sms.send(&message).await {
+            tracing::warn!("automatic SMS reply failed: {e}");
+            return Ok(false);
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_words_in_every_spelling() {
+        for text in [
+            "STOP",
+            "stop",
+            " Huy ",
+            "HỦY",
+            "hủy",
+            "DUNG",
+            "dừng",
+            "Tu choi",
+            "TỪ CHỐI",
+            "từ  chối",
+            "tc",
+            "TC\n",
+        ] {
+            assert!(is_stop_word(text), "{text:?}");
+        }
+        for text in ["Hủy giúp tôi cái", "toi muon hoi", "STOPP", ""] {
+            assert!(!is_stop_word(text), "{text:?}");
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! SMS end to end against a fake Kannel: Vietnamese text as UCS-2, delivery reports through the
+//! webhook (reach counts only delivered SMS), opt-out and help by SMS, the Telegram-to-SMS
+//! fallback, and importing contacts from CSV.
+
+mod common;
+
+use std::process::Command;
+
+use chrono::Duration;
+use common::{TestApp, copy_of_repo};
+use loa::config::SmsGateway;
+use loa::dispatch::deliveries;
+use loa::fakes::kannel::FakeKannel;
+
+const SECRET: &str = "bi-mat-webhook";
+
+/// Loa with the fake Kannel as its SMS gateway and its webhooks served; returns the web base URL.
+async fn app_with_kannel(start: &str) -> (TestApp, FakeKannel, String) {
+    let kannel = FakeKannel::start().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (url, public) = (kannel.sendsms_url(), base.clone());
+    let app = TestApp::spawn_adjusted(start, move |c| {
+        c.sms.gateway = Some(SmsGateway::Kannel {
+            url,
+            username: "loa".into(),
+            password: "matkhau".into(),
+        });
+        c.sms.from = "UBND HHoa".into();
+        c.public_url = Some(public);
+        c.webhook_secret = Some(SECRET.into());
+    })
+    .await;
+    app.serve_web(listener);
+    (app, kannel, base)
+}
+
+fn year_2023() -> (chrono::NaiveDate, chrono::NaiveDate) {
+    ("2023-01-01".parse().unwrap(), "2023-12-31".parse().unwrap())
+}
+
+async fn reached(app: &TestApp) -> u64 {
+    let (from, to) = year_2023();
+    let c = &app.setup.config;
+    loa::reach::report(&app.db, &c.areas, c.campaign.target, from, to)
+        .await
+        .unwrap()
+        .total
+        .reached
+}
+
+#[tokio::test]
+async fn an_sms_counts_as_reaching_someone_only_when_reported_delivered() {
+    let (mut app, kannel, _) = app_with_kannel("2023-03-08T08:00:00+07:00").await;
+    app.subscribe_sms("Trần Thị Mai", "hoa-son", "+84912345678")
+        .await;
+    app.engine.scheduler.tick().await.unwrap();
+    assert_eq!(app.engine.dispatcher.step().await.unwrap().sent, 1);
+
+    let sms = &kannel.sent()[0];
+    assert_eq!(sms.to, "+84912345678");
+    assert_eq!(sms.from, "UBND HHoa");
+    assert_eq!(sms.coding, "2", "accented Vietnamese goes as UCS-2");
+    assert!(
+        sms.text.contains("Xã Hòa Sơn"),
+        "diacritics intact: {}",
+        sms.text
+    );
+    assert!(
+        sms.dlr_url
+            .as_deref()
+            .unwrap()
+            .contains(&format!("secret={SECRET}"))
+    );
+    assert_eq!(
+        reached(&app).await,
+        0,
+        "accepted by the gateway is not reached"
+    );
+
+    assert_eq!(kannel.report_all(8).await, [200], "SMSC submit");
+    assert_eq!(deliveries(&app.db).await.unwrap()[0].status, "sent");
+    assert_eq!(kannel.report_all(1).await, [200], "delivered");
+    assert_eq!(deliveries(&app.db).await.unwrap()[0].status, "delivered");
+    assert_eq!(reached(&app).await, 1);
+    // A late "buffered" after "delivered" changes nothing.
+    kannel.report_all(4).await;
+    assert_eq!(deliveries(&app.db).await.unwrap()[0].status, "delivered");
+}
+
+#[tokio::test]
+async fn delivery_reports_need_the_secret_and_a_known_delivery() {
+    let (mut app, kannel, base) = app_with_kannel("2023-03-08T08:00:00+07:00").await;
+    app.subscribe_sms("Trần Thị Mai", "hoa-son", "+84912345678")
+        .await;
+    app.engine.scheduler.tick().await.unwrap();
+    app.engine.dispatcher.step().await.unwrap();
+    let id = deliveries(&app.db).await.unwrap()[0].id;
+    let client = reqwest::Client::new();
+    let get = |q: String| client.get(format!("{base}/webhooks/sms/dlr?{q}")).send();
+    assert_eq!(
+        get(format!("id={id}&status=1&secret=wrong"))
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        get(format!("id={id}&status=1")).await.unwrap().status(),
+        401
+    );
+    assert_eq!(
+        deliveries(&app.db).await.unwrap()[0].status,
+        "sent",
+        "nothing changed"
+    );
+    assert_eq!(
+        get(format!("id=999999&status=1&secret={SECRET}"))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    // POST with a form body works too.
+    let posted = client
+        .post(format!("{base}/webhooks/sms/dlr"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("id={id}&status=2&secret={SECRET}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    assert_eq!(deliveries(&app.db).await.unwrap()[0].status, "failed");
+    drop(kannel);
+}
+
+#[tokio::test]
+async fn a_stop_word_by_sms_opts_out_with_one_confirmation_a_day() {
+    let (mut app, kannel, base) = app_with_kannel("2023-03-06T09:00:00+07:00").await;
+    app.subscribe_sms("Trần Thị Mai", "hoa-son", "+84912345678")
+        .await;
+    app.subscribe_sms("Lê Văn Nam", "hoa-son", "+84987654321")
+        .await;
+    let client = reqwest::Client::new();
+    let mo = |from: &str, text: &str| {
+        client
+            .post(format!("{base}/webhooks/sms/mo"))
+            .header("X-Loa-Webhook-Secret", SECRET)
+            .json(&serde_json::json!({"from": from, "text": text}))
+            .send()
+    };
+    assert_eq!(mo("0912345678", " Hủy ").await.unwrap().status(), 200);
+    assert_eq!(mo("0912345678", "STOP").await.unwrap().status(), 200);
+    let replies: Vec<_> = kannel
+        .sent()
+        .into_iter()
+        .filter(|m| m.to == "+84912345678")
+        .collect();
+    assert_eq!(replies.len(), 1, "one automatic reply a day");
+    assert!(
+        replies[0].text.contains("đã được hủy nhận tin"),
+        "{}",
+        replies[0].text
+    );
+
+    // Anything else: a short help reply with the hotlines, once.
+    mo("0987654321", "cho toi hoi").await.unwrap();
+    mo("0987654321", "alo").await.unwrap();
+    let help: Vec<_> = kannel
+        .sent()
+        .into_iter()
+        .filter(|m| m.to == "+84987654321")
+        .collect();
+    assert_eq!(help.len(), 1);
+    assert!(
+        help[0].text.contains("111") && help[0].text.contains("TC"),
+        "{}",
+        help[0].text
+    );
+
+    // The next campaign message reaches only the one still subscribed.
+    app.set_clock("2023-03-08T08:00:00+07:00");
+    let created = app.engine.scheduler.tick().await.unwrap().created;
+    assert_eq!(created[0].recipients, 1);
+    app.engine.dispatcher.step().await.unwrap();
+    let campaign: Vec<_> = kannel
+        .sent()
+        .into_iter()
+        .filter(|m| m.text.contains("8/3"))
+        .collect();
+    assert_eq!(campaign.len(), 1);
+    assert_eq!(campaign[0].to, "+84987654321");
+
+    // Without the secret, nothing happens.
+    let refused = client
+        .get(format!("{base}/webhooks/sms/mo?from=0987654321&text=STOP"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+}
+
+#[tokio::test]
+async fn an_opt_out_after_the_fan_out_is_honoured_at_send_time() {
+    let (mut app, kannel, base) = app_with_kannel("2023-03-08T08:00:00+07:00").await;
+    app.subscribe_sms("Trần Thị Mai", "hoa-son", "+84912345678")
+        .await;
+    app.engine.scheduler.tick().await.unwrap();
+    reqwest::get(format!(
+        "{base}/webhooks/sms/mo?from=%2B84912345678&text=TC&secret={SECRET}"
+    ))
+    .await
+    .unwrap();
+    let step = app.engine.dispatcher.step().await.unwrap();
+    assert_eq!(step.skipped, 1, "{step:?}");
+    assert!(kannel.sent().iter().all(|m| !m.text.contains("8/3")));
+}
+
+#[tokio::test]
+async fn a_blocked_telegram_falls_back_to_sms_never_both() {
+    let (mut app, kannel, _) = app_with_kannel("2023-03-08T08:00:00+07:00").await;
+    let person = app.subscribe("Nguyễn Thị Lan", "bac-ly", 4242).await;
+    loa::audience::add_contact(
+        &app.db,
+        person,
+        loa::config::ChannelKind::Sms,
+        "+84912000111",
+        app.clock_now(),
+    )
+    .await
+    .unwrap();
+    app.telegram.block(4242);
+    app.engine.scheduler.tick().await.unwrap();
+    let first = app.engine.dispatcher.step().await.unwrap();
+    assert_eq!(first.sent, 0);
+    let second = app.engine.dispatcher.step().await.unwrap();
+    assert_eq!(second.sent, 1);
+    assert!(app.telegram.sent().is_empty());
+    assert_eq!(kannel.sent().len(), 1);
+    assert_eq!(kannel.sent()[0].to, "+84912000111");
+    let d = &deliveries(&app.db).await.unwrap()[0];
+    assert_eq!((d.channel.as_str(), d.status.as_str()), ("sms", "sent"));
+}
+
+#[tokio::test]
+async fn gateway_outages_are_retried_and_refusals_are_final() {
+    let (mut app, kannel, _) = app_with_kannel("2023-03-08T08:00:00+07:00").await;
+    app.subscribe_sms("Trần Thị Mai", "hoa-son", "+84912345678")
+        .await;
+    app.subscribe_sms("Lê Văn Nam", "mai-dinh", "+84987654321")
+        .await;
+    kannel.answer_next(503, "Temporal failure, try again later.");
+    kannel.answer_next(403, "Authorization failed for sendsms");
+    app.engine.scheduler.tick().await.unwrap();
+    let step = app.engine.dispatcher.step().await.unwrap();
+    assert_eq!((step.retrying, step.failed), (1, 1), "{step:?}");
+    app.advance(Duration::minutes(1));
+    assert_eq!(app.engine.dispatcher.step().await.unwrap().sent, 1);
+}
+
+fn loa(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_loa"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("LOA_DATABASE_URL")
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn import_contacts_reports_bad_rows_by_line_and_never_duplicates() {
+    let dir = copy_of_repo();
+    let csv = "\u{feff}name,phone,area,tags\n\
+        Nguyễn Thị Lan,0912 345 678,bac-ly,thanh-nien\n\
+        Trần Văn Hùng,84987654321,mai-dinh,\n\
+        Lê Thị Hoa,02043123456,tt-thang,\n\
+        Phạm Văn Đức,0987654322,xa-khong-co,\n\
+        ,0987654323,bac-ly,\n\
+        Đỗ Thị Yến,+84 98 765 4324,dong-lo,thanh-nien;hoi-phu-nu\n";
+    std::fs::write(dir.path().join("danh-ba.csv"), csv).unwrap();
+    let first = loa(dir.path(), &["import", "contacts", "danh-ba.csv"]);
+    let out = String::from_utf8_lossy(&first.stdout);
+    assert_eq!(first.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("danh-ba.csv:4: phone: \"02043123456\" is a landline"),
+        "{out}"
+    );
+    assert!(
+        out.contains("danh-ba.csv:5: area: unknown area code \"xa-khong-co\""),
+        "{out}"
+    );
+    assert!(out.contains("danh-ba.csv:6: name is empty"), "{out}");
+    assert!(out.contains("3 added, 0 updated, 3 rejected"), "{out}");
+
+    let second = loa(dir.path(), &["import", "contacts", "danh-ba.csv"]);
+    assert!(String::from_utf8_lossy(&second.stdout).contains("0 added, 3 updated, 3 rejected"));
+
+    std::fs::write(
+        dir.path().join("sai.csv"),
+        "ho_ten,so_dien_thoai,xa\nA,0912345670,bac-ly\n",
+    )
+    .unwrap();
+    let wrong = loa(dir.path(), &["import", "contacts", "sai.csv"]);
+    assert_eq!(wrong.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        err.contains("sai.csv:1: the header must be name,phone,area[,tags]"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was imported"), "{err}");
+}
