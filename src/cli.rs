@@ -14,6 +14,7 @@ use crate::app::{self, Setup};
 use crate::audience::import::{ImportError, import_contacts};
 use crate::clock::{SharedClock, SystemClock, VirtualClock};
 use crate::config::{ChannelKind, Env};
+use crate::demo::{self, DemoOptions, DemoProgress};
 use crate::diagnostics::Problems;
 use crate::reach;
 use crate::store::Db;
@@ -55,6 +56,20 @@ pub enum Command {
     },
     /// Validate config, schedules and templates; exit 1 with `file:line: message` lines.
     Check,
+    /// The plan's year in about a minute: sample residents, fake gateways, a throwaway database.
+    Demo {
+        /// Virtual days per real second (0: as fast as the machine goes).
+        #[arg(long, default_value_t = 6.0)]
+        speed: f64,
+        /// Sample residents to create across the communes.
+        #[arg(long, default_value_t = 2000)]
+        people: usize,
+        #[arg(long, default_value_t = 2023)]
+        year: i32,
+        /// Seed of the sample population and of what happens to messages.
+        #[arg(long, default_value_t = 2023)]
+        seed: u64,
+    },
     /// Create or upgrade the database tables.
     Migrate,
     /// Render a template for every channel, as a resident would receive it.
@@ -292,6 +307,50 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
                 )))
             }
         }
+        Command::Demo {
+            speed,
+            people,
+            year,
+            seed,
+        } => {
+            let setup = Setup::load(&cli.config, &env)?;
+            if people == 0 {
+                return Err(CliError::Input("--people must be at least 1".into()));
+            }
+            let dir = std::env::temp_dir().join(format!("loa-demo-{}", std::process::id()));
+            println!(
+                "Demo of {year}: {people} sample residents, fake Telegram and SMS gateways, virtual clock."
+            );
+            println!(
+                "Throwaway database: {} (data/loa.db is not touched)",
+                dir.join("loa-demo.db").display()
+            );
+            println!(
+                "Commune populations are scaled to the sample; names marked (mẫu), numbers in the unassigned +84 10 range.\n"
+            );
+            let mut progress = TerminalProgress::new();
+            let options = DemoOptions {
+                year,
+                people,
+                speed,
+                seed,
+                dir,
+            };
+            let outcome = demo::run(&setup, &options, &mut progress).await?;
+            progress.finish();
+            println!(
+                "\n{} occurrences; {} Telegram messages, {} SMS.\n",
+                outcome.occurrences.len(),
+                outcome.telegram_sent,
+                outcome.sms_sent
+            );
+            print!("{}", outcome.report.to_table());
+            println!(
+                "\nThe demo database stays at {} for a look.",
+                outcome.database.display()
+            );
+            Ok(())
+        }
         Command::Migrate => {
             let setup = Setup::load(&cli.config, &env)?;
             setup.open_database().await?;
@@ -443,6 +502,40 @@ fn preview(
         )));
     }
     Ok(out)
+}
+
+/// The demo's progress on a terminal: occurrence lines above a status line.
+struct TerminalProgress {
+    bar: indicatif::ProgressBar,
+}
+
+impl TerminalProgress {
+    fn new() -> Self {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(indicatif::ProgressStyle::with_template("{msg}").expect("valid template"));
+        TerminalProgress { bar }
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl DemoProgress for TerminalProgress {
+    fn occurrence(&mut self, line: &str) {
+        if self.bar.is_hidden() {
+            println!("{line}");
+        } else {
+            self.bar.println(line);
+        }
+    }
+
+    fn status(&mut self, now: DateTime<Utc>, occurrences: usize, telegram: usize, sms: usize) {
+        self.bar.set_message(format!(
+            "virtual {} · {occurrences} occurrences · Telegram {telegram} · SMS {sms}",
+            now.format("%Y-%m-%d")
+        ));
+    }
 }
 
 /// Each SMS template's size with sample data: what one message costs in parts.

@@ -381,6 +381,30 @@ impl AreaTree {
         out
     }
 
+    /// The same tree with these areas' populations replaced; their ancestors then take the sum
+    /// of their children (the demo scales populations to its sample this way).
+    pub fn with_populations(&self, populations: &BTreeMap<String, u64>) -> AreaTree {
+        let mut areas = self.areas.clone();
+        let mut ancestors = std::collections::HashSet::new();
+        for code in populations.keys() {
+            let mut cursor = self.get(code).and_then(|a| a.parent.clone());
+            while let Some(parent) = cursor {
+                if !ancestors.insert(parent.clone()) {
+                    break;
+                }
+                cursor = self.get(&parent).and_then(|a| a.parent.clone());
+            }
+        }
+        for area in &mut areas {
+            if let Some(p) = populations.get(&area.code) {
+                area.population = Some(*p);
+            } else if ancestors.contains(&area.code) {
+                area.population = None;
+            }
+        }
+        AreaTree::new(areas)
+    }
+
     /// The area's contact point, else the nearest one up the tree.
     pub fn contact_point(&self, code: &str) -> Option<&str> {
         let mut cursor = self.get(code);

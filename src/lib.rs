@@ -54,3 +54,4 @@ pub mod web;
 
 pub mod app;
 pub mod cli;
+pub mod demo;

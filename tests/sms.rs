@@ -310,3 +310,26 @@ fn import_contacts_reports_bad_rows_by_line_and_never_duplicates() {
     );
     assert!(err.contains("nothing was imported"), "{err}");
 }
+
+#[tokio::test]
+async fn a_report_that_arrives_before_the_send_is_recorded_is_kept() {
+    // The SMSC can report "delivered" before the worker that sent the message has written
+    // `sent`: the report must win.
+    let (mut app, kannel, base) = app_with_kannel("2023-03-08T08:00:00+07:00").await;
+    app.subscribe_sms("Trần Thị Mai", "hoa-son", "+84912345678")
+        .await;
+    app.engine.scheduler.tick().await.unwrap();
+    let batch = app.engine.dispatcher.claim().await.unwrap();
+    let id = batch[0].id;
+    let early = reqwest::get(format!(
+        "{base}/webhooks/sms/dlr?id={id}&status=1&secret={SECRET}"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(early.status(), 200);
+    assert_eq!(app.engine.dispatcher.deliver(batch).await.unwrap().sent, 1);
+    let d = &deliveries(&app.db).await.unwrap()[0];
+    assert_eq!(d.status, "delivered");
+    assert_eq!(reached(&app).await, 1);
+    drop(kannel);
+}

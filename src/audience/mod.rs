@@ -102,6 +102,16 @@ pub async fn add_contact(
         .try_get(0)
 }
 
+/// The person asked to receive nothing more: every later send to them is skipped.
+pub async fn opt_out(db: &Db, person_id: i64, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE persons SET opted_out_at = $1 WHERE id = $2 AND opted_out_at IS NULL")
+        .bind(to_epoch(now))
+        .bind(person_id)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
 /// Stops all sending to a contact that cannot be reached (blocked the bot, number gone).
 pub async fn deactivate_contact<'c, E>(
     executor: E,

@@ -266,9 +266,16 @@ impl Dispatcher {
     /// Deliveries of one channel worth claiming in one step: what this worker's share of the
     /// channel's rate sends in `MAX_INLINE_WAIT`, within the configured batch size.
     fn claim_limit(&self, kind: ChannelKind) -> i64 {
-        let per_worker = self.limits.overall_rate(kind) / self.limits.share().max(1);
-        let in_time = u64::from(per_worker) * MAX_INLINE_WAIT.as_secs();
-        let capacity = in_time.max(u64::from(self.config.limits.burst));
+        let per_worker =
+            u64::from(self.limits.overall_rate(kind) / self.limits.share().max(1)).max(1);
+        let burst = u64::from(self.config.limits.burst);
+        let capacity = if self.clock.real_duration(MAX_INLINE_WAIT).is_some() {
+            (per_worker * MAX_INLINE_WAIT.as_secs()).max(burst)
+        } else {
+            // A clock moved by hand: what may leave at this instant, and no more than a
+            // second's worth, so a step per second sends everything it claims.
+            burst.min(per_worker)
+        };
         capacity.min(u64::from(self.config.dispatch.batch_size)) as i64
     }
 
@@ -313,10 +320,19 @@ impl Dispatcher {
     /// Marks `expired` every delivery nobody is working on whose occurrence has expired.
     pub async fn expire(&self) -> anyhow::Result<usize> {
         let now = to_epoch(self.clock.now());
+        // Rows of a worker that died mid-step go back to the queue once their lease passes.
+        // (Separate from the claim so both statements use the status index.)
+        sqlx::query(
+            "UPDATE deliveries SET status = 'pending', lease_until = NULL, claim_token = NULL, updated_at = $1
+             WHERE status = 'sending' AND lease_until < $1",
+        )
+        .bind(now)
+        .execute(&self.db.pool)
+        .await?;
         let done = sqlx::query(
-            "UPDATE deliveries SET status = 'expired', lease_until = NULL, claim_token = NULL, updated_at = $1,
+            "UPDATE deliveries SET status = 'expired', updated_at = $1,
                  last_error = COALESCE(last_error, 'expired before it could be sent')
-             WHERE expires_at <= $1 AND (status = 'pending' OR (status = 'sending' AND lease_until < $1))",
+             WHERE status = 'pending' AND expires_at <= $1",
         )
         .bind(now)
         .execute(&self.db.pool)
@@ -344,8 +360,7 @@ impl Dispatcher {
                  attempts = attempts + 1, updated_at = $3
              WHERE id IN (
                  SELECT id FROM deliveries
-                 WHERE channel = $5
-                   AND ((status = 'pending' AND due_at <= $3) OR (status = 'sending' AND lease_until < $3))
+                 WHERE status = 'pending' AND due_at <= $3 AND channel = $5
                  ORDER BY due_at, id
                  LIMIT $4 {lock})"
         );
@@ -575,7 +590,8 @@ impl Dispatcher {
         let now = self.clock.now();
         let mut tx = self.db.pool.begin().await?;
         let updated = sqlx::query(
-            "UPDATE deliveries SET status = 'sent', sent_at = $1, updated_at = $1, provider_message_id = $2,
+            "UPDATE deliveries SET status = CASE WHEN status = 'sending' THEN 'sent' ELSE status END,
+                 sent_at = $1, updated_at = $1, provider_message_id = $2,
                  lease_until = NULL, claim_token = NULL, last_error = NULL
              WHERE id = $3 AND claim_token = $4",
         )
@@ -937,8 +953,10 @@ pub async fn record_delivery_report(
         4 => "buffered",
         _ => return Ok(ReportOutcome::Unchanged),
     };
-    // Final states stay final; only a sent or buffered message can move.
-    if !matches!(status.as_str(), "sent" | "buffered") || status == new_status {
+    // Final states stay final. A report can beat the worker that sent the message to the
+    // database (the gateway answers, the SMSC reports at once): a `sending` row takes it, and
+    // the worker's own record keeps it.
+    if !matches!(status.as_str(), "sending" | "sent" | "buffered") || status == new_status {
         return Ok(ReportOutcome::Unchanged);
     }
     let mut tx = db.pool.begin().await?;

@@ -25,6 +25,8 @@ pub struct SentSms {
 struct State_ {
     sent: Vec<SentSms>,
     answers: VecDeque<(u16, String)>,
+    /// Messages whose delivery report has been played (or decided never to come).
+    settled: usize,
 }
 
 pub struct FakeKannel {
@@ -85,6 +87,35 @@ impl FakeKannel {
             statuses.push(status);
         }
         statuses
+    }
+}
+
+impl FakeKannel {
+    /// Plays one delivery report for each message not settled yet, as `decide` says (`None`:
+    /// the report never comes). Returns how many reports were sent.
+    pub async fn settle_reports(&self, decide: impl Fn(&SentSms) -> Option<u32>) -> usize {
+        let pending: Vec<SentSms> = {
+            let mut state = self.state.lock().expect("fake kannel");
+            let pending = state.sent[state.settled..].to_vec();
+            state.settled = state.sent.len();
+            pending
+        };
+        let client = reqwest::Client::new();
+        let mut sent = 0;
+        for sms in pending {
+            let (Some(url), Some(dlr)) = (&sms.dlr_url, decide(&sms)) else {
+                continue;
+            };
+            if client
+                .get(url.replace("%d", &dlr.to_string()))
+                .send()
+                .await
+                .is_ok()
+            {
+                sent += 1;
+            }
+        }
+        sent
     }
 }
 

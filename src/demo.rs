@@ -1,0 +1,448 @@
+//! `loa demo`: the year of the plan in about a minute, on a throwaway database.
+//!
+//! Nothing here simulates Loa: the real scheduler, fan-out, dispatch, webhooks and reach code
+//! run on a virtual clock that the demo moves from one fire time to the next, against the
+//! in-process fake Telegram Bot API and fake Kannel. What is made up is the population — sample
+//! names marked "(mẫu)", numbers in the unassigned +84 10 range — and what happens to messages:
+//! some residents blocked the bot, some SMS fail or are never confirmed, some people opt out
+//! during the year.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use anyhow::Context;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sqlx::Row;
+
+use crate::app::{Engine, Setup};
+use crate::calendar::local_midnight;
+use crate::channels::Channel;
+use crate::channels::sms::{Callback, KannelChannel};
+use crate::channels::telegram::TelegramChannel;
+use crate::clock::{Clock, SharedClock, VirtualClock};
+use crate::config::{ChannelKind, Config, SmsGateway, TelegramConfig};
+use crate::dispatch::Transports;
+use crate::fakes::kannel::FakeKannel;
+use crate::fakes::telegram::FakeTelegram;
+use crate::inbound::Inbound;
+use crate::reach::{self, ReachReport};
+use crate::store::{Db, to_epoch};
+use crate::web::{self, WebState};
+
+const DEMO_TOKEN: &str = "100000001:DEMO";
+const DEMO_SECRET: &str = "demo-webhook-secret";
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub year: i32,
+    /// Sample residents.
+    pub people: usize,
+    /// Virtual days per real second; 0: as fast as the machine goes.
+    pub speed: f64,
+    /// Seed of the sample population and of what happens to messages.
+    pub seed: u64,
+    /// Where the throwaway database goes.
+    pub dir: PathBuf,
+}
+
+/// One occurrence as the demo saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DemoOccurrence {
+    pub at: DateTime<Utc>,
+    pub schedule: String,
+    pub observance: String,
+    pub template: String,
+    pub recipients: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct DemoOutcome {
+    pub database: PathBuf,
+    pub occurrences: Vec<DemoOccurrence>,
+    pub report: ReachReport,
+    pub telegram_sent: usize,
+    pub sms_sent: usize,
+}
+
+/// What the demo prints as it goes.
+pub trait DemoProgress {
+    fn occurrence(&mut self, line: &str);
+    fn status(
+        &mut self,
+        virtual_now: DateTime<Utc>,
+        occurrences: usize,
+        telegram: usize,
+        sms: usize,
+    );
+}
+
+/// A population spread over the communes, with each commune's population scaled so the sample
+/// stands for it at a density between 30 and 80 %: the report then shows communes below, within
+/// and above the target band.
+fn scaled_config(
+    config: &Config,
+    people: usize,
+    rng: &mut StdRng,
+) -> (Config, Vec<(String, usize)>) {
+    let mut config = config.clone();
+    let leaves: Vec<String> = config
+        .areas
+        .iter()
+        .filter(|a| config.areas.is_leaf(&a.code))
+        .map(|a| a.code.clone())
+        .collect();
+    let total: u64 = leaves
+        .iter()
+        .map(|c| config.areas.population(c))
+        .sum::<u64>()
+        .max(1);
+    let mut plan = Vec::new();
+    let mut scaled = BTreeMap::new();
+    for code in &leaves {
+        let share = config.areas.population(code) as f64 / total as f64;
+        let residents = ((people as f64) * share).round().max(1.0) as usize;
+        let density: f64 = rng.random_range(0.30..0.80);
+        scaled.insert(
+            code.clone(),
+            ((residents as f64) / density).round().max(1.0) as u64,
+        );
+        plan.push((code.clone(), residents));
+    }
+    config.areas = config.areas.with_populations(&scaled);
+    (config, plan)
+}
+
+const FAMILY: [&str; 14] = [
+    "Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Phan", "Vũ", "Đặng", "Bùi", "Đỗ", "Hồ", "Ngô",
+    "Dương", "Lý",
+];
+const MIDDLE: [&str; 8] = ["Thị", "Văn", "Minh", "Thu", "Hồng", "Đức", "Ngọc", "Quang"];
+const GIVEN: [&str; 12] = [
+    "Lan", "Hoa", "Hùng", "Mai", "Nam", "Hương", "Dũng", "Yến", "Tuấn", "Thảo", "Hải", "Linh",
+];
+
+/// How a sample resident can be reached, and what will go wrong for them.
+#[derive(Debug, Clone)]
+struct Resident {
+    person_id: i64,
+    telegram: Option<i64>,
+}
+
+async fn seed(
+    db: &Db,
+    plan: &[(String, usize)],
+    rng: &mut StdRng,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<Resident>> {
+    let mut residents = Vec::new();
+    let mut tx = db.pool.begin().await?;
+    let mut n: u64 = 0;
+    for (area, count) in plan {
+        for _ in 0..*count {
+            n += 1;
+            let name = format!(
+                "{} {} {} (mẫu)",
+                FAMILY[rng.random_range(0..FAMILY.len())],
+                MIDDLE[rng.random_range(0..MIDDLE.len())],
+                GIVEN[rng.random_range(0..GIVEN.len())]
+            );
+            let person_id: i64 = sqlx::query("INSERT INTO persons (name, area_code, created_at) VALUES ($1, $2, $3) RETURNING id")
+                .bind(&name)
+                .bind(area)
+                .bind(to_epoch(now))
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+            // 45 % Telegram only, 35 % SMS only, 20 % both.
+            let roll: f64 = rng.random();
+            let telegram = (roll < 0.65).then(|| 7_000_000_000 + n as i64);
+            // +84 10…: a range no carrier assigns, so no real phone can be hit.
+            let phone = (roll >= 0.45).then(|| format!("+8410{:07}", n));
+            if let Some(chat) = telegram {
+                add_contact(&mut tx, person_id, "telegram", &chat.to_string(), now).await?;
+            }
+            if let Some(phone) = &phone {
+                add_contact(&mut tx, person_id, "sms", phone, now).await?;
+            }
+            residents.push(Resident {
+                person_id,
+                telegram,
+            });
+        }
+    }
+    tx.commit().await?;
+    Ok(residents)
+}
+
+async fn add_contact(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    person_id: i64,
+    channel: &str,
+    address: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO contacts (person_id, channel, address, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(person_id)
+    .bind(channel)
+    .bind(address)
+    .bind(to_epoch(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Plays the year. `setup` is the loaded configuration; the demo's own database, fakes and
+/// web server are made here and the real `data/loa.db` is never touched.
+pub async fn run(
+    setup: &Setup,
+    options: &DemoOptions,
+    progress: &mut dyn DemoProgress,
+) -> anyhow::Result<DemoOutcome> {
+    let mut rng = StdRng::seed_from_u64(options.seed);
+    std::fs::create_dir_all(&options.dir)
+        .with_context(|| format!("cannot create {}", options.dir.display()))?;
+    let database = options.dir.join("loa-demo.db");
+    let _ = std::fs::remove_file(&database);
+    let telegram = FakeTelegram::start(DEMO_TOKEN).await?;
+    let kannel = FakeKannel::start().await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let web_url = format!("http://{}", listener.local_addr()?);
+
+    let (mut config, plan) = scaled_config(&setup.config, options.people, &mut rng);
+    config.database_url = format!("sqlite://{}", database.display());
+    config.telegram = Some(TelegramConfig {
+        token: DEMO_TOKEN.to_string(),
+        api_url: telegram.api_url(),
+    });
+    config.sms.gateway = Some(SmsGateway::Kannel {
+        url: kannel.sendsms_url(),
+        username: "demo".into(),
+        password: "demo".into(),
+    });
+    if config.sms.from.is_empty() {
+        config.sms.from = "LOA DEMO".into();
+    }
+    config.public_url = Some(web_url.clone());
+    config.webhook_secret = Some(DEMO_SECRET.into());
+    // Telegram's 30/s may all go at one instant of the stepped clock.
+    config.limits.burst = config.limits.telegram_overall();
+    let config = Arc::new(config);
+    let setup = Setup {
+        config: Arc::clone(&config),
+        ..setup.clone()
+    };
+
+    let start = local_midnight(
+        NaiveDate::from_ymd_opt(options.year, 1, 1).context("year")?,
+        config.campaign.time_zone,
+    );
+    let end = local_midnight(
+        NaiveDate::from_ymd_opt(options.year + 1, 1, 1).context("year")?,
+        config.campaign.time_zone,
+    );
+    let clock = Arc::new(VirtualClock::frozen(start));
+    let shared: SharedClock = clock.clone();
+
+    let db = setup.open_database().await?;
+    let residents = seed(&db, &plan, &mut rng, start).await?;
+
+    let sms: Arc<dyn Channel> = Arc::new(KannelChannel::new(
+        &kannel.sendsms_url(),
+        "demo",
+        "demo",
+        &config.sms.from,
+        Some(Callback {
+            public_url: web_url.clone(),
+            secret: Some(DEMO_SECRET.into()),
+        }),
+    ));
+    let telegram_channel = TelegramChannel::new(config.telegram.as_ref().expect("set above"))?;
+    let transports = Transports::new()
+        .with(ChannelKind::Telegram, Arc::new(telegram_channel))
+        .with(ChannelKind::Sms, Arc::clone(&sms));
+    let Engine {
+        mut scheduler,
+        dispatcher,
+        ..
+    } = Engine::new(&setup, db.clone(), Arc::clone(&shared), transports);
+    let state = WebState {
+        db: db.clone(),
+        config: Arc::clone(&config),
+        clock: Arc::clone(&shared),
+        metrics: dispatcher.metrics(),
+        channels: Arc::new(vec![]),
+        inbound: Arc::new(Inbound {
+            db: db.clone(),
+            config: Arc::clone(&config),
+            templates: Arc::clone(&setup.templates),
+            sms: Some(Arc::clone(&sms)),
+        }),
+    };
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, web::router(state)).await;
+    });
+
+    // What goes wrong during the year: 6 % of Telegram users blocked the bot; 3 % of everyone
+    // opts out on a day of the year; of SMS, 88 % are reported delivered, 4 % failed, 8 % never
+    // confirmed.
+    for r in &residents {
+        if let Some(chat) = r.telegram
+            && rng.random_bool(0.06)
+        {
+            telegram.block(chat);
+        }
+    }
+    let year_seconds = (end - start).num_seconds();
+    let mut opt_outs: Vec<(DateTime<Utc>, &Resident)> = Vec::new();
+    for r in &residents {
+        if rng.random_bool(0.03) {
+            opt_outs.push((
+                start + Duration::seconds(rng.random_range(0..year_seconds)),
+                r,
+            ));
+        }
+    }
+    opt_outs.sort_by_key(|(at, _)| *at);
+    let outcome_seed: u64 = rng.random();
+    let sms_outcome = move |sms: &crate::fakes::kannel::SentSms| {
+        // Stable per message, whatever the order the reports are played in.
+        let mut h = StdRng::seed_from_u64(outcome_seed ^ fxhash(&sms.to) ^ fxhash(&sms.text));
+        match h.random_range(0..100) {
+            0..88 => Some(1),
+            88..92 => Some(2),
+            _ => None,
+        }
+    };
+
+    let fire_times: Vec<(DateTime<Utc>, String, String, String)> = setup
+        .calendar
+        .fire_times(start - Duration::seconds(1), end - Duration::seconds(1))
+        .into_iter()
+        .map(|f| {
+            (
+                f.at.to_utc(),
+                f.schedule.id.clone(),
+                f.schedule.observance.clone(),
+                f.schedule.template.clone(),
+            )
+        })
+        .collect();
+    let real_start = Instant::now();
+    let mut occurrences = Vec::new();
+    let mut next_opt_out = 0;
+    for (at, schedule, observance, template) in fire_times {
+        pace(options.speed, real_start, start, at).await;
+        // Opt-outs that happened before this fire time, as a reply "TC" or the bot's /stop
+        // records them. (The sample numbers are unassigned, so they cannot come through the
+        // SMS webhook, which accepts real numbers only.)
+        while next_opt_out < opt_outs.len() && opt_outs[next_opt_out].0 < at {
+            let (when, r) = opt_outs[next_opt_out];
+            crate::audience::opt_out(&db, r.person_id, when).await?;
+            next_opt_out += 1;
+        }
+        clock.set(at);
+        let created = scheduler.tick().await?;
+        for o in created.created {
+            let recipients = o.recipients;
+            let local = at.with_timezone(&config.campaign.time_zone);
+            progress.occurrence(&format!(
+                "{}  {:<58} {:<24} {:>6} recipients",
+                local.format("%Y-%m-%d %H:%M"),
+                truncate(&observance, 58),
+                template,
+                recipients
+            ));
+            occurrences.push(DemoOccurrence {
+                at,
+                schedule: schedule.clone(),
+                observance: observance.clone(),
+                template: template.clone(),
+                recipients,
+            });
+        }
+        // Send everything due, one step per second of the clock, as the channels' limits allow.
+        loop {
+            let step = dispatcher.step().await?;
+            if step.claimed == 0
+                && pending_before(&db, clock.now() + Duration::hours(2)).await? == 0
+            {
+                break;
+            }
+            clock.advance(Duration::seconds(1));
+        }
+        kannel.settle_reports(sms_outcome).await;
+        progress.status(
+            clock.now(),
+            occurrences.len(),
+            telegram.sent().len(),
+            kannel.sent().len(),
+        );
+    }
+    clock.set(end - Duration::seconds(1));
+    dispatcher.step().await?;
+    kannel.settle_reports(sms_outcome).await;
+
+    let report = reach::report(
+        &db,
+        &config.areas,
+        config.campaign.target,
+        NaiveDate::from_ymd_opt(options.year, 1, 1).context("year")?,
+        NaiveDate::from_ymd_opt(options.year, 12, 31).context("year")?,
+    )
+    .await?;
+    dispatcher.retire().await?;
+    server.abort();
+    db.close().await;
+    Ok(DemoOutcome {
+        database,
+        occurrences,
+        report,
+        telegram_sent: telegram.sent().len(),
+        sms_sent: kannel.sent().iter().filter(|m| m.dlr_url.is_some()).count(),
+    })
+}
+
+/// Deliveries still to send that are due before `until` (a retry later in the day counts; one
+/// postponed to tomorrow does not hold up today's occurrence).
+async fn pending_before(db: &Db, until: DateTime<Utc>) -> anyhow::Result<i64> {
+    Ok(sqlx::query(
+        "SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'sending') AND due_at < $1",
+    )
+    .bind(to_epoch(until))
+    .fetch_one(&db.pool)
+    .await?
+    .try_get(0)?)
+}
+
+/// Waits so that `speed` virtual days pass per real second.
+async fn pace(speed: f64, real_start: Instant, start: DateTime<Utc>, at: DateTime<Utc>) {
+    if speed <= 0.0 {
+        return;
+    }
+    let days = (at - start).num_seconds() as f64 / 86_400.0;
+    let due = StdDuration::from_secs_f64(days / speed);
+    if let Some(wait) = due.checked_sub(real_start.elapsed()) {
+        tokio::time::sleep(wait).await;
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
+/// A small stable hash (FNV-1a) for per-message outcomes.
+fn fxhash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
+}

@@ -1,0 +1,125 @@
+//! `loa demo` at a small size: the plan's occurrences fire in order, and the reach report's
+//! totals are the deliveries the demo recorded.
+
+mod common;
+
+use chrono::NaiveDate;
+use common::repo_root;
+use loa::app::Setup;
+use loa::config::Env;
+use loa::demo::{DemoOptions, DemoProgress, run};
+use sqlx::Row;
+
+#[derive(Default)]
+struct Lines(Vec<String>);
+
+impl DemoProgress for Lines {
+    fn occurrence(&mut self, line: &str) {
+        self.0.push(line.to_string());
+    }
+
+    fn status(&mut self, _: chrono::DateTime<chrono::Utc>, _: usize, _: usize, _: usize) {}
+}
+
+#[tokio::test]
+async fn the_demo_plays_the_plan_in_order_and_its_report_matches_its_deliveries() {
+    let setup = Setup::load(&repo_root().join("loa.toml"), &Env::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let options = DemoOptions {
+        year: 2023,
+        people: 80,
+        speed: 0.0,
+        seed: 7,
+        dir: dir.path().to_path_buf(),
+    };
+    let mut lines = Lines::default();
+    let outcome = run(&setup, &options, &mut lines).await.unwrap();
+
+    // Every fire time of 2023, in order, one line each.
+    let tz = setup.config.campaign.time_zone;
+    let plan = setup.calendar.plan(
+        NaiveDate::from_ymd_opt(2023, 1, 1).unwrap(),
+        NaiveDate::from_ymd_opt(2023, 12, 31).unwrap(),
+        tz,
+    );
+    let fired: Vec<(String, String)> = outcome
+        .occurrences
+        .iter()
+        .map(|o| (o.schedule.clone(), o.at.with_timezone(&tz).to_rfc3339()))
+        .collect();
+    let planned: Vec<(String, String)> = plan
+        .iter()
+        .map(|p| (p.schedule.clone(), p.at.clone()))
+        .collect();
+    assert_eq!(fired, planned);
+    assert_eq!(lines.0.len(), planned.len());
+    assert!(outcome.occurrences.iter().all(|o| o.recipients > 0));
+
+    // The report counts exactly the persons the demo's deliveries reached.
+    let db = loa::store::Db::connect(&format!("sqlite://{}", outcome.database.display()))
+        .await
+        .unwrap();
+    let reached: i64 = sqlx::query(
+        "SELECT COUNT(DISTINCT person_id) FROM deliveries
+         WHERE (channel = 'telegram' AND status = 'sent') OR (channel = 'sms' AND status = 'delivered')",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap()
+    .try_get(0)
+    .unwrap();
+    assert_eq!(outcome.report.total.reached, reached as u64);
+    assert!(reached > 0);
+    // Not a wall of 100 %: blocked bots, failed or unconfirmed SMS and opt-outs are in there.
+    let statuses: Vec<String> =
+        sqlx::query("SELECT DISTINCT status FROM deliveries ORDER BY status")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get(0).unwrap())
+            .collect();
+    for expected in ["delivered", "failed", "sent"] {
+        assert!(
+            statuses.iter().any(|s| s == expected),
+            "no {expected} delivery: {statuses:?}"
+        );
+    }
+    let count = |sql: &'static str| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                .try_get::<i64, _>(0)
+                .unwrap()
+        }
+    };
+    assert!(
+        count("SELECT COUNT(*) FROM persons WHERE opted_out_at IS NOT NULL").await > 0,
+        "someone opted out"
+    );
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM deliveries d JOIN persons p ON p.id = d.person_id
+             JOIN occurrences o ON o.id = d.occurrence_id
+             WHERE p.opted_out_at IS NOT NULL AND o.fire_at > p.opted_out_at"
+        )
+        .await,
+        0,
+        "nothing is fanned out to a person after they opted out"
+    );
+    assert!(
+        count("SELECT COUNT(*) FROM contacts WHERE active = 0").await > 0,
+        "some residents blocked the bot"
+    );
+    let sum_of_communes: u64 = outcome
+        .report
+        .areas
+        .iter()
+        .filter(|r| r.depth == 1)
+        .map(|r| r.reached)
+        .sum();
+    assert_eq!(sum_of_communes, outcome.report.total.reached);
+}
