@@ -12,6 +12,7 @@ use chrono::{Datelike, NaiveDate, Utc};
 use tokio::sync::watch;
 
 use crate::audience;
+use crate::bot::{self, BotState, Poller, Webhook};
 use crate::calendar::Calendar;
 use crate::channels::Channel;
 use crate::channels::log::LogChannel;
@@ -26,6 +27,8 @@ use crate::scheduler::Scheduler;
 use crate::store::{Db, redact_url};
 use crate::templates::{MessageContext, SampleData, Templates};
 use crate::web::{self, WebState};
+use teloxide::payloads::SetWebhookSetters;
+use teloxide::prelude::Requester;
 
 /// The longest observance name of the 2023 plan: templates are checked with it.
 const SAMPLE_OBSERVANCE: &str =
@@ -300,6 +303,68 @@ pub async fn run(
             }
         }
     };
+    // The residents' bot: long polling, or the webhook when a secret token is configured.
+    let bot_state = Arc::new(BotState {
+        db: db.clone(),
+        config: Arc::clone(&config),
+        calendar: Arc::clone(&setup.calendar),
+        clock: Arc::clone(&clock),
+    });
+    let mut poller = None;
+    let mut webhook = None;
+    if let Some(telegram) = &config.telegram {
+        let bot = TelegramChannel::new(telegram)?.bot().clone();
+        match &telegram.webhook_secret {
+            Some(secret) => {
+                let me = bot.get_me().await.context("telegram getMe")?;
+                bot::register_commands(&bot).await?;
+                if let Some(public) = &config.public_url {
+                    let url = reqwest::Url::parse(&format!(
+                        "{}/webhooks/telegram",
+                        public.trim_end_matches('/')
+                    ))?;
+                    bot.set_webhook(url)
+                        .secret_token(secret.clone())
+                        .await
+                        .context("telegram setWebhook")?;
+                }
+                tracing::info!("Telegram bot: webhook at /webhooks/telegram");
+                webhook = Some(Arc::new(Webhook {
+                    bot,
+                    me,
+                    state: Arc::clone(&bot_state),
+                    secret: secret.clone(),
+                }));
+            }
+            None => {
+                poller = Some(
+                    Poller::new(bot, Arc::clone(&bot_state))
+                        .await
+                        .context("Telegram bot")?,
+                );
+                tracing::info!("Telegram bot: long polling");
+            }
+        }
+    }
+    let polling = {
+        let rx = stop_rx.clone();
+        async move {
+            let Some(mut poller) = poller else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    result = poller.poll_once(25) => {
+                        if let Err(e) = result {
+                            tracing::warn!("telegram getUpdates: {e}");
+                            tokio::time::sleep(Duration::from_secs(3)).await;
+                        }
+                    }
+                    _ = stopped(rx.clone()) => break,
+                }
+            }
+        }
+    };
     let web_state = WebState {
         db: db.clone(),
         config: Arc::clone(&config),
@@ -312,6 +377,7 @@ pub async fn run(
             templates: Arc::clone(&setup.templates),
             sms: setup.sms_channel()?,
         }),
+        telegram: webhook,
     };
     let serving = axum::serve(listener, web::router(web_state))
         .with_graceful_shutdown(stopped(stop_rx.clone()));
@@ -326,7 +392,7 @@ pub async fn run(
             let _ = stop_tx.send(true);
         }
     };
-    let (_, _, served, _) = tokio::join!(scheduling, dispatching, serving, signal);
+    let (_, _, _, served, _) = tokio::join!(scheduling, dispatching, polling, serving, signal);
     served.context("web server")?;
     if let Err(e) = dispatcher.retire().await {
         tracing::warn!("could not leave the worker table: {e:#}");

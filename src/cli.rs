@@ -20,6 +20,29 @@ use crate::reach;
 use crate::store::Db;
 use crate::templates::{MessageContext, Rendered, SampleData};
 
+/// Writes to stdout; a closed pipe (`loa plan | head`) ends the command quietly instead of
+/// panicking.
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}
+
+macro_rules! out {
+    ($($arg:tt)*) => { emit(&format!($($arg)*)) };
+}
+
+macro_rules! outln {
+    () => { emit("\n") };
+    ($($arg:tt)*) => { emit(&format!("{}\n", format!($($arg)*))) };
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "loa",
@@ -198,7 +221,7 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
         Command::Check => {
             match Setup::load(&cli.config, &env) {
                 Ok(setup) => {
-                    println!(
+                    outln!(
                         "ok: {} — {} schedules, {} templates, {} areas",
                         cli.config.display(),
                         setup.calendar.schedules().len(),
@@ -206,14 +229,14 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
                         setup.config.areas.len()
                     );
                     for warning in &setup.warnings {
-                        println!("{warning}");
+                        outln!("{warning}");
                     }
-                    print!("{}", sms_sizes(&setup));
+                    out!("{}", sms_sizes(&setup));
                     Ok(())
                 }
                 Err(problems) => {
                     // The problems are the command's output.
-                    println!("{problems}");
+                    outln!("{problems}");
                     Err(CliError::Input(format!(
                         "{} problem(s) found",
                         problems.0.len()
@@ -229,7 +252,7 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
             let tz = setup.config.campaign.time_zone;
             let plan = setup.calendar.plan(from, to, tz);
             match format {
-                PlanFormat::Json => println!(
+                PlanFormat::Json => outln!(
                     "{}",
                     serde_json::to_string_pretty(&plan).map_err(anyhow::Error::from)?
                 ),
@@ -237,7 +260,7 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
                     for fire in &plan {
                         let channels: Vec<&str> =
                             fire.channels.iter().map(|c| c.as_str()).collect();
-                        println!(
+                        outln!(
                             "{}  {:<32} {:<24} {}",
                             fire.at,
                             fire.schedule,
@@ -245,7 +268,7 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
                             channels.join(",")
                         );
                     }
-                    println!("{} fire times from {from} to {to} ({tz})", plan.len());
+                    outln!("{} fire times from {from} to {to} ({tz})", plan.len());
                 }
             }
             Ok(())
@@ -258,7 +281,7 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
             observance,
         } => {
             let setup = Setup::load(&cli.config, &env)?;
-            print!(
+            out!(
                 "{}",
                 preview(&setup, &template, area, &name, date, observance)?
             );
@@ -290,9 +313,9 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
                 other => CliError::Input(other.to_string()),
             })?;
             for r in &report.rejected {
-                println!("{}:{}: {}", file.display(), r.line, r.reason);
+                outln!("{}:{}: {}", file.display(), r.line, r.reason);
             }
-            println!(
+            outln!(
                 "{} added, {} updated, {} rejected",
                 report.added,
                 report.updated,
@@ -318,14 +341,14 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
                 return Err(CliError::Input("--people must be at least 1".into()));
             }
             let dir = std::env::temp_dir().join(format!("loa-demo-{}", std::process::id()));
-            println!(
+            outln!(
                 "Demo of {year}: {people} sample residents, fake Telegram and SMS gateways, virtual clock."
             );
-            println!(
+            outln!(
                 "Throwaway database: {} (data/loa.db is not touched)",
                 dir.join("loa-demo.db").display()
             );
-            println!(
+            outln!(
                 "Commune populations are scaled to the sample; names marked (mẫu), numbers in the unassigned +84 10 range.\n"
             );
             let mut progress = TerminalProgress::new();
@@ -338,14 +361,14 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
             };
             let outcome = demo::run(&setup, &options, &mut progress).await?;
             progress.finish();
-            println!(
+            outln!(
                 "\n{} occurrences; {} Telegram messages, {} SMS.\n",
                 outcome.occurrences.len(),
                 outcome.telegram_sent,
                 outcome.sms_sent
             );
-            print!("{}", outcome.report.to_table());
-            println!(
+            out!("{}", outcome.report.to_table());
+            outln!(
                 "\nThe demo database stays at {} for a look.",
                 outcome.database.display()
             );
@@ -354,7 +377,7 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
         Command::Migrate => {
             let setup = Setup::load(&cli.config, &env)?;
             setup.open_database().await?;
-            println!("database is up to date");
+            outln!("database is up to date");
             Ok(())
         }
         Command::Run { clock, clock_speed } => {
@@ -407,9 +430,9 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
             .await
             .map_err(anyhow::Error::from)?;
             match format {
-                ReportFormat::Table => print!("{}", report.to_table()),
-                ReportFormat::Csv => print!("{}", report.to_csv().map_err(anyhow::Error::from)?),
-                ReportFormat::Json => println!(
+                ReportFormat::Table => out!("{}", report.to_table()),
+                ReportFormat::Csv => out!("{}", report.to_csv().map_err(anyhow::Error::from)?),
+                ReportFormat::Json => outln!(
                     "{}",
                     serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
                 ),
@@ -524,7 +547,7 @@ impl TerminalProgress {
 impl DemoProgress for TerminalProgress {
     fn occurrence(&mut self, line: &str) {
         if self.bar.is_hidden() {
-            println!("{line}");
+            outln!("{line}");
         } else {
             self.bar.println(line);
         }

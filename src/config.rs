@@ -182,6 +182,11 @@ pub struct TargetBand {
 pub struct TelegramConfig {
     pub token: String,
     pub api_url: String,
+    /// Telegram user ids allowed the admin commands.
+    pub admins: Vec<i64>,
+    /// Receive updates by webhook at `/webhooks/telegram` instead of long polling; the value is
+    /// the `secret_token` Telegram must echo in `X-Telegram-Bot-Api-Secret-Token`.
+    pub webhook_secret: Option<String>,
 }
 
 impl std::fmt::Debug for TelegramConfig {
@@ -548,6 +553,9 @@ struct RawHttp {
 struct RawTelegram {
     token: Option<String>,
     api_url: Option<Spanned<String>>,
+    #[serde(default)]
+    admins: Vec<i64>,
+    webhook_secret: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -738,7 +746,31 @@ impl Config {
                 ),
             ));
         }
-        let telegram = token.map(|token| TelegramConfig { token, api_url });
+        let webhook_secret = match &raw.telegram.webhook_secret {
+            Some(s) if s.get_ref().is_empty() => None,
+            Some(s) => {
+                let ok = s.get_ref().len() <= 256
+                    && s.get_ref()
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                if !ok {
+                    problems.push(Problem::new(
+                        path,
+                        at(s.span().start),
+                        "telegram.webhook_secret: 1–256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)",
+                    ));
+                }
+                Some(s.get_ref().clone())
+            }
+            None => None,
+        };
+        let admins = raw.telegram.admins.clone();
+        let telegram = token.map(|token| TelegramConfig {
+            token,
+            api_url,
+            admins,
+            webhook_secret,
+        });
 
         let defaults = DispatchConfig::default();
         let mut positive = |value: &Option<Spanned<u32>>, key: &str, default: u32| match value {

@@ -219,6 +219,8 @@ pub async fn run(
     config.telegram = Some(TelegramConfig {
         token: DEMO_TOKEN.to_string(),
         api_url: telegram.api_url(),
+        admins: Vec::new(),
+        webhook_secret: None,
     });
     config.sms.gateway = Some(SmsGateway::Kannel {
         url: kannel.sendsms_url(),
@@ -283,6 +285,7 @@ pub async fn run(
             templates: Arc::clone(&setup.templates),
             sms: Some(Arc::clone(&sms)),
         }),
+        telegram: None,
     };
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, web::router(state)).await;

@@ -53,5 +53,6 @@ pub mod fakes;
 pub mod web;
 
 pub mod app;
+pub mod bot;
 pub mod cli;
 pub mod demo;

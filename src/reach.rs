@@ -22,6 +22,7 @@ pub async fn record<'c, E>(
     person_id: i64,
     area_code: &str,
     channel: ChannelKind,
+    kind: &str,
     at: DateTime<Utc>,
     tz: Tz,
 ) -> Result<(), sqlx::Error>
@@ -30,8 +31,8 @@ where
 {
     let [day, month, year] = periods_of(at.with_timezone(&tz).date_naive());
     sqlx::query(
-        "INSERT INTO reach (period, person_id, area_code, channel, first_at)
-         VALUES ($1, $4, $5, $6, $7), ($2, $4, $5, $6, $7), ($3, $4, $5, $6, $7)
+        "INSERT INTO reach (period, person_id, area_code, channel, first_at, kind)
+         VALUES ($1, $4, $5, $6, $7, $8), ($2, $4, $5, $6, $7, $8), ($3, $4, $5, $6, $7, $8)
          ON CONFLICT (period, person_id) DO NOTHING",
     )
     .bind(day)
@@ -41,6 +42,7 @@ where
     .bind(area_code)
     .bind(channel.as_str())
     .bind(to_epoch(at))
+    .bind(kind)
     .execute(executor)
     .await?;
     Ok(())
@@ -125,6 +127,8 @@ pub struct ReachRow {
     pub depth: usize,
     pub population: u64,
     pub reached: u64,
+    /// Persons who pressed "Tôi đã đọc" on a message in the period.
+    pub engaged: u64,
     /// Reached ÷ population × 100, or `None` when the population is unknown.
     pub percent: Option<f64>,
     pub status: Option<BandStatus>,
@@ -140,6 +144,10 @@ pub struct ReachReport {
     pub areas: Vec<ReachRow>,
     /// Every top-level area together.
     pub total: ReachRow,
+    /// Registered organisations (group chats) that received a message in the period, and all
+    /// registered: the plan's "100 % of organisations informed", counted apart from residents.
+    pub organisations_informed: u64,
+    pub organisations_registered: u64,
 }
 
 /// Above this many periods (a range of over a year with odd days at both ends) the report
@@ -158,7 +166,8 @@ pub async fn report(
     let rows = if periods.len() <= MAX_LISTED_PERIODS {
         let placeholders: Vec<String> = (1..=periods.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
-            "SELECT area_code, COUNT(DISTINCT person_id) FROM reach WHERE period IN ({}) GROUP BY area_code",
+            "SELECT area_code, COUNT(DISTINCT person_id) FROM reach
+             WHERE kind = 'resident' AND period IN ({}) GROUP BY area_code",
             placeholders.join(", ")
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -170,7 +179,7 @@ pub async fn report(
         // Day periods sort as text in date order.
         sqlx::query(
             "SELECT area_code, COUNT(DISTINCT person_id) FROM reach
-             WHERE period >= $1 AND period <= $2 GROUP BY area_code",
+             WHERE kind = 'resident' AND period >= $1 AND period <= $2 GROUP BY area_code",
         )
         .bind(format!("D{}", from.format("%Y-%m-%d")))
         .bind(format!("D{}", to.format("%Y-%m-%d")))
@@ -183,7 +192,57 @@ pub async fn report(
         let n: i64 = row.try_get(1)?;
         direct.insert(code, n as u64);
     }
-    Ok(build(areas, band, from, to, &direct))
+    let engaged = engaged_by_area(db, from, to).await?;
+    let (informed, registered) = organisations(db, from, to).await?;
+    let mut report = build(areas, band, from, to, &direct, &engaged);
+    report.organisations_informed = informed;
+    report.organisations_registered = registered;
+    Ok(report)
+}
+
+async fn engaged_by_area(
+    db: &Db,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<HashMap<String, u64>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT area_code, COUNT(DISTINCT person_id) FROM engagements WHERE day >= $1 AND day <= $2 GROUP BY area_code",
+    )
+    .bind(from.to_string())
+    .bind(to.to_string())
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = HashMap::new();
+    for row in rows {
+        out.insert(
+            row.try_get::<String, _>(0)?,
+            row.try_get::<i64, _>(1)? as u64,
+        );
+    }
+    Ok(out)
+}
+
+/// (organisations that received a message on `from..=to`, organisations registered).
+pub async fn organisations(
+    db: &Db,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<(u64, u64), sqlx::Error> {
+    let registered: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM persons WHERE kind = 'organisation' AND opted_out_at IS NULL",
+    )
+    .fetch_one(&db.pool)
+    .await?
+    .try_get(0)?;
+    let informed: i64 = sqlx::query(
+        "SELECT COUNT(DISTINCT person_id) FROM reach WHERE kind = 'organisation' AND period >= $1 AND period <= $2",
+    )
+    .bind(format!("D{}", from.format("%Y-%m-%d")))
+    .bind(format!("D{}", to.format("%Y-%m-%d")))
+    .fetch_one(&db.pool)
+    .await?
+    .try_get(0)?;
+    Ok((informed as u64, registered as u64))
 }
 
 fn build(
@@ -192,12 +251,13 @@ fn build(
     from: NaiveDate,
     to: NaiveDate,
     direct: &HashMap<String, u64>,
+    engaged: &HashMap<String, u64>,
 ) -> ReachReport {
-    fn reached_under(areas: &AreaTree, code: &str, direct: &HashMap<String, u64>) -> u64 {
-        direct.get(code).copied().unwrap_or(0)
+    fn under(areas: &AreaTree, code: &str, counts: &HashMap<String, u64>) -> u64 {
+        counts.get(code).copied().unwrap_or(0)
             + areas
                 .children(code)
-                .map(|c| reached_under(areas, &c.code, direct))
+                .map(|c| under(areas, &c.code, counts))
                 .sum::<u64>()
     }
     let row = |code: String,
@@ -205,7 +265,8 @@ fn build(
                parent: Option<String>,
                depth: usize,
                population: u64,
-               reached: u64| {
+               reached: u64,
+               engaged: u64| {
         let fraction = (population > 0).then(|| reached as f64 / population as f64);
         ReachRow {
             code,
@@ -214,6 +275,7 @@ fn build(
             depth,
             population,
             reached,
+            engaged,
             percent: fraction.map(|f| (f * 10_000.0).round() / 100.0),
             status: fraction.map(|f| BandStatus::of(f, band)),
         }
@@ -228,7 +290,8 @@ fn build(
                 a.parent.clone(),
                 depth,
                 areas.population(&a.code),
-                reached_under(areas, &a.code, direct),
+                under(areas, &a.code, direct),
+                under(areas, &a.code, engaged),
             )
         })
         .collect();
@@ -243,6 +306,7 @@ fn build(
             0,
             top.iter().map(|r| r.population).sum(),
             top.iter().map(|r| r.reached).sum(),
+            top.iter().map(|r| r.engaged).sum(),
         )
     };
     ReachReport {
@@ -252,6 +316,8 @@ fn build(
         target_high_percent: band.high * 100.0,
         areas: rows,
         total,
+        organisations_informed: 0,
+        organisations_registered: 0,
     }
 }
 
@@ -270,19 +336,20 @@ impl ReachReport {
             .max()
             .unwrap_or(10);
         out.push_str(&format!(
-            "{:<name_width$}  {:>10}  {:>10}  {:>8}  {}\n",
-            "area", "population", "reached", "percent", "target"
+            "{:<name_width$}  {:>10}  {:>10}  {:>8}  {:<7} {:>8}\n",
+            "area", "population", "reached", "percent", "target", "engaged"
         ));
         let line = |r: &ReachRow| {
             let name = format!("{}{}", "  ".repeat(r.depth), r.name);
             let pad = name_width.saturating_sub(name.chars().count());
             format!(
-                "{name}{}  {:>10}  {:>10}  {:>8}  {}\n",
+                "{name}{}  {:>10}  {:>10}  {:>8}  {:<7} {:>8}\n",
                 " ".repeat(pad),
                 r.population,
                 r.reached,
                 r.percent.map_or("-".to_string(), |p| format!("{p:.2}%")),
                 r.status.map_or("-", BandStatus::as_str),
+                r.engaged,
             )
         };
         for r in &self.areas {
@@ -290,6 +357,12 @@ impl ReachReport {
         }
         if self.areas.iter().filter(|r| r.depth == 0).count() > 1 {
             out.push_str(&line(&self.total));
+        }
+        if self.organisations_registered > 0 {
+            out.push_str(&format!(
+                "\norganisations informed: {} of {} registered\n",
+                self.organisations_informed, self.organisations_registered
+            ));
         }
         out
     }
@@ -305,6 +378,7 @@ impl ReachReport {
             "reached",
             "percent",
             "status",
+            "engaged",
         ])?;
         let total_is_row = self.areas.iter().any(|r| r.code == self.total.code);
         let rows = self
@@ -320,6 +394,7 @@ impl ReachReport {
                 &r.reached.to_string(),
                 &r.percent.map_or(String::new(), |p| format!("{p:.2}")),
                 r.status.map_or("", BandStatus::as_str),
+                &r.engaged.to_string(),
             ])?;
         }
         let bytes = writer.into_inner().map_err(|e| e.into_error())?;

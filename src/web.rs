@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use sqlx::Row;
 
+use crate::bot::Webhook;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::dispatch::{ReportOutcome, record_delivery_report};
@@ -30,6 +31,8 @@ pub struct WebState {
     /// (channel, transport) pairs, e.g. ("telegram", "log").
     pub channels: Arc<Vec<(String, String)>>,
     pub inbound: Arc<Inbound>,
+    /// Set in webhook mode: Telegram posts updates to `/webhooks/telegram`.
+    pub telegram: Option<Arc<Webhook>>,
 }
 
 pub fn router(state: WebState) -> Router {
@@ -38,6 +41,7 @@ pub fn router(state: WebState) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/webhooks/sms/dlr", get(sms_report).post(sms_report))
         .route("/webhooks/sms/mo", get(sms_inbound).post(sms_inbound))
+        .route("/webhooks/telegram", axum::routing::post(telegram_update))
         .with_state(state)
 }
 
@@ -214,4 +218,34 @@ async fn metrics_text(State(state): State<WebState>) -> impl IntoResponse {
         )],
         out,
     )
+}
+
+/// An update from Telegram in webhook mode: handled by the same schema as long polling.
+/// Without the right `X-Telegram-Bot-Api-Secret-Token`: 401, and the update is ignored.
+async fn telegram_update(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    body: String,
+) -> (StatusCode, &'static str) {
+    let Some(webhook) = &state.telegram else {
+        return (StatusCode::NOT_FOUND, "webhook mode is off");
+    };
+    let secret = headers
+        .get("x-telegram-bot-api-secret-token")
+        .and_then(|v| v.to_str().ok());
+    if !webhook.authorised(secret) {
+        tracing::warn!("telegram webhook call without the right secret token: ignored");
+        return (StatusCode::UNAUTHORIZED, "unauthorised");
+    }
+    match serde_json::from_str::<teloxide::types::Update>(&body) {
+        Ok(update) => {
+            webhook.handle(update).await;
+            (StatusCode::OK, "ok")
+        }
+        Err(e) => {
+            // 200 all the same: Telegram would resend an update we can never read.
+            tracing::warn!("unreadable telegram update: {e}");
+            (StatusCode::OK, "ignored")
+        }
+    }
 }

@@ -360,7 +360,7 @@ async fn report_reach_prints_every_area_in_table_csv_and_json() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("code,name,parent,population,reached,percent,status")
+        Some("code,name,parent,population,reached,percent,status,engaged")
     );
     assert_eq!(lines.count(), 26, "the district and its 25 communes");
 

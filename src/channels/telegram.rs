@@ -9,7 +9,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use teloxide::payloads::SendMessageSetters;
 use teloxide::prelude::Requester;
-use teloxide::types::{ChatId, ParseMode};
+use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, ParseMode};
+
+/// The button under every campaign message.
+pub const READ_BUTTON: &str = "✅ Tôi đã đọc";
 use teloxide::{ApiError, Bot, RequestError};
 
 use super::{Channel, Outbound, Receipt, SendError};
@@ -58,13 +61,21 @@ impl Channel for TelegramChannel {
         let chat: i64 = message.address.parse().map_err(|_| {
             SendError::Recipient(format!("{:?} is not a Telegram chat id", message.address))
         })?;
-        let sent = self
+        let mut request = self
             .bot
             .send_message(ChatId(chat), message.text)
             .parse_mode(ParseMode::Html)
-            .allow_paid_broadcast(self.paid_broadcast)
-            .await
-            .map_err(classify)?;
+            .allow_paid_broadcast(self.paid_broadcast);
+        if message.delivery_id > 0 {
+            // "I have read it": one tap records an engagement (see `bot`).
+            request = request.reply_markup(InlineKeyboardMarkup::new([[
+                InlineKeyboardButton::callback(
+                    READ_BUTTON,
+                    format!("read:{}", message.delivery_id),
+                ),
+            ]]));
+        }
+        let sent = request.await.map_err(classify)?;
         Ok(Receipt {
             provider_message_id: Some(sent.id.0.to_string()),
         })

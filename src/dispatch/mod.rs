@@ -104,6 +104,8 @@ pub struct ClaimedDelivery {
     pub observance_date: Option<String>,
     /// The occurrence's channels, comma-separated, in order of preference.
     pub occurrence_channels: String,
+    /// `resident` or `organisation`.
+    pub person_kind: String,
     pub failures: i64,
 }
 
@@ -383,7 +385,7 @@ impl Dispatcher {
         }
         let rows = sqlx::query(
             "SELECT d.id, d.person_id, d.contact_id, d.channel, c.address, c.active, p.name, p.opted_out_at,
-                    p.area_code, a.name, o.template, o.observance, o.fire_at, d.failures, o.observance_date, o.channels
+                    p.area_code, a.name, o.template, o.observance, o.fire_at, d.failures, o.observance_date, o.channels, p.kind
              FROM deliveries d
              JOIN contacts c ON c.id = d.contact_id
              JOIN persons p ON p.id = d.person_id
@@ -418,6 +420,7 @@ impl Dispatcher {
                     failures: r.try_get(13)?,
                     observance_date: r.try_get(14)?,
                     occurrence_channels: r.try_get(15)?,
+                    person_kind: r.try_get(16)?,
                 })
             })
             .collect()
@@ -619,6 +622,7 @@ impl Dispatcher {
                 d.person_id,
                 &d.area_code,
                 d.channel,
+                &d.person_kind,
                 now,
                 self.config.campaign.time_zone,
             )
@@ -934,7 +938,7 @@ pub async fn record_delivery_report(
     at: DateTime<Utc>,
 ) -> anyhow::Result<ReportOutcome> {
     let Some(row) = sqlx::query(
-        "SELECT d.status, d.person_id, p.area_code, d.channel FROM deliveries d
+        "SELECT d.status, d.person_id, p.area_code, d.channel, p.kind FROM deliveries d
          JOIN persons p ON p.id = d.person_id WHERE d.id = $1",
     )
     .bind(delivery_id)
@@ -947,6 +951,7 @@ pub async fn record_delivery_report(
     let person_id: i64 = row.try_get(1)?;
     let area_code: String = row.try_get(2)?;
     let channel = ChannelKind::parse(&row.try_get::<String, _>(3)?).unwrap_or(ChannelKind::Sms);
+    let kind: String = row.try_get(4)?;
     let new_status = match dlr {
         1 => "delivered",
         2 | 16 => "failed",
@@ -986,6 +991,7 @@ pub async fn record_delivery_report(
             person_id,
             &area_code,
             channel,
+            &kind,
             at,
             config.campaign.time_zone,
         )

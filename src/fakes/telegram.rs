@@ -25,6 +25,15 @@ pub struct SentMessage {
     pub message_id: i64,
     /// When the fake received it (real time).
     pub received_at: Instant,
+    /// The `reply_markup` sent with it (inline keyboards), as JSON.
+    pub reply_markup: Option<Value>,
+}
+
+/// A call the fake answered other than `sendMessage`/`getUpdates`, e.g. `answerCallbackQuery`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtherCall {
+    pub method: String,
+    pub params: Value,
 }
 
 /// Telegram's limits, as the fake enforces them when asked to: over them, 429 with
@@ -53,6 +62,10 @@ struct FakeState {
     next_message_id: i64,
     limits: Option<EnforcedLimits>,
     too_many_requests: usize,
+    /// Updates waiting for `getUpdates`, in order.
+    updates: Vec<Value>,
+    next_update_id: i64,
+    other_calls: Vec<OtherCall>,
 }
 
 pub struct FakeTelegram {
@@ -133,6 +146,86 @@ impl FakeTelegram {
             .push_back(Scripted::TooManyRequests { retry_after });
     }
 
+    /// Queues an update as a user would cause it; `getUpdates` returns it.
+    pub fn push_update(&self, mut update: Value) -> i64 {
+        let mut state = self.lock();
+        state.next_update_id += 1;
+        let id = state.next_update_id;
+        update["update_id"] = json!(id);
+        state.updates.push(update);
+        id
+    }
+
+    /// A private message from user `user_id` (their chat has the same id), commands marked
+    /// as Telegram marks them.
+    pub fn user_says(&self, user_id: i64, text: &str) -> i64 {
+        let mut message = private_message(user_id, 0);
+        message["text"] = json!(text);
+        if text.starts_with('/') {
+            let len = text
+                .split_whitespace()
+                .next()
+                .unwrap_or(text)
+                .encode_utf16()
+                .count();
+            message["entities"] = json!([{"type": "bot_command", "offset": 0, "length": len}]);
+        }
+        self.push_update(json!({ "message": message }))
+    }
+
+    /// User `user_id` shares their phone number with the contact button.
+    pub fn user_shares_contact(&self, user_id: i64, phone: &str) -> i64 {
+        let mut message = private_message(user_id, 0);
+        message["contact"] =
+            json!({"phone_number": phone, "first_name": "Cư dân", "user_id": user_id});
+        self.push_update(json!({ "message": message }))
+    }
+
+    /// User `user_id` presses an inline button with `data` under message `message_id`.
+    pub fn user_presses(&self, user_id: i64, message_id: i64, data: &str) -> i64 {
+        let id = format!("cb{}", self.lock().next_update_id + 1);
+        self.push_update(json!({
+            "callback_query": {
+                "id": id,
+                "from": user(user_id),
+                "message": private_message(user_id, message_id),
+                "chat_instance": format!("ci{user_id}"),
+                "data": data,
+            }
+        }))
+    }
+
+    /// A message in group chat `chat_id` (negative) from user `user_id`.
+    pub fn group_says(&self, chat_id: i64, user_id: i64, text: &str) -> i64 {
+        let mut message = json!({
+            "message_id": 1,
+            "date": chrono::Utc::now().timestamp(),
+            "chat": {"id": chat_id, "type": "group", "title": "Chi hội Phụ nữ"},
+            "from": user(user_id),
+            "text": text,
+        });
+        if text.starts_with('/') {
+            let len = text
+                .split_whitespace()
+                .next()
+                .unwrap_or(text)
+                .encode_utf16()
+                .count();
+            message["entities"] = json!([{"type": "bot_command", "offset": 0, "length": len}]);
+        }
+        self.push_update(json!({ "message": message }))
+    }
+
+    /// Calls other than sending and polling, in order.
+    pub fn other_calls(&self, method: &str) -> Vec<OtherCall> {
+        self.lock()
+            .other_calls
+            .iter()
+            .filter(|c| c.method.eq_ignore_ascii_case(method))
+            .cloned()
+            .collect()
+    }
+
     /// Enforce Telegram's rates from now on, in real time.
     pub fn enforce_limits(&self, limits: EnforcedLimits) {
         self.lock().limits = Some(limits);
@@ -189,10 +282,81 @@ async fn handle(
     }
     let params: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     match method.to_ascii_lowercase().as_str() {
-        "getme" => axum::Json(json!({"ok": true, "result": bot_user()})).into_response(),
+        "getme" => {
+            let mut me = bot_user();
+            me["can_join_groups"] = json!(true);
+            me["can_read_all_group_messages"] = json!(false);
+            me["supports_inline_queries"] = json!(false);
+            me["can_connect_to_business"] = json!(false);
+            me["has_main_web_app"] = json!(false);
+            axum::Json(json!({"ok": true, "result": me})).into_response()
+        }
         "sendmessage" => send_message(&mut state, &params),
+        "getupdates" => {
+            // `offset` confirms every update before it, as Telegram does.
+            let offset = params["offset"].as_i64().unwrap_or(0);
+            state
+                .updates
+                .retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
+            let limit = params["limit"].as_u64().unwrap_or(100) as usize;
+            let batch: Vec<Value> = state.updates.iter().take(limit).cloned().collect();
+            axum::Json(json!({"ok": true, "result": batch})).into_response()
+        }
+        "setmycommands"
+            if !params["commands"].as_array().is_some_and(|cs| {
+                cs.iter().all(|c| {
+                    c["command"].as_str().is_some_and(|n| {
+                        (1..=32).contains(&n.len())
+                            && n.chars().all(|ch| {
+                                ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_'
+                            })
+                    })
+                })
+            }) =>
+        {
+            error(
+                StatusCode::BAD_REQUEST,
+                "Bad Request: BOT_COMMAND_INVALID",
+                None,
+            )
+        }
+        "answercallbackquery"
+        | "setmycommands"
+        | "deletewebhook"
+        | "setwebhook"
+        | "editmessagereplymarkup"
+        | "editmessagetext" => {
+            state.other_calls.push(OtherCall {
+                method: method.clone(),
+                params: params.clone(),
+            });
+            let result = if method.eq_ignore_ascii_case("editmessagetext")
+                || method.eq_ignore_ascii_case("editmessagereplymarkup")
+            {
+                private_message(
+                    params["chat_id"].as_i64().unwrap_or(0),
+                    params["message_id"].as_i64().unwrap_or(0),
+                )
+            } else {
+                json!(true)
+            };
+            axum::Json(json!({"ok": true, "result": result})).into_response()
+        }
         _ => error(StatusCode::NOT_FOUND, "Not Found: method not found", None),
     }
+}
+
+fn user(id: i64) -> Value {
+    json!({"id": id, "is_bot": false, "first_name": "Cư dân", "language_code": "vi"})
+}
+
+fn private_message(user_id: i64, message_id: i64) -> Value {
+    json!({
+        "message_id": message_id,
+        "date": chrono::Utc::now().timestamp(),
+        "chat": {"id": user_id, "type": "private", "first_name": "Cư dân"},
+        "from": user(user_id),
+    })
 }
 
 fn bot_user() -> Value {
@@ -275,6 +439,7 @@ fn send_message(state: &mut FakeState, params: &Value) -> Response {
         parse_mode: params["parse_mode"].as_str().map(str::to_string),
         message_id,
         received_at: Instant::now(),
+        reply_markup: params.get("reply_markup").cloned(),
     });
     let date = chrono::Utc::now().timestamp();
     axum::Json(json!({

@@ -153,10 +153,37 @@ impl TestApp {
                 templates: Arc::clone(&self.setup.templates),
                 sms: self.setup.sms_channel().expect("sms channel"),
             }),
+            telegram: None,
         };
         tokio::spawn(async move {
             let _ = axum::serve(listener, loa::web::router(state)).await;
         });
+    }
+
+    /// The residents' bot, polling the fake Bot API.
+    pub async fn bot(&self) -> loa::bot::Poller {
+        let telegram = self
+            .setup
+            .config
+            .telegram
+            .as_ref()
+            .expect("telegram configured");
+        let bot = loa::channels::telegram::TelegramChannel::new(telegram)
+            .unwrap()
+            .bot()
+            .clone();
+        loa::bot::Poller::new(bot, self.bot_state())
+            .await
+            .expect("bot starts")
+    }
+
+    pub fn bot_state(&self) -> Arc<loa::bot::BotState> {
+        Arc::new(loa::bot::BotState {
+            db: self.db.clone(),
+            config: Arc::clone(&self.setup.config),
+            calendar: Arc::clone(&self.setup.calendar),
+            clock: self.clock.clone() as SharedClock,
+        })
     }
 
     /// A new engine on the same database, as after a process restart: nothing in memory survives.

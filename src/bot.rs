@@ -1,0 +1,682 @@
+//! The residents' Telegram bot: subscribe by commune, stop, find help; the "Tôi đã đọc" button;
+//! admin commands; organisations' group chats.
+//!
+//! One handler schema (teloxide's `dptree`) serves both ways updates arrive — long polling
+//! ([`Poller`]) and the webhook (`/webhooks/telegram`) — so both behave the same. Replies are in
+//! Vietnamese, short, and every echoed value is escaped for HTML parse mode.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use sqlx::Row;
+use teloxide::dispatching::{HandlerExt, UpdateFilterExt, UpdateHandler};
+use teloxide::prelude::*;
+use teloxide::types::{
+    CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Me, ParseMode, Update,
+};
+use teloxide::utils::command::BotCommands;
+use unicode_normalization::UnicodeNormalization;
+
+use crate::calendar::Calendar;
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::reach::{self, BandStatus};
+use crate::store::{Db, to_epoch};
+use crate::templates::{escape_telegram_html as esc, unaccent};
+
+/// Communes per page of the choice keyboard: a page fits a phone screen.
+const AREAS_PER_PAGE: usize = 8;
+
+/// Gửi tin tuyên truyền về bình đẳng giới. Các lệnh:
+#[derive(BotCommands, Clone, Debug, PartialEq)]
+#[command(
+    rename_rule = "lowercase",
+    description = "Kênh thông tin về bình đẳng giới. Các lệnh:"
+)]
+pub enum Command {
+    #[command(description = "đăng ký nhận tin theo xã, thị trấn")]
+    Start,
+    #[command(description = "dừng nhận tin")]
+    Stop,
+    #[command(description = "đổi xã, thị trấn của bạn")]
+    Khuvuc,
+    #[command(description = "đường dây nóng và nơi hỗ trợ khi bị bạo lực")]
+    Hotro,
+    #[command(description = "xem hướng dẫn này")]
+    Help,
+}
+
+/// Commands for the Telegram user ids in `telegram.admins`.
+#[derive(BotCommands, Clone, Debug, PartialEq)]
+#[command(rename_rule = "lowercase", description = "Lệnh quản trị:")]
+pub enum AdminCommand {
+    #[command(description = "tỷ lệ tiếp cận năm nay và năm xã xa mục tiêu nhất")]
+    Reach,
+    #[command(description = "10 lần gửi tin sắp tới")]
+    Upcoming,
+    #[command(description = "đăng ký nhóm này là tổ chức của một xã: /tochuc <mã xã>")]
+    Tochuc(String),
+}
+
+/// What the handlers share.
+pub struct BotState {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub calendar: Arc<Calendar>,
+    pub clock: SharedClock,
+}
+
+type State = Arc<BotState>;
+
+/// The one schema both polling and the webhook feed.
+pub fn schema() -> UpdateHandler<anyhow::Error> {
+    let messages = Update::filter_message()
+        .branch(
+            dptree::entry()
+                .filter_command::<Command>()
+                .endpoint(on_command),
+        )
+        .branch(
+            dptree::entry()
+                .filter_command::<AdminCommand>()
+                .endpoint(on_admin_command),
+        )
+        .branch(dptree::filter(|m: Message| m.contact().is_some()).endpoint(on_contact))
+        .branch(dptree::endpoint(on_text));
+    let callbacks = Update::filter_callback_query().endpoint(on_callback);
+    dptree::entry().branch(messages).branch(callbacks)
+}
+
+/// Handles one update, whichever way it came.
+pub async fn handle(bot: &Bot, me: &Me, state: &State, update: Update) {
+    let deps = dptree::deps![update, bot.clone(), me.clone(), Arc::clone(state)];
+    match schema().dispatch(deps).await {
+        std::ops::ControlFlow::Break(Err(e)) => tracing::error!("bot: {e:#}"),
+        std::ops::ControlFlow::Break(Ok(())) | std::ops::ControlFlow::Continue(_) => {}
+    }
+}
+
+/// Tells Telegram the resident commands, so clients show them in the menu.
+pub async fn register_commands(bot: &Bot) -> anyhow::Result<()> {
+    // The Bot API documents commands as 1–32 of a-z, 0-9 and _: without the slash.
+    let commands = Command::bot_commands().into_iter().map(|c| {
+        teloxide::types::BotCommand::new(c.command.trim_start_matches('/'), c.description)
+    });
+    bot.set_my_commands(commands).await?;
+    Ok(())
+}
+
+/// Updates posted by Telegram to `/webhooks/telegram`; Telegram echoes `secret` in
+/// `X-Telegram-Bot-Api-Secret-Token`.
+pub struct Webhook {
+    pub bot: Bot,
+    pub me: Me,
+    pub state: State,
+    pub secret: String,
+}
+
+impl Webhook {
+    /// Whether the header carries the configured secret (compared in constant time).
+    pub fn authorised(&self, header: Option<&str>) -> bool {
+        header.is_some_and(|given| {
+            given.len() == self.secret.len()
+                && given
+                    .bytes()
+                    .zip(self.secret.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        })
+    }
+
+    pub async fn handle(&self, update: Update) {
+        handle(&self.bot, &self.me, &self.state, update).await;
+    }
+}
+
+/// Long polling, one `getUpdates` at a time.
+pub struct Poller {
+    bot: Bot,
+    me: Me,
+    state: State,
+    offset: i32,
+}
+
+impl Poller {
+    pub async fn new(bot: Bot, state: State) -> anyhow::Result<Poller> {
+        let me = bot.get_me().await?;
+        register_commands(&bot).await?;
+        // Telegram refuses getUpdates while a webhook is set.
+        bot.delete_webhook().await?;
+        Ok(Poller {
+            bot,
+            me,
+            state,
+            offset: 0,
+        })
+    }
+
+    /// Fetches what is waiting (waiting up to `timeout` seconds for something) and handles it;
+    /// returns how many updates there were.
+    pub async fn poll_once(&mut self, timeout: u32) -> anyhow::Result<usize> {
+        let updates = self
+            .bot
+            .get_updates()
+            .offset(self.offset)
+            .timeout(timeout)
+            .await?;
+        for update in &updates {
+            // Confirm it even if handling fails: a poisonous update must not block the rest.
+            self.offset = update.id.as_offset();
+            handle(&self.bot, &self.me, &self.state, update.clone()).await;
+        }
+        Ok(updates.len())
+    }
+}
+
+async fn person_of_chat(db: &Db, chat: ChatId) -> anyhow::Result<Option<(i64, String, bool)>> {
+    let row = sqlx::query(
+        "SELECT p.id, p.area_code, p.opted_out_at FROM contacts c JOIN persons p ON p.id = c.person_id
+         WHERE c.channel = 'telegram' AND c.address = $1",
+    )
+    .bind(chat.0.to_string())
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(match row {
+        Some(r) => Some((
+            r.try_get(0)?,
+            r.try_get(1)?,
+            r.try_get::<Option<i64>, _>(2)?.is_some(),
+        )),
+        None => None,
+    })
+}
+
+async fn reply(bot: &Bot, chat: ChatId, html: String) -> anyhow::Result<()> {
+    bot.send_message(chat, html)
+        .parse_mode(ParseMode::Html)
+        .await?;
+    Ok(())
+}
+
+fn help_text() -> String {
+    esc(&Command::descriptions().to_string())
+}
+
+/// The consent text: what, how often, how to stop.
+fn consent_text(config: &Config) -> String {
+    format!(
+        "<b>{}</b>\n\nBạn sẽ nhận tin tuyên truyền về bình đẳng giới và phòng, chống bạo lực gia đình của {}, \
+         khoảng 2–3 tin mỗi tháng, không gửi từ 21 giờ đến 7 giờ sáng. Gửi /stop bất cứ lúc nào để dừng.\n\n\
+         Chọn xã, thị trấn nơi bạn sống để đồng ý nhận tin:",
+        esc(&config.campaign.name),
+        esc(&config.campaign.sender)
+    )
+}
+
+/// Leaf areas, a page at a time, with paging buttons.
+fn area_keyboard(config: &Config, page: usize) -> InlineKeyboardMarkup {
+    let leaves: Vec<_> = config
+        .areas
+        .iter()
+        .filter(|a| config.areas.is_leaf(&a.code))
+        .collect();
+    let pages = leaves.len().div_ceil(AREAS_PER_PAGE).max(1);
+    let page = page.min(pages - 1);
+    let mut rows: Vec<Vec<InlineKeyboardButton>> = leaves
+        .iter()
+        .skip(page * AREAS_PER_PAGE)
+        .take(AREAS_PER_PAGE)
+        .collect::<Vec<_>>()
+        .chunks(2)
+        .map(|pair| {
+            pair.iter()
+                .map(|a| InlineKeyboardButton::callback(a.name.clone(), format!("area:{}", a.code)))
+                .collect()
+        })
+        .collect();
+    let mut nav = Vec::new();
+    if page > 0 {
+        nav.push(InlineKeyboardButton::callback(
+            "‹ Trước",
+            format!("page:{}", page - 1),
+        ));
+    }
+    if page + 1 < pages {
+        nav.push(InlineKeyboardButton::callback(
+            "Sau ›",
+            format!("page:{}", page + 1),
+        ));
+    }
+    if !nav.is_empty() {
+        rows.push(nav);
+    }
+    InlineKeyboardMarkup::new(rows)
+}
+
+async fn on_command(bot: Bot, msg: Message, cmd: Command, state: State) -> anyhow::Result<()> {
+    let config = &state.config;
+    match cmd {
+        Command::Start | Command::Khuvuc => {
+            let text = if cmd == Command::Start {
+                consent_text(config)
+            } else {
+                "Chọn xã, thị trấn mới của bạn:".to_string()
+            };
+            bot.send_message(msg.chat.id, text)
+                .parse_mode(ParseMode::Html)
+                .reply_markup(area_keyboard(config, 0))
+                .await?;
+        }
+        Command::Stop => stop(&bot, &state, msg.chat.id).await?,
+        Command::Hotro => {
+            // Nothing about who asked is stored: only a lookup of their commune, if known.
+            let area = person_of_chat(&state.db, msg.chat.id)
+                .await?
+                .map(|(_, area, _)| area);
+            reply(&bot, msg.chat.id, support_text(config, area.as_deref())).await?;
+        }
+        Command::Help => reply(&bot, msg.chat.id, help_text()).await?,
+    }
+    Ok(())
+}
+
+async fn stop(bot: &Bot, state: &State, chat: ChatId) -> anyhow::Result<()> {
+    let now = state.clock.now();
+    match person_of_chat(&state.db, chat).await? {
+        Some((person, _, _)) => {
+            crate::audience::opt_out(&state.db, person, now).await?;
+            reply(
+                bot,
+                chat,
+                "Bạn đã dừng nhận tin. Cảm ơn bạn đã theo dõi. Gửi /start nếu muốn nhận lại."
+                    .into(),
+            )
+            .await
+        }
+        None => {
+            reply(
+                bot,
+                chat,
+                "Bạn chưa đăng ký nhận tin. Gửi /start để đăng ký.".into(),
+            )
+            .await
+        }
+    }
+}
+
+fn support_text(config: &Config, area: Option<&str>) -> String {
+    let mut text = String::from("<b>Cần giúp đỡ khi bị bạo lực?</b>\n\n");
+    for h in &config.support.hotlines {
+        text.push_str(&format!("• {}: <b>{}</b>\n", esc(&h.name), esc(&h.number)));
+    }
+    let point = area
+        .and_then(|a| config.areas.contact_point(a))
+        .or_else(|| {
+            config
+                .areas
+                .roots()
+                .find_map(|r| r.contact_point.as_deref())
+        });
+    if let Some(point) = point {
+        text.push_str(&format!("• Tại địa phương: {}\n", esc(point)));
+    }
+    text.push_str("\nNgười báo tin được giữ bí mật theo quy định của pháp luật.");
+    text
+}
+
+fn is_admin(config: &Config, msg: &Message) -> bool {
+    let user = msg.from.as_ref().map(|u| u.id.0 as i64);
+    config
+        .telegram
+        .as_ref()
+        .is_some_and(|t| user.is_some_and(|u| t.admins.contains(&u)))
+}
+
+async fn on_admin_command(
+    bot: Bot,
+    msg: Message,
+    cmd: AdminCommand,
+    state: State,
+) -> anyhow::Result<()> {
+    let config = &state.config;
+    if !is_admin(config, &msg) {
+        tracing::warn!(user = ?msg.from.as_ref().map(|u| u.id.0), command = ?cmd, "admin command from a non-admin");
+        return reply(&bot, msg.chat.id, help_text()).await;
+    }
+    let now = state.clock.now();
+    let tz = config.campaign.time_zone;
+    match cmd {
+        AdminCommand::Reach => {
+            let year = now.with_timezone(&tz).year();
+            let from = NaiveDate::from_ymd_opt(year, 1, 1).expect("valid");
+            let to = NaiveDate::from_ymd_opt(year, 12, 31).expect("valid");
+            let report =
+                reach::report(&state.db, &config.areas, config.campaign.target, from, to).await?;
+            let t = &report.total;
+            let mut text = format!(
+                "<b>Tiếp cận năm {year}</b>\n{}: {} / {} người ({}), mục tiêu {:.0}–{:.0} %\n",
+                esc(&t.name),
+                t.reached,
+                t.population,
+                t.percent.map_or("–".into(), |p| format!("{p:.1} %")),
+                report.target_low_percent,
+                report.target_high_percent
+            );
+            let mut below: Vec<_> = report
+                .areas
+                .iter()
+                .filter(|r| r.status == Some(BandStatus::Below) && config.areas.is_leaf(&r.code))
+                .collect();
+            below.sort_by(|a, b| {
+                a.percent
+                    .partial_cmp(&b.percent)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            });
+            if below.is_empty() {
+                text.push_str("\nKhông xã nào dưới mục tiêu.");
+            } else {
+                text.push_str("\n<b>Xa mục tiêu nhất:</b>\n");
+                for r in below.iter().take(5) {
+                    text.push_str(&format!(
+                        "• {}: {:.1} % ({} / {})\n",
+                        esc(&r.name),
+                        r.percent.unwrap_or(0.0),
+                        r.reached,
+                        r.population
+                    ));
+                }
+            }
+            let (informed, registered) = reach::organisations(&state.db, from, to).await?;
+            text.push_str(&format!("\nTổ chức đã nhận tin: {informed} / {registered}"));
+            reply(&bot, msg.chat.id, text).await
+        }
+        AdminCommand::Upcoming => {
+            let fires = state
+                .calendar
+                .fire_times(now, now + chrono::Duration::days(400));
+            let mut text = String::from("<b>10 lần gửi tin sắp tới</b>\n");
+            for f in fires.iter().take(10) {
+                text.push_str(&format!(
+                    "• {} — {} ({})\n",
+                    f.at.with_timezone(&tz).format("%d/%m/%Y %H:%M"),
+                    esc(&f.schedule.observance),
+                    esc(&f.schedule.template)
+                ));
+            }
+            reply(&bot, msg.chat.id, text).await
+        }
+        AdminCommand::Tochuc(code) => {
+            let code = code.trim();
+            if msg.chat.id.0 >= 0 {
+                return reply(
+                    &bot,
+                    msg.chat.id,
+                    "Hãy gửi lệnh này trong nhóm của tổ chức.".into(),
+                )
+                .await;
+            }
+            if !config.areas.contains(code) {
+                return reply(&bot, msg.chat.id, format!("Không có mã xã {}.", esc(code))).await;
+            }
+            let title = msg.chat.title().unwrap_or("Tổ chức").to_string();
+            register_organisation(&state.db, msg.chat.id, &title, code, now).await?;
+            let area = &config.areas.get(code).expect("checked").name;
+            reply(
+                &bot,
+                msg.chat.id,
+                format!(
+                    "Đã đăng ký nhóm {} là tổ chức của {}.",
+                    esc(&title),
+                    esc(area)
+                ),
+            )
+            .await
+        }
+    }
+}
+
+async fn register_organisation(
+    db: &Db,
+    chat: ChatId,
+    title: &str,
+    area: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let mut tx = db.pool.begin().await?;
+    let existing =
+        sqlx::query("SELECT person_id FROM contacts WHERE channel = 'telegram' AND address = $1")
+            .bind(chat.0.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+    match existing {
+        Some(r) => {
+            let id: i64 = r.try_get(0)?;
+            sqlx::query("UPDATE persons SET name = $1, area_code = $2, kind = 'organisation', opted_out_at = NULL WHERE id = $3")
+                .bind(title)
+                .bind(area)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        None => {
+            let id: i64 = sqlx::query(
+                "INSERT INTO persons (name, area_code, created_at, kind) VALUES ($1, $2, $3, 'organisation') RETURNING id",
+            )
+            .bind(title)
+            .bind(area)
+            .bind(to_epoch(now))
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+            sqlx::query("INSERT INTO contacts (person_id, channel, address, created_at) VALUES ($1, 'telegram', $2, $3)")
+                .bind(id)
+                .bind(chat.0.to_string())
+                .bind(to_epoch(now))
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Free text: "dừng", "hủy", "huỷ" stop (any case, with or without diacritics); anything else
+/// gets the help.
+async fn on_text(bot: Bot, msg: Message, state: State) -> anyhow::Result<()> {
+    let Some(text) = msg.text() else {
+        return Ok(());
+    };
+    if !msg.chat.is_private() {
+        return Ok(());
+    }
+    let plain = unaccent(&text.nfc().collect::<String>()).to_lowercase();
+    if matches!(plain.trim(), "dung" | "huy") {
+        return stop(&bot, &state, msg.chat.id).await;
+    }
+    reply(&bot, msg.chat.id, help_text()).await
+}
+
+/// A shared phone number: a person imported with that number gets this chat as a second
+/// contact — one person, two ways to reach them.
+async fn on_contact(bot: Bot, msg: Message, state: State) -> anyhow::Result<()> {
+    let Some(contact) = msg.contact() else {
+        return Ok(());
+    };
+    // Only one's own number counts.
+    if contact.user_id.map(|u| u.0 as i64) != msg.from.as_ref().map(|u| u.id.0 as i64) {
+        return reply(
+            &bot,
+            msg.chat.id,
+            "Hãy chia sẻ số điện thoại của chính bạn.".into(),
+        )
+        .await;
+    }
+    let Ok(number) = crate::audience::phone::MobileNumber::parse(&contact.phone_number) else {
+        return reply(
+            &bot,
+            msg.chat.id,
+            "Số điện thoại này không phải số di động Việt Nam.".into(),
+        )
+        .await;
+    };
+    let now = state.clock.now();
+    let known =
+        sqlx::query("SELECT person_id FROM contacts WHERE channel = 'sms' AND address = $1")
+            .bind(number.as_str())
+            .fetch_optional(&state.db.pool)
+            .await?;
+    match known {
+        Some(row) => {
+            let person: i64 = row.try_get(0)?;
+            let chat = msg.chat.id.0.to_string();
+            // The chat may already belong to a person made by /start: merge into the known one.
+            sqlx::query(
+                "UPDATE contacts SET person_id = $1, active = 1 WHERE channel = 'telegram' AND address = $2",
+            )
+            .bind(person)
+            .bind(&chat)
+            .execute(&state.db.pool)
+            .await?;
+            crate::audience::add_contact(
+                &state.db,
+                person,
+                crate::config::ChannelKind::Telegram,
+                &chat,
+                now,
+            )
+            .await?;
+            reply(
+                &bot,
+                msg.chat.id,
+                "Cảm ơn bạn. Tin nhắn sẽ được gửi qua Telegram thay cho SMS.".into(),
+            )
+            .await
+        }
+        None => {
+            reply(
+                &bot,
+                msg.chat.id,
+                "Cảm ơn bạn. Gửi /start để chọn xã và đăng ký nhận tin.".into(),
+            )
+            .await
+        }
+    }
+}
+
+async fn on_callback(bot: Bot, q: CallbackQuery, state: State) -> anyhow::Result<()> {
+    let data = q.data.clone().unwrap_or_default();
+    let chat = q.message.as_ref().map(|m| m.chat().id);
+    let config = &state.config;
+    if let Some(page) = data.strip_prefix("page:") {
+        let page = page.parse().unwrap_or(0);
+        bot.answer_callback_query(q.id.clone()).await?;
+        if let Some(message) = &q.message {
+            bot.edit_message_reply_markup(message.chat().id, message.id())
+                .reply_markup(area_keyboard(config, page))
+                .await?;
+        }
+    } else if let Some(code) = data.strip_prefix("area:") {
+        let (Some(chat), Some(area)) = (chat, config.areas.get(code)) else {
+            bot.answer_callback_query(q.id)
+                .text("Xã này không còn trong danh sách.")
+                .await?;
+            return Ok(());
+        };
+        let name = [
+            q.from.first_name.as_str(),
+            q.from.last_name.as_deref().unwrap_or(""),
+        ]
+        .join(" ")
+        .trim()
+        .to_string();
+        subscribe(&state, chat, &name, &area.code).await?;
+        bot.answer_callback_query(q.id).await?;
+        reply(
+            &bot,
+            chat,
+            format!(
+                "Bạn đã đăng ký nhận tin cho <b>{}</b>. Gửi /khuvuc để đổi xã, /hotro khi cần giúp đỡ, /stop để dừng.",
+                esc(&area.name)
+            ),
+        )
+        .await?;
+    } else if let Some(delivery) = data.strip_prefix("read:") {
+        let recorded = match (delivery.parse::<i64>(), chat) {
+            (Ok(delivery), Some(chat)) => record_engagement(&state, delivery, chat).await?,
+            _ => false,
+        };
+        let text = if recorded {
+            "Cảm ơn bạn đã đọc tin!"
+        } else {
+            "Cảm ơn bạn!"
+        };
+        bot.answer_callback_query(q.id).text(text).await?;
+    } else {
+        bot.answer_callback_query(q.id).await?;
+    }
+    Ok(())
+}
+
+/// Creates the person and their Telegram contact, or moves them to `area` and subscribes them
+/// again if they had stopped.
+async fn subscribe(state: &State, chat: ChatId, name: &str, area: &str) -> anyhow::Result<()> {
+    let now = state.clock.now();
+    match person_of_chat(&state.db, chat).await? {
+        Some((person, _, _)) => {
+            sqlx::query("UPDATE persons SET area_code = $1, opted_out_at = NULL WHERE id = $2")
+                .bind(area)
+                .bind(person)
+                .execute(&state.db.pool)
+                .await?;
+            sqlx::query("UPDATE contacts SET active = 1, inactive_reason = NULL WHERE channel = 'telegram' AND address = $1")
+                .bind(chat.0.to_string())
+                .execute(&state.db.pool)
+                .await?;
+        }
+        None => {
+            let name = if name.is_empty() { "Cư dân" } else { name };
+            let person =
+                crate::audience::add_person(&state.db, &state.config.areas, name, area, &[], now)
+                    .await?;
+            crate::audience::add_contact(
+                &state.db,
+                person,
+                crate::config::ChannelKind::Telegram,
+                &chat.0.to_string(),
+                now,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// One engagement per person per occurrence; only the chat the message went to can record it.
+async fn record_engagement(state: &State, delivery: i64, chat: ChatId) -> anyhow::Result<bool> {
+    let now = state.clock.now();
+    let Some(row) = sqlx::query(
+        "SELECT d.occurrence_id, d.person_id, p.area_code FROM deliveries d
+         JOIN contacts c ON c.id = d.contact_id JOIN persons p ON p.id = d.person_id
+         WHERE d.id = $1 AND c.channel = 'telegram' AND c.address = $2",
+    )
+    .bind(delivery)
+    .bind(chat.0.to_string())
+    .fetch_optional(&state.db.pool)
+    .await?
+    else {
+        return Ok(false);
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO engagements (occurrence_id, person_id, area_code, day, at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (occurrence_id, person_id) DO NOTHING",
+    )
+    .bind(row.try_get::<i64, _>(0)?)
+    .bind(row.try_get::<i64, _>(1)?)
+    .bind(row.try_get::<String, _>(2)?)
+    .bind(now.with_timezone(&state.config.campaign.time_zone).date_naive().to_string())
+    .bind(to_epoch(now))
+    .execute(&state.db.pool)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}

@@ -1,0 +1,396 @@
+//! The residents' bot through the fake Bot API: `getUpdates` returns scripted updates and the
+//! tests assert the replies, the stored rows, and what the next occurrence sends.
+
+mod common;
+
+use chrono::Duration;
+use common::{BOT_TOKEN, TestApp};
+use serde_json::Value;
+
+const RESIDENT: i64 = 5001;
+const ADMIN: i64 = 9001;
+
+async fn app() -> TestApp {
+    TestApp::spawn_adjusted("2023-03-08T07:00:00+07:00", |c| {
+        c.telegram.as_mut().unwrap().admins = vec![ADMIN];
+    })
+    .await
+}
+
+fn buttons(markup: &Value) -> Vec<(String, String)> {
+    markup["inline_keyboard"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap().iter())
+        .map(|b| {
+            (
+                b["text"].as_str().unwrap().to_string(),
+                b["callback_data"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn start_asks_consent_then_a_commune_and_subscribes() {
+    let app = app().await;
+    let mut bot = app.bot().await;
+    assert_eq!(
+        app.telegram.other_calls("setMyCommands").len(),
+        1,
+        "the command list is registered"
+    );
+    let commands = &app.telegram.other_calls("setMyCommands")[0].params["commands"];
+    assert!(
+        commands
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["command"] == "hotro")
+    );
+
+    app.telegram.user_says(RESIDENT, "/start");
+    assert_eq!(bot.poll_once(0).await.unwrap(), 1);
+    let consent = &app.telegram.sent_to(RESIDENT)[0];
+    assert!(
+        consent.text.contains("khoảng 2–3 tin mỗi tháng") && consent.text.contains("/stop"),
+        "{}",
+        consent.text
+    );
+    let first_page = buttons(consent.reply_markup.as_ref().unwrap());
+    assert_eq!(
+        first_page
+            .iter()
+            .filter(|(_, d)| d.starts_with("area:"))
+            .count(),
+        8,
+        "paged: 8 communes a page"
+    );
+    assert!(
+        first_page
+            .iter()
+            .any(|(t, d)| t == "Sau ›" && d == "page:1")
+    );
+
+    // Next page, then a commune.
+    app.telegram
+        .user_presses(RESIDENT, consent.message_id, "page:1");
+    bot.poll_once(0).await.unwrap();
+    let edited = &app.telegram.other_calls("editMessageReplyMarkup")[0].params;
+    assert!(
+        buttons(&edited["reply_markup"])
+            .iter()
+            .any(|(t, _)| t == "‹ Trước")
+    );
+    app.telegram
+        .user_presses(RESIDENT, consent.message_id, "area:bac-ly");
+    bot.poll_once(0).await.unwrap();
+    let confirmation = app.telegram.sent_to(RESIDENT).last().unwrap().text.clone();
+    assert!(confirmation.contains("Xã Bắc Lý"), "{confirmation}");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM persons p JOIN contacts c ON c.person_id = p.id WHERE p.area_code = 'bac-ly' AND c.address = '5001'").await,
+        1
+    );
+    // Every callback is acknowledged.
+    assert_eq!(app.telegram.other_calls("answerCallbackQuery").len(), 2);
+}
+
+async fn subscribed(app: &TestApp, bot: &mut loa::bot::Poller, user: i64, area: &str) {
+    app.telegram.user_says(user, "/start");
+    bot.poll_once(0).await.unwrap();
+    app.telegram.user_presses(user, 1, &format!("area:{area}"));
+    bot.poll_once(0).await.unwrap();
+}
+
+#[tokio::test]
+async fn stop_in_any_spelling_opts_out_at_once_and_nothing_more_is_sent() {
+    let mut app = app().await;
+    let mut bot = app.bot().await;
+    for (i, word) in ["/stop", "dừng", "HUỶ", "hủy", "Dung"].iter().enumerate() {
+        let user = 6000 + i as i64;
+        subscribed(&app, &mut bot, user, "mai-dinh").await;
+        app.telegram.user_says(user, word);
+        bot.poll_once(0).await.unwrap();
+        let reply = app.telegram.sent_to(user).last().unwrap().text.clone();
+        assert!(reply.contains("Bạn đã dừng nhận tin"), "{word}: {reply}");
+    }
+    // Someone who stops after the fan-out gets nothing either: checked at send time.
+    subscribed(&app, &mut bot, 6100, "mai-dinh").await;
+    app.set_clock("2023-03-08T08:00:00+07:00");
+    let created = app.engine.scheduler.tick().await.unwrap().created;
+    assert_eq!(
+        created[0].recipients, 1,
+        "the five who stopped are not in the fan-out"
+    );
+    app.telegram.user_says(6100, "/stop");
+    bot.poll_once(0).await.unwrap();
+    let step = app.engine.dispatcher.step().await.unwrap();
+    assert_eq!(step.skipped, 1, "{step:?}");
+    for user in [6000, 6001, 6002, 6003, 6004, 6100] {
+        assert!(
+            app.telegram
+                .sent_to(user)
+                .iter()
+                .all(|m| !m.text.contains("8/3")),
+            "user {user} got a campaign message"
+        );
+    }
+    // /start again subscribes again, after the same consent.
+    app.telegram.user_says(6000, "/start");
+    bot.poll_once(0).await.unwrap();
+    assert!(
+        app.telegram
+            .sent_to(6000)
+            .last()
+            .unwrap()
+            .text
+            .contains("khoảng 2–3 tin")
+    );
+    app.telegram.user_presses(6000, 1, "area:mai-dinh");
+    bot.poll_once(0).await.unwrap();
+    assert_eq!(app.count("SELECT COUNT(*) FROM persons p JOIN contacts c ON c.person_id = p.id WHERE c.address = '6000' AND p.opted_out_at IS NULL").await, 1);
+}
+
+#[tokio::test]
+async fn hotro_answers_anyone_and_records_nothing() {
+    let app = app().await;
+    let mut bot = app.bot().await;
+    app.telegram.user_says(7001, "/hotro");
+    bot.poll_once(0).await.unwrap();
+    let text = &app.telegram.sent_to(7001)[0].text;
+    for hotline in &app.setup.config.support.hotlines {
+        assert!(text.contains(&hotline.number), "{text}");
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM persons").await, 0);
+    // A subscriber gets their commune's contact point.
+    subscribed(&app, &mut bot, 7002, "hoa-son").await;
+    app.telegram.user_says(7002, "/hotro");
+    bot.poll_once(0).await.unwrap();
+    assert!(
+        app.telegram
+            .sent_to(7002)
+            .last()
+            .unwrap()
+            .text
+            .contains("UBND xã Hòa Sơn")
+    );
+    // /khuvuc moves them.
+    app.telegram.user_says(7002, "/khuvuc");
+    bot.poll_once(0).await.unwrap();
+    app.telegram.user_presses(7002, 1, "area:xuan-cam");
+    bot.poll_once(0).await.unwrap();
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM persons WHERE area_code = 'xuan-cam'")
+            .await,
+        1
+    );
+    // /help comes from the command enum.
+    app.telegram.user_says(7002, "/help");
+    bot.poll_once(0).await.unwrap();
+    let help = app.telegram.sent_to(7002).last().unwrap().text.clone();
+    assert!(
+        help.contains("/hotro") && help.contains("/stop") && help.contains("/khuvuc"),
+        "{help}"
+    );
+}
+
+#[tokio::test]
+async fn the_read_button_records_one_engagement_per_person_per_occurrence() {
+    let mut app = app().await;
+    let mut bot = app.bot().await;
+    subscribed(&app, &mut bot, RESIDENT, "bac-ly").await;
+    app.set_clock("2023-03-08T08:00:00+07:00");
+    app.engine.scheduler.tick().await.unwrap();
+    app.engine.dispatcher.step().await.unwrap();
+    let campaign = app
+        .telegram
+        .sent_to(RESIDENT)
+        .into_iter()
+        .find(|m| m.text.contains("8/3"))
+        .unwrap();
+    let (label, data) = buttons(campaign.reply_markup.as_ref().unwrap()).remove(0);
+    assert_eq!(label, "✅ Tôi đã đọc");
+    for _ in 0..2 {
+        app.telegram
+            .user_presses(RESIDENT, campaign.message_id, &data);
+        bot.poll_once(0).await.unwrap();
+    }
+    // Someone else cannot press it for them.
+    app.telegram.user_presses(4444, campaign.message_id, &data);
+    bot.poll_once(0).await.unwrap();
+    assert_eq!(app.count("SELECT COUNT(*) FROM engagements").await, 1);
+    let answers = app.telegram.other_calls("answerCallbackQuery");
+    assert_eq!(answers.last().unwrap().params["text"], "Cảm ơn bạn!");
+    assert!(
+        answers
+            .iter()
+            .any(|a| a.params["text"] == "Cảm ơn bạn đã đọc tin!")
+    );
+    let c = &app.setup.config;
+    let report = loa::reach::report(
+        &app.db,
+        &c.areas,
+        c.campaign.target,
+        "2023-01-01".parse().unwrap(),
+        "2023-12-31".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((report.total.reached, report.total.engaged), (1, 1));
+}
+
+#[tokio::test]
+async fn admin_commands_are_for_admins_only() {
+    let app = app().await;
+    let mut bot = app.bot().await;
+    app.telegram.user_says(ADMIN, "/reach");
+    app.telegram.user_says(ADMIN, "/upcoming");
+    app.telegram.user_says(RESIDENT, "/reach");
+    bot.poll_once(0).await.unwrap();
+    let admin = app.telegram.sent_to(ADMIN);
+    assert!(
+        admin[0].text.contains("Tiếp cận năm 2023") && admin[0].text.contains("Xa mục tiêu nhất"),
+        "{}",
+        admin[0].text
+    );
+    let upcoming = &admin[1].text;
+    assert_eq!(upcoming.matches("• ").count(), 10, "{upcoming}");
+    assert!(upcoming.contains("08/03/2023 08:00"), "{upcoming}");
+    let resident = &app.telegram.sent_to(RESIDENT)[0].text;
+    assert!(
+        !resident.contains("Tiếp cận") && resident.contains("/start"),
+        "{resident}"
+    );
+}
+
+#[tokio::test]
+async fn organisations_are_registered_by_an_admin_and_counted_apart() {
+    let mut app = app().await;
+    let mut bot = app.bot().await;
+    let group = -100_123;
+    app.telegram
+        .group_says(group, ADMIN, "/tochuc <b>nowhere</b>");
+    app.telegram.group_says(group, ADMIN, "/tochuc bac-ly");
+    app.telegram.group_says(group, RESIDENT, "/tochuc bac-ly");
+    bot.poll_once(0).await.unwrap();
+    let replies = app.telegram.sent_to(group);
+    assert!(
+        replies[0].text.contains("&lt;b&gt;nowhere&lt;/b&gt;"),
+        "user input is escaped: {}",
+        replies[0].text
+    );
+    assert!(
+        replies[1].text.contains("là tổ chức của Xã Bắc Lý"),
+        "{}",
+        replies[1].text
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM persons WHERE kind = 'organisation'")
+            .await,
+        1
+    );
+
+    app.set_clock("2023-03-08T08:00:00+07:00");
+    app.engine.scheduler.tick().await.unwrap();
+    app.engine.dispatcher.step().await.unwrap();
+    assert!(
+        app.telegram
+            .sent_to(group)
+            .iter()
+            .any(|m| m.text.contains("8/3"))
+    );
+    let c = &app.setup.config;
+    let report = loa::reach::report(
+        &app.db,
+        &c.areas,
+        c.campaign.target,
+        "2023-01-01".parse().unwrap(),
+        "2023-12-31".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            report.organisations_informed,
+            report.organisations_registered
+        ),
+        (1, 1)
+    );
+    assert_eq!(report.total.reached, 0, "an organisation is not a resident");
+}
+
+#[tokio::test]
+async fn sharing_a_known_phone_number_joins_the_imported_person() {
+    let app = app().await;
+    let mut bot = app.bot().await;
+    let person = app
+        .subscribe_sms("Trần Thị Mai", "hoa-son", "+84912345678")
+        .await;
+    app.telegram.user_shares_contact(RESIDENT, "84912345678");
+    bot.poll_once(0).await.unwrap();
+    assert_eq!(app.count("SELECT COUNT(*) FROM persons").await, 1);
+    let contacts = app.count("SELECT COUNT(*) FROM contacts").await;
+    assert_eq!(contacts, 2, "one person, two contacts");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM contacts WHERE channel = 'telegram' AND address = '5001'")
+            .await,
+        1
+    );
+    let _ = person;
+}
+
+#[tokio::test]
+async fn webhook_updates_need_the_secret_token_and_use_the_same_handlers() {
+    let app = app().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let telegram = app.setup.config.telegram.as_ref().unwrap();
+    let bot = loa::channels::telegram::TelegramChannel::new(telegram)
+        .unwrap()
+        .bot()
+        .clone();
+    let webhook = std::sync::Arc::new(loa::bot::Webhook {
+        me: teloxide::prelude::Requester::get_me(&bot).await.unwrap(),
+        bot,
+        state: app.bot_state(),
+        secret: "webhook_secret-1".into(),
+    });
+    let state = loa::web::WebState {
+        db: app.db.clone(),
+        config: app.setup.config.clone(),
+        clock: app.clock.clone(),
+        metrics: app.engine.dispatcher.metrics(),
+        channels: std::sync::Arc::new(vec![]),
+        inbound: std::sync::Arc::new(loa::inbound::Inbound {
+            db: app.db.clone(),
+            config: app.setup.config.clone(),
+            templates: app.setup.templates.clone(),
+            sms: None,
+        }),
+        telegram: Some(webhook),
+    };
+    tokio::spawn(async move { axum::serve(listener, loa::web::router(state)).await });
+    let update = serde_json::json!({
+        "update_id": 1,
+        "message": {"message_id": 1, "date": 1678237200, "chat": {"id": 8001, "type": "private", "first_name": "A"},
+                    "from": {"id": 8001, "is_bot": false, "first_name": "A"}, "text": "/hotro",
+                    "entities": [{"type": "bot_command", "offset": 0, "length": 6}]}
+    });
+    let client = reqwest::Client::new();
+    let post = |secret: Option<&str>| {
+        let mut r = client
+            .post(format!("{base}/webhooks/telegram"))
+            .json(&update);
+        if let Some(s) = secret {
+            r = r.header("X-Telegram-Bot-Api-Secret-Token", s);
+        }
+        r.send()
+    };
+    assert_eq!(post(None).await.unwrap().status(), 401);
+    assert_eq!(post(Some("wrong")).await.unwrap().status(), 401);
+    assert!(app.telegram.sent_to(8001).is_empty(), "ignored");
+    assert_eq!(post(Some("webhook_secret-1")).await.unwrap().status(), 200);
+    assert!(app.telegram.sent_to(8001)[0].text.contains("Cần giúp đỡ"));
+    let _ = (BOT_TOKEN, Duration::zero());
+}
