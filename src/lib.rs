@@ -56,3 +56,4 @@ pub mod app;
 pub mod bot;
 pub mod cli;
 pub mod demo;
+pub mod perf;

@@ -726,6 +726,11 @@ impl Dispatcher {
         // Senders queue for their turn one at a time: without the queue, waiters woken
         // together race for one permit and the losers wait again.
         let _turn = self.turns.lock().await;
+        // A step can send for several seconds: recount the workers as it goes, so a worker
+        // that joined meanwhile is given its share in time (at most one query a second).
+        if let Err(e) = self.heartbeat().await {
+            tracing::warn!("heartbeat: {e:#}");
+        }
         let started = self.clock.now();
         loop {
             match self.limits.check_overall(d.channel) {
