@@ -163,35 +163,7 @@ pub async fn report(
     to: NaiveDate,
 ) -> Result<ReachReport, sqlx::Error> {
     let periods = periods_covering(from, to);
-    let rows = if periods.len() <= MAX_LISTED_PERIODS {
-        let placeholders: Vec<String> = (1..=periods.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT area_code, COUNT(DISTINCT person_id) FROM reach
-             WHERE kind = 'resident' AND period IN ({}) GROUP BY area_code",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for p in periods {
-            query = query.bind(p);
-        }
-        query.fetch_all(&db.pool).await?
-    } else {
-        // Day periods sort as text in date order.
-        sqlx::query(
-            "SELECT area_code, COUNT(DISTINCT person_id) FROM reach
-             WHERE kind = 'resident' AND period >= $1 AND period <= $2 GROUP BY area_code",
-        )
-        .bind(format!("D{}", from.format("%Y-%m-%d")))
-        .bind(format!("D{}", to.format("%Y-%m-%d")))
-        .fetch_all(&db.pool)
-        .await?
-    };
-    let mut direct = HashMap::new();
-    for row in rows {
-        let code: String = row.try_get(0)?;
-        let n: i64 = row.try_get(1)?;
-        direct.insert(code, n as u64);
-    }
+    let direct = count_by_area(db, "resident", &periods, from, to).await?;
     let engaged = engaged_by_area(db, from, to).await?;
     let (informed, registered) = organisations(db, from, to).await?;
     let mut report = build(areas, band, from, to, &direct, &engaged);
@@ -234,15 +206,63 @@ pub async fn organisations(
     .fetch_one(&db.pool)
     .await?
     .try_get(0)?;
-    let informed: i64 = sqlx::query(
-        "SELECT COUNT(DISTINCT person_id) FROM reach WHERE kind = 'organisation' AND period >= $1 AND period <= $2",
-    )
-    .bind(format!("D{}", from.format("%Y-%m-%d")))
-    .bind(format!("D{}", to.format("%Y-%m-%d")))
-    .fetch_one(&db.pool)
-    .await?
-    .try_get(0)?;
-    Ok((informed as u64, registered as u64))
+    let periods = periods_covering(from, to);
+    let informed: u64 = count_by_area(db, "organisation", &periods, from, to)
+        .await?
+        .values()
+        .sum();
+    Ok((informed, registered as u64))
+}
+
+/// Persons of `kind` reached per area over `periods` (which tile `from..=to`).
+async fn count_by_area(
+    db: &Db,
+    kind: &str,
+    periods: &[String],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<HashMap<String, u64>, sqlx::Error> {
+    let rows = if periods.len() == 1 {
+        // Within one period a person has one row: a plain count, from the index alone.
+        sqlx::query(
+            "SELECT area_code, COUNT(*) FROM reach WHERE period = $1 AND kind = $2 GROUP BY area_code",
+        )
+        .bind(&periods[0])
+        .bind(kind)
+        .fetch_all(&db.pool)
+        .await?
+    } else if periods.len() <= MAX_LISTED_PERIODS {
+        let placeholders: Vec<String> = (2..=periods.len() + 1).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT area_code, COUNT(DISTINCT person_id) FROM reach
+             WHERE kind = $1 AND period IN ({}) GROUP BY area_code",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(kind);
+        for p in periods {
+            query = query.bind(p.clone());
+        }
+        query.fetch_all(&db.pool).await?
+    } else {
+        // Day periods sort as text in date order.
+        sqlx::query(
+            "SELECT area_code, COUNT(DISTINCT person_id) FROM reach
+             WHERE kind = $1 AND period >= $2 AND period <= $3 GROUP BY area_code",
+        )
+        .bind(kind)
+        .bind(format!("D{}", from.format("%Y-%m-%d")))
+        .bind(format!("D{}", to.format("%Y-%m-%d")))
+        .fetch_all(&db.pool)
+        .await?
+    };
+    let mut out = HashMap::new();
+    for row in rows {
+        out.insert(
+            row.try_get::<String, _>(0)?,
+            row.try_get::<i64, _>(1)? as u64,
+        );
+    }
+    Ok(out)
 }
 
 fn build(

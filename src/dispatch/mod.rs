@@ -739,7 +739,13 @@ impl Dispatcher {
                     let waited = (self.clock.now() - started).to_std().unwrap_or_default();
                     match self.clock.real_duration(wait) {
                         Some(real) if waited + wait <= MAX_INLINE_WAIT => {
-                            tokio::time::sleep(real).await
+                            // The timer wakes up to a millisecond late, and a late turn is a
+                            // lost one (the limiter keeps no credit): sleep short of the turn,
+                            // then yield until it comes.
+                            match real.checked_sub(StdDuration::from_millis(2)) {
+                                Some(most) if !most.is_zero() => tokio::time::sleep(most).await,
+                                _ => tokio::task::yield_now().await,
+                            }
                         }
                         // A frozen clock never lets the turn come: put the row back.
                         _ => return Some(wait.max(StdDuration::from_secs(1))),

@@ -161,15 +161,7 @@ impl FakeTelegram {
     pub fn user_says(&self, user_id: i64, text: &str) -> i64 {
         let mut message = private_message(user_id, 0);
         message["text"] = json!(text);
-        if text.starts_with('/') {
-            let len = text
-                .split_whitespace()
-                .next()
-                .unwrap_or(text)
-                .encode_utf16()
-                .count();
-            message["entities"] = json!([{"type": "bot_command", "offset": 0, "length": len}]);
-        }
+        mark_command(&mut message, text);
         self.push_update(json!({ "message": message }))
     }
 
@@ -204,15 +196,7 @@ impl FakeTelegram {
             "from": user(user_id),
             "text": text,
         });
-        if text.starts_with('/') {
-            let len = text
-                .split_whitespace()
-                .next()
-                .unwrap_or(text)
-                .encode_utf16()
-                .count();
-            message["entities"] = json!([{"type": "bot_command", "offset": 0, "length": len}]);
-        }
+        mark_command(&mut message, text);
         self.push_update(json!({ "message": message }))
     }
 
@@ -343,6 +327,19 @@ async fn handle(
             axum::Json(json!({"ok": true, "result": result})).into_response()
         }
         _ => error(StatusCode::NOT_FOUND, "Not Found: method not found", None),
+    }
+}
+
+/// Marks a leading `/command` as Telegram does, with a `bot_command` entity.
+fn mark_command(message: &mut Value, text: &str) {
+    if text.starts_with('/') {
+        let len = text
+            .split_whitespace()
+            .next()
+            .unwrap_or(text)
+            .encode_utf16()
+            .count();
+        message["entities"] = json!([{"type": "bot_command", "offset": 0, "length": len}]);
     }
 }
 
