@@ -333,3 +333,87 @@ async fn a_report_that_arrives_before_the_send_is_recorded_is_kept() {
     assert_eq!(reached(&app).await, 1);
     drop(kannel);
 }
+
+/// A brandname API in the eSMS style: JSON in, `{"CodeResult": "100", "SMSID": …}` out.
+#[tokio::test]
+async fn an_http_brandname_gateway_described_in_config_sends_with_a_request_id() {
+    use std::sync::{Arc, Mutex};
+    let received: Arc<Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
+    let seen = Arc::clone(&received);
+    let api = axum::Router::new().route(
+        "/api/send",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let seen = Arc::clone(&seen);
+            async move {
+                let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let json: serde_json::Value = serde_json::from_str(&body).expect("the body is JSON");
+                let refuse = json["Phone"] == "0987654321";
+                seen.lock().unwrap().push((auth, json));
+                if refuse {
+                    axum::Json(serde_json::json!({"CodeResult": "104", "ErrorMessage": "Brandname chưa đăng ký"}))
+                } else {
+                    axum::Json(serde_json::json!({"CodeResult": "100", "SMSID": "esms-77"}))
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api/send", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, api).await });
+
+    let mut app = TestApp::spawn_adjusted("2023-03-08T08:00:00+07:00", move |c| {
+        c.sms.gateway = Some(SmsGateway::Http(loa::config::HttpGateway {
+            url,
+            method: "POST".into(),
+            headers: [("Authorization".to_string(), "Bearer khoa-api".to_string())].into(),
+            body: r#"{"Phone":"{{to_national}}","Content":"{{text}}","Brandname":"{{from}}","RequestId":"{{request_id}}","IsUnicode":{{#if unicode}}1{{else}}0{{/if}}}"#.into(),
+            success_path: "CodeResult".into(),
+            success_value: "100".into(),
+            message_id_path: Some("SMSID".into()),
+        }));
+        c.sms.from = "UBND HHoa".into();
+    })
+    .await;
+    app.subscribe_sms("Trần Thị \"Mai\"", "hoa-son", "+84912345678")
+        .await;
+    app.subscribe_sms("Lê Văn Nam", "mai-dinh", "+84987654321")
+        .await;
+    app.engine.scheduler.tick().await.unwrap();
+    let step = app.engine.dispatcher.step().await.unwrap();
+    assert_eq!((step.sent, step.failed), (1, 1), "{step:?}");
+
+    let received = received.lock().unwrap().clone();
+    let (auth, body) = received
+        .iter()
+        .find(|(_, b)| b["Phone"] == "0912345678")
+        .unwrap();
+    assert_eq!(auth, "Bearer khoa-api");
+    assert!(
+        body["Content"].as_str().unwrap().contains("Xã Hòa Sơn"),
+        "{body}"
+    );
+    assert_eq!(body["IsUnicode"], 1);
+    assert_eq!(body["Brandname"], "UBND HHoa");
+    let records = deliveries(&app.db).await.unwrap();
+    let sent = records.iter().find(|d| d.status == "sent").unwrap();
+    assert_eq!(
+        body["RequestId"],
+        format!("loa-{}", sent.id),
+        "Loa's delivery id is the request id"
+    );
+    let refused = records.iter().find(|d| d.status == "failed").unwrap();
+    assert!(
+        refused
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("CodeResult = 104"),
+        "{refused:?}"
+    );
+    // The provider's id is kept, so its delivery reports can find the message.
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM deliveries WHERE provider_message_id = 'esms-77'")
+            .await,
+        1
+    );
+}
