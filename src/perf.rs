@@ -313,8 +313,9 @@ async fn raw_insert_rate(db: &Db, n: usize) -> anyhow::Result<f64> {
 /// deliveries `sent`, and the reach rows the dispatcher would have written. Returns the number
 /// of deliveries.
 async fn synthesise_year(db: &Db, occurrences: usize) -> anyhow::Result<i64> {
-    let mut tx = db.pool.begin().await?;
+    // One transaction per occurrence, as the dispatcher would have written them over a year.
     for k in 0..occurrences {
+        let mut tx = db.pool.begin().await?;
         // One occurrence a month from January, at 08:00 +07:00.
         let month = (k % 12) as u32 + 1;
         let day = chrono::NaiveDate::from_ymd_opt(2023, month, 10).context("date")?;
@@ -349,8 +350,8 @@ async fn synthesise_year(db: &Db, occurrences: usize) -> anyhow::Result<i64> {
             .execute(&mut *tx)
             .await?;
         }
+        tx.commit().await?;
     }
-    tx.commit().await?;
     Ok(sqlx::query("SELECT COUNT(*) FROM deliveries")
         .fetch_one(&db.pool)
         .await?
