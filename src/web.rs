@@ -120,7 +120,12 @@ async fn sms_report(
         (None, None) => None,
     };
     let Some(id) = id else {
-        tracing::warn!(?params, "delivery report for an unknown message");
+        // Not the parameters themselves: they carry the shared secret.
+        tracing::warn!(
+            id = params.get("id").map(String::as_str),
+            message_id = params.get("message_id").map(String::as_str),
+            "delivery report for an unknown message"
+        );
         return (StatusCode::NOT_FOUND, "unknown delivery");
     };
     match record_delivery_report(&state.db, &state.config, id, status, state.clock.now()).await {
