@@ -67,6 +67,12 @@ pub fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// Starts a new peak for [`peak_rss_mb`] (Linux: writing 5 to `clear_refs` resets `VmHWM`), so
+/// each phase reports its own.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 /// The shipped configuration on a database of its own, with a frozen clock at 8 March 2023.
 async fn setup_for(
     base: &Setup,
@@ -151,6 +157,7 @@ pub async fn run(base: &Setup, options: &PerfOptions) -> anyhow::Result<Vec<Figu
     let telegram = FakeTelegram::start(TOKEN).await?;
 
     for &n in &options.sizes {
+        reset_peak_rss();
         // ---- fan-out: one occurrence to everyone, against a plain batched INSERT ----
         let url = database_url(options, &format!("fanout-{n}"));
         let (setup, db, clock) = setup_for(base, &url, &telegram.api_url(), true).await?;
@@ -225,6 +232,7 @@ pub async fn run(base: &Setup, options: &PerfOptions) -> anyhow::Result<Vec<Figu
     }
 
     // ---- dispatch end to end, limits off, against the sink's own capacity ----
+    reset_peak_rss();
     let m = options.dispatch_messages;
     let url = database_url(options, "dispatch");
     let (setup, db, _) = setup_for(base, &url, &telegram.api_url(), true).await?;
@@ -352,6 +360,16 @@ async fn synthesise_year(db: &Db, occurrences: usize) -> anyhow::Result<i64> {
         }
         tx.commit().await?;
     }
+    // The per-area counts the dispatcher keeps as it goes, rebuilt set-wise.
+    sqlx::query("DELETE FROM reach_counts")
+        .execute(&db.pool)
+        .await?;
+    sqlx::query(
+        "INSERT INTO reach_counts (period, kind, area_code, persons)
+         SELECT period, kind, area_code, COUNT(*) FROM reach GROUP BY period, kind, area_code",
+    )
+    .execute(&db.pool)
+    .await?;
     Ok(sqlx::query("SELECT COUNT(*) FROM deliveries")
         .fetch_one(&db.pool)
         .await?

@@ -17,23 +17,22 @@ use crate::config::{AreaTree, ChannelKind, TargetBand};
 use crate::store::{Db, to_epoch};
 
 /// Records that a person was reached at `at`; a second call for the same period is a no-op.
-pub async fn record<'c, E>(
-    executor: E,
+/// The per-area counts of the periods that are new for this person go up by one.
+pub async fn record(
+    conn: &mut sqlx::AnyConnection,
     person_id: i64,
     area_code: &str,
     channel: ChannelKind,
     kind: &str,
     at: DateTime<Utc>,
     tz: Tz,
-) -> Result<(), sqlx::Error>
-where
-    E: sqlx::Executor<'c, Database = sqlx::Any>,
-{
+) -> Result<(), sqlx::Error> {
     let [day, month, year] = periods_of(at.with_timezone(&tz).date_naive());
-    sqlx::query(
+    let new_periods = sqlx::query(
         "INSERT INTO reach (period, person_id, area_code, channel, first_at, kind)
          VALUES ($1, $4, $5, $6, $7, $8), ($2, $4, $5, $6, $7, $8), ($3, $4, $5, $6, $7, $8)
-         ON CONFLICT (period, person_id) DO NOTHING",
+         ON CONFLICT (period, person_id) DO NOTHING
+         RETURNING period",
     )
     .bind(day)
     .bind(month)
@@ -43,8 +42,20 @@ where
     .bind(channel.as_str())
     .bind(to_epoch(at))
     .bind(kind)
-    .execute(executor)
+    .fetch_all(&mut *conn)
     .await?;
+    for row in new_periods {
+        let period: String = row.try_get(0)?;
+        sqlx::query(
+            "INSERT INTO reach_counts (period, kind, area_code, persons) VALUES ($1, $2, $3, 1)
+             ON CONFLICT (period, kind, area_code) DO UPDATE SET persons = reach_counts.persons + 1",
+        )
+        .bind(period)
+        .bind(kind)
+        .bind(area_code)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }
 
@@ -223,14 +234,12 @@ async fn count_by_area(
     to: NaiveDate,
 ) -> Result<HashMap<String, u64>, sqlx::Error> {
     let rows = if periods.len() == 1 {
-        // Within one period a person has one row: a plain count, from the index alone.
-        sqlx::query(
-            "SELECT area_code, COUNT(*) FROM reach WHERE period = $1 AND kind = $2 GROUP BY area_code",
-        )
-        .bind(&periods[0])
-        .bind(kind)
-        .fetch_all(&db.pool)
-        .await?
+        // Within one period a person is counted once, as the reach rows were written.
+        sqlx::query("SELECT area_code, persons FROM reach_counts WHERE period = $1 AND kind = $2")
+            .bind(&periods[0])
+            .bind(kind)
+            .fetch_all(&db.pool)
+            .await?
     } else if periods.len() <= MAX_LISTED_PERIODS {
         let placeholders: Vec<String> = (2..=periods.len() + 1).map(|i| format!("${i}")).collect();
         let sql = format!(

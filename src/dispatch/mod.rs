@@ -618,7 +618,7 @@ impl Dispatcher {
         // reached when the report says delivered.
         if !awaits_report {
             reach::record(
-                &mut *tx,
+                &mut tx,
                 d.person_id,
                 &d.area_code,
                 d.channel,
@@ -998,7 +998,7 @@ pub async fn record_delivery_report(
     .await?;
     if new_status == "delivered" {
         reach::record(
-            &mut *tx,
+            &mut tx,
             person_id,
             &area_code,
             channel,
