@@ -62,6 +62,8 @@ struct FakeState {
     next_message_id: i64,
     limits: Option<EnforcedLimits>,
     too_many_requests: usize,
+    /// Messages accepted, including those forgotten.
+    accepted: usize,
     /// Updates waiting for `getUpdates`, in order.
     updates: Vec<Value>,
     next_update_id: i64,
@@ -125,6 +127,16 @@ impl FakeTelegram {
             .filter(|m| m.chat_id == chat_id)
             .cloned()
             .collect()
+    }
+
+    /// Messages accepted since the start, including forgotten ones.
+    pub fn accepted(&self) -> usize {
+        self.lock().accepted
+    }
+
+    /// Drops the recorded messages (a long benchmark's sink keeps only counts).
+    pub fn forget_sent(&self) {
+        self.lock().sent.clear();
     }
 
     /// Requests of any kind, answered or refused.
@@ -429,6 +441,7 @@ fn send_message(state: &mut FakeState, params: &Value) -> Response {
         );
     }
     state.next_message_id += 1;
+    state.accepted += 1;
     let message_id = state.next_message_id;
     state.sent.push(SentMessage {
         chat_id,
