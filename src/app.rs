@@ -310,7 +310,7 @@ pub async fn run(
         calendar: Arc::clone(&setup.calendar),
         clock: Arc::clone(&clock),
     });
-    let mut poller = None;
+    let mut polling_bot = None;
     let mut webhook = None;
     if let Some(telegram) = &config.telegram {
         let bot = TelegramChannel::new(telegram)?.bot().clone();
@@ -336,22 +336,33 @@ pub async fn run(
                     secret: secret.clone(),
                 }));
             }
-            None => {
-                poller = Some(
-                    Poller::new(bot, Arc::clone(&bot_state))
-                        .await
-                        .context("Telegram bot")?,
-                );
-                tracing::info!("Telegram bot: long polling");
-            }
+            None => polling_bot = Some(bot),
         }
     }
     let polling = {
         let rx = stop_rx.clone();
         async move {
-            let Some(mut poller) = poller else {
+            let Some(bot) = polling_bot else {
                 return;
             };
+            // Telegram being unreachable at start must not keep the scheduler and the SMS side
+            // down: the bot keeps trying on its own.
+            let mut poller = loop {
+                tokio::select! {
+                    started = Poller::new(bot.clone(), Arc::clone(&bot_state)) => match started {
+                        Ok(poller) => break poller,
+                        Err(e) => {
+                            tracing::warn!("Telegram bot cannot start yet: {e:#}; retrying in 10 s");
+                            tokio::select! {
+                                _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+                                _ = stopped(rx.clone()) => return,
+                            }
+                        }
+                    },
+                    _ = stopped(rx.clone()) => return,
+                }
+            };
+            tracing::info!("Telegram bot: long polling");
             loop {
                 tokio::select! {
                     result = poller.poll_once(25) => {

@@ -210,9 +210,11 @@ fn init_tracing(verbose: bool) {
     let default = if verbose { "info,sqlx=warn" } else { "warn" };
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("LOA_LOG").unwrap_or_else(|_| default.into());
+    // Colours only on a terminal: a journal or a log file gets plain text.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
