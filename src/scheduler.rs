@@ -126,38 +126,15 @@ impl Scheduler {
         schedule: &Schedule,
         fire_at: DateTime<Utc>,
     ) -> anyhow::Result<Option<CreatedOccurrence>> {
-        let channels = schedule
-            .channels
-            .iter()
-            .map(|c| c.as_str())
-            .collect::<Vec<_>>()
-            .join(",");
-        let row = sqlx::query(
-            "INSERT INTO occurrences (schedule_id, fire_at, template, observance, channels, expires_at, created_at,
-                 observance_date, status)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'missed')
-             ON CONFLICT (schedule_id, fire_at) DO NOTHING
-             RETURNING id",
-        )
-        .bind(&schedule.id)
-        .bind(to_epoch(fire_at))
-        .bind(&schedule.template)
-        .bind(&schedule.observance)
-        .bind(&channels)
-        .bind(to_epoch(fire_at + schedule.expires_after))
-        .bind(to_epoch(self.clock.now()))
-        .bind(schedule.observance_date(fire_at).to_string())
-        .fetch_optional(&self.db.pool)
-        .await?;
-        Ok(match row {
-            Some(row) => Some(CreatedOccurrence {
-                id: row.try_get(0)?,
-                schedule_id: schedule.id.clone(),
-                fire_at,
-                recipients: 0,
-            }),
-            None => None,
-        })
+        let now = self.clock.now();
+        let mut conn = self.db.pool.acquire().await?;
+        let id = insert_occurrence(&mut conn, schedule, fire_at, now, "missed").await?;
+        Ok(id.map(|id| CreatedOccurrence {
+            id,
+            schedule_id: schedule.id.clone(),
+            fire_at,
+            recipients: 0,
+        }))
     }
 
     /// Inserts the occurrence and fans it out in one transaction; `None` when it already exists.
@@ -166,36 +143,13 @@ impl Scheduler {
         schedule: &Schedule,
         fire_at: DateTime<Utc>,
     ) -> anyhow::Result<Option<CreatedOccurrence>> {
-        let now = to_epoch(self.clock.now());
+        let now = self.clock.now();
         let expires_at = to_epoch(fire_at + schedule.expires_after);
-        let channels = schedule
-            .channels
-            .iter()
-            .map(|c| c.as_str())
-            .collect::<Vec<_>>()
-            .join(",");
         let mut tx = self.db.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO occurrences (schedule_id, fire_at, template, observance, channels, expires_at, created_at,
-                 observance_date)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (schedule_id, fire_at) DO NOTHING
-             RETURNING id",
-        )
-        .bind(&schedule.id)
-        .bind(to_epoch(fire_at))
-        .bind(&schedule.template)
-        .bind(&schedule.observance)
-        .bind(&channels)
-        .bind(expires_at)
-        .bind(now)
-        .bind(schedule.observance_date(fire_at).to_string())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = inserted else {
+        let Some(id) = insert_occurrence(&mut tx, schedule, fire_at, now, "created").await? else {
             return Ok(None);
         };
-        let id: i64 = row.try_get(0)?;
+        let now = to_epoch(now);
 
         // One set-based insert: one row per person, through the contact whose channel the
         // schedule prefers most.
@@ -235,6 +189,41 @@ impl Scheduler {
             recipients,
         }))
     }
+}
+
+/// Inserts an occurrence row with `status`; `None` when (schedule, fire time) is already there.
+async fn insert_occurrence(
+    conn: &mut sqlx::AnyConnection,
+    schedule: &Schedule,
+    fire_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    status: &str,
+) -> anyhow::Result<Option<i64>> {
+    let channels = schedule
+        .channels
+        .iter()
+        .map(|c| c.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let row = sqlx::query(
+        "INSERT INTO occurrences (schedule_id, fire_at, template, observance, channels, expires_at, created_at,
+             observance_date, status)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (schedule_id, fire_at) DO NOTHING
+         RETURNING id",
+    )
+    .bind(&schedule.id)
+    .bind(to_epoch(fire_at))
+    .bind(&schedule.template)
+    .bind(&schedule.observance)
+    .bind(channels)
+    .bind(to_epoch(fire_at + schedule.expires_after))
+    .bind(to_epoch(now))
+    .bind(schedule.observance_date(fire_at).to_string())
+    .bind(status)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?)
 }
 
 /// An occurrence as stored, for reports and tests.
