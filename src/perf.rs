@@ -107,7 +107,8 @@ async fn setup_for(
     Ok((setup, db, clock))
 }
 
-/// `n` persons over the communes, each with a Telegram chat, inserted set-wise.
+/// `n` sample persons ("Cư dân mẫu …") over the communes, each with a Telegram chat whose id is
+/// derived from the person id, inserted set-wise. Tests seed with it too.
 pub async fn seed(db: &Db, config: &Config, n: usize) -> anyhow::Result<()> {
     let communes: Vec<String> = config
         .areas
@@ -130,7 +131,9 @@ pub async fn seed(db: &Db, config: &Config, n: usize) -> anyhow::Result<()> {
     }
     sqlx::query(
         "INSERT INTO contacts (person_id, channel, address, created_at)
-         SELECT id, 'telegram', CAST(1000000 + id AS TEXT), 0 FROM persons",
+         SELECT id, 'telegram', CAST(1000000 + id AS TEXT), 0 FROM persons
+         WHERE name LIKE 'Cư dân mẫu %'
+           AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.person_id = persons.id)",
     )
     .execute(&mut *tx)
     .await?;

@@ -259,43 +259,12 @@ async fn fresh_postgres_database(admin_url: &str) -> String {
 }
 
 /// `n` residents spread over the communes of `config`, each with a Telegram chat; returns the
-/// chat ids. Chat ids are derived from person ids, so the rows go in with set-based inserts.
+/// chat ids of every Telegram contact.
 pub async fn seed_residents(db: &Db, config: &Config, n: usize) -> Vec<i64> {
     use sqlx::Row;
-    let communes: Vec<String> = config
-        .areas
-        .iter()
-        .filter(|a| config.areas.is_leaf(&a.code))
-        .map(|a| a.code.clone())
-        .collect();
-    let mut tx = db.pool.begin().await.unwrap();
-    for chunk_start in (0..n).step_by(500) {
-        let rows = (chunk_start..n.min(chunk_start + 500)).collect::<Vec<_>>();
-        let values: Vec<String> = (0..rows.len())
-            .map(|i| format!("(${}, ${}, 0)", 2 * i + 1, 2 * i + 2))
-            .collect();
-        let sql = format!(
-            "INSERT INTO persons (name, area_code, created_at) VALUES {}",
-            values.join(", ")
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for i in rows {
-            query = query
-                .bind(format!("Cư dân mẫu {i}"))
-                .bind(communes[i % communes.len()].clone());
-        }
-        query.execute(&mut *tx).await.unwrap();
-    }
-    sqlx::query(
-        "INSERT INTO contacts (person_id, channel, address, created_at)
-         SELECT id, 'telegram', CAST(1000000 + id AS TEXT), 0 FROM persons
-         WHERE name LIKE 'Cư dân mẫu %'
-           AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.person_id = persons.id)",
-    )
-    .execute(&mut *tx)
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    loa::perf::seed(db, config, n)
+        .await
+        .expect("seed residents");
     sqlx::query("SELECT address FROM contacts WHERE channel = 'telegram' ORDER BY id")
         .fetch_all(&db.pool)
         .await
