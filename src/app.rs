@@ -195,7 +195,8 @@ impl Engine {
             Arc::clone(&setup.calendar),
             Arc::new(setup.config.areas.clone()),
             Arc::clone(&clock),
-        );
+        )
+        .with_time_zone(setup.config.campaign.time_zone);
         let dispatcher = Dispatcher::new(
             db.clone(),
             Arc::clone(&setup.templates),
@@ -389,6 +390,8 @@ pub async fn run(
             sms: setup.sms_channel()?,
         }),
         telegram: webhook,
+        templates: Arc::clone(&setup.templates),
+        calendar: Arc::clone(&setup.calendar),
     };
     let serving = axum::serve(listener, web::router(web_state))
         .with_graceful_shutdown(stopped(stop_rx.clone()));

@@ -211,7 +211,7 @@ impl Window {
     }
 
     /// The round of this window that starts in `year`, as (first, last) dates.
-    fn round(&self, year: i32) -> Option<(NaiveDate, NaiveDate)> {
+    pub fn round(&self, year: i32) -> Option<(NaiveDate, NaiveDate)> {
         match (self.from, self.to) {
             (DateSpec::Fixed(a), DateSpec::Fixed(b)) => (a.year() == year).then_some((a, b)),
             _ => {

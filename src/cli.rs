@@ -14,6 +14,8 @@ use crate::app::{self, Setup};
 use crate::audience::import::{ImportError, import_contacts};
 use crate::clock::{SharedClock, SystemClock, VirtualClock};
 use crate::config::{ChannelKind, Env};
+use crate::console::accounts;
+use crate::console::{ConsoleError, Role, audit};
 use crate::demo::{self, DemoOptions, DemoProgress};
 use crate::diagnostics::Problems;
 use crate::reach;
@@ -122,6 +124,73 @@ pub enum Command {
         #[command(subcommand)]
         report: ReportCommand,
     },
+    /// Accounts of the web console.
+    User {
+        #[command(subcommand)]
+        user: UserCommand,
+    },
+    /// Bearer tokens of the console's JSON API.
+    Token {
+        #[command(subcommand)]
+        token: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account and print its one-time password (the console asks for a new one at
+    /// first sign-in).
+    Add {
+        /// Sign-in name: lowercase letters, digits, '.', '_', '-'.
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// Limit the account to this area and everything under it (an area code of loa.toml).
+        #[arg(long)]
+        area: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token and print it (only its hash is kept: it cannot be shown again).
+    Create {
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// What the token is for, as the audit log names it.
+        #[arg(long, default_value = "api")]
+        name: String,
+        /// Limit the token to this area and everything under it.
+        #[arg(long)]
+        area: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Staff,
+    Approver,
+    Official,
+    Admin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::Staff => Role::Staff,
+            RoleArg::Approver => Role::Approver,
+            RoleArg::Official => Role::Official,
+            RoleArg::Admin => Role::Admin,
+        }
+    }
+}
+
+/// A console error met on the command line: bad input is the caller's (exit 1).
+fn console_error(e: ConsoleError) -> CliError {
+    match e {
+        ConsoleError::Internal(e) => CliError::Other(e),
+        other => CliError::Input(other.to_string()),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -374,6 +443,69 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
                 "\nThe demo database stays at {} for a look.",
                 outcome.database.display()
             );
+            Ok(())
+        }
+        Command::User {
+            user: UserCommand::Add { name, role, area },
+        } => {
+            let setup = Setup::load(&cli.config, &env)?;
+            let db = setup.open_database().await?;
+            let role = Role::from(role);
+            let now = Utc::now();
+            let result =
+                accounts::add_user(&db, &setup.config.areas, &name, role, area.as_deref(), now)
+                    .await;
+            if result.is_ok() {
+                let detail = format!(
+                    "role {role}{}",
+                    area.as_deref()
+                        .map(|a| format!(", area {a}"))
+                        .unwrap_or_default()
+                );
+                audit::record(
+                    &db.pool,
+                    now,
+                    "cli",
+                    "user.add",
+                    Some(&format!("user:{name}")),
+                    Some(&detail),
+                )
+                .await
+                .map_err(|e| CliError::Other(e.into()))?;
+            }
+            db.close().await;
+            let password = result.map_err(console_error)?;
+            outln!(
+                "user {name} ({role}) created; one-time password (to be changed at first sign-in):"
+            );
+            outln!("{password}");
+            Ok(())
+        }
+        Command::Token {
+            token: TokenCommand::Create { role, name, area },
+        } => {
+            let setup = Setup::load(&cli.config, &env)?;
+            let db = setup.open_database().await?;
+            let role = Role::from(role);
+            let now = Utc::now();
+            let result =
+                accounts::create_token(&db, &setup.config.areas, &name, role, area.as_deref(), now)
+                    .await;
+            if result.is_ok() {
+                audit::record(
+                    &db.pool,
+                    now,
+                    "cli",
+                    "token.create",
+                    Some(&format!("token:{name}")),
+                    Some(&format!("role {role}")),
+                )
+                .await
+                .map_err(|e| CliError::Other(e.into()))?;
+            }
+            db.close().await;
+            let token = result.map_err(console_error)?;
+            outln!("{token}");
             Ok(())
         }
         Command::Migrate => {

@@ -286,6 +286,8 @@ pub async fn run(
             sms: Some(Arc::clone(&sms)),
         }),
         telegram: None,
+        templates: Arc::clone(&setup.templates),
+        calendar: Arc::clone(&setup.calendar),
     };
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, web::router(state)).await;

@@ -23,10 +23,13 @@
 //! * [`calendar`] — schedule files; cron in the campaign time zone, date windows. Pure.
 //! * [`audience`] — persons, contacts, areas, tags; the audience filter of the fan-out.
 //! * [`reach`] — one row per (period, person) reached; the per-area report.
-//! * [`channels`] — the `Channel` trait and its transports: Telegram (teloxide), `log`.
-//! * [`scheduler`] — fire times → occurrence rows → delivery rows, idempotently.
+//! * [`channels`] — the `Channel` trait and its transports: Telegram (teloxide), SMS, `log`.
+//! * [`console`] — the staff console's rules: accounts, roles and area scope, the content queue
+//!   and its approval, offline activities, the dashboard's figures, the audit log.
+//! * [`scheduler`] — fire times (and approved queued content) → occurrence rows → delivery rows,
+//!   idempotently.
 //! * [`dispatch`] — claims deliveries under a lease, renders, sends, records, retries.
-//! * [`web`] — axum routes (`/healthz`).
+//! * [`web`] — axum routes: `/healthz`, `/metrics`, webhooks, the console's pages and JSON API.
 //! * [`fakes`] — in-process fakes of the gateways (Telegram Bot API) for tests and demos.
 //! * [`app`] — loads and cross-checks the inputs, wires every part, runs until shutdown.
 //! * [`cli`] — the `loa` commands and their exit codes; `main.rs` only calls it.
@@ -44,6 +47,8 @@ pub mod templates;
 pub mod audience;
 pub mod channels;
 pub mod reach;
+
+pub mod console;
 
 pub mod dispatch;
 pub mod inbound;

@@ -274,6 +274,145 @@ async fn count_by_area(
     Ok(out)
 }
 
+/// Narrows the dashboard's figures to some messages or persons.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MessageFilter {
+    /// Messages of this observance (its name, as occurrences record it).
+    pub observance: Option<String>,
+    /// Messages of this schedule or queued content (`content:7`).
+    pub schedule_id: Option<String>,
+    /// Persons carrying this tag.
+    pub tag: Option<String>,
+}
+
+impl MessageFilter {
+    /// SQL conditions over `occurrences o` and a person id column, with binds from `$first`.
+    fn sql(&self, person: &str, first: usize) -> (String, Vec<String>) {
+        let mut sql = String::new();
+        let mut binds = Vec::new();
+        if let Some(observance) = &self.observance {
+            binds.push(observance.clone());
+            sql.push_str(&format!(" AND o.observance = ${}", first + binds.len() - 1));
+        }
+        if let Some(schedule) = &self.schedule_id {
+            binds.push(schedule.clone());
+            sql.push_str(&format!(
+                " AND o.schedule_id = ${}",
+                first + binds.len() - 1
+            ));
+        }
+        if let Some(tag) = &self.tag {
+            binds.push(tag.clone());
+            sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM person_tags t WHERE t.person_id = {person} AND t.tag = ${})",
+                first + binds.len() - 1
+            ));
+        }
+        (sql, binds)
+    }
+}
+
+/// Persons reached by Telegram only, by SMS only, and by both.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct ChannelSplit {
+    pub telegram_only: u64,
+    pub sms_only: u64,
+    pub both: u64,
+}
+
+impl ChannelSplit {
+    pub fn reached(&self) -> u64 {
+        self.telegram_only + self.sms_only + self.both
+    }
+
+    pub fn add(&mut self, other: &ChannelSplit) {
+        self.telegram_only += other.telegram_only;
+        self.sms_only += other.sms_only;
+        self.both += other.both;
+    }
+}
+
+/// Persons of `kind` reached on the local dates `from..=to` per area (the person's area),
+/// split by channel, from the deliveries themselves: a delivery reaches its person when sent,
+/// or for an SMS gateway that reports delivery, when delivered (`deliveries.reached_at`).
+pub async fn channel_split(
+    db: &Db,
+    tz: Tz,
+    from: NaiveDate,
+    to: NaiveDate,
+    kind: &str,
+    filter: &MessageFilter,
+) -> Result<HashMap<String, ChannelSplit>, sqlx::Error> {
+    let (conditions, binds) = filter.sql("d.person_id", 4);
+    let sql = format!(
+        "SELECT p.area_code,
+                SUM(CASE WHEN r.tg = 1 AND r.sms = 0 THEN 1 ELSE 0 END),
+                SUM(CASE WHEN r.tg = 0 AND r.sms = 1 THEN 1 ELSE 0 END),
+                SUM(CASE WHEN r.tg = 1 AND r.sms = 1 THEN 1 ELSE 0 END)
+         FROM (SELECT d.person_id AS person_id,
+                      MAX(CASE WHEN d.channel = 'telegram' THEN 1 ELSE 0 END) AS tg,
+                      MAX(CASE WHEN d.channel = 'sms' THEN 1 ELSE 0 END) AS sms
+               FROM deliveries d JOIN occurrences o ON o.id = d.occurrence_id
+               WHERE d.reached_at >= $1 AND d.reached_at < $2{conditions}
+               GROUP BY d.person_id) r
+         JOIN persons p ON p.id = r.person_id
+         WHERE p.kind = $3
+         GROUP BY p.area_code"
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql))
+        .bind(to_epoch(crate::calendar::local_midnight(from, tz)))
+        .bind(to_epoch(crate::calendar::local_midnight(
+            to + Duration::days(1),
+            tz,
+        )))
+        .bind(kind);
+    for b in binds {
+        query = query.bind(b);
+    }
+    let mut out = HashMap::new();
+    for row in query.fetch_all(&db.pool).await? {
+        out.insert(
+            row.try_get::<String, _>(0)?,
+            ChannelSplit {
+                telegram_only: row.try_get::<i64, _>(1)? as u64,
+                sms_only: row.try_get::<i64, _>(2)? as u64,
+                both: row.try_get::<i64, _>(3)? as u64,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Persons who pressed "Tôi đã đọc" on the local dates `from..=to`, per area, on the messages
+/// `filter` selects.
+pub async fn engaged_filtered(
+    db: &Db,
+    from: NaiveDate,
+    to: NaiveDate,
+    filter: &MessageFilter,
+) -> Result<HashMap<String, u64>, sqlx::Error> {
+    let (conditions, binds) = filter.sql("e.person_id", 3);
+    let sql = format!(
+        "SELECT e.area_code, COUNT(DISTINCT e.person_id) FROM engagements e
+         JOIN occurrences o ON o.id = e.occurrence_id
+         WHERE e.day >= $1 AND e.day <= $2{conditions} GROUP BY e.area_code"
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql))
+        .bind(from.to_string())
+        .bind(to.to_string());
+    for b in binds {
+        query = query.bind(b);
+    }
+    let mut out = HashMap::new();
+    for row in query.fetch_all(&db.pool).await? {
+        out.insert(
+            row.try_get::<String, _>(0)?,
+            row.try_get::<i64, _>(1)? as u64,
+        );
+    }
+    Ok(out)
+}
+
 fn build(
     areas: &AreaTree,
     band: TargetBand,

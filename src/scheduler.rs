@@ -7,13 +7,15 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono_tz::Tz;
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::audience::AudienceFilter;
-use crate::calendar::{Calendar, Schedule};
+use crate::calendar::{Audience, Calendar, Schedule};
 use crate::clock::SharedClock;
-use crate::config::AreaTree;
+use crate::config::{AreaTree, ChannelKind};
+use crate::console::content;
 use crate::store::{Db, from_epoch, to_epoch};
 
 /// An occurrence this tick created, with its audience size.
@@ -42,6 +44,42 @@ pub struct Scheduler {
     clock: SharedClock,
     /// Fire times up to here have been handled by this process.
     cursor: Option<DateTime<Utc>>,
+    /// The campaign's, for the local date of queued content.
+    time_zone: Tz,
+}
+
+/// How long queued content may wait to be sent (quiet hours, a gateway down) before it is
+/// no longer worth sending.
+const QUEUED_CONTENT_EXPIRES_AFTER: Duration = Duration::days(2);
+
+/// What an occurrence is made from: a schedule's fire time, or queued content.
+struct OccurrenceSpec<'a> {
+    schedule_id: &'a str,
+    template: &'a str,
+    observance: &'a str,
+    observance_date: NaiveDate,
+    channels: &'a [ChannelKind],
+    audience: &'a Audience,
+    expires_after: Duration,
+    /// Queued content's own text per channel; `None`: render `template`.
+    body_telegram: Option<String>,
+    body_sms: Option<String>,
+}
+
+impl<'a> OccurrenceSpec<'a> {
+    fn of_schedule(schedule: &'a Schedule, fire_at: DateTime<Utc>) -> Self {
+        OccurrenceSpec {
+            schedule_id: &schedule.id,
+            template: &schedule.template,
+            observance: &schedule.observance,
+            observance_date: schedule.observance_date(fire_at),
+            channels: &schedule.channels,
+            audience: &schedule.audience,
+            expires_after: schedule.expires_after,
+            body_telegram: None,
+            body_sms: None,
+        }
+    }
 }
 
 impl Scheduler {
@@ -52,7 +90,14 @@ impl Scheduler {
             areas,
             clock,
             cursor: None,
+            time_zone: chrono_tz::Asia::Ho_Chi_Minh,
         }
+    }
+
+    /// The campaign time zone (queued content's observance date is a local date).
+    pub fn with_time_zone(mut self, tz: Tz) -> Self {
+        self.time_zone = tz;
+        self
     }
 
     /// Creates the occurrences due since the last tick.
@@ -93,9 +138,64 @@ impl Scheduler {
                 }
             }
         }
+        report.created.extend(self.send_queued(now).await?);
+        content::mark_done(&self.db, now).await?;
         self.cursor = Some(now);
         self.record_tick(now).await?;
         Ok(report)
+    }
+
+    /// Approved content from the console whose time has come: one occurrence each, fanned out
+    /// in the same transaction that marks the content `sending`. Content approved after its
+    /// send time goes at once.
+    async fn send_queued(&self, now: DateTime<Utc>) -> anyhow::Result<Vec<CreatedOccurrence>> {
+        let mut created = Vec::new();
+        for item in content::due(&self.db, now).await? {
+            let fire_at = item.send_at.max(now);
+            let local_date = fire_at.with_timezone(&self.time_zone).date_naive();
+            let observance = item
+                .observance
+                .as_deref()
+                .and_then(|id| self.calendar.observances().iter().find(|o| o.id == id));
+            let schedule_id = item.schedule_id();
+            let audience = item.audience();
+            let spec = OccurrenceSpec {
+                schedule_id: &schedule_id,
+                template: item.template.as_deref().unwrap_or(&schedule_id),
+                observance: observance.map(|o| o.name.as_str()).unwrap_or(&item.title),
+                observance_date: observance
+                    .map(|o| o.date_for(local_date))
+                    .unwrap_or(local_date),
+                channels: &item.channels,
+                audience: &audience,
+                expires_after: QUEUED_CONTENT_EXPIRES_AFTER,
+                body_telegram: item.body(ChannelKind::Telegram),
+                body_sms: item.body(ChannelKind::Sms),
+            };
+            let mut tx = self.db.pool.begin().await?;
+            let Some((id, recipients)) = self.insert_and_fan_out(&mut tx, &spec, fire_at).await?
+            else {
+                continue;
+            };
+            if !content::mark_sending(&mut tx, item.id, id, now).await? {
+                // Edited or cancelled since `due` read it: nothing is sent.
+                tx.rollback().await?;
+                continue;
+            }
+            tx.commit().await?;
+            tracing::info!(
+                content = item.id,
+                recipients,
+                "queued content sent to the dispatcher"
+            );
+            created.push(CreatedOccurrence {
+                id,
+                schedule_id,
+                fire_at,
+                recipients,
+            });
+        }
+        Ok(created)
     }
 
     async fn recorded_tick(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
@@ -128,7 +228,8 @@ impl Scheduler {
     ) -> anyhow::Result<Option<CreatedOccurrence>> {
         let now = self.clock.now();
         let mut conn = self.db.pool.acquire().await?;
-        let id = insert_occurrence(&mut conn, schedule, fire_at, now, "missed").await?;
+        let spec = OccurrenceSpec::of_schedule(schedule, fire_at);
+        let id = insert_occurrence(&mut conn, &spec, fire_at, now, "missed").await?;
         Ok(id.map(|id| CreatedOccurrence {
             id,
             schedule_id: schedule.id.clone(),
@@ -143,17 +244,38 @@ impl Scheduler {
         schedule: &Schedule,
         fire_at: DateTime<Utc>,
     ) -> anyhow::Result<Option<CreatedOccurrence>> {
-        let now = self.clock.now();
-        let expires_at = to_epoch(fire_at + schedule.expires_after);
         let mut tx = self.db.pool.begin().await?;
-        let Some(id) = insert_occurrence(&mut tx, schedule, fire_at, now, "created").await? else {
+        let spec = OccurrenceSpec::of_schedule(schedule, fire_at);
+        let Some((id, recipients)) = self.insert_and_fan_out(&mut tx, &spec, fire_at).await? else {
+            return Ok(None);
+        };
+        tx.commit().await?;
+        Ok(Some(CreatedOccurrence {
+            id,
+            schedule_id: schedule.id.clone(),
+            fire_at,
+            recipients,
+        }))
+    }
+
+    /// Inserts the occurrence and its delivery rows within `tx`: (id, recipients), or `None`
+    /// when the occurrence already exists.
+    async fn insert_and_fan_out(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        spec: &OccurrenceSpec<'_>,
+        fire_at: DateTime<Utc>,
+    ) -> anyhow::Result<Option<(i64, u64)>> {
+        let now = self.clock.now();
+        let expires_at = to_epoch(fire_at + spec.expires_after);
+        let Some(id) = insert_occurrence(&mut *tx, spec, fire_at, now, "created").await? else {
             return Ok(None);
         };
         let now = to_epoch(now);
 
         // One set-based insert: one row per person, through the contact whose channel the
         // schedule prefers most.
-        let filter = AudienceFilter::new(&schedule.audience, &schedule.channels, &self.areas, 5);
+        let filter = AudienceFilter::new(spec.audience, spec.channels, &self.areas, 5);
         let sql = format!(
             "INSERT INTO deliveries (occurrence_id, person_id, contact_id, channel, status, due_at, expires_at, updated_at)
              SELECT $1, person_id, contact_id, channel, 'pending', $2, $3, $4 FROM (
@@ -181,25 +303,19 @@ impl Scheduler {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
-        Ok(Some(CreatedOccurrence {
-            id,
-            schedule_id: schedule.id.clone(),
-            fire_at,
-            recipients,
-        }))
+        Ok(Some((id, recipients)))
     }
 }
 
 /// Inserts an occurrence row with `status`; `None` when (schedule, fire time) is already there.
 async fn insert_occurrence(
     conn: &mut sqlx::AnyConnection,
-    schedule: &Schedule,
+    spec: &OccurrenceSpec<'_>,
     fire_at: DateTime<Utc>,
     now: DateTime<Utc>,
     status: &str,
 ) -> anyhow::Result<Option<i64>> {
-    let channels = schedule
+    let channels = spec
         .channels
         .iter()
         .map(|c| c.as_str())
@@ -207,20 +323,22 @@ async fn insert_occurrence(
         .join(",");
     let row = sqlx::query(
         "INSERT INTO occurrences (schedule_id, fire_at, template, observance, channels, expires_at, created_at,
-             observance_date, status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             observance_date, status, body_telegram, body_sms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          ON CONFLICT (schedule_id, fire_at) DO NOTHING
          RETURNING id",
     )
-    .bind(&schedule.id)
+    .bind(spec.schedule_id)
     .bind(to_epoch(fire_at))
-    .bind(&schedule.template)
-    .bind(&schedule.observance)
+    .bind(spec.template)
+    .bind(spec.observance)
     .bind(channels)
-    .bind(to_epoch(fire_at + schedule.expires_after))
+    .bind(to_epoch(fire_at + spec.expires_after))
     .bind(to_epoch(now))
-    .bind(schedule.observance_date(fire_at).to_string())
+    .bind(spec.observance_date.to_string())
     .bind(status)
+    .bind(&spec.body_telegram)
+    .bind(&spec.body_sms)
     .fetch_optional(&mut *conn)
     .await?;
     Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?)

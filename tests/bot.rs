@@ -369,6 +369,8 @@ async fn webhook_updates_need_the_secret_token_and_use_the_same_handlers() {
             sms: None,
         }),
         telegram: Some(webhook),
+        templates: app.setup.templates.clone(),
+        calendar: app.setup.calendar.clone(),
     };
     tokio::spawn(async move { axum::serve(listener, loa::web::router(state)).await });
     let update = serde_json::json!({

@@ -211,3 +211,36 @@ pub async fn count(
     }
     query.fetch_one(&db.pool).await?.try_get(0)
 }
+
+/// How many persons an audience reaches on each channel: each person counts once, on the
+/// channel the fan-out would pick for them (the first of `channels` they have).
+pub async fn count_by_channel(
+    db: &Db,
+    audience: &Audience,
+    channels: &[ChannelKind],
+    areas: &AreaTree,
+) -> Result<std::collections::BTreeMap<ChannelKind, i64>, sqlx::Error> {
+    let filter = AudienceFilter::new(audience, channels, areas, 1);
+    let sql = format!(
+        "SELECT channel, COUNT(*) FROM (
+             SELECT c.channel AS channel,
+                    ROW_NUMBER() OVER (PARTITION BY c.person_id ORDER BY {rank}, c.id) AS pick
+             FROM contacts c JOIN persons p ON p.id = c.person_id
+             WHERE {condition}
+         ) ranked WHERE pick = 1 GROUP BY channel",
+        rank = filter.channel_rank,
+        condition = filter.sql,
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for b in &filter.binds {
+        query = query.bind(b.clone());
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for row in query.fetch_all(&db.pool).await? {
+        let channel: String = row.try_get(0)?;
+        if let Some(kind) = ChannelKind::parse(&channel) {
+            out.insert(kind, row.try_get::<i64, _>(1)?);
+        }
+    }
+    Ok(out)
+}

@@ -107,6 +107,8 @@ pub struct ClaimedDelivery {
     /// `resident` or `organisation`.
     pub person_kind: String,
     pub failures: i64,
+    /// The occurrence's own text for this channel (queued content), instead of `template`.
+    pub body: Option<String>,
 }
 
 /// The transport behind each channel kind.
@@ -385,7 +387,8 @@ impl Dispatcher {
         }
         let rows = sqlx::query(
             "SELECT d.id, d.person_id, d.contact_id, d.channel, c.address, c.active, p.name, p.opted_out_at,
-                    p.area_code, a.name, o.template, o.observance, o.fire_at, d.failures, o.observance_date, o.channels, p.kind
+                    p.area_code, a.name, o.template, o.observance, o.fire_at, d.failures, o.observance_date, o.channels, p.kind,
+                    CASE WHEN d.channel = 'sms' THEN o.body_sms ELSE o.body_telegram END
              FROM deliveries d
              JOIN contacts c ON c.id = d.contact_id
              JOIN persons p ON p.id = d.person_id
@@ -421,6 +424,7 @@ impl Dispatcher {
                     observance_date: r.try_get(14)?,
                     occurrence_channels: r.try_get(15)?,
                     person_kind: r.try_get(16)?,
+                    body: r.try_get(17)?,
                 })
             })
             .collect()
@@ -455,10 +459,16 @@ impl Dispatcher {
                 .finish(&d, "failed", "no transport for this channel", None)
                 .await;
         };
-        let text = match self
-            .templates
-            .render(&d.template, d.channel, &self.context(&d))
-        {
+        let rendered = match &d.body {
+            Some(body) => self
+                .templates
+                .render_source(body, d.channel, &self.context(&d))
+                .map(|r| r.text),
+            None => self
+                .templates
+                .render(&d.template, d.channel, &self.context(&d)),
+        };
+        let text = match rendered {
             Ok(text) => text,
             Err(e) => {
                 tracing::error!(delivery = d.id, template = %d.template, "cannot render: {e}");
@@ -595,13 +605,15 @@ impl Dispatcher {
         let updated = sqlx::query(
             "UPDATE deliveries SET status = CASE WHEN status = 'sending' THEN 'sent' ELSE status END,
                  sent_at = $1, updated_at = $1, provider_message_id = $2,
-                 lease_until = NULL, claim_token = NULL, last_error = NULL
+                 lease_until = NULL, claim_token = NULL, last_error = NULL,
+                 reached_at = CASE WHEN $5 = 1 THEN reached_at ELSE $1 END
              WHERE id = $3 AND claim_token = $4",
         )
         .bind(to_epoch(now))
         .bind(provider_id)
         .bind(d.id)
         .bind(&d.claim_token)
+        .bind(i64::from(awaits_report))
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -979,6 +991,7 @@ pub async fn record_delivery_report(
     sqlx::query(
         "UPDATE deliveries SET status = $1, updated_at = $2,
              delivered_at = CASE WHEN $1 = 'delivered' THEN $2 ELSE delivered_at END,
+             reached_at = CASE WHEN $1 = 'delivered' THEN $2 ELSE reached_at END,
              last_error = CASE WHEN $1 = 'failed' THEN $3 ELSE last_error END
          WHERE id = $4",
     )
@@ -1010,4 +1023,63 @@ pub async fn record_delivery_report(
     }
     tx.commit().await?;
     Ok(ReportOutcome::Updated(new_status))
+}
+
+/// One line of the delivery log export.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryLogLine {
+    pub id: i64,
+    pub fire_at: DateTime<Utc>,
+    pub schedule_id: String,
+    pub observance: String,
+    pub person_name: String,
+    pub area_code: String,
+    pub channel: String,
+    pub address: String,
+    pub status: String,
+    pub attempts: i64,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub reached_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+/// Deliveries of the occurrences that fired in `[from, until)`, in order, for the export.
+pub async fn delivery_log(
+    db: &Db,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<DeliveryLogLine>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT d.id, o.fire_at, o.schedule_id, o.observance, p.name, p.area_code, d.channel, c.address,
+                d.status, d.attempts, d.sent_at, d.reached_at, d.last_error
+         FROM deliveries d
+         JOIN occurrences o ON o.id = d.occurrence_id
+         JOIN persons p ON p.id = d.person_id
+         JOIN contacts c ON c.id = d.contact_id
+         WHERE o.fire_at >= $1 AND o.fire_at < $2
+         ORDER BY o.fire_at, d.id",
+    )
+    .bind(to_epoch(from))
+    .bind(to_epoch(until))
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(DeliveryLogLine {
+                id: r.try_get(0)?,
+                fire_at: from_epoch(r.try_get(1)?),
+                schedule_id: r.try_get(2)?,
+                observance: r.try_get(3)?,
+                person_name: r.try_get(4)?,
+                area_code: r.try_get(5)?,
+                channel: r.try_get(6)?,
+                address: r.try_get(7)?,
+                status: r.try_get(8)?,
+                attempts: r.try_get(9)?,
+                sent_at: r.try_get::<Option<i64>, _>(10)?.map(from_epoch),
+                reached_at: r.try_get::<Option<i64>, _>(11)?.map(from_epoch),
+                last_error: r.try_get(12)?,
+            })
+        })
+        .collect()
 }

@@ -154,6 +154,8 @@ impl TestApp {
                 sms: self.setup.sms_channel().expect("sms channel"),
             }),
             telegram: None,
+            templates: Arc::clone(&self.setup.templates),
+            calendar: Arc::clone(&self.setup.calendar),
         };
         tokio::spawn(async move {
             let _ = axum::serve(listener, loa::web::router(state)).await;

@@ -1,6 +1,11 @@
-//! The HTTP side of `loa run`: `/healthz`, `/metrics`, and the SMS gateways' callbacks
-//! (`/webhooks/sms/dlr` delivery reports, `/webhooks/sms/mo` messages from residents).
-//! Staff pages and the dashboard mount here as they arrive.
+//! The HTTP side of `loa run`: `/healthz`, `/metrics`, the SMS gateways' callbacks
+//! (`/webhooks/sms/dlr` delivery reports, `/webhooks/sms/mo` messages from residents), the
+//! Telegram webhook, and the staff console: its pages ([`pages`]) and JSON API ([`api`]), both
+//! behind [`auth`].
+
+pub mod api;
+pub mod auth;
+pub mod pages;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,12 +19,15 @@ use serde_json::json;
 use sqlx::Row;
 
 use crate::bot::Webhook;
+use crate::calendar::Calendar;
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::console::Console;
 use crate::dispatch::{ReportOutcome, record_delivery_report};
 use crate::inbound::Inbound;
 use crate::metrics::Metrics;
 use crate::store::Db;
+use crate::templates::Templates;
 
 /// What the web side needs from the rest of Loa.
 #[derive(Clone)]
@@ -33,6 +41,21 @@ pub struct WebState {
     pub inbound: Arc<Inbound>,
     /// Set in webhook mode: Telegram posts updates to `/webhooks/telegram`.
     pub telegram: Option<Arc<Webhook>>,
+    /// For the console: checking and previewing content, the calendar page.
+    pub templates: Arc<Templates>,
+    pub calendar: Arc<Calendar>,
+}
+
+impl WebState {
+    pub fn console(&self) -> Console {
+        Console {
+            db: self.db.clone(),
+            config: Arc::clone(&self.config),
+            templates: Arc::clone(&self.templates),
+            calendar: Arc::clone(&self.calendar),
+            clock: Arc::clone(&self.clock),
+        }
+    }
 }
 
 pub fn router(state: WebState) -> Router {
@@ -42,6 +65,8 @@ pub fn router(state: WebState) -> Router {
         .route("/webhooks/sms/dlr", get(sms_report).post(sms_report))
         .route("/webhooks/sms/mo", get(sms_inbound).post(sms_inbound))
         .route("/webhooks/telegram", axum::routing::post(telegram_update))
+        .merge(pages::routes())
+        .merge(api::routes())
         .with_state(state)
 }
 

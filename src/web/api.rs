@@ -1,0 +1,277 @@
+//! The JSON API: everything the console pages do, for scripts and other systems, with a
+//! bearer token (`loa token create`) or a session plus `X-CSRF-Token`. Described by the
+//! OpenAPI document at `/api/openapi.json`, which `tests/console.rs` checks against the routes.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::WebState;
+use super::auth::ApiAuth;
+use crate::console::activities::{self, ActivityInput};
+use crate::console::content::{ContentInput, Transition};
+use crate::console::dashboard::DashboardQuery;
+use crate::console::{ConsoleError, Permission, audit};
+
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// A console error as JSON: `{"error": "invalid", "message": …, "field": …}`; or a request
+/// that is not even well-formed (400).
+pub enum ApiError {
+    Console(ConsoleError),
+    BadRequest(String),
+}
+
+impl From<ConsoleError> for ApiError {
+    fn from(e: ConsoleError) -> Self {
+        ApiError::Console(e)
+    }
+}
+
+pub fn status_of(e: &ConsoleError) -> (StatusCode, &'static str) {
+    match e {
+        ConsoleError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+        ConsoleError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        ConsoleError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+        ConsoleError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+        ConsoleError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+        ConsoleError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let e = match self {
+            ApiError::BadRequest(message) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({"error": "bad_request", "message": message, "field": null})),
+                )
+                    .into_response();
+            }
+            ApiError::Console(e) => e,
+        };
+        let (status, code) = status_of(&e);
+        let (message, field) = match &e {
+            ConsoleError::Invalid { field, message } => (message.clone(), Some(field.clone())),
+            ConsoleError::Internal(e) => {
+                tracing::error!("console API: {e:#}");
+                ("internal error; see the server log".to_string(), None)
+            }
+            other => (other.to_string(), None),
+        };
+        let mut response = (
+            status,
+            Json(json!({"error": code, "message": message, "field": field})),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// A JSON body: 400 when it is not JSON, 422 when it is JSON of the wrong shape.
+fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let message = format!("request body: {e}");
+        if e.is_data() {
+            ApiError::Console(ConsoleError::invalid("body", message))
+        } else {
+            ApiError::BadRequest(message)
+        }
+    })
+}
+
+fn query<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|e| ApiError::BadRequest(format!("query string: {e}")))
+}
+
+pub fn routes() -> Router<WebState> {
+    Router::new()
+        .route("/api/openapi.json", get(openapi))
+        .route("/api/me", get(me))
+        .route("/api/dashboard", get(dashboard))
+        .route("/api/calendar", get(calendar))
+        .route("/api/contents", get(list_contents).post(create_content))
+        .route("/api/contents/{id}", get(get_content).put(update_content))
+        .route("/api/contents/{id}/{step}", post(content_transition))
+        .route("/api/preview", post(preview))
+        .route("/api/activities", get(list_activities).post(add_activity))
+        .route("/api/audit", get(audit_log))
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+async fn me(ApiAuth(auth): ApiAuth) -> Json<serde_json::Value> {
+    Json(json!({
+        "id": auth.actor.id,
+        "name": auth.actor.name,
+        "role": auth.actor.role,
+        "area": auth.actor.area,
+        "csrf_token": auth.csrf(),
+    }))
+}
+
+async fn dashboard(
+    State(state): State<WebState>,
+    ApiAuth(auth): ApiAuth,
+    uri: axum::http::Uri,
+) -> ApiResult<crate::console::dashboard::Dashboard> {
+    let q: DashboardQuery = query(uri.query())?;
+    Ok(Json(state.console().dashboard(&auth.actor, &q).await?))
+}
+
+async fn calendar(
+    State(state): State<WebState>,
+    ApiAuth(auth): ApiAuth,
+) -> ApiResult<Vec<crate::console::upcoming::Upcoming>> {
+    Ok(Json(state.console().upcoming(&auth.actor).await?))
+}
+
+async fn list_contents(
+    State(state): State<WebState>,
+    ApiAuth(auth): ApiAuth,
+) -> ApiResult<Vec<crate::console::content::Content>> {
+    Ok(Json(state.console().contents(&auth.actor).await?))
+}
+
+async fn create_content(
+    State(state): State<WebState>,
+    ApiAuth(auth): ApiAuth,
+    bytes: Bytes,
+) -> Result<(StatusCode, Json<crate::console::content::Content>), ApiError> {
+    // The role first: a caller who may not write learns nothing from the body's checks.
+    auth.actor.require(Permission::EditContent)?;
+    let input: ContentInput = body(&bytes)?;
+    let content = state.console().create_content(&auth.actor, &input).await?;
+    Ok((StatusCode::CREATED, Json(content)))
+}
+
+async fn get_content(
+    State(state): State<WebState>,
+    ApiAuth(auth): ApiAuth,
+    Path(id): Path<String>,
+) -> ApiResult<crate::console::content::Content> {
+    Ok(Json(
+        state
+            .console()
+            .content(&auth.actor, content_id(&id)?)
+            .await?,
+    ))
+}
+
+fn content_id(id: &str) -> Result<i64, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::Console(ConsoleError::NotFound))
+}
+
+async fn update_content(
+    State(state): State<WebState>,
+    ApiAuth(auth): ApiAuth,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<crate::console::content::Content> {
+    auth.actor.require(Permission::EditContent)?;
+    let input: ContentInput = body(&bytes)?;
+    Ok(Json(
+        state
+            .console()
+            .update_content(&auth.actor, content_id(&id)?, &input)
+            .await?,
+    ))
+}
+
+/// `submit`, `approve` or `cancel`.
+async fn content_transition(
+    State(state): State<WebState>,
+    ApiAuth(auth): ApiAuth,
+    Path((id, step)): Path<(String, String)>,
+) -> ApiResult<crate::console::content::Content> {
+    let step = Transition::parse(&step).ok_or(ApiError::Console(ConsoleError::NotFound))?;
+    Ok(Json(
+        state
+            .console()
+            .apply(&auth.actor, content_id(&id)?, step)
+            .await?,
+    ))
+}
+
+async fn preview(
+    State(state): State<WebState>,
+    ApiAuth(auth): ApiAuth,
+    bytes: Bytes,
+) -> ApiResult<crate::console::content::Preview> {
+    auth.actor.require(Permission::ViewQueue)?;
+    let input: ContentInput = body(&bytes)?;
+    Ok(Json(state.console().preview(&auth.actor, &input).await?))
+}
+
+async fn list_activities(
+    State(state): State<WebState>,
+    ApiAuth(auth): ApiAuth,
+    uri: axum::http::Uri,
+) -> ApiResult<Vec<activities::Activity>> {
+    let q: DashboardQuery = query(uri.query())?;
+    let console = state.console();
+    let (_, _, from, to) = console.resolve_period(&q)?;
+    Ok(Json(
+        activities::list(&state.db, &state.config.areas, &auth.actor, from, to).await?,
+    ))
+}
+
+async fn add_activity(
+    State(state): State<WebState>,
+    ApiAuth(auth): ApiAuth,
+    bytes: Bytes,
+) -> Result<(StatusCode, Json<activities::Activity>), ApiError> {
+    auth.actor.require(Permission::EnterActivities)?;
+    let input: ActivityInput = body(&bytes)?;
+    let activity = activities::add(
+        &state.db,
+        &state.config.areas,
+        &auth.actor,
+        &input,
+        state.clock.now(),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(activity)))
+}
+
+#[derive(Deserialize)]
+struct Page {
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+async fn audit_log(
+    State(state): State<WebState>,
+    ApiAuth(auth): ApiAuth,
+    uri: axum::http::Uri,
+) -> ApiResult<Vec<audit::Entry>> {
+    auth.actor.require(Permission::ViewAudit)?;
+    let page: Page = query(uri.query())?;
+    let entries = audit::latest(
+        &state.db,
+        page.limit.unwrap_or(100).clamp(1, 1000),
+        page.offset.unwrap_or(0).max(0),
+    )
+    .await
+    .map_err(ConsoleError::from)?;
+    Ok(Json(entries))
+}

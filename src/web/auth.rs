@@ -1,0 +1,163 @@
+//! Who is calling: a browser session (cookie `loa_session`) or an API bearer token, and the
+//! CSRF check for a session's forms and scripts.
+//!
+//! Without credentials a page answers 401 with the sign-in form in its body (a browser shows
+//! the form; a script sees 401), the API answers 401 in JSON. A bearer token needs no CSRF
+//! token: a browser never sends one on its own.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::WebState;
+use super::pages;
+use crate::console::accounts::{self, Session};
+use crate::console::{Actor, ConsoleError};
+
+pub const SESSION_COOKIE: &str = "loa_session";
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub actor: Actor,
+    /// Set for a browser session; `None` for a bearer token.
+    pub session: Option<Session>,
+}
+
+impl Auth {
+    /// The CSRF token forms must carry; `None` for bearer tokens.
+    pub fn csrf(&self) -> Option<&str> {
+        self.session.as_ref().map(|s| s.csrf.as_str())
+    }
+
+    /// For a session, `given` must be its CSRF token; a bearer token passes.
+    pub fn check_csrf(&self, given: Option<&str>) -> Result<(), ConsoleError> {
+        match &self.session {
+            None => Ok(()),
+            Some(s) if given.is_some_and(|g| constant_time_eq(g, &s.csrf)) => Ok(()),
+            Some(_) => Err(ConsoleError::Forbidden(
+                "missing or wrong CSRF token; reload the page".to_string(),
+            )),
+        }
+    }
+}
+
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+}
+
+/// Resolves the caller, if any.
+pub async fn authenticate(
+    state: &WebState,
+    headers: &HeaderMap,
+) -> Result<Option<Auth>, ConsoleError> {
+    if let Some(token) = bearer(headers) {
+        return Ok(accounts::token_actor(&state.db, token)
+            .await?
+            .map(|actor| Auth {
+                actor,
+                session: None,
+            }));
+    }
+    if let Some(token) = cookie(headers, SESSION_COOKIE) {
+        return Ok(accounts::session(&state.db, token, state.clock.now())
+            .await?
+            .map(|session| Auth {
+                actor: session.user.actor(),
+                session: Some(session),
+            }));
+    }
+    Ok(None)
+}
+
+/// The caller of a JSON API route. A session's non-GET calls must send `X-CSRF-Token`.
+pub struct ApiAuth(pub Auth);
+
+impl FromRequestParts<WebState> for ApiAuth {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &WebState,
+    ) -> Result<Self, Self::Rejection> {
+        let auth = authenticate(state, &parts.headers)
+            .await
+            .map_err(|e| super::api::ApiError::Console(e).into_response())?
+            .ok_or_else(|| {
+                super::api::ApiError::Console(ConsoleError::Unauthorized).into_response()
+            })?;
+        if !matches!(parts.method, Method::GET | Method::HEAD) {
+            let given = parts
+                .headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok());
+            auth.check_csrf(given)
+                .map_err(|e| super::api::ApiError::Console(e).into_response())?;
+        }
+        Ok(ApiAuth(auth))
+    }
+}
+
+/// The caller of a page. A user who still has the one-time password is sent to choose one.
+pub struct PageAuth(pub Auth);
+
+impl FromRequestParts<WebState> for PageAuth {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &WebState,
+    ) -> Result<Self, Self::Rejection> {
+        let auth = match authenticate(state, &parts.headers).await {
+            Ok(Some(auth)) => auth,
+            Ok(None) => {
+                let next = parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/");
+                return Err(pages::login_page(StatusCode::UNAUTHORIZED, next, None));
+            }
+            Err(e) => return Err(pages::PageError(e).into_response()),
+        };
+        let must_change = auth
+            .session
+            .as_ref()
+            .is_some_and(|s| s.user.must_change_password);
+        if must_change && parts.uri.path() != "/account/password" && parts.uri.path() != "/logout" {
+            return Err((
+                StatusCode::SEE_OTHER,
+                [(header::LOCATION, "/account/password")],
+            )
+                .into_response());
+        }
+        Ok(PageAuth(auth))
+    }
+}
