@@ -84,6 +84,12 @@ impl Browser {
             .as_str()
             .unwrap_or_else(|| panic!("no browser session: {answer}"))
             .to_string();
+        // Elements of the next page may take a moment to appear after a click.
+        http.post(format!("{base}/session/{session}/timeouts"))
+            .json(&json!({"implicit": 5000}))
+            .send()
+            .await
+            .unwrap();
         Browser {
             driver,
             base,
@@ -151,12 +157,13 @@ impl Browser {
         .await
     }
 
-    async fn path(&self) -> String {
-        self.script("return location.pathname")
-            .await
-            .as_str()
-            .unwrap()
-            .to_string()
+    /// A click that submits a form returns before the next page is there: wait for it.
+    async fn wait_for_path(&self, path: &str) {
+        self.wait_for(
+            &format!("the page {path}"),
+            &format!("return location.pathname === {path:?} && document.readyState === 'complete'"),
+        )
+        .await;
     }
 
     /// Polls `script` until it returns true, for at most 10 s.
@@ -280,13 +287,13 @@ async fn the_dashboard_renders_each_commune_against_the_band_in_chromium() {
     browser.type_into("#name", "lanh-dao").await;
     browser.type_into("#password", &password).await;
     browser.click("form[action='/login'] button").await;
-    assert_eq!(browser.path().await, "/account/password");
+    browser.wait_for_path("/account/password").await;
     browser.type_into("#current", &password).await;
     browser.type_into("#new", "mat-khau-moi-2026").await;
     browser
         .click("form[action='/account/password'] button")
         .await;
-    assert_eq!(browser.path().await, "/dashboard");
+    browser.wait_for_path("/dashboard").await;
     browser
         .wait_for(
             "the commune table",
@@ -403,11 +410,13 @@ async fn the_content_form_previews_as_staff_type() {
     browser.type_into("#name", "can-bo").await;
     browser.type_into("#password", &password).await;
     browser.click("form[action='/login'] button").await;
+    browser.wait_for_path("/account/password").await;
     browser.type_into("#current", &password).await;
     browser.type_into("#new", "mat-khau-moi-2026").await;
     browser
         .click("form[action='/account/password'] button")
         .await;
+    browser.wait_for_path("/dashboard").await;
 
     browser.goto(&format!("{base}/queue/new")).await;
     browser.type_into("#title", "Mời họp").await;
@@ -444,7 +453,12 @@ async fn the_content_form_previews_as_staff_type() {
     );
     assert_eq!(preview["recipients"], "100");
     browser.click("#content-form button[type=submit]").await;
-    assert!(browser.path().await.starts_with("/queue/"));
+    browser
+        .wait_for(
+            "the saved content",
+            "return /^\\/queue\\/[0-9]+$/.test(location.pathname)",
+        )
+        .await;
     let state = browser
         .script("return document.getElementById('state').dataset.state")
         .await;

@@ -163,6 +163,9 @@ pub struct Dispatcher {
     stopping: AtomicBool,
     /// The queue of sends waiting for a rate-limit turn.
     turns: tokio::sync::Mutex<()>,
+    /// Outcomes waiting to be written, and the one writer that writes them (group commit).
+    records: Mutex<Vec<QueuedRecord>>,
+    record_writer: tokio::sync::Mutex<()>,
 }
 
 /// A worker not heard from for this long no longer holds a share of the rate limits.
@@ -194,6 +197,8 @@ impl Dispatcher {
             hold_until: Mutex::new(None),
             stopping: AtomicBool::new(false),
             turns: tokio::sync::Mutex::new(()),
+            records: Mutex::new(Vec::new()),
+            record_writer: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -436,8 +441,9 @@ impl Dispatcher {
             claimed: batch.len(),
             ..StepReport::default()
         };
+        let today = self.daily_counts(&batch).await?;
         let mut outcomes = futures::stream::iter(batch)
-            .map(|delivery| self.deliver_one(delivery))
+            .map(|delivery| self.deliver_one(delivery, &today))
             .buffer_unordered(self.config.dispatch.concurrency);
         while let Some(outcome) = outcomes.next().await {
             report.add(outcome?);
@@ -445,7 +451,19 @@ impl Dispatcher {
         Ok(report)
     }
 
-    async fn deliver_one(&self, d: ClaimedDelivery) -> anyhow::Result<Outcome> {
+    /// Sends one delivery; a place under the daily cap it took but did not use is given back.
+    async fn deliver_one(
+        &self,
+        d: ClaimedDelivery,
+        today: &DailyCounts,
+    ) -> anyhow::Result<Outcome> {
+        let id = d.id;
+        let outcome = self.send_one(d, today).await;
+        today.settle(id, matches!(outcome, Ok(Outcome::Sent)));
+        outcome
+    }
+
+    async fn send_one(&self, d: ClaimedDelivery, today: &DailyCounts) -> anyhow::Result<Outcome> {
         if d.opted_out || !d.contact_active {
             let why = if d.opted_out {
                 "person opted out"
@@ -477,10 +495,15 @@ impl Dispatcher {
                     .await;
             }
         };
-        if let Some(next_day) = self.over_daily_cap(&d).await? {
+        if !today.reserve(d.id, d.person_id) {
             self.metrics.count(d.channel.as_str(), "postponed", 1);
             return self
-                .retry_later(&d, next_day, RetryKind::Postpone, "daily cap reached")
+                .retry_later(
+                    &d,
+                    self.until_tomorrows_opening(),
+                    RetryKind::Postpone,
+                    "daily cap reached",
+                )
                 .await;
         }
         if let Some(wait) = self.wait_for_turn(&d).await {
@@ -600,48 +623,23 @@ impl Dispatcher {
         provider_id: Option<String>,
         awaits_report: bool,
     ) -> anyhow::Result<Outcome> {
-        let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE deliveries SET status = CASE WHEN status = 'sending' THEN 'sent' ELSE status END,
-                 sent_at = $1, updated_at = $1, provider_message_id = $2,
-                 lease_until = NULL, claim_token = NULL, last_error = NULL,
-                 reached_at = CASE WHEN $5 = 1 THEN reached_at ELSE $1 END
-             WHERE id = $3 AND claim_token = $4",
-        )
-        .bind(to_epoch(now))
-        .bind(provider_id)
-        .bind(d.id)
-        .bind(&d.claim_token)
-        .bind(i64::from(awaits_report))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            tx.rollback().await?;
+        let outcome = self
+            .record(
+                d,
+                Record::Sent {
+                    transport: transport.to_string(),
+                    provider_id,
+                    awaits_report,
+                },
+            )
+            .await?;
+        if outcome == Outcome::LeaseLost {
             tracing::warn!(
                 delivery = d.id,
                 "lease lost before the send was recorded; another worker owns it"
             );
-            return Ok(Outcome::LeaseLost);
         }
-        log_attempt(&mut *tx, d.id, now, "sent", transport).await?;
-        // A gateway that reports delivery has only accepted the message: the person counts as
-        // reached when the report says delivered.
-        if !awaits_report {
-            reach::record(
-                &mut tx,
-                d.person_id,
-                &d.area_code,
-                d.channel,
-                &d.person_kind,
-                now,
-                self.config.campaign.time_zone,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(Outcome::Sent)
+        Ok(outcome)
     }
 
     /// Telegram refused this person for good: when the occurrence also speaks SMS and the person
@@ -666,55 +664,55 @@ impl Dispatcher {
             return Ok(None);
         };
         let sms_contact: i64 = row.try_get(0)?;
-        let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE deliveries SET channel = 'sms', contact_id = $1, status = 'pending', due_at = $2,
-                 updated_at = $2, lease_until = NULL, claim_token = NULL, last_error = $3
-             WHERE id = $4 AND claim_token = $5",
+        self.record(
+            d,
+            Record::FallBack {
+                sms_contact,
+                reason: reason.to_string(),
+            },
         )
-        .bind(sms_contact)
-        .bind(to_epoch(now))
-        .bind(format!("telegram: {reason}; falling back to SMS"))
-        .bind(d.id)
-        .bind(&d.claim_token)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            tx.rollback().await?;
-            return Ok(Some(Outcome::LeaseLost));
-        }
-        audience::deactivate_contact(&mut *tx, d.contact_id, reason).await?;
-        log_attempt(
-            &mut *tx,
-            d.id,
-            now,
-            "failed",
-            &format!("{reason}; falling back to SMS"),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Some(Outcome::Retrying))
+        .await
+        .map(Some)
     }
 
-    /// The delay until the person may get another message, when they have had their share
-    /// today: until the start of the next local day's sending hours.
-    async fn over_daily_cap(&self, d: &ClaimedDelivery) -> anyhow::Result<Option<StdDuration>> {
+    /// Messages each person of the batch has had today (campaign time), in one query.
+    async fn daily_counts(&self, batch: &[ClaimedDelivery]) -> anyhow::Result<DailyCounts> {
+        let mut persons: Vec<i64> = batch.iter().map(|d| d.person_id).collect();
+        persons.sort_unstable();
+        persons.dedup();
+        let mut counts = HashMap::new();
+        if !persons.is_empty() {
+            let tz = self.config.campaign.time_zone;
+            let today = self.clock.now().with_timezone(&tz).date_naive();
+            let placeholders: Vec<String> =
+                (2..persons.len() + 2).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT person_id, COUNT(*) FROM deliveries
+                 WHERE person_id IN ({}) AND sent_at >= $1 AND status IN ('sent', 'delivered', 'buffered')
+                 GROUP BY person_id",
+                placeholders.join(", ")
+            );
+            let mut query =
+                sqlx::query(AssertSqlSafe(sql)).bind(to_epoch(local_midnight(today, tz)));
+            for p in &persons {
+                query = query.bind(*p);
+            }
+            for row in query.fetch_all(&self.db.pool).await? {
+                counts.insert(row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?);
+            }
+        }
+        Ok(DailyCounts {
+            cap: i64::from(self.config.dispatch.max_per_person_per_day),
+            state: Mutex::new((counts, HashMap::new())),
+        })
+    }
+
+    /// The delay until the next local day's sending hours open: when a person has had their
+    /// share of messages today.
+    fn until_tomorrows_opening(&self) -> StdDuration {
         let now = self.clock.now();
         let tz = self.config.campaign.time_zone;
         let today = now.with_timezone(&tz).date_naive();
-        let sent_today: i64 = sqlx::query(
-            "SELECT COUNT(*) FROM deliveries WHERE person_id = $1 AND status = 'sent' AND sent_at >= $2",
-        )
-        .bind(d.person_id)
-        .bind(to_epoch(local_midnight(today, tz)))
-        .fetch_one(&self.db.pool)
-        .await?
-        .try_get(0)?;
-        if sent_today < i64::from(self.config.dispatch.max_per_person_per_day) {
-            return Ok(None);
-        }
         let opening = self
             .config
             .dispatch
@@ -725,7 +723,7 @@ impl Dispatcher {
             .from_local_datetime(&tomorrow.and_time(opening))
             .earliest()
             .map_or(local_midnight(tomorrow, tz), |t| t.to_utc());
-        Ok(Some((next - now).to_std().unwrap_or_default()))
+        (next - now).to_std().unwrap_or_default()
     }
 
     /// Waits for this message's turn under the rate limits, when the clock lets us wait;
@@ -789,84 +787,295 @@ impl Dispatcher {
         kind: RetryKind,
         detail: &str,
     ) -> anyhow::Result<Outcome> {
-        let (counts_as_failure, outcome, result) = match kind {
-            RetryKind::Failure => (true, "retryable", Outcome::Retrying),
-            RetryKind::RateLimited => (false, "rate_limited", Outcome::Retrying),
-            RetryKind::Postpone => (false, "postponed", Outcome::Postponed),
-        };
-        let now = self.clock.now();
-        let due = now + Duration::from_std(delay).unwrap_or(Duration::hours(1));
-        let mut tx = self.db.pool.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE deliveries SET status = 'pending', due_at = $1, updated_at = $2, lease_until = NULL,
-                 claim_token = NULL, last_error = $3, failures = failures + $4
-             WHERE id = $5 AND claim_token = $6",
+        self.record(
+            d,
+            Record::Retry {
+                delay,
+                kind,
+                detail: detail.to_string(),
+            },
         )
-        .bind(to_epoch(due))
-        .bind(to_epoch(now))
-        .bind(detail)
-        .bind(i64::from(counts_as_failure))
-        .bind(d.id)
-        .bind(&d.claim_token)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            tx.rollback().await?;
-            return Ok(Outcome::LeaseLost);
-        }
-        // A postponement is not an attempt: nothing was sent.
-        if kind == RetryKind::Postpone {
-            sqlx::query("UPDATE deliveries SET attempts = attempts - 1 WHERE id = $1")
-                .bind(d.id)
-                .execute(&mut *tx)
-                .await?;
-        } else {
-            log_attempt(&mut *tx, d.id, now, outcome, detail).await?;
-        }
-        tx.commit().await?;
-        Ok(result)
+        .await
     }
 
     /// A final state other than `sent`; `deactivate` also stops all sending to the contact.
     async fn finish(
         &self,
         d: &ClaimedDelivery,
-        status: &str,
+        status: &'static str,
         reason: &str,
         deactivate: Option<&str>,
     ) -> anyhow::Result<Outcome> {
-        let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE deliveries SET status = $1, updated_at = $2, lease_until = NULL, claim_token = NULL,
-                 last_error = $3, failures = failures + $4
-             WHERE id = $5 AND claim_token = $6",
+        self.record(
+            d,
+            Record::Finish {
+                status,
+                reason: reason.to_string(),
+                deactivate: deactivate.map(str::to_string),
+            },
         )
-        .bind(status)
-        .bind(to_epoch(now))
-        .bind(reason)
-        .bind(i64::from(status == "dead"))
-        .bind(d.id)
-        .bind(&d.claim_token)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            tx.rollback().await?;
+        .await
+    }
+
+    /// Records an outcome, committed together with the outcomes other sends of this worker
+    /// reach meanwhile (group commit): one transaction for many rows, while each send still
+    /// waits for its own record, so a crash leaves at most the sends in flight unrecorded.
+    async fn record(&self, d: &ClaimedDelivery, record: Record) -> anyhow::Result<Outcome> {
+        let (answer, mut answered) = tokio::sync::oneshot::channel();
+        self.records
+            .lock()
+            .expect("record queue lock")
+            .push(QueuedRecord {
+                delivery: d.clone(),
+                record,
+                at: self.clock.now(),
+                answer,
+            });
+        let _writer = self.record_writer.lock().await;
+        // Another sender may have written ours while we waited for the writer.
+        if let Ok(result) = answered.try_recv() {
+            return result.map_err(|e| anyhow::anyhow!("recording a delivery: {e}"));
+        }
+        let batch = std::mem::take(&mut *self.records.lock().expect("record queue lock"));
+        let results = self.write_records(&batch).await;
+        for (queued, result) in batch.into_iter().zip(results) {
+            let _ = queued.answer.send(result);
+        }
+        answered
+            .await
+            .map_err(|_| anyhow::anyhow!("recording a delivery: the writer went away"))?
+            .map_err(|e| anyhow::anyhow!("recording a delivery: {e}"))
+    }
+
+    /// Writes a batch of outcomes in one transaction: all of them, or (on a database error)
+    /// none, each then answered with the error.
+    async fn write_records(&self, batch: &[QueuedRecord]) -> Vec<Result<Outcome, String>> {
+        let written: Result<Vec<Outcome>, sqlx::Error> = async {
+            let mut tx = self.db.pool.begin().await?;
+            let mut outcomes = Vec::with_capacity(batch.len());
+            for queued in batch {
+                outcomes.push(self.write_record(&mut tx, queued).await?);
+            }
+            tx.commit().await?;
+            Ok(outcomes)
+        }
+        .await;
+        match written {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(e) => batch.iter().map(|_| Err(e.to_string())).collect(),
+        }
+    }
+
+    /// One outcome. Every change is guarded by the claim token: a worker whose lease passed
+    /// and whose row another worker took writes nothing (`LeaseLost`).
+    async fn write_record(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        queued: &QueuedRecord,
+    ) -> Result<Outcome, sqlx::Error> {
+        let (d, now) = (&queued.delivery, queued.at);
+        let guarded = match &queued.record {
+            Record::Sent {
+                provider_id,
+                awaits_report,
+                ..
+            } => sqlx::query(
+                "UPDATE deliveries SET status = CASE WHEN status = 'sending' THEN 'sent' ELSE status END,
+                     sent_at = $1, updated_at = $1, provider_message_id = $2,
+                     lease_until = NULL, claim_token = NULL, last_error = NULL,
+                     reached_at = CASE WHEN $3 = 1 THEN reached_at ELSE $1 END
+                 WHERE id = $4 AND claim_token = $5",
+            )
+            .bind(to_epoch(now))
+            .bind(provider_id.clone())
+            .bind(i64::from(*awaits_report)),
+            Record::Retry {
+                delay,
+                kind,
+                detail,
+            } => {
+                let due = now + Duration::from_std(*delay).unwrap_or(Duration::hours(1));
+                // A postponement is not an attempt: nothing was sent.
+                let (failure, not_an_attempt) = match kind {
+                    RetryKind::Failure => (1, 0),
+                    RetryKind::RateLimited => (0, 0),
+                    RetryKind::Postpone => (0, 1),
+                };
+                sqlx::query(
+                    "UPDATE deliveries SET status = 'pending', due_at = $1, updated_at = $2, lease_until = NULL,
+                         claim_token = NULL, last_error = $3, failures = failures + $6,
+                         attempts = attempts - $7
+                     WHERE id = $4 AND claim_token = $5",
+                )
+                .bind(to_epoch(due))
+                .bind(to_epoch(now))
+                .bind(detail.clone())
+                .bind(d.id)
+                .bind(d.claim_token.clone())
+                .bind(failure)
+                .bind(not_an_attempt)
+            }
+            Record::Finish { status, reason, .. } => sqlx::query(
+                "UPDATE deliveries SET status = $1, updated_at = $2, lease_until = NULL, claim_token = NULL,
+                     last_error = $3, failures = failures + $6
+                 WHERE id = $4 AND claim_token = $5",
+            )
+            .bind(*status)
+            .bind(to_epoch(now))
+            .bind(reason.clone())
+            .bind(d.id)
+            .bind(d.claim_token.clone())
+            .bind(i64::from(*status == "dead")),
+            Record::FallBack {
+                sms_contact,
+                reason,
+            } => sqlx::query(
+                "UPDATE deliveries SET channel = 'sms', contact_id = $1, status = 'pending', due_at = $2,
+                     updated_at = $2, lease_until = NULL, claim_token = NULL, last_error = $3
+                 WHERE id = $4 AND claim_token = $5",
+            )
+            .bind(*sms_contact)
+            .bind(to_epoch(now))
+            .bind(format!("telegram: {reason}; falling back to SMS")),
+        };
+        // Sent and FallBack bind the row's id and token last; the others did above.
+        let guarded = match &queued.record {
+            Record::Sent { .. } | Record::FallBack { .. } => {
+                guarded.bind(d.id).bind(d.claim_token.clone())
+            }
+            _ => guarded,
+        };
+        if guarded.execute(&mut *tx).await?.rows_affected() == 0 {
             return Ok(Outcome::LeaseLost);
         }
-        if let Some(why) = deactivate {
-            audience::deactivate_contact(&mut *tx, d.contact_id, why).await?;
-        }
-        log_attempt(&mut *tx, d.id, now, status, reason).await?;
-        tx.commit().await?;
-        Ok(match status {
-            "dead" => Outcome::Dead,
-            "skipped" => Outcome::Skipped,
-            _ => Outcome::Failed,
+        Ok(match &queued.record {
+            Record::Sent {
+                transport,
+                awaits_report,
+                ..
+            } => {
+                log_attempt(&mut *tx, d.id, now, "sent", transport).await?;
+                // A gateway that reports delivery has only accepted the message: the person
+                // counts as reached when the report says delivered.
+                if !awaits_report {
+                    reach::record(
+                        tx,
+                        d.person_id,
+                        &d.area_code,
+                        d.channel,
+                        &d.person_kind,
+                        now,
+                        self.config.campaign.time_zone,
+                    )
+                    .await?;
+                }
+                Outcome::Sent
+            }
+            Record::Retry { kind, detail, .. } => match kind {
+                RetryKind::Postpone => Outcome::Postponed,
+                RetryKind::Failure => {
+                    log_attempt(&mut *tx, d.id, now, "retryable", detail).await?;
+                    Outcome::Retrying
+                }
+                RetryKind::RateLimited => {
+                    log_attempt(&mut *tx, d.id, now, "rate_limited", detail).await?;
+                    Outcome::Retrying
+                }
+            },
+            Record::Finish {
+                status,
+                reason,
+                deactivate,
+            } => {
+                if let Some(why) = deactivate {
+                    audience::deactivate_contact(&mut *tx, d.contact_id, why).await?;
+                }
+                log_attempt(&mut *tx, d.id, now, status, reason).await?;
+                match *status {
+                    "dead" => Outcome::Dead,
+                    "skipped" => Outcome::Skipped,
+                    _ => Outcome::Failed,
+                }
+            }
+            Record::FallBack { reason, .. } => {
+                audience::deactivate_contact(&mut *tx, d.contact_id, reason).await?;
+                log_attempt(
+                    &mut *tx,
+                    d.id,
+                    now,
+                    "failed",
+                    &format!("{reason}; falling back to SMS"),
+                )
+                .await?;
+                Outcome::Retrying
+            }
         })
     }
+}
+
+/// The daily cap within one step: messages each person has had today, counting those this
+/// step has reserved a place for (two deliveries of one person can be in one batch).
+struct DailyCounts {
+    cap: i64,
+    /// (messages per person today, person of each delivery holding a reserved place).
+    state: Mutex<(HashMap<i64, i64>, HashMap<i64, i64>)>,
+}
+
+impl DailyCounts {
+    /// Takes a place for `delivery`; false when its person has had their share today.
+    fn reserve(&self, delivery: i64, person: i64) -> bool {
+        let mut state = self.state.lock().expect("daily counts lock");
+        let (counts, reserved) = &mut *state;
+        let count = counts.entry(person).or_default();
+        if *count >= self.cap {
+            return false;
+        }
+        *count += 1;
+        reserved.insert(delivery, person);
+        true
+    }
+
+    /// Keeps the place of a delivery that was sent; gives back any other's.
+    fn settle(&self, delivery: i64, sent: bool) {
+        let mut state = self.state.lock().expect("daily counts lock");
+        let (counts, reserved) = &mut *state;
+        if let Some(person) = reserved.remove(&delivery)
+            && !sent
+        {
+            *counts.entry(person).or_default() -= 1;
+        }
+    }
+}
+
+/// What a worker records about one claimed delivery.
+#[derive(Debug)]
+enum Record {
+    Sent {
+        transport: String,
+        provider_id: Option<String>,
+        awaits_report: bool,
+    },
+    Retry {
+        delay: StdDuration,
+        kind: RetryKind,
+        detail: String,
+    },
+    /// A final state other than `sent`; `deactivate` also stops all sending to the contact.
+    Finish {
+        status: &'static str,
+        reason: String,
+        deactivate: Option<String>,
+    },
+    /// Telegram refused the person for good: the same delivery goes by SMS.
+    FallBack { sms_contact: i64, reason: String },
+}
+
+/// An outcome waiting for the next group commit.
+struct QueuedRecord {
+    delivery: ClaimedDelivery,
+    record: Record,
+    at: DateTime<Utc>,
+    answer: tokio::sync::oneshot::Sender<Result<Outcome, String>>,
 }
 
 /// Why a delivery goes back to `pending`.
