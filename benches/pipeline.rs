@@ -1,5 +1,6 @@
 //! `cargo bench --bench pipeline`: fan-out, dispatch, limit-hugging, reach report and memory at
-//! district (250,000) and province (1,000,000) scale; `-- --national` adds 10,000,000.
+//! district (250,000) and province (1,000,000) scale; `-- --national` adds 10,000,000;
+//! `-- --only sizes|dispatch|hug` runs one part.
 //! Each figure is printed beside the limit it chases, measured in the same run.
 //!
 //! Environment: `LOA_BENCH_HUG_SECONDS` (default 60), `LOA_BENCH_DISPATCH` (messages, default
@@ -37,6 +38,11 @@ fn main() -> anyhow::Result<()> {
         postgres_url: std::env::var("LOA_TEST_POSTGRES_URL")
             .ok()
             .filter(|u| !u.is_empty()),
+        only: args
+            .iter()
+            .position(|a| a == "--only")
+            .and_then(|i| args.get(i + 1))
+            .cloned(),
     };
     let setup = Setup::load(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("loa.toml"),

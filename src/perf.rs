@@ -37,6 +37,14 @@ pub struct PerfOptions {
     pub dir: std::path::PathBuf,
     /// PostgreSQL server for the runs that have a PostgreSQL variant.
     pub postgres_url: Option<String>,
+    /// Run one part only: `sizes` (fan-out, report), `dispatch` or `hug`; `None`: all.
+    pub only: Option<String>,
+}
+
+impl PerfOptions {
+    fn runs(&self, part: &str) -> bool {
+        self.only.as_deref().is_none_or(|only| only == part)
+    }
 }
 
 /// One printed line.
@@ -159,7 +167,12 @@ pub async fn run(base: &Setup, options: &PerfOptions) -> anyhow::Result<Vec<Figu
     };
     let telegram = FakeTelegram::start(TOKEN).await?;
 
-    for &n in &options.sizes {
+    let sizes: &[usize] = if options.runs("sizes") {
+        &options.sizes
+    } else {
+        &[]
+    };
+    for &n in sizes {
         reset_peak_rss();
         // ---- fan-out: one occurrence to everyone, against a plain batched INSERT ----
         let url = database_url(options, &format!("fanout-{n}"));
@@ -235,6 +248,39 @@ pub async fn run(base: &Setup, options: &PerfOptions) -> anyhow::Result<Vec<Figu
     }
 
     // ---- dispatch end to end, limits off, against the sink's own capacity ----
+    if options.runs("dispatch") {
+        figures.extend(dispatch_figures(base, options, &telegram).await?);
+    }
+
+    // ---- limit-hugging: Telegram's limits on, against a fake enforcing them ----
+    if options.runs("hug") {
+        let hug = StdDuration::from_secs(options.hug_seconds);
+        for processes in [1, 2] {
+            // A fake of its own per run: the previous run's last second must not count.
+            let strict = FakeTelegram::start(TOKEN).await?;
+            strict.enforce_limits(EnforcedLimits {
+                per_second: 30,
+                per_chat_per_second: 1,
+            });
+            let figure = hug_limits(base, options, &strict, hug, processes).await?;
+            println!("{figure}");
+            figures.push(figure);
+        }
+    }
+    Ok(figures)
+}
+
+/// Messages per second end to end with the limits off, and the sink's own capacity.
+async fn dispatch_figures(
+    base: &Setup,
+    options: &PerfOptions,
+    telegram: &FakeTelegram,
+) -> anyhow::Result<Vec<Figure>> {
+    let mut figures = Vec::new();
+    let mut emit = |f: Figure| {
+        println!("{f}");
+        figures.push(f);
+    };
     reset_peak_rss();
     let m = options.dispatch_messages;
     let url = database_url(options, "dispatch");
@@ -259,7 +305,7 @@ pub async fn run(base: &Setup, options: &PerfOptions) -> anyhow::Result<Vec<Figu
     let dispatch_time = started.elapsed();
     let sent = telegram.accepted() - before;
     let dispatch_peak = peak_rss_mb().unwrap_or(0.0);
-    let sink = sink_capacity(&telegram, m, setup.config.dispatch.concurrency).await?;
+    let sink = sink_capacity(telegram, m, setup.config.dispatch.concurrency).await?;
     telegram.forget_sent();
     let rate = sent as f64 / dispatch_time.as_secs_f64();
     emit(Figure {
@@ -278,18 +324,6 @@ pub async fn run(base: &Setup, options: &PerfOptions) -> anyhow::Result<Vec<Figu
         against: "target ≤ 150 MB".into(),
     });
     db.close().await;
-
-    // ---- limit-hugging: Telegram's limits on, against a fake enforcing them ----
-    let hug = StdDuration::from_secs(options.hug_seconds);
-    for processes in [1, 2] {
-        // A fake of its own per run: the previous run's last second must not count.
-        let strict = FakeTelegram::start(TOKEN).await?;
-        strict.enforce_limits(EnforcedLimits {
-            per_second: 30,
-            per_chat_per_second: 1,
-        });
-        emit(hug_limits(base, options, &strict, hug, processes).await?);
-    }
     Ok(figures)
 }
 

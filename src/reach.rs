@@ -6,7 +6,7 @@
 //! `COUNT(DISTINCT)` over the fewest period rows that tile the range exactly (whole years, then
 //! whole months, then days), never a scan of every delivery.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -15,6 +15,17 @@ use sqlx::{AssertSqlSafe, Row};
 
 use crate::config::{AreaTree, ChannelKind, TargetBand};
 use crate::store::{Db, to_epoch};
+
+/// A person reached, for `record_many`.
+#[derive(Debug, Clone)]
+pub struct Reached<'a> {
+    pub person_id: i64,
+    pub area_code: &'a str,
+    pub channel: ChannelKind,
+    /// `resident` or `organisation`.
+    pub kind: &'a str,
+    pub at: DateTime<Utc>,
+}
 
 /// Records that a person was reached at `at`; a second call for the same period is a no-op.
 /// The per-area counts of the periods that are new for this person go up by one.
@@ -27,34 +38,98 @@ pub async fn record(
     at: DateTime<Utc>,
     tz: Tz,
 ) -> Result<(), sqlx::Error> {
-    let [day, month, year] = periods_of(at.with_timezone(&tz).date_naive());
-    let new_periods = sqlx::query(
-        "INSERT INTO reach (period, person_id, area_code, channel, first_at, kind)
-         VALUES ($1, $4, $5, $6, $7, $8), ($2, $4, $5, $6, $7, $8), ($3, $4, $5, $6, $7, $8)
-         ON CONFLICT (period, person_id) DO NOTHING
-         RETURNING period",
-    )
-    .bind(day)
-    .bind(month)
-    .bind(year)
-    .bind(person_id)
-    .bind(area_code)
-    .bind(channel.as_str())
-    .bind(to_epoch(at))
-    .bind(kind)
-    .fetch_all(&mut *conn)
-    .await?;
-    for row in new_periods {
-        let period: String = row.try_get(0)?;
-        sqlx::query(
-            "INSERT INTO reach_counts (period, kind, area_code, persons) VALUES ($1, $2, $3, 1)
-             ON CONFLICT (period, kind, area_code) DO UPDATE SET persons = reach_counts.persons + 1",
-        )
-        .bind(period)
-        .bind(kind)
-        .bind(area_code)
-        .execute(&mut *conn)
-        .await?;
+    let reached = Reached {
+        person_id,
+        area_code,
+        channel,
+        kind,
+        at,
+    };
+    record_many(conn, std::slice::from_ref(&reached), tz).await
+}
+
+/// Rows per statement: six values each.
+const ROWS_PER_STATEMENT: usize = 300;
+
+/// `record` for many persons in a few statements: the reach rows of every period, then one
+/// upsert of the counts that went up. Rows and counts are written in key order, so concurrent
+/// writers (several processes on PostgreSQL) always lock them in the same order and cannot
+/// deadlock.
+pub async fn record_many(
+    conn: &mut sqlx::AnyConnection,
+    reached: &[Reached<'_>],
+    tz: Tz,
+) -> Result<(), sqlx::Error> {
+    let mut rows: Vec<(String, &Reached<'_>)> = reached
+        .iter()
+        .flat_map(|r| {
+            periods_of(r.at.with_timezone(&tz).date_naive())
+                .into_iter()
+                .map(move |period| (period, r))
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.0, a.1.person_id).cmp(&(&b.0, b.1.person_id)));
+    rows.dedup_by(|a, b| a.0 == b.0 && a.1.person_id == b.1.person_id);
+    let mut new: BTreeMap<(String, String, String), i64> = BTreeMap::new();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p = i * 6;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${})",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5,
+                    p + 6
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO reach (period, person_id, area_code, channel, first_at, kind) VALUES {}
+             ON CONFLICT (period, person_id) DO NOTHING
+             RETURNING period, area_code, kind",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (period, r) in chunk {
+            query = query
+                .bind(period.clone())
+                .bind(r.person_id)
+                .bind(r.area_code.to_string())
+                .bind(r.channel.as_str())
+                .bind(to_epoch(r.at))
+                .bind(r.kind.to_string());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            *new.entry((row.try_get(0)?, row.try_get(2)?, row.try_get(1)?))
+                .or_default() += 1;
+        }
+    }
+    let new: Vec<_> = new.into_iter().collect();
+    for chunk in new.chunks(ROWS_PER_STATEMENT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p = i * 4;
+                format!("(${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4)
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO reach_counts (period, kind, area_code, persons) VALUES {}
+             ON CONFLICT (period, kind, area_code)
+             DO UPDATE SET persons = reach_counts.persons + excluded.persons",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for ((period, kind, area), persons) in chunk {
+            query = query
+                .bind(period.clone())
+                .bind(kind.clone())
+                .bind(area.clone())
+                .bind(*persons);
+        }
+        query.execute(&mut *conn).await?;
     }
     Ok(())
 }

@@ -276,18 +276,13 @@ impl Scheduler {
         // One set-based insert: one row per person, through the contact whose channel the
         // schedule prefers most.
         let filter = AudienceFilter::new(spec.audience, spec.channels, &self.areas, 5);
+        // (`WHERE true`: SQLite needs a WHERE before an upsert's ON CONFLICT in INSERT … SELECT.)
         let sql = format!(
             "INSERT INTO deliveries (occurrence_id, person_id, contact_id, channel, status, due_at, expires_at, updated_at)
-             SELECT $1, person_id, contact_id, channel, 'pending', $2, $3, $4 FROM (
-                 SELECT c.person_id AS person_id, c.id AS contact_id, c.channel AS channel,
-                        ROW_NUMBER() OVER (PARTITION BY c.person_id ORDER BY {rank}, c.id) AS pick
-                 FROM contacts c JOIN persons p ON p.id = c.person_id
-                 WHERE {condition}
-             ) ranked
-             WHERE pick = 1
+             SELECT $1, person_id, contact_id, channel, 'pending', $2, $3, $4 FROM ({picks}) chosen
+             WHERE true
              ON CONFLICT (occurrence_id, person_id) DO NOTHING",
-            rank = filter.channel_rank,
-            condition = filter.sql,
+            picks = filter.picks(),
         );
         let mut fan_out = sqlx::query(AssertSqlSafe(sql))
             .bind(id)

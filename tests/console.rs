@@ -401,6 +401,18 @@ async fn content_is_sent_only_after_someone_other_than_its_author_approves_it() 
     );
     assert_eq!(item["approver"], "user:binh");
 
+    // Approved content is on everyone's calendar; a draft only on the queue's workers'.
+    let official = c.token("lanh-dao", Role::Official, None).await;
+    let on_calendar = |calendar: &Value| {
+        calendar
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["id"] == format!("content:{id}"))
+    };
+    let (_, calendar) = c.api(&official, "GET", "/api/calendar", None).await;
+    assert!(on_calendar(&calendar));
+
     // Editing approved content sends it back to draft: it must be approved again.
     let mut changed = afternoon(content("Nói chuyện chuyên đề (sửa)", &["bac-ly"]));
     changed["sms_text"] =
@@ -419,6 +431,13 @@ async fn content_is_sent_only_after_someone_other_than_its_author_approves_it() 
         "{item}"
     );
     assert_eq!(item["approver"], Value::Null);
+    let (_, calendar) = c.api(&official, "GET", "/api/calendar", None).await;
+    assert!(
+        !on_calendar(&calendar),
+        "a draft is not on an official's calendar"
+    );
+    let (_, calendar) = c.api_as(&writer, "GET", "/api/calendar", None).await;
+    assert!(on_calendar(&calendar), "but on its author's");
 
     // Its send time comes while it is a draft: nothing goes out.
     c.app.set_clock("2026-11-30T15:00:00+07:00");

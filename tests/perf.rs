@@ -19,6 +19,7 @@ async fn the_benchmark_harness_runs_at_a_tiny_size() {
         report_occurrences: 3,
         dir: dir.path().to_path_buf(),
         postgres_url: None,
+        only: None,
     };
     let figures = run(&setup, &options).await.unwrap();
     let names: Vec<&str> = figures.iter().map(|f| f.name.as_str()).collect();

@@ -750,6 +750,14 @@ impl Console {
     /// The queue as the actor may see it, soonest first; cancelled and done last.
     pub async fn contents(&self, actor: &Actor) -> Result<Vec<Content>, ConsoleError> {
         actor.require(Permission::ViewQueue)?;
+        self.contents_in_scope(actor).await
+    }
+
+    /// Every item whose audience lies within the actor's area, whatever their role may see.
+    pub(super) async fn contents_in_scope(
+        &self,
+        actor: &Actor,
+    ) -> Result<Vec<Content>, ConsoleError> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "{SELECT} ORDER BY CASE WHEN state IN ('done', 'cancelled') THEN 1 ELSE 0 END, send_at, id"
         )))

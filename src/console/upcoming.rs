@@ -107,36 +107,38 @@ impl Console {
                 },
             ));
         }
-        if Permission::ViewQueue.allows(actor.role) {
-            for item in self.contents(actor).await? {
-                if !item.state.is_open() && item.state != State::Sending {
-                    continue;
-                }
-                if item.send_at > end
-                    || (item.state != State::Sending && item.send_at < now - Duration::days(2))
-                {
-                    continue;
-                }
-                let Some(split) = count(&item.areas, &item.tags, &item.channels).await? else {
-                    continue;
-                };
-                entries.push((
-                    item.send_at,
-                    Upcoming {
-                        at: item.send_at.with_timezone(&tz).to_rfc3339(),
-                        source: "content",
-                        id: item.schedule_id(),
-                        title: item.title.clone(),
-                        template: item.template.clone(),
-                        channels: item.channels.clone(),
-                        areas: item.areas.clone(),
-                        tags: item.tags.clone(),
-                        recipients: split.values().sum(),
-                        by_channel: split,
-                        state: Some(item.state),
-                    },
-                ));
+        // Content approved for sending is on everyone's calendar; drafts and content awaiting
+        // approval only on the calendars of those who work the queue.
+        let sees_queue = Permission::ViewQueue.allows(actor.role);
+        for item in self.contents_in_scope(actor).await? {
+            let scheduled = matches!(item.state, State::Approved | State::Sending);
+            if !(scheduled || sees_queue && item.state.is_open()) {
+                continue;
             }
+            if item.send_at > end
+                || (item.state != State::Sending && item.send_at < now - Duration::days(2))
+            {
+                continue;
+            }
+            let Some(split) = count(&item.areas, &item.tags, &item.channels).await? else {
+                continue;
+            };
+            entries.push((
+                item.send_at,
+                Upcoming {
+                    at: item.send_at.with_timezone(&tz).to_rfc3339(),
+                    source: "content",
+                    id: item.schedule_id(),
+                    title: item.title.clone(),
+                    template: item.template.clone(),
+                    channels: item.channels.clone(),
+                    areas: item.areas.clone(),
+                    tags: item.tags.clone(),
+                    recipients: split.values().sum(),
+                    by_channel: split,
+                    state: Some(item.state),
+                },
+            ));
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
         Ok(entries

@@ -262,6 +262,11 @@ impl Dispatcher {
             *self.hold_until.lock().expect("hold lock") =
                 Some(now + Duration::seconds(2 * HEARTBEAT_SECONDS));
         }
+        sqlx::query("UPDATE dispatch_workers SET share_of = $1 WHERE id = $2")
+            .bind(live)
+            .bind(&self.worker_id)
+            .execute(&self.db.pool)
+            .await?;
         let before = self.limits.share();
         self.limits.set_share(live.max(1) as u32);
         if before != self.limits.share() {
@@ -309,11 +314,7 @@ impl Dispatcher {
             self.metrics.count("all", "expired", expired as u64);
         }
         let now = self.clock.now();
-        let holding = self
-            .hold_until
-            .lock()
-            .expect("hold lock")
-            .is_some_and(|until| now < until);
+        let holding = self.holding(now).await?;
         if holding || self.stopping.load(Ordering::SeqCst) || self.is_quiet(now) {
             return Ok(StepReport {
                 expired,
@@ -324,6 +325,30 @@ impl Dispatcher {
         let mut report = self.deliver(batch).await?;
         report.expired = expired;
         Ok(report)
+    }
+
+    /// Whether this worker, new among others, must still wait for them to recount the workers:
+    /// until each live worker has divided the rate by at least as many as this one, or at most
+    /// the hold's two seconds.
+    async fn holding(&self, now: DateTime<Utc>) -> anyhow::Result<bool> {
+        let until = *self.hold_until.lock().expect("hold lock");
+        let Some(until) = until.filter(|until| now < *until) else {
+            return Ok(false);
+        };
+        let behind: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM dispatch_workers WHERE heartbeat_at >= $1 AND share_of < $2",
+        )
+        .bind(to_epoch(now - Duration::seconds(WORKER_TIMEOUT_SECONDS)))
+        .bind(i64::from(self.limits.share()))
+        .fetch_one(&self.db.pool)
+        .await?
+        .try_get(0)?;
+        if behind == 0 {
+            tracing::debug!(until = %until, "every worker has recounted: sending");
+            *self.hold_until.lock().expect("hold lock") = None;
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// Marks `expired` every delivery nobody is working on whose occurrence has expired.
@@ -626,11 +651,11 @@ impl Dispatcher {
         let outcome = self
             .record(
                 d,
-                Record::Sent {
+                Record::Sent(Sent {
                     transport: transport.to_string(),
                     provider_id,
                     awaits_report,
-                },
+                }),
             )
             .await?;
         if outcome == Outcome::LeaseLost {
@@ -666,10 +691,10 @@ impl Dispatcher {
         let sms_contact: i64 = row.try_get(0)?;
         self.record(
             d,
-            Record::FallBack {
+            Record::Change(Change::FallBack {
                 sms_contact,
                 reason: reason.to_string(),
-            },
+            }),
         )
         .await
         .map(Some)
@@ -789,11 +814,11 @@ impl Dispatcher {
     ) -> anyhow::Result<Outcome> {
         self.record(
             d,
-            Record::Retry {
+            Record::Change(Change::Retry {
                 delay,
                 kind,
                 detail: detail.to_string(),
-            },
+            }),
         )
         .await
     }
@@ -808,11 +833,11 @@ impl Dispatcher {
     ) -> anyhow::Result<Outcome> {
         self.record(
             d,
-            Record::Finish {
+            Record::Change(Change::Finish {
                 status,
                 reason: reason.to_string(),
                 deactivate: deactivate.map(str::to_string),
-            },
+            }),
         )
         .await
     }
@@ -852,12 +877,53 @@ impl Dispatcher {
     async fn write_records(&self, batch: &[QueuedRecord]) -> Vec<Result<Outcome, String>> {
         let written: Result<Vec<Outcome>, sqlx::Error> = async {
             let mut tx = self.db.pool.begin().await?;
-            let mut outcomes = Vec::with_capacity(batch.len());
-            for queued in batch {
-                outcomes.push(self.write_record(&mut tx, queued).await?);
+            let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
+            // Sends, by far the most common outcome, a few statements for all of them.
+            let sent: Vec<usize> = (0..batch.len())
+                .filter(|&i| matches!(batch[i].record, Record::Sent(_)))
+                .collect();
+            let mut reached = Vec::new();
+            for chunk in sent.chunks(SENT_PER_STATEMENT) {
+                let recorded = self.write_sent(&mut tx, batch, chunk).await?;
+                for &i in chunk {
+                    let (q, ok) = (&batch[i], recorded.contains(&batch[i].delivery.id));
+                    outcomes[i] = Some(if ok {
+                        Outcome::Sent
+                    } else {
+                        Outcome::LeaseLost
+                    });
+                    // A gateway that reports delivery has only accepted the message: the
+                    // person counts as reached when the report says delivered.
+                    if ok
+                        && matches!(
+                            q.record,
+                            Record::Sent(Sent {
+                                awaits_report: false,
+                                ..
+                            })
+                        )
+                    {
+                        reached.push(reach::Reached {
+                            person_id: q.delivery.person_id,
+                            area_code: &q.delivery.area_code,
+                            channel: q.delivery.channel,
+                            kind: &q.delivery.person_kind,
+                            at: q.at,
+                        });
+                    }
+                }
+            }
+            reach::record_many(&mut tx, &reached, self.config.campaign.time_zone).await?;
+            for (queued, outcome) in batch.iter().zip(outcomes.iter_mut()) {
+                if let Record::Change(change) = &queued.record {
+                    *outcome = Some(
+                        self.write_change(&mut tx, &queued.delivery, queued.at, change)
+                            .await?,
+                    );
+                }
             }
             tx.commit().await?;
-            Ok(outcomes)
+            Ok(outcomes.into_iter().flatten().collect())
         }
         .await;
         match written {
@@ -866,30 +932,104 @@ impl Dispatcher {
         }
     }
 
-    /// One outcome. Every change is guarded by the claim token: a worker whose lease passed
-    /// and whose row another worker took writes nothing (`LeaseLost`).
-    async fn write_record(
+    /// Records the sends `chunk` points at in `batch`: one guarded update, one insert of
+    /// attempts, the reach rows. Returns the ids recorded; the others' leases were lost.
+    async fn write_sent(
         &self,
         tx: &mut sqlx::AnyConnection,
-        queued: &QueuedRecord,
-    ) -> Result<Outcome, sqlx::Error> {
-        let (d, now) = (&queued.delivery, queued.at);
-        let guarded = match &queued.record {
-            Record::Sent {
+        batch: &[QueuedRecord],
+        chunk: &[usize],
+    ) -> Result<std::collections::HashSet<i64>, sqlx::Error> {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p = i * 5;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${})",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5
+                )
+            })
+            .collect();
+        // VALUES columns are column1… in both SQLite and PostgreSQL: id, provider id, time,
+        // awaits a delivery report, claim token.
+        let sql = format!(
+            "UPDATE deliveries SET
+                 status = CASE WHEN deliveries.status = 'sending' THEN 'sent' ELSE deliveries.status END,
+                 sent_at = v.column3, updated_at = v.column3, provider_message_id = v.column2,
+                 lease_until = NULL, claim_token = NULL, last_error = NULL,
+                 reached_at = CASE WHEN v.column4 = 1 THEN deliveries.reached_at ELSE v.column3 END
+             FROM (VALUES {}) AS v
+             WHERE deliveries.id = v.column1 AND deliveries.claim_token = v.column5
+             RETURNING deliveries.id",
+            values.join(", ")
+        );
+        let mut update = sqlx::query(AssertSqlSafe(sql));
+        for &i in chunk {
+            let (d, at) = (&batch[i].delivery, batch[i].at);
+            let Record::Sent(Sent {
                 provider_id,
                 awaits_report,
                 ..
-            } => sqlx::query(
-                "UPDATE deliveries SET status = CASE WHEN status = 'sending' THEN 'sent' ELSE status END,
-                     sent_at = $1, updated_at = $1, provider_message_id = $2,
-                     lease_until = NULL, claim_token = NULL, last_error = NULL,
-                     reached_at = CASE WHEN $3 = 1 THEN reached_at ELSE $1 END
-                 WHERE id = $4 AND claim_token = $5",
-            )
-            .bind(to_epoch(now))
-            .bind(provider_id.clone())
-            .bind(i64::from(*awaits_report)),
-            Record::Retry {
+            }) = &batch[i].record
+            else {
+                continue;
+            };
+            update = update
+                .bind(d.id)
+                .bind(provider_id.clone())
+                .bind(to_epoch(at))
+                .bind(i64::from(*awaits_report))
+                .bind(d.claim_token.clone());
+        }
+        let mut recorded = std::collections::HashSet::new();
+        for row in update.fetch_all(&mut *tx).await? {
+            recorded.insert(row.try_get::<i64, _>(0)?);
+        }
+        let mine: Vec<&QueuedRecord> = chunk
+            .iter()
+            .map(|&i| &batch[i])
+            .filter(|q| recorded.contains(&q.delivery.id))
+            .collect();
+        if mine.is_empty() {
+            return Ok(recorded);
+        }
+        let values: Vec<String> = (0..mine.len())
+            .map(|i| {
+                let p = i * 3;
+                format!("(${}, ${}, 'sent', ${})", p + 1, p + 2, p + 3)
+            })
+            .collect();
+        let mut attempts = sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO delivery_attempts (delivery_id, at, outcome, detail) VALUES {}",
+            values.join(", ")
+        )));
+        for q in &mine {
+            let Record::Sent(Sent { transport, .. }) = &q.record else {
+                continue;
+            };
+            attempts = attempts
+                .bind(q.delivery.id)
+                .bind(to_epoch(q.at))
+                .bind(transport.clone());
+        }
+        attempts.execute(&mut *tx).await?;
+        Ok(recorded)
+    }
+
+    /// One outcome. Every change is guarded by the claim token: a worker whose lease passed
+    /// and whose row another worker took writes nothing (`LeaseLost`).
+    async fn write_change(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        d: &ClaimedDelivery,
+        now: DateTime<Utc>,
+        change: &Change,
+    ) -> Result<Outcome, sqlx::Error> {
+        let guarded = match change {
+            Change::Retry {
                 delay,
                 kind,
                 detail,
@@ -915,7 +1055,7 @@ impl Dispatcher {
                 .bind(failure)
                 .bind(not_an_attempt)
             }
-            Record::Finish { status, reason, .. } => sqlx::query(
+            Change::Finish { status, reason, .. } => sqlx::query(
                 "UPDATE deliveries SET status = $1, updated_at = $2, lease_until = NULL, claim_token = NULL,
                      last_error = $3, failures = failures + $6
                  WHERE id = $4 AND claim_token = $5",
@@ -926,7 +1066,7 @@ impl Dispatcher {
             .bind(d.id)
             .bind(d.claim_token.clone())
             .bind(i64::from(*status == "dead")),
-            Record::FallBack {
+            Change::FallBack {
                 sms_contact,
                 reason,
             } => sqlx::query(
@@ -938,40 +1078,16 @@ impl Dispatcher {
             .bind(to_epoch(now))
             .bind(format!("telegram: {reason}; falling back to SMS")),
         };
-        // Sent and FallBack bind the row's id and token last; the others did above.
-        let guarded = match &queued.record {
-            Record::Sent { .. } | Record::FallBack { .. } => {
-                guarded.bind(d.id).bind(d.claim_token.clone())
-            }
+        // FallBack binds the row's id and token last; the others did above.
+        let guarded = match change {
+            Change::FallBack { .. } => guarded.bind(d.id).bind(d.claim_token.clone()),
             _ => guarded,
         };
         if guarded.execute(&mut *tx).await?.rows_affected() == 0 {
             return Ok(Outcome::LeaseLost);
         }
-        Ok(match &queued.record {
-            Record::Sent {
-                transport,
-                awaits_report,
-                ..
-            } => {
-                log_attempt(&mut *tx, d.id, now, "sent", transport).await?;
-                // A gateway that reports delivery has only accepted the message: the person
-                // counts as reached when the report says delivered.
-                if !awaits_report {
-                    reach::record(
-                        tx,
-                        d.person_id,
-                        &d.area_code,
-                        d.channel,
-                        &d.person_kind,
-                        now,
-                        self.config.campaign.time_zone,
-                    )
-                    .await?;
-                }
-                Outcome::Sent
-            }
-            Record::Retry { kind, detail, .. } => match kind {
+        Ok(match change {
+            Change::Retry { kind, detail, .. } => match kind {
                 RetryKind::Postpone => Outcome::Postponed,
                 RetryKind::Failure => {
                     log_attempt(&mut *tx, d.id, now, "retryable", detail).await?;
@@ -982,7 +1098,7 @@ impl Dispatcher {
                     Outcome::Retrying
                 }
             },
-            Record::Finish {
+            Change::Finish {
                 status,
                 reason,
                 deactivate,
@@ -997,7 +1113,7 @@ impl Dispatcher {
                     _ => Outcome::Failed,
                 }
             }
-            Record::FallBack { reason, .. } => {
+            Change::FallBack { reason, .. } => {
                 audience::deactivate_contact(&mut *tx, d.contact_id, reason).await?;
                 log_attempt(
                     &mut *tx,
@@ -1047,14 +1163,26 @@ impl DailyCounts {
     }
 }
 
+/// Sends recorded per statement (five values each).
+const SENT_PER_STATEMENT: usize = 200;
+
 /// What a worker records about one claimed delivery.
 #[derive(Debug)]
 enum Record {
-    Sent {
-        transport: String,
-        provider_id: Option<String>,
-        awaits_report: bool,
-    },
+    Sent(Sent),
+    Change(Change),
+}
+
+#[derive(Debug)]
+struct Sent {
+    transport: String,
+    provider_id: Option<String>,
+    awaits_report: bool,
+}
+
+/// Any outcome but a send: rarer, written row by row.
+#[derive(Debug)]
+enum Change {
     Retry {
         delay: StdDuration,
         kind: RetryKind,
