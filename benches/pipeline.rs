@@ -1,6 +1,6 @@
 //! `cargo bench --bench pipeline`: fan-out, dispatch, limit-hugging, reach report and memory at
 //! district (250,000) and province (1,000,000) scale; `-- --national` adds 10,000,000;
-//! `-- --only sizes|dispatch|hug` runs one part.
+//! `-- --only sizes|fanout|dispatch|hug` runs one part.
 //! Each figure is printed beside the limit it chases, measured in the same run.
 //!
 //! Environment: `LOA_BENCH_HUG_SECONDS` (default 60), `LOA_BENCH_DISPATCH` (messages, default

@@ -37,13 +37,19 @@ pub struct PerfOptions {
     pub dir: std::path::PathBuf,
     /// PostgreSQL server for the runs that have a PostgreSQL variant.
     pub postgres_url: Option<String>,
-    /// Run one part only: `sizes` (fan-out, report), `dispatch` or `hug`; `None`: all.
+    /// Run one part only: `sizes` (fan-out and report), `fanout` (without the report's
+    /// synthetic year: a national run's would need ~50 GB), `dispatch` or `hug`; `None`: all.
     pub only: Option<String>,
 }
 
 impl PerfOptions {
     fn runs(&self, part: &str) -> bool {
-        self.only.as_deref().is_none_or(|only| only == part)
+        match self.only.as_deref() {
+            None => true,
+            Some("sizes") => matches!(part, "sizes" | "report"),
+            Some("fanout") => part == "sizes",
+            Some(only) => only == part,
+        }
     }
 }
 
@@ -216,6 +222,10 @@ pub async fn run(base: &Setup, options: &PerfOptions) -> anyhow::Result<Vec<Figu
         });
 
         // ---- reach report over persons × occurrences deliveries ----
+        if !options.runs("report") {
+            db.close().await;
+            continue;
+        }
         let deliveries = synthesise_year(&db, options.report_occurrences).await?;
         let c = &setup.config;
         let from = "2023-01-01".parse()?;

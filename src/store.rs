@@ -78,16 +78,18 @@ impl Db {
         let options = if backend == Backend::Sqlite {
             // An embedded file does not go away between queries: no ping before each one (a
             // round trip through sqlx's SQLite worker thread, a third of a transaction's cost).
-            options.test_before_acquire(false).after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    // WAL lets the web server read while a worker writes; NORMAL is safe with WAL.
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA synchronous = NORMAL").await?;
-                    conn.execute("PRAGMA foreign_keys = ON").await?;
-                    conn.execute("PRAGMA busy_timeout = 10000").await?;
-                    Ok(())
+            options
+                .test_before_acquire(false)
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        // WAL lets the web server read while a worker writes; NORMAL is safe with WAL.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        Ok(())
+                    })
                 })
-            })
         } else {
             options
         };
