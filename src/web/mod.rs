@@ -10,7 +10,7 @@ pub mod pages;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::{FromRequest, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -110,18 +110,40 @@ fn authorised(state: &WebState, params: &HashMap<String, String>, headers: &Head
     })
 }
 
+/// A gateway callback's parameters (query string, plus a form or JSON body), once its shared
+/// secret has checked out; 401 otherwise.
+struct Callback(HashMap<String, String>);
+
+impl FromRequest<WebState> for Callback {
+    type Rejection = (StatusCode, &'static str);
+
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &WebState,
+    ) -> Result<Self, Self::Rejection> {
+        let query: HashMap<String, String> = req
+            .uri()
+            .query()
+            .and_then(|q| serde_urlencoded::from_str(q).ok())
+            .unwrap_or_default();
+        let headers = req.headers().clone();
+        let body = String::from_request(req, state)
+            .await
+            .map_err(|_| (StatusCode::BAD_REQUEST, "unreadable body"))?;
+        let params = parameters(query, &body);
+        if !authorised(state, &params, &headers) {
+            return Err((StatusCode::UNAUTHORIZED, "unauthorised"));
+        }
+        Ok(Callback(params))
+    }
+}
+
 /// A delivery report: `id` (Loa's delivery id) or `message_id` (the provider's), and `status`
 /// as Kannel's DLR type (1 delivered, 2 failed, 4 buffered, 8 submitted, 16 rejected).
 async fn sms_report(
     State(state): State<WebState>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: String,
+    Callback(params): Callback,
 ) -> (StatusCode, &'static str) {
-    let params = parameters(query, &body);
-    if !authorised(&state, &params, &headers) {
-        return (StatusCode::UNAUTHORIZED, "unauthorised");
-    }
     let Some(status) = params
         .get("status")
         .and_then(|s| s.trim().parse::<u32>().ok())
@@ -169,14 +191,8 @@ async fn sms_report(
 /// A message from a resident: `from` (their number) and `text`.
 async fn sms_inbound(
     State(state): State<WebState>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: String,
+    Callback(params): Callback,
 ) -> (StatusCode, &'static str) {
-    let params = parameters(query, &body);
-    if !authorised(&state, &params, &headers) {
-        return (StatusCode::UNAUTHORIZED, "unauthorised");
-    }
     let (Some(from), Some(text)) = (params.get("from"), params.get("text")) else {
         return (StatusCode::BAD_REQUEST, "from and text are required");
     };

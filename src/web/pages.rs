@@ -885,20 +885,42 @@ async fn update_content(
     match console.update_content(&auth.actor, id, &input).await {
         Ok(c) => Ok(Redirect::to(&format!("/queue/{}?saved=1", c.id)).into_response()),
         Err(ConsoleError::Invalid { message, .. }) => {
-            let content = console.content(&auth.actor, id).await?;
-            content_page(
+            content_again(
                 &state,
                 &auth,
-                Some(&content),
-                &input,
+                id,
+                Some(input),
                 StatusCode::UNPROCESSABLE_ENTITY,
-                Some(message),
-                None,
+                message,
             )
             .await
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The content's page again with what went wrong above the form, and the form as posted
+/// (`input`) or as stored.
+async fn content_again(
+    state: &WebState,
+    auth: &Auth,
+    id: i64,
+    input: Option<ContentInput>,
+    status: StatusCode,
+    message: String,
+) -> PageResult {
+    let content = state.console().content(&auth.actor, id).await?;
+    let input = input.unwrap_or_else(|| input_of(state, &content));
+    content_page(
+        state,
+        auth,
+        Some(&content),
+        &input,
+        status,
+        Some(message),
+        None,
+    )
+    .await
 }
 
 async fn content_action(
@@ -909,24 +931,12 @@ async fn content_action(
 ) -> PageResult {
     let id = parse_id(&id)?;
     auth.check_csrf(Some(&form._csrf))?;
-    let console = state.console();
     let step = Transition::parse(&action).ok_or(PageError(ConsoleError::NotFound))?;
-    let result = console.apply(&auth.actor, id, step).await;
+    let result = state.console().apply(&auth.actor, id, step).await;
     match result {
         Ok(c) => Ok(Redirect::to(&format!("/queue/{}", c.id)).into_response()),
         Err(ConsoleError::Conflict(message)) => {
-            let content = console.content(&auth.actor, id).await?;
-            let input = input_of(&state, &content);
-            content_page(
-                &state,
-                &auth,
-                Some(&content),
-                &input,
-                StatusCode::CONFLICT,
-                Some(message),
-                None,
-            )
-            .await
+            content_again(&state, &auth, id, None, StatusCode::CONFLICT, message).await
         }
         Err(e) => Err(e.into()),
     }
