@@ -241,6 +241,11 @@ pub async fn run(
             )
         })?;
     tracing::info!("web server on http://{}", listener.local_addr()?);
+    if crate::console::accounts::count_users(&db).await? == 0 {
+        tracing::info!(
+            "the console has no accounts yet: create one with `loa user add NAME --role admin`"
+        );
+    }
 
     let Engine {
         db,

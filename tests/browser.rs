@@ -452,6 +452,9 @@ async fn the_content_form_previews_as_staff_type() {
         "{preview}"
     );
     assert_eq!(preview["recipients"], "100");
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("content-form.png");
+    std::fs::write(&path, browser.screenshot().await).unwrap();
+    eprintln!("screenshot: {}", path.display());
     browser.click("#content-form button[type=submit]").await;
     browser
         .wait_for(

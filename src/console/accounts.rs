@@ -149,6 +149,14 @@ pub async fn add_user(
     Ok(password)
 }
 
+/// How many console accounts exist (none: the operator is told how to create one).
+pub async fn count_users(db: &Db) -> Result<i64, sqlx::Error> {
+    sqlx::query("SELECT COUNT(*) FROM users")
+        .fetch_one(&db.pool)
+        .await?
+        .try_get(0)
+}
+
 /// Creates an API token and returns it; only its hash is kept, so it is shown once.
 pub async fn create_token(
     db: &Db,

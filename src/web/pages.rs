@@ -287,10 +287,12 @@ fn session_cookie(state: &WebState, value: &str, max_age: i64) -> String {
 async fn login(State(state): State<WebState>, Form(form): Form<LoginForm>) -> PageResult {
     let now = state.clock.now();
     let Some(session) = accounts::sign_in(&state.db, &form.name, &form.password, now).await? else {
+        // What was typed, cut short: a pasted novel must not go into the log.
+        let typed: String = form.name.trim().chars().take(40).collect();
         audit::record(
             &state.db.pool,
             now,
-            &format!("user:{}", form.name.trim()),
+            &format!("user:{typed}"),
             "session.sign_in_failed",
             None,
             None,
