@@ -385,3 +385,66 @@ async fn report_reach_prints_every_area_in_table_csv_and_json() {
     assert_eq!(json["total"]["reached"], 0);
     assert_eq!(json["areas"].as_array().unwrap().len(), 26);
 }
+
+#[tokio::test]
+async fn user_add_prints_a_password_that_signs_in_once_and_token_create_a_working_token() {
+    let dir = copy_of_repo();
+    let out = loa(
+        dir.path(),
+        &["user", "add", "lan", "--role", "staff", "--area", "bac-ly"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = stdout(&out);
+    assert!(printed.contains("user lan (staff) created"), "{printed}");
+    let password = printed.lines().last().unwrap().trim().to_string();
+    assert!(password.len() >= 12, "{printed}");
+
+    // The same name twice, an unknown area, a bad name: exit 1 with the reason, nothing added.
+    let again = loa(dir.path(), &["user", "add", "lan", "--role", "admin"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let nowhere = loa(
+        dir.path(),
+        &["user", "add", "an", "--role", "staff", "--area", "khong-co"],
+    );
+    assert_eq!(nowhere.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&nowhere.stderr).contains("unknown area"));
+    let token = loa(
+        dir.path(),
+        &["token", "create", "--role", "official", "--name", "bao-cao"],
+    );
+    assert!(token.status.success());
+    let token = stdout(&token).trim().to_string();
+
+    // What was printed works against the database `loa run` uses.
+    // `loa` ran in `dir`, so its `data/loa.db` is there.
+    let env = Env::default().with(
+        "LOA_DATABASE_URL",
+        format!("sqlite://{}/data/loa.db", dir.path().display()),
+    );
+    let setup = loa::app::Setup::load(&dir.path().join("loa.toml"), &env).unwrap();
+    let db = setup.open_database().await.unwrap();
+    let now = chrono::Utc::now();
+    let session = loa::console::accounts::sign_in(&db, "lan", &password, now)
+        .await
+        .unwrap()
+        .expect("the printed password signs in");
+    assert!(session.user.must_change_password);
+    assert_eq!(session.user.area.as_deref(), Some("bac-ly"));
+    let actor = loa::console::accounts::token_actor(&db, &token)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (actor.id.as_str(), actor.role),
+        ("token:bao-cao", loa::console::Role::Official)
+    );
+    assert_eq!(loa::console::accounts::count_users(&db).await.unwrap(), 1);
+    let log = loa::console::audit::latest(&db, 10, 0).await.unwrap();
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["token.create", "user.add"]);
+}
