@@ -185,6 +185,48 @@ impl From<RoleArg> for Role {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
+enum Credential {
+    User,
+    Token,
+}
+
+/// Creates a console user or an API token, in the audit log as done from the command line;
+/// returns the secret, to be printed once.
+async fn create_credential(
+    setup: &Setup,
+    what: Credential,
+    name: &str,
+    role: Role,
+    area: Option<&str>,
+) -> Result<String, CliError> {
+    let db = setup.open_database().await?;
+    let (areas, now) = (&setup.config.areas, Utc::now());
+    let (result, action, subject) = match what {
+        Credential::User => (
+            accounts::add_user(&db, areas, name, role, area, now).await,
+            "user.add",
+            format!("user:{name}"),
+        ),
+        Credential::Token => (
+            accounts::create_token(&db, areas, name, role, area, now).await,
+            "token.create",
+            format!("token:{name}"),
+        ),
+    };
+    if result.is_ok() {
+        let detail = format!(
+            "role {role}{}",
+            area.map(|a| format!(", area {a}")).unwrap_or_default()
+        );
+        audit::record(&db.pool, now, "cli", action, Some(&subject), Some(&detail))
+            .await
+            .map_err(|e| CliError::Other(e.into()))?;
+    }
+    db.close().await;
+    result.map_err(console_error)
+}
+
 /// A console error met on the command line: bad input is the caller's (exit 1).
 fn console_error(e: ConsoleError) -> CliError {
     match e {
@@ -449,32 +491,9 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
             user: UserCommand::Add { name, role, area },
         } => {
             let setup = Setup::load(&cli.config, &env)?;
-            let db = setup.open_database().await?;
             let role = Role::from(role);
-            let now = Utc::now();
-            let result =
-                accounts::add_user(&db, &setup.config.areas, &name, role, area.as_deref(), now)
-                    .await;
-            if result.is_ok() {
-                let detail = format!(
-                    "role {role}{}",
-                    area.as_deref()
-                        .map(|a| format!(", area {a}"))
-                        .unwrap_or_default()
-                );
-                audit::record(
-                    &db.pool,
-                    now,
-                    "cli",
-                    "user.add",
-                    Some(&format!("user:{name}")),
-                    Some(&detail),
-                )
-                .await
-                .map_err(|e| CliError::Other(e.into()))?;
-            }
-            db.close().await;
-            let password = result.map_err(console_error)?;
+            let password =
+                create_credential(&setup, Credential::User, &name, role, area.as_deref()).await?;
             outln!(
                 "user {name} ({role}) created; one-time password (to be changed at first sign-in):"
             );
@@ -485,26 +504,14 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
             token: TokenCommand::Create { role, name, area },
         } => {
             let setup = Setup::load(&cli.config, &env)?;
-            let db = setup.open_database().await?;
-            let role = Role::from(role);
-            let now = Utc::now();
-            let result =
-                accounts::create_token(&db, &setup.config.areas, &name, role, area.as_deref(), now)
-                    .await;
-            if result.is_ok() {
-                audit::record(
-                    &db.pool,
-                    now,
-                    "cli",
-                    "token.create",
-                    Some(&format!("token:{name}")),
-                    Some(&format!("role {role}")),
-                )
-                .await
-                .map_err(|e| CliError::Other(e.into()))?;
-            }
-            db.close().await;
-            let token = result.map_err(console_error)?;
+            let token = create_credential(
+                &setup,
+                Credential::Token,
+                &name,
+                Role::from(role),
+                area.as_deref(),
+            )
+            .await?;
             outln!("{token}");
             Ok(())
         }

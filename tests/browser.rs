@@ -178,6 +178,37 @@ impl Browser {
         }
     }
 
+    /// A new account's first visit: the page asks to sign in, the one-time password works once,
+    /// the console asks for a new one, then shows the dashboard.
+    async fn first_sign_in(
+        &self,
+        app: &TestApp,
+        base: &str,
+        name: &str,
+        role: Role,
+        area: Option<&str>,
+    ) {
+        let password = accounts::add_user(
+            &app.db,
+            &app.setup.config.areas,
+            name,
+            role,
+            area,
+            app.clock_now(),
+        )
+        .await
+        .unwrap();
+        self.goto(&format!("{base}/dashboard")).await;
+        self.type_into("#name", name).await;
+        self.type_into("#password", &password).await;
+        self.click("form[action='/login'] button").await;
+        self.wait_for_path("/account/password").await;
+        self.type_into("#current", &password).await;
+        self.type_into("#new", "mat-khau-moi-2026").await;
+        self.click("form[action='/account/password'] button").await;
+        self.wait_for_path("/dashboard").await;
+    }
+
     async fn screenshot(&self) -> Vec<u8> {
         let png = self.call("GET", "/screenshot", Value::Null).await;
         base64::engine::general_purpose::STANDARD
@@ -270,30 +301,10 @@ async fn seeded_app() -> (TestApp, String) {
 #[ignore = "needs Debian's chromium and chromium-driver; run by .ci/run"]
 async fn the_dashboard_renders_each_commune_against_the_band_in_chromium() {
     let (app, base) = seeded_app().await;
-    let password = accounts::add_user(
-        &app.db,
-        &app.setup.config.areas,
-        "lanh-dao",
-        Role::Official,
-        None,
-        app.clock_now(),
-    )
-    .await
-    .unwrap();
     let browser = Browser::start().await;
-
-    // Sign in with the one-time password; the console asks for a new one, then shows the dashboard.
-    browser.goto(&format!("{base}/dashboard")).await;
-    browser.type_into("#name", "lanh-dao").await;
-    browser.type_into("#password", &password).await;
-    browser.click("form[action='/login'] button").await;
-    browser.wait_for_path("/account/password").await;
-    browser.type_into("#current", &password).await;
-    browser.type_into("#new", "mat-khau-moi-2026").await;
     browser
-        .click("form[action='/account/password'] button")
+        .first_sign_in(&app, &base, "lanh-dao", Role::Official, None)
         .await;
-    browser.wait_for_path("/dashboard").await;
     browser
         .wait_for(
             "the commune table",
@@ -395,28 +406,10 @@ async fn the_dashboard_renders_each_commune_against_the_band_in_chromium() {
 #[ignore = "needs Debian's chromium and chromium-driver; run by .ci/run"]
 async fn the_content_form_previews_as_staff_type() {
     let (app, base) = seeded_app().await;
-    let password = accounts::add_user(
-        &app.db,
-        &app.setup.config.areas,
-        "can-bo",
-        Role::Staff,
-        Some("bac-ly"),
-        app.clock_now(),
-    )
-    .await
-    .unwrap();
     let browser = Browser::start().await;
-    browser.goto(&format!("{base}/login")).await;
-    browser.type_into("#name", "can-bo").await;
-    browser.type_into("#password", &password).await;
-    browser.click("form[action='/login'] button").await;
-    browser.wait_for_path("/account/password").await;
-    browser.type_into("#current", &password).await;
-    browser.type_into("#new", "mat-khau-moi-2026").await;
     browser
-        .click("form[action='/account/password'] button")
+        .first_sign_in(&app, &base, "can-bo", Role::Staff, Some("bac-ly"))
         .await;
-    browser.wait_for_path("/dashboard").await;
 
     browser.goto(&format!("{base}/queue/new")).await;
     browser.type_into("#title", "Mời họp").await;
