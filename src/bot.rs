@@ -215,11 +215,7 @@ fn consent_text(config: &Config) -> String {
 
 /// Leaf areas, a page at a time, with paging buttons.
 fn area_keyboard(config: &Config, page: usize) -> InlineKeyboardMarkup {
-    let leaves: Vec<_> = config
-        .areas
-        .iter()
-        .filter(|a| config.areas.is_leaf(&a.code))
-        .collect();
+    let leaves: Vec<_> = config.areas.leaves().collect();
     let pages = leaves.len().div_ceil(AREAS_PER_PAGE).max(1);
     let page = page.min(pages - 1);
     let mut rows: Vec<Vec<InlineKeyboardButton>> = leaves

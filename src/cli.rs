@@ -600,8 +600,8 @@ fn preview(
             .ok_or_else(|| CliError::Input(format!("--area: unknown area code {code:?}")))?,
         None => config
             .areas
-            .iter()
-            .find(|a| config.areas.is_leaf(&a.code))
+            .leaves()
+            .next()
             .ok_or_else(|| CliError::Input("no areas configured".into()))?,
     };
     let schedule = setup

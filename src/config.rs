@@ -347,6 +347,11 @@ impl AreaTree {
         self.children(code).next().is_none()
     }
 
+    /// Areas with nothing under them (communes, towns), in file order.
+    pub fn leaves(&self) -> impl Iterator<Item = &Area> {
+        self.areas.iter().filter(|a| self.is_leaf(&a.code))
+    }
+
     /// The area and everything under it.
     pub fn subtree(&self, code: &str) -> Vec<&Area> {
         let mut out = Vec::new();

@@ -89,12 +89,7 @@ fn scaled_config(
     rng: &mut StdRng,
 ) -> (Config, Vec<(String, usize)>) {
     let mut config = config.clone();
-    let leaves: Vec<String> = config
-        .areas
-        .iter()
-        .filter(|a| config.areas.is_leaf(&a.code))
-        .map(|a| a.code.clone())
-        .collect();
+    let leaves: Vec<String> = config.areas.leaves().map(|a| a.code.clone()).collect();
     let total: u64 = leaves
         .iter()
         .map(|c| config.areas.population(c))

@@ -124,12 +124,7 @@ async fn setup_for(
 /// `n` sample persons ("Cư dân mẫu …") over the communes, each with a Telegram chat whose id is
 /// derived from the person id, inserted set-wise. Tests seed with it too.
 pub async fn seed(db: &Db, config: &Config, n: usize) -> anyhow::Result<()> {
-    let communes: Vec<String> = config
-        .areas
-        .iter()
-        .filter(|a| config.areas.is_leaf(&a.code))
-        .map(|a| a.code.clone())
-        .collect();
+    let communes: Vec<String> = config.areas.leaves().map(|a| a.code.clone()).collect();
     let mut tx = db.pool.begin().await?;
     for start in (0..n).step_by(1000) {
         let end = n.min(start + 1000);

@@ -250,34 +250,12 @@ pub async fn report(
 ) -> Result<ReachReport, sqlx::Error> {
     let periods = periods_covering(from, to);
     let direct = count_by_area(db, "resident", &periods, from, to).await?;
-    let engaged = engaged_by_area(db, from, to).await?;
+    let engaged = engaged_filtered(db, from, to, &MessageFilter::default()).await?;
     let (informed, registered) = organisations(db, from, to).await?;
     let mut report = build(areas, band, from, to, &direct, &engaged);
     report.organisations_informed = informed;
     report.organisations_registered = registered;
     Ok(report)
-}
-
-async fn engaged_by_area(
-    db: &Db,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> Result<HashMap<String, u64>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT area_code, COUNT(DISTINCT person_id) FROM engagements WHERE day >= $1 AND day <= $2 GROUP BY area_code",
-    )
-    .bind(from.to_string())
-    .bind(to.to_string())
-    .fetch_all(&db.pool)
-    .await?;
-    let mut out = HashMap::new();
-    for row in rows {
-        out.insert(
-            row.try_get::<String, _>(0)?,
-            row.try_get::<i64, _>(1)? as u64,
-        );
-    }
-    Ok(out)
 }
 
 /// (organisations that received a message on `from..=to`, organisations registered).
@@ -467,9 +445,14 @@ pub async fn engaged_filtered(
     filter: &MessageFilter,
 ) -> Result<HashMap<String, u64>, sqlx::Error> {
     let (conditions, binds) = filter.sql("e.person_id", 3);
+    // The occurrence only matters to a filter on messages.
+    let join = if filter.observance.is_some() || filter.schedule_id.is_some() {
+        "JOIN occurrences o ON o.id = e.occurrence_id"
+    } else {
+        ""
+    };
     let sql = format!(
-        "SELECT e.area_code, COUNT(DISTINCT e.person_id) FROM engagements e
-         JOIN occurrences o ON o.id = e.occurrence_id
+        "SELECT e.area_code, COUNT(DISTINCT e.person_id) FROM engagements e {join}
          WHERE e.day >= $1 AND e.day <= $2{conditions} GROUP BY e.area_code"
     );
     let mut query = sqlx::query(AssertSqlSafe(sql))

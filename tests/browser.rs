@@ -233,12 +233,7 @@ async fn seeded_app() -> (TestApp, String) {
             &loa::config::Env::default(),
         )
         .unwrap();
-        let communes: Vec<String> = config
-            .areas
-            .iter()
-            .filter(|a| config.areas.is_leaf(&a.code))
-            .map(|a| a.code.clone())
-            .collect();
+        let communes: Vec<String> = config.areas.leaves().map(|a| a.code.clone()).collect();
         communes
             .into_iter()
             .enumerate()

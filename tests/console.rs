@@ -950,11 +950,7 @@ async fn the_dashboard_splits_reach_by_channel_and_agrees_with_the_report() {
     let page = r.text().await.unwrap();
     assert_eq!(
         page.matches("<tr class=\"commune\"").count(),
-        config
-            .areas
-            .iter()
-            .filter(|a| config.areas.is_leaf(&a.code))
-            .count()
+        config.areas.leaves().count()
     );
     assert!(
         page.contains(&format!(

@@ -371,7 +371,7 @@ impl Console {
         let area = areas
             .first()
             .and_then(|c| config.areas.get(c))
-            .or_else(|| config.areas.iter().find(|a| config.areas.is_leaf(&a.code)));
+            .or_else(|| config.areas.leaves().next());
         let observance =
             observance.and_then(|id| self.calendar.observances().iter().find(|o| o.id == id));
         MessageContext::for_recipient(

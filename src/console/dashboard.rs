@@ -286,8 +286,8 @@ impl Console {
             }
         };
         let mut communes: Vec<AreaLine> = areas
-            .iter()
-            .filter(|a| areas.is_leaf(&a.code) && in_scope(&a.code))
+            .leaves()
+            .filter(|a| in_scope(&a.code))
             .map(|a| line(&a.code, &a.name))
             .collect();
         // Furthest below the band first; an unknown population last.
