@@ -16,6 +16,7 @@
 //! Leaves first; a module imports only from those listed before it.
 //!
 //! * [`diagnostics`] — `file:line: message` problems, collected across every input file.
+//! * [`export`] — CSV for Excel: byte-order mark, cells from people kept from being formulas.
 //! * [`config`] — `loa.toml` plus environment overrides, validated; the area tree.
 //! * [`clock`] — the `Clock` trait: system time, or a virtual clock tests and demos step.
 //! * [`store`] — the sqlx pool (SQLite by default, PostgreSQL by URL) and migrations.
@@ -35,6 +36,7 @@
 //! * [`cli`] — the `loa` commands and their exit codes; `main.rs` only calls it.
 
 pub mod diagnostics;
+pub mod export;
 pub mod metrics;
 
 pub mod clock;

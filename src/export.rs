@@ -1,0 +1,109 @@
+//! CSV files people open in Excel: UTF-8 with a byte-order mark (or Excel shows Vietnamese as
+//! mojibake), and text that came from people kept from being read as a formula.
+//!
+//! A resident's Telegram name, a group's title or a note typed by staff can begin with `=`,
+//! `+`, `-` or `@`; Excel (and LibreOffice) would evaluate such a cell when the file is opened
+//! (CSV injection). Those cells get a leading `'`, which spreadsheets show as a text marker;
+//! [`unguard`] takes it off again when such a file comes back through `loa import contacts`.
+//! Numbers and Loa's own masked phone numbers (`+849…78`) are written as they are.
+
+use std::borrow::Cow;
+
+/// One cell of an export.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell<'a> {
+    /// Text that came from people (names, titles, texts, notes): guarded against formulas.
+    Text(Cow<'a, str>),
+    /// Numbers, dates, codes and masked numbers Loa wrote itself: written as they are.
+    Plain(Cow<'a, str>),
+}
+
+impl<'a> Cell<'a> {
+    pub fn text(s: impl Into<Cow<'a, str>>) -> Cell<'a> {
+        Cell::Text(s.into())
+    }
+
+    pub fn plain(s: impl Into<Cow<'a, str>>) -> Cell<'a> {
+        Cell::Plain(s.into())
+    }
+
+    pub fn number(n: impl std::fmt::Display) -> Cell<'a> {
+        Cell::Plain(Cow::Owned(n.to_string()))
+    }
+
+    fn as_written(&self) -> Cow<'_, str> {
+        match self {
+            Cell::Text(s) => guard(s),
+            Cell::Plain(s) => Cow::Borrowed(s.as_ref()),
+        }
+    }
+}
+
+/// Characters that make a spreadsheet read a cell as a formula (or shift it into one).
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// `text`, with a leading `'` when a spreadsheet would otherwise read it as a formula.
+pub fn guard(text: &str) -> Cow<'_, str> {
+    if text.starts_with(FORMULA_STARTS) {
+        Cow::Owned(format!("'{text}"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// A cell read back from such a file: one leading `'` taken off.
+pub fn unguard(text: &str) -> &str {
+    text.strip_prefix('\'').unwrap_or(text)
+}
+
+/// A CSV file for Excel: byte-order mark, a header row, then the rows.
+pub fn excel_csv<'a>(
+    header: &[&str],
+    rows: impl IntoIterator<Item = Vec<Cell<'a>>>,
+) -> Result<Vec<u8>, csv::Error> {
+    let mut writer = csv::Writer::from_writer(vec![0xEF, 0xBB, 0xBF]);
+    writer.write_record(header)?;
+    for row in rows {
+        writer.write_record(row.iter().map(|c| c.as_written().into_owned()))?;
+    }
+    writer.into_inner().map_err(|e| e.into_error().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_from_people_are_defused_and_come_back() {
+        for evil in [
+            "=HYPERLINK(\"x\")",
+            "+84 lừa đảo",
+            "-1+1",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+        ] {
+            let guarded = guard(evil);
+            assert!(guarded.starts_with('\''), "{evil:?}");
+            assert_eq!(unguard(&guarded), evil);
+        }
+        assert_eq!(guard("Nguyễn Thị Lan"), "Nguyễn Thị Lan");
+        assert_eq!(unguard("Lan"), "Lan");
+    }
+
+    #[test]
+    fn numbers_and_masked_phones_are_written_as_they_are() {
+        let bytes = excel_csv(
+            &["Tên", "Số", "Điện thoại"],
+            [vec![
+                Cell::text("=1+1"),
+                Cell::number(-3),
+                Cell::plain("+849…78"),
+            ]],
+        )
+        .unwrap();
+        assert!(bytes.starts_with(&[0xEF, 0xBB, 0xBF]));
+        let text = String::from_utf8(bytes[3..].to_vec()).unwrap();
+        assert_eq!(text, "Tên,Số,Điện thoại\n'=1+1,-3,+849…78\n");
+    }
+}
