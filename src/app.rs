@@ -397,9 +397,14 @@ pub async fn run(
         telegram: webhook,
         templates: Arc::clone(&setup.templates),
         calendar: Arc::clone(&setup.calendar),
+        throttle: Default::default(),
     };
-    let serving = axum::serve(listener, web::router(web_state))
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let serving = web::guard::serve(
+        listener,
+        web::router(web_state),
+        web::guard::HEADER_READ_TIMEOUT,
+        stopped(stop_rx.clone()),
+    );
     let signal = {
         let dispatcher = Arc::clone(&dispatcher);
         async move {

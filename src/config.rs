@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveTime;
 use chrono_tz::Tz;
+use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -62,6 +63,9 @@ pub struct Config {
     pub database_url: String,
     pub http_addr: SocketAddr,
     pub public_url: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (sign-in throttling counts by
+    /// client address); from anyone else the header is ignored.
+    pub trusted_proxies: Vec<IpNet>,
     /// `None` when no bot token is configured: Telegram deliveries then go to the `log` channel.
     pub telegram: Option<TelegramConfig>,
     pub dispatch: DispatchConfig,
@@ -551,6 +555,9 @@ struct RawDatabase {
 struct RawHttp {
     addr: Option<Spanned<String>>,
     public_url: Option<String>,
+    /// Addresses or networks: `["127.0.0.1", "10.0.0.0/8"]`.
+    #[serde(default)]
+    trusted_proxies: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -723,6 +730,26 @@ impl Config {
             .get("LOA_PUBLIC_URL")
             .map(str::to_string)
             .or(raw.http.public_url);
+        let trusted_proxies = raw
+            .http
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| {
+                let text = p.get_ref().trim();
+                let parsed = text
+                    .parse::<IpNet>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from));
+                parsed
+                    .map_err(|_| {
+                        problems.push(Problem::new(
+                            path,
+                            at(p.span().start),
+                            format!("http.trusted_proxies: {text:?} is not an address like 127.0.0.1 or a network like 10.0.0.0/8"),
+                        ))
+                    })
+                    .ok()
+            })
+            .collect();
 
         let token = env
             .get("TELEGRAM_BOT_TOKEN")
@@ -965,6 +992,7 @@ impl Config {
             database_url,
             http_addr,
             public_url,
+            trusted_proxies,
             telegram,
             dispatch,
             limits,

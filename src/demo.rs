@@ -283,6 +283,7 @@ pub async fn run(
         telegram: None,
         templates: Arc::clone(&setup.templates),
         calendar: Arc::clone(&setup.calendar),
+        throttle: Default::default(),
     };
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, web::router(state)).await;

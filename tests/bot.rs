@@ -371,6 +371,7 @@ async fn webhook_updates_need_the_secret_token_and_use_the_same_handlers() {
         telegram: Some(webhook),
         templates: app.setup.templates.clone(),
         calendar: app.setup.calendar.clone(),
+        throttle: Default::default(),
     };
     tokio::spawn(async move { axum::serve(listener, loa::web::router(state)).await });
     let update = serde_json::json!({

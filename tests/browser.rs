@@ -278,11 +278,11 @@ async fn seeded_app() -> (TestApp, String) {
         .await
         .unwrap();
     console
-        .submit_content(&actor("lan", Role::Staff), item.id)
+        .submit_content(&actor("lan", Role::Staff), item.id, Some(item.version))
         .await
         .unwrap();
     console
-        .approve_content(&actor("binh", Role::Approver), item.id)
+        .approve_content(&actor("binh", Role::Approver), item.id, item.version)
         .await
         .unwrap();
     app.set_clock("2026-12-01T08:00:00+07:00");

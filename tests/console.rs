@@ -5,211 +5,11 @@
 mod common;
 
 use chrono::Duration;
-use common::TestApp;
-use loa::config::{ChannelKind, SmsGateway};
-use loa::console::{Role, accounts};
-use loa::fakes::kannel::FakeKannel;
+use common::console::{Console, content, spawn_console};
+use loa::config::ChannelKind;
+use loa::console::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-const SECRET: &str = "bi-mat-webhook";
-
-struct Console {
-    app: TestApp,
-    kannel: FakeKannel,
-    base: String,
-    http: reqwest::Client,
-}
-
-/// A signed-in browser: its session cookie and CSRF token.
-struct Browser {
-    cookie: String,
-    csrf: String,
-}
-
-/// Loa with the fake Bot API and a fake Kannel, its web side served, on 30 November 2026.
-async fn spawn_console() -> Console {
-    let kannel = FakeKannel::start().await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (url, public) = (kannel.sendsms_url(), base.clone());
-    let mut app = TestApp::spawn_adjusted("2026-11-30T09:00:00+07:00", move |c| {
-        c.sms.gateway = Some(SmsGateway::Kannel {
-            url,
-            username: "loa".into(),
-            password: "matkhau".into(),
-        });
-        c.sms.price_per_segment = 350.0;
-        c.public_url = Some(public);
-        c.webhook_secret = Some(SECRET.into());
-    })
-    .await;
-    app.serve_web(listener);
-    // The scheduler's first tick: later ticks only see fire times after now.
-    app.engine.scheduler.tick().await.unwrap();
-    Console {
-        app,
-        kannel,
-        base,
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-    }
-}
-
-impl Console {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn token(&self, name: &str, role: Role, area: Option<&str>) -> String {
-        accounts::create_token(
-            &self.app.db,
-            &self.app.setup.config.areas,
-            name,
-            role,
-            area,
-            self.app.clock_now(),
-        )
-        .await
-        .unwrap()
-    }
-
-    /// Creates a user, signs in with the one-time password and chooses a new one.
-    async fn sign_in(&self, name: &str, role: Role, area: Option<&str>) -> Browser {
-        let otp = accounts::add_user(
-            &self.app.db,
-            &self.app.setup.config.areas,
-            name,
-            role,
-            area,
-            self.app.clock_now(),
-        )
-        .await
-        .unwrap();
-        let r = self
-            .http
-            .post(self.url("/login"))
-            .form(&[("name", name), ("password", &otp), ("next", "/dashboard")])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        assert_eq!(
-            r.headers()["location"],
-            "/account/password",
-            "the one-time password must be changed"
-        );
-        let set_cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
-        assert!(
-            set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
-            "{set_cookie}"
-        );
-        let cookie = set_cookie.split(';').next().unwrap().to_string();
-        let mut browser = Browser {
-            cookie,
-            csrf: String::new(),
-        };
-        browser.csrf = self.api_as(&browser, "GET", "/api/me", None).await.1["csrf_token"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let new_password = format!("{name}-mat-khau-moi");
-        let (status, _) = self
-            .form(
-                &browser,
-                "/account/password",
-                &[("current", &otp), ("new", &new_password)],
-            )
-            .await;
-        assert_eq!(status, StatusCode::SEE_OTHER);
-        browser
-    }
-
-    async fn page(&self, browser: &Browser, path: &str) -> (StatusCode, String) {
-        let r = self
-            .http
-            .get(self.url(path))
-            .header("cookie", &browser.cookie)
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.text().await.unwrap())
-    }
-
-    async fn form(
-        &self,
-        browser: &Browser,
-        path: &str,
-        fields: &[(&str, &str)],
-    ) -> (StatusCode, String) {
-        let mut all = vec![("_csrf", browser.csrf.as_str())];
-        all.extend_from_slice(fields);
-        let r = self
-            .http
-            .post(self.url(path))
-            .header("cookie", &browser.cookie)
-            .form(&all)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        let location = r
-            .headers()
-            .get("location")
-            .map(|l| l.to_str().unwrap().to_string());
-        (status, location.unwrap_or(r.text().await.unwrap()))
-    }
-
-    async fn api_as(
-        &self,
-        browser: &Browser,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), self.url(path))
-            .header("cookie", &browser.cookie)
-            .header("x-csrf-token", &browser.csrf);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let r = req.send().await.unwrap();
-        (r.status(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn api(
-        &self,
-        token: &str,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), self.url(path))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let r = req.send().await.unwrap();
-        (r.status(), r.json().await.unwrap_or(Value::Null))
-    }
-}
-
-fn content(title: &str, areas: &[&str]) -> Value {
-    json!({
-        "title": title,
-        "telegram_text": "Kính gửi {{person.name}}: tuần này xã {{area.name}} tổ chức nói chuyện về bình đẳng giới.",
-        "sms_text": "UBND huyen: tuan nay co buoi noi chuyen ve binh dang gioi tai {{area.name}}.",
-        "channels": ["telegram", "sms"],
-        "areas": areas,
-        "send_at": "2026-12-01T08:00",
-    })
-}
 
 #[tokio::test]
 async fn every_route_refuses_callers_without_credentials_or_with_the_wrong_role() {
@@ -373,7 +173,12 @@ async fn content_is_sent_only_after_someone_other_than_its_author_approves_it() 
 
     // Approval needs a submission first, and never comes from the author.
     let (status, _) = c
-        .api_as(&other, "POST", &format!("/api/contents/{id}/approve"), None)
+        .api_as(
+            &other,
+            "POST",
+            &format!("/api/contents/{id}/approve"),
+            c.version(id).await,
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     let (status, item) = c
@@ -388,12 +193,17 @@ async fn content_is_sent_only_after_someone_other_than_its_author_approves_it() 
             &writer,
             "POST",
             &format!("/api/contents/{id}/approve"),
-            None,
+            c.version(id).await,
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
     let (status, item) = c
-        .api_as(&other, "POST", &format!("/api/contents/{id}/approve"), None)
+        .api_as(
+            &other,
+            "POST",
+            &format!("/api/contents/{id}/approve"),
+            c.version(id).await,
+        )
         .await;
     assert_eq!(
         (status, item["state"].as_str()),
@@ -449,7 +259,12 @@ async fn content_is_sent_only_after_someone_other_than_its_author_approves_it() 
     c.api_as(&writer, "POST", &format!("/api/contents/{id}/submit"), None)
         .await;
     let (status, _) = c
-        .api_as(&other, "POST", &format!("/api/contents/{id}/approve"), None)
+        .api_as(
+            &other,
+            "POST",
+            &format!("/api/contents/{id}/approve"),
+            c.version(id).await,
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     c.app.advance(Duration::minutes(5));
@@ -574,7 +389,7 @@ async fn html_typed_by_staff_is_shown_as_text_in_pages_and_in_telegram() {
             &approver,
             "POST",
             &format!("/api/contents/{id}/approve"),
-            None,
+            c.version(id.parse().unwrap()).await,
         )
         .await;
     assert_eq!(status, StatusCode::OK);
@@ -621,13 +436,7 @@ async fn forms_and_scripts_of_a_session_need_its_csrf_token() {
     let (status, _) = c.api_as(&staff, "GET", "/api/me", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     // A wrong password: 401 with the form again; the one-time password no longer works.
-    let r = c
-        .http
-        .post(c.url("/login"))
-        .form(&[("name", "lan"), ("password", "sai")])
-        .send()
-        .await
-        .unwrap();
+    let r = c.log_in("lan", "sai", "/dashboard").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(
         r.text()
@@ -635,17 +444,7 @@ async fn forms_and_scripts_of_a_session_need_its_csrf_token() {
             .unwrap()
             .contains("Tên đăng nhập hoặc mật khẩu không đúng.")
     );
-    let r = c
-        .http
-        .post(c.url("/login"))
-        .form(&[
-            ("name", "lan"),
-            ("password", "lan-mat-khau-moi"),
-            ("next", "//evil.example"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = c.log_in("lan", "lan-mat-khau-moi", "//evil.example").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/dashboard");
 }
@@ -685,8 +484,20 @@ async fn bad_input_gets_400_or_422_naming_the_field_and_nothing_is_stored() {
             json!({"telegram_text": "Chào {{ten_sai}}"}),
             "telegram_text",
         ),
-        (json!({"telegram_text": "Chào {{#if}}"}), "telegram_text"),
         (json!({"sms_text": "x".repeat(1000)}), "sms_text"),
+        // Every stored text has a length limit.
+        (json!({"title": "t".repeat(201)}), "title"),
+        (json!({"telegram_text": "x".repeat(4097)}), "telegram_text"),
+        (json!({"sms_text": "x".repeat(1001)}), "sms_text"),
+        (
+            json!({"tags": (0..21).map(|i| format!("nhan-{i}")).collect::<Vec<_>>()}),
+            "tags",
+        ),
+        (json!({"tags": ["a".repeat(51)]}), "tags"),
+        (
+            json!({"send_at": "2026-12-01T08:00".repeat(100)}),
+            "send_at",
+        ),
         (json!({"template": "khong-co-mau"}), "template"),
         (json!({"observance": "khong-co"}), "observance"),
         (json!({"tags": ["Thanh niên"]}), "tags"),
@@ -800,7 +611,7 @@ async fn send_a_month(c: &mut Console) {
             &approver,
             "POST",
             &format!("/api/contents/{id}/approve"),
-            None,
+            c.version(id).await,
         )
         .await;
     }

@@ -19,6 +19,9 @@ pub const KINDS: [(&str, &str); 5] = [
     ("other", "Hoạt động khác"),
 ];
 
+/// A note on an activity, as long as a paragraph.
+pub const MAX_NOTE_CHARS: usize = 500;
+
 pub fn kind_label(kind: &str) -> &'static str {
     KINDS
         .iter()
@@ -101,7 +104,13 @@ pub async fn add(
         .ok_or_else(|| {
             ConsoleError::invalid("audience", "Số người ước tính phải là số nguyên không âm.")
         })?;
-    let note: String = input.note.trim().chars().take(500).collect();
+    let note = input.note.trim().to_string();
+    if note.chars().count() > MAX_NOTE_CHARS {
+        return Err(ConsoleError::invalid(
+            "note",
+            format!("Ghi chú tối đa {MAX_NOTE_CHARS} ký tự."),
+        ));
+    }
     let mut tx = db.pool.begin().await?;
     let id: i64 = sqlx::query(
         "INSERT INTO offline_activities (day, area_code, kind, audience, note, entered_by, created_at)

@@ -17,6 +17,9 @@ pub struct Entry {
     pub action: String,
     pub subject: Option<String>,
     pub detail: Option<String>,
+    /// How many times it happened (repeated failures are one row), the last at `last_at`.
+    pub repeats: i64,
+    pub last_at: Option<DateTime<Utc>>,
 }
 
 pub async fn record<'c, E>(
@@ -43,10 +46,45 @@ where
     Ok(())
 }
 
+/// Records something that may repeat (a failed sign-in): within `window` of the last time the
+/// same actor did the same to the same subject with the same detail, that row's count goes up
+/// instead of a new row being written.
+pub async fn record_repeated(
+    db: &Db,
+    at: DateTime<Utc>,
+    actor: &str,
+    action: &str,
+    subject: Option<&str>,
+    detail: Option<&str>,
+    window: chrono::Duration,
+) -> Result<(), sqlx::Error> {
+    let counted = sqlx::query(
+        "UPDATE audit_log SET repeats = repeats + 1, last_at = $1
+         WHERE id = (SELECT id FROM audit_log
+                     WHERE actor = $2 AND action = $3 AND COALESCE(subject, '') = $4
+                       AND COALESCE(detail, '') = $5 AND COALESCE(last_at, at) >= $6
+                     ORDER BY id DESC LIMIT 1)",
+    )
+    .bind(to_epoch(at))
+    .bind(actor)
+    .bind(action)
+    .bind(subject.unwrap_or(""))
+    .bind(detail.unwrap_or(""))
+    .bind(to_epoch(at - window))
+    .execute(&db.pool)
+    .await?
+    .rows_affected();
+    if counted == 0 {
+        record(&db.pool, at, actor, action, subject, detail).await?;
+    }
+    Ok(())
+}
+
 /// The latest entries first.
 pub async fn latest(db: &Db, limit: i64, offset: i64) -> Result<Vec<Entry>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT id, at, actor, action, subject, detail FROM audit_log ORDER BY id DESC LIMIT $1 OFFSET $2",
+        "SELECT id, at, actor, action, subject, detail, repeats, last_at FROM audit_log
+         ORDER BY id DESC LIMIT $1 OFFSET $2",
     )
     .bind(limit)
     .bind(offset)
@@ -61,6 +99,8 @@ pub async fn latest(db: &Db, limit: i64, offset: i64) -> Result<Vec<Entry>, sqlx
                 action: r.try_get(3)?,
                 subject: r.try_get(4)?,
                 detail: r.try_get(5)?,
+                repeats: r.try_get(6)?,
+                last_at: r.try_get::<Option<i64>, _>(7)?.map(from_epoch),
             })
         })
         .collect()

@@ -16,15 +16,22 @@ use crate::audience;
 use crate::calendar::Audience;
 use crate::config::ChannelKind;
 use crate::store::{from_epoch, to_epoch};
-use crate::templates::{
-    MessageContext, Recipient, TELEGRAM_MAX_CHARS, staff_text_source, telegram_html,
-};
+use crate::templates::telegram_html::{self, RichNode};
+use crate::templates::{MessageContext, Recipient, Rendered, TELEGRAM_MAX_CHARS, sms_size, staff};
 
 /// Parts a free-text SMS may take: beyond this it costs more than a district would pay for one
 /// message per person.
 pub const MAX_FREE_SMS_SEGMENTS: usize = 5;
-/// Characters staff may type per channel.
-pub const MAX_TEXT_CHARS: usize = 4000;
+/// Characters staff may type for Telegram (Telegram's own limit; placeholders are counted again
+/// once filled in).
+pub const MAX_TELEGRAM_TEXT_CHARS: usize = TELEGRAM_MAX_CHARS;
+/// Characters staff may type for SMS: more than five parts hold in any encoding.
+pub const MAX_SMS_TEXT_CHARS: usize = 1000;
+/// A title, as the queue and the audit log show it.
+pub const MAX_TITLE_CHARS: usize = 200;
+/// Tags an audience may require, and the length of each.
+pub const MAX_TAGS: usize = 20;
+pub const MAX_TAG_CHARS: usize = 50;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -99,6 +106,14 @@ impl Transition {
             _ => None,
         }
     }
+
+    /// What the actor needs to take this step at all (more is checked with the content).
+    pub fn permission(self) -> Permission {
+        match self {
+            Transition::Submit | Transition::Cancel => Permission::EditContent,
+            Transition::Approve => Permission::Approve,
+        }
+    }
 }
 
 /// What the form or the API sends. Texts are typed by people: placeholders in double braces
@@ -147,6 +162,8 @@ pub struct Content {
     pub state: State,
     pub author: String,
     pub approver: Option<String>,
+    /// Bumped by every edit; an approval names the version it approves.
+    pub version: i64,
     pub occurrence_id: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -165,14 +182,15 @@ impl Content {
         format!("content:{}", self.id)
     }
 
-    /// The text to render for `kind`, or `None` when a template of `messages/` is used.
+    /// The staff's own text for `kind`, as typed (placeholders are filled in at sending, never
+    /// compiled), or `None` when a template of `messages/` is used.
     pub fn body(&self, kind: ChannelKind) -> Option<String> {
         let text = match kind {
             ChannelKind::Telegram => self.telegram_text.as_deref(),
             ChannelKind::Sms => self.sms_text.as_deref(),
         };
         match (&self.template, text) {
-            (None, Some(text)) => Some(staff_text_source(text, kind)),
+            (None, Some(text)) => Some(staff::normalise(text)),
             _ => None,
         }
     }
@@ -184,6 +202,9 @@ pub struct ChannelPreview {
     pub channel: ChannelKind,
     /// As the recipient reads it (Telegram: the HTML as sent).
     pub text: Option<String>,
+    /// Telegram: the text as the reader sees it, Telegram's few tags kept through an allow-list
+    /// and everything else as text, for the console to build without inserting HTML.
+    pub rich: Option<Vec<RichNode>>,
     pub characters: usize,
     pub sms_segments: Option<usize>,
     pub sms_encoding: Option<String>,
@@ -256,6 +277,8 @@ impl Console {
     /// Parses a send time: local `YYYY-MM-DDTHH:MM[:SS]` in the campaign time zone, or RFC 3339.
     pub fn parse_send_at(&self, text: &str) -> Result<DateTime<Utc>, ConsoleError> {
         let text = text.trim();
+        // No date is longer; a longer text is not worth parsing.
+        let text = if text.len() > 40 { "" } else { text };
         if let Ok(at) = DateTime::parse_from_rfc3339(text) {
             return Ok(at.to_utc());
         }
@@ -335,13 +358,23 @@ impl Console {
             .collect();
         tags.sort();
         tags.dedup();
+        if tags.len() > MAX_TAGS {
+            return Err(ConsoleError::invalid(
+                "tags",
+                format!("Tối đa {MAX_TAGS} nhãn."),
+            ));
+        }
         if let Some(bad) = tags.iter().find(|t| {
-            !t.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+            t.len() > MAX_TAG_CHARS
+                || !t
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
         }) {
             return Err(ConsoleError::invalid(
                 "tags",
-                format!("Nhãn {bad:?} chỉ được gồm chữ a–z, số, '-' hoặc '_'."),
+                format!(
+                    "Nhãn {bad:?} chỉ được gồm chữ a–z, số, '-' hoặc '_', tối đa {MAX_TAG_CHARS} ký tự."
+                ),
             ));
         }
         Ok(tags)
@@ -394,24 +427,41 @@ impl Console {
         text: Option<&str>,
         kind: ChannelKind,
         context: &MessageContext,
-    ) -> Result<crate::templates::Rendered, String> {
+    ) -> Result<Rendered, String> {
         let rendered = match (template, text) {
             (Some(name), _) => {
                 if !self.templates.has(name, kind) {
                     return Err(format!("Mẫu {name:?} không có bản cho kênh {kind}."));
                 }
-                self.templates.preview(name, kind, context)
+                self.templates
+                    .preview(name, kind, context)
+                    .map_err(|e| format!("Không hiển thị được nội dung: {e}"))?
             }
             (None, Some(text)) => {
-                if text.chars().count() > MAX_TEXT_CHARS {
-                    return Err(format!("Nội dung dài quá {MAX_TEXT_CHARS} ký tự."));
+                let most = match kind {
+                    ChannelKind::Telegram => MAX_TELEGRAM_TEXT_CHARS,
+                    ChannelKind::Sms => MAX_SMS_TEXT_CHARS,
+                };
+                if text.chars().count() > most {
+                    return Err(format!("Nội dung dài quá {most} ký tự."));
                 }
-                self.templates
-                    .render_source(&staff_text_source(text, kind), kind, context)
+                if let Some(unknown) = staff::unknown_placeholders(text).first() {
+                    let known: Vec<String> =
+                        staff::Placeholder::ALL.iter().map(|p| p.token()).collect();
+                    return Err(format!(
+                        "Không có chỗ điền {unknown}; chỉ dùng được: {}.",
+                        known.join(", ")
+                    ));
+                }
+                // The staff's words: placeholders filled in, everything else literal.
+                let text = staff::fill(text, kind, context);
+                Rendered {
+                    sms: (kind == ChannelKind::Sms).then(|| sms_size(&text)),
+                    text,
+                }
             }
             (None, None) => return Err("Chưa có nội dung cho kênh này.".to_string()),
-        }
-        .map_err(|e| format!("Không hiển thị được nội dung: {e}"))?;
+        };
         match kind {
             ChannelKind::Telegram => {
                 telegram_html::validate(&rendered.text)
@@ -437,10 +487,10 @@ impl Console {
 
     fn validate(&self, actor: &Actor, input: &ContentInput) -> Result<Valid, ConsoleError> {
         let title = input.title.trim().to_string();
-        if title.is_empty() || title.chars().count() > 200 {
+        if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
             return Err(ConsoleError::invalid(
                 "title",
-                "Tiêu đề cần từ 1 đến 200 ký tự.",
+                format!("Tiêu đề cần từ 1 đến {MAX_TITLE_CHARS} ký tự."),
             ));
         }
         let channels = Self::channels_of(input)?;
@@ -520,6 +570,7 @@ impl Console {
                         sms_segments: r.sms.map(|s| s.segments),
                         sms_encoding: r.sms.map(|s| s.encoding.to_string()),
                         cost_vnd: r.sms.map(|s| s.segments as f64 * price * recipients as f64),
+                        rich: (kind == ChannelKind::Telegram).then(|| telegram_html::rich(&r.text)),
                         text: Some(r.text),
                         recipients,
                         error: None,
@@ -527,6 +578,7 @@ impl Console {
                     Err(e) => ChannelPreview {
                         channel: kind,
                         text: None,
+                        rich: None,
                         characters: 0,
                         sms_segments: None,
                         sms_encoding: None,
@@ -555,14 +607,15 @@ impl Console {
         let id: i64 = valid
             .bind_fields(sqlx::query(
                 "INSERT INTO contents (title, template, telegram_text, sms_text, areas, tags, channels,
-                     observance, send_at, state, author, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'draft', $10, $11, $11) RETURNING id",
+                     observance, send_at, state, author, created_at, updated_at, version)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'draft', $10, $11, $11, 1) RETURNING id",
             ))
         .bind(&actor.id)
         .bind(to_epoch(now))
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;
+        record_version(&mut tx, id, 1, &actor.id, now).await?;
         audit::record(
             &mut *tx,
             now,
@@ -576,7 +629,8 @@ impl Console {
         self.content(actor, id).await
     }
 
-    /// Changes content; anything but a draft goes back to draft and needs approving again.
+    /// Changes content: a new version, written by `actor`. Anything but a draft goes back to
+    /// draft and needs approving again — by someone who wrote none of it.
     pub async fn update_content(
         &self,
         actor: &Actor,
@@ -593,29 +647,31 @@ impl Console {
         }
         let valid = self.validate(actor, input)?;
         let now = self.clock.now();
+        let version = before.version + 1;
         let mut tx = self.db.pool.begin().await?;
         let updated = valid
             .bind_fields(sqlx::query(
                 "UPDATE contents SET title = $1, template = $2, telegram_text = $3, sms_text = $4, areas = $5,
                      tags = $6, channels = $7, observance = $8, send_at = $9, state = 'draft', approver = NULL,
-                     updated_at = $10
-                 WHERE id = $11 AND state = $12",
+                     updated_at = $10, version = $11
+                 WHERE id = $12 AND state = $13 AND version = $14",
             ))
         .bind(to_epoch(now))
+        .bind(version)
         .bind(id)
         .bind(before.state.as_str())
+        .bind(before.version)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if updated == 0 {
-            return Err(ConsoleError::Conflict(
-                "Nội dung vừa được người khác thay đổi; tải lại trang.".to_string(),
-            ));
+            return Err(changed_meanwhile());
         }
+        record_version(&mut tx, id, version, &actor.id, now).await?;
         let detail = if before.state == State::Draft {
-            None
+            format!("version {version}")
         } else {
-            Some(format!("{} -> draft", before.state.as_str()))
+            format!("version {version}; {} -> draft", before.state.as_str())
         };
         audit::record(
             &mut *tx,
@@ -623,13 +679,15 @@ impl Console {
             &actor.id,
             "content.edit",
             Some(&format!("content:{id}")),
-            detail.as_deref(),
+            Some(&detail),
         )
         .await?;
         tx.commit().await?;
         self.content(actor, id).await
     }
 
+    /// Moves `content`, as the actor saw it, to `to`: nothing happens (409) if it changed state
+    /// or version since.
     async fn transition(
         &self,
         actor: &Actor,
@@ -638,24 +696,26 @@ impl Console {
         action: &str,
     ) -> Result<Content, ConsoleError> {
         let now = self.clock.now();
-        let approver = (to == State::Approved).then(|| actor.id.clone());
+        let approving = to == State::Approved;
         let mut tx = self.db.pool.begin().await?;
         let updated = sqlx::query(
-            "UPDATE contents SET state = $1, approver = COALESCE($2, approver), updated_at = $3
-             WHERE id = $4 AND state = $5",
+            "UPDATE contents SET state = $1, updated_at = $2,
+                 approver = CASE WHEN $3 = 1 THEN $4 ELSE approver END,
+                 approved_version = CASE WHEN $3 = 1 THEN version ELSE approved_version END
+             WHERE id = $5 AND state = $6 AND version = $7",
         )
         .bind(to.as_str())
-        .bind(approver)
         .bind(to_epoch(now))
+        .bind(i64::from(approving))
+        .bind(&actor.id)
         .bind(content.id)
         .bind(content.state.as_str())
+        .bind(content.version)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if updated == 0 {
-            return Err(ConsoleError::Conflict(
-                "Nội dung vừa được người khác thay đổi; tải lại trang.".to_string(),
-            ));
+            return Err(changed_meanwhile());
         }
         audit::record(
             &mut *tx,
@@ -663,30 +723,63 @@ impl Console {
             &actor.id,
             action,
             Some(&format!("content:{}", content.id)),
-            Some(&content.title),
+            Some(&format!("version {}: {}", content.version, content.title)),
         )
         .await?;
         tx.commit().await?;
         self.content(actor, content.id).await
     }
 
-    /// Submits, approves or cancels content.
+    /// Submits, approves or cancels content. `seen` is the version the actor was shown: an
+    /// approval must name it, and nothing is done to a version other than the one seen.
     pub async fn apply(
         &self,
         actor: &Actor,
         id: i64,
         step: Transition,
+        seen: Option<i64>,
     ) -> Result<Content, ConsoleError> {
+        actor.require(step.permission())?;
         match step {
-            Transition::Submit => self.submit_content(actor, id).await,
-            Transition::Approve => self.approve_content(actor, id).await,
-            Transition::Cancel => self.cancel_content(actor, id).await,
+            Transition::Submit => self.submit_content(actor, id, seen).await,
+            Transition::Approve => {
+                let seen = seen.ok_or_else(|| {
+                    ConsoleError::invalid(
+                        "version",
+                        "Cần ghi rõ phiên bản nội dung được duyệt (version).",
+                    )
+                })?;
+                self.approve_content(actor, id, seen).await
+            }
+            Transition::Cancel => self.cancel_content(actor, id, seen).await,
         }
     }
 
-    pub async fn submit_content(&self, actor: &Actor, id: i64) -> Result<Content, ConsoleError> {
-        actor.require(Permission::EditContent)?;
+    /// The content as the actor saw it: 409 when it has changed since.
+    async fn as_seen(
+        &self,
+        actor: &Actor,
+        id: i64,
+        seen: Option<i64>,
+    ) -> Result<Content, ConsoleError> {
         let content = self.content(actor, id).await?;
+        match seen {
+            Some(v) if v != content.version => Err(ConsoleError::Conflict(format!(
+                "Nội dung đã được sửa (phiên bản {} thay cho {v}); xin xem lại trước khi thao tác.",
+                content.version
+            ))),
+            _ => Ok(content),
+        }
+    }
+
+    pub async fn submit_content(
+        &self,
+        actor: &Actor,
+        id: i64,
+        seen: Option<i64>,
+    ) -> Result<Content, ConsoleError> {
+        actor.require(Permission::EditContent)?;
+        let content = self.as_seen(actor, id, seen).await?;
         if content.state != State::Draft {
             return Err(ConsoleError::Conflict(
                 "Chỉ gửi duyệt được bản nháp.".to_string(),
@@ -696,14 +789,22 @@ impl Console {
             .await
     }
 
-    pub async fn approve_content(&self, actor: &Actor, id: i64) -> Result<Content, ConsoleError> {
+    /// Approves version `seen`: the approver wrote none of it (neither the author nor anyone
+    /// who edited it since it was created or last approved).
+    pub async fn approve_content(
+        &self,
+        actor: &Actor,
+        id: i64,
+        seen: i64,
+    ) -> Result<Content, ConsoleError> {
         actor.require(Permission::Approve)?;
         let content = self.content(actor, id).await?;
-        if content.author == actor.id {
+        if self.writers(&content).await?.contains(&actor.id) {
             return Err(ConsoleError::Forbidden(
-                "Không thể tự duyệt nội dung do chính mình soạn.".to_string(),
+                "Không thể duyệt nội dung do chính mình soạn hoặc sửa.".to_string(),
             ));
         }
+        let content = self.as_seen(actor, id, Some(seen)).await?;
         if content.state != State::AwaitingApproval {
             return Err(ConsoleError::Conflict(
                 "Chỉ duyệt được nội dung đang chờ duyệt.".to_string(),
@@ -713,10 +814,35 @@ impl Console {
             .await
     }
 
+    /// Who may not approve `content`: its author, and everyone who wrote a version of it since
+    /// it was created or last approved.
+    pub async fn writers(&self, content: &Content) -> Result<Vec<String>, ConsoleError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT v.editor FROM content_versions v JOIN contents c ON c.id = v.content_id
+             WHERE v.content_id = $1 AND v.version > COALESCE(c.approved_version, 0)",
+        )
+        .bind(content.id)
+        .fetch_all(&self.db.pool)
+        .await?;
+        let mut writers = vec![content.author.clone()];
+        for row in rows {
+            let editor: String = row.try_get(0)?;
+            if !writers.contains(&editor) {
+                writers.push(editor);
+            }
+        }
+        Ok(writers)
+    }
+
     /// Staff cancel their own content; approvers anyone's. Only before sending starts.
-    pub async fn cancel_content(&self, actor: &Actor, id: i64) -> Result<Content, ConsoleError> {
+    pub async fn cancel_content(
+        &self,
+        actor: &Actor,
+        id: i64,
+        seen: Option<i64>,
+    ) -> Result<Content, ConsoleError> {
         actor.require(Permission::EditContent)?;
-        let content = self.content(actor, id).await?;
+        let content = self.as_seen(actor, id, seen).await?;
         if content.author != actor.id && !Permission::Approve.allows(actor.role) {
             return Err(ConsoleError::Forbidden(
                 "only the author or an approver may cancel".to_string(),
@@ -776,7 +902,7 @@ impl Console {
 
 const SELECT: &str =
     "SELECT id, title, template, telegram_text, sms_text, areas, tags, channels, observance,
-    send_at, state, author, approver, occurrence_id, created_at, updated_at FROM contents";
+    send_at, state, author, approver, occurrence_id, created_at, updated_at, version FROM contents";
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<Content, ConsoleError> {
     let state: String = r.try_get(10)?;
@@ -802,7 +928,32 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Content, ConsoleError> {
         occurrence_id: r.try_get(13)?,
         created_at: from_epoch(r.try_get(14)?),
         updated_at: from_epoch(r.try_get(15)?),
+        version: r.try_get(16)?,
     })
+}
+
+fn changed_meanwhile() -> ConsoleError {
+    ConsoleError::Conflict("Nội dung vừa được người khác thay đổi; xin tải lại trang.".to_string())
+}
+
+/// Records who wrote `version` of content `id`, in the transaction that stores it.
+async fn record_version(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+    version: i64,
+    editor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO content_versions (content_id, version, editor, at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(version)
+    .bind(editor)
+    .bind(to_epoch(now))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Approved content whose send time has come, for the scheduler.

@@ -503,10 +503,12 @@ impl Dispatcher {
                 .await;
         };
         let rendered = match &d.body {
-            Some(body) => self
-                .templates
-                .render_source(body, d.channel, &self.context(&d))
-                .map(|r| r.text),
+            // Staff's own words: placeholders filled in, never compiled as a template.
+            Some(body) => Ok(crate::templates::staff::fill(
+                body,
+                d.channel,
+                &self.context(&d),
+            )),
             None => self
                 .templates
                 .render(&d.template, d.channel, &self.context(&d)),

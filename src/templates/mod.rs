@@ -8,6 +8,7 @@
 //! A template may start with a settings comment, e.g. `{{!-- loa: max_segments=2 unaccented --}}`:
 //! the SMS budget in parts, and whether the SMS goes without diacritics (GSM-7).
 
+pub mod staff;
 pub mod telegram_html;
 pub mod text;
 
@@ -555,24 +556,6 @@ impl Templates {
         })
     }
 
-    /// Renders a source that is not a file: queued content, as `staff_text_source` made it.
-    /// The same helpers, strictness, escaping and NFC as a template under `messages/`.
-    pub fn render_source(
-        &self,
-        source: &str,
-        kind: ChannelKind,
-        context: &MessageContext,
-    ) -> Result<Rendered, TemplateError> {
-        let text = self.registries[&kind]
-            .render_template(source, context)
-            .map_err(|e| TemplateError::Render(render_message(&e)))?;
-        let text: String = text.nfc().collect();
-        Ok(Rendered {
-            sms: (kind == ChannelKind::Sms).then(|| sms_size(&text)),
-            text,
-        })
-    }
-
     /// Renders with `context` and reports what a resident or the provider would suffer: a
     /// missing variable, HTML Telegram rejects, a text over Telegram's limit, an SMS over its
     /// segment budget.
@@ -627,29 +610,6 @@ impl Templates {
     }
 }
 
-/// Turns text a staff member typed into a template source for `kind`. Placeholders in double
-/// braces (`{{area.name}}`, `{{support.hotlines}}`) stay live; everything else is literal: for
-/// Telegram's HTML parse mode, `<b>` typed by a person is shown as `<b>`, never as markup.
-pub fn staff_text_source(text: &str, kind: ChannelKind) -> String {
-    let text: String = text.replace("\r\n", "\n").nfc().collect();
-    let text = text.trim();
-    if kind == ChannelKind::Sms {
-        return text.to_string();
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        let Some(len) = rest[start..].find("}}") else {
-            break;
-        };
-        out.push_str(&escape_telegram_html(&rest[..start]));
-        out.push_str(&rest[start..start + len + 2]);
-        rest = &rest[start + len + 2..];
-    }
-    out.push_str(&escape_telegram_html(rest));
-    out
-}
-
 fn render_message(e: &handlebars::RenderError) -> String {
     match e.reason() {
         RenderErrorReason::MissingVariable(Some(var)) => format!(
@@ -674,17 +634,6 @@ mod tests {
         }
         let t = Templates::load(dir.path());
         (dir, t)
-    }
-
-    #[test]
-    fn staff_text_is_literal_in_telegram_html_but_placeholders_stay_live() {
-        let source = staff_text_source("<b>Họp</b> & {{area.name}} \"x\"", ChannelKind::Telegram);
-        assert_eq!(
-            source,
-            "&lt;b&gt;Họp&lt;/b&gt; &amp; {{area.name}} &quot;x&quot;"
-        );
-        let sms = staff_text_source("  <b>Họp</b> {{area.name}}\r\n", ChannelKind::Sms);
-        assert_eq!(sms, "<b>Họp</b> {{area.name}}");
     }
 
     fn data() -> SampleData {

@@ -197,17 +197,32 @@ async fn update_content(
     ))
 }
 
-/// `submit`, `approve` or `cancel`.
+/// The version the caller was shown: required to approve, optional otherwise.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Seen {
+    version: Option<i64>,
+}
+
+/// `submit`, `approve` or `cancel`, of the version in the body (`{"version": 3}`).
 async fn content_transition(
     State(state): State<WebState>,
     ApiAuth(auth): ApiAuth,
     Path((id, step)): Path<(String, String)>,
+    bytes: Bytes,
 ) -> ApiResult<crate::console::content::Content> {
     let step = Transition::parse(&step).ok_or(ApiError::Console(ConsoleError::NotFound))?;
+    // The role first: a caller who may not take this step learns nothing from the body's checks.
+    auth.actor.require(step.permission())?;
+    let seen: Seen = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Seen::default()
+    } else {
+        body(&bytes)?
+    };
     Ok(Json(
         state
             .console()
-            .apply(&auth.actor, content_id(&id)?, step)
+            .apply(&auth.actor, content_id(&id)?, step, seen.version)
             .await?,
     ))
 }

@@ -113,6 +113,17 @@ impl FromRequestParts<WebState> for ApiAuth {
             .ok_or_else(|| {
                 super::api::ApiError::Console(ConsoleError::Unauthorized).into_response()
             })?;
+        // The one-time password opens only the page that replaces it.
+        if auth
+            .session
+            .as_ref()
+            .is_some_and(|s| s.user.must_change_password)
+        {
+            return Err(super::api::ApiError::Console(ConsoleError::Forbidden(
+                "change the one-time password first (/account/password)".to_string(),
+            ))
+            .into_response());
+        }
         if !matches!(parts.method, Method::GET | Method::HEAD) {
             let given = parts
                 .headers

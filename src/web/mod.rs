@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod guard;
 pub mod pages;
 
 use std::collections::HashMap;
@@ -44,6 +45,8 @@ pub struct WebState {
     /// For the console: checking and previewing content, the calendar page.
     pub templates: Arc<Templates>,
     pub calendar: Arc<Calendar>,
+    /// Failed sign-ins per name and client address.
+    pub throttle: Arc<guard::SignInThrottle>,
 }
 
 impl WebState {
@@ -58,16 +61,38 @@ impl WebState {
     }
 }
 
+/// Every route, each group with its own limits on body size and time, behind the cap on
+/// requests in flight, every answer with the security headers.
 pub fn router(state: WebState) -> Router {
-    Router::new()
+    use guard::RouteLimits;
+    let callbacks = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route("/webhooks/sms/dlr", get(sms_report).post(sms_report))
-        .route("/webhooks/sms/mo", get(sms_inbound).post(sms_inbound))
-        .route("/webhooks/telegram", axum::routing::post(telegram_update))
-        .merge(pages::routes())
+        .route("/webhooks/sms/mo", get(sms_inbound).post(sms_inbound));
+    let telegram = Router::new().route("/webhooks/telegram", axum::routing::post(telegram_update));
+    let console = pages::routes()
         .merge(api::routes())
+        .route("/assets/console.js", get(console_js));
+    let app = Router::new()
+        .merge(RouteLimits::CALLBACKS.apply(callbacks))
+        .merge(RouteLimits::TELEGRAM.apply(telegram))
+        .merge(RouteLimits::FORMS.apply(console))
+        .merge(RouteLimits::EXPORTS.apply(pages::export_routes()))
         .with_state(state)
+        .layer(axum::middleware::map_response(guard::security_headers));
+    guard::capped(app, guard::MAX_CONCURRENT_REQUESTS)
+}
+
+/// The console's one script (pages allow no inline script).
+async fn console_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("assets/console.js"),
+    )
 }
 
 /// A callback's parameters: the query string, plus a form or JSON body.
@@ -115,7 +140,7 @@ fn authorised(state: &WebState, params: &HashMap<String, String>, headers: &Head
 struct Callback(HashMap<String, String>);
 
 impl FromRequest<WebState> for Callback {
-    type Rejection = (StatusCode, &'static str);
+    type Rejection = axum::response::Response;
 
     async fn from_request(
         req: axum::extract::Request,
@@ -127,12 +152,13 @@ impl FromRequest<WebState> for Callback {
             .and_then(|q| serde_urlencoded::from_str(q).ok())
             .unwrap_or_default();
         let headers = req.headers().clone();
+        // Too large (413) or not text (400): the extractor's own answer says which.
         let body = String::from_request(req, state)
             .await
-            .map_err(|_| (StatusCode::BAD_REQUEST, "unreadable body"))?;
+            .map_err(IntoResponse::into_response)?;
         let params = parameters(query, &body);
         if !authorised(state, &params, &headers) {
-            return Err((StatusCode::UNAUTHORIZED, "unauthorised"));
+            return Err((StatusCode::UNAUTHORIZED, "unauthorised").into_response());
         }
         Ok(Callback(params))
     }

@@ -18,14 +18,17 @@ use serde_json::{Value, json};
 
 use super::WebState;
 use super::api::status_of;
-use super::auth::{Auth, PageAuth, SESSION_COOKIE, cookie};
+use super::auth::{Auth, PageAuth, SESSION_COOKIE, constant_time_eq, cookie};
+use super::guard::{self, Peer};
 use crate::config::ChannelKind;
 use crate::console::accounts::{self, MIN_PASSWORD_CHARS};
 use crate::console::activities::{self, Activity, ActivityInput};
 use crate::console::content::{Content, ContentInput, Preview, State as ContentState, Transition};
 use crate::console::dashboard::{AreaLine, Dashboard, DashboardQuery};
 use crate::console::{ConsoleError, Permission, audit};
+use crate::export::{Cell, excel_csv};
 use crate::reach::BandStatus;
+use crate::templates::staff::Placeholder;
 use crate::templates::telegram_html;
 
 static VIEWS: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
@@ -67,6 +70,11 @@ pub fn routes() -> Router<WebState> {
         .route("/queue/{id}/{action}", post(content_action))
         .route("/activities", get(activities_page).post(add_activity))
         .route("/audit", get(audit_page))
+}
+
+/// The exports: long answers, given more time than the pages.
+pub fn export_routes() -> Router<WebState> {
+    Router::new()
         .route("/exports/reach.csv", get(export_reach))
         .route("/exports/deliveries.csv", get(export_deliveries))
 }
@@ -102,11 +110,27 @@ fn page(
     (status, Html(render("layout", &layout))).into_response()
 }
 
-/// The sign-in form, as the answer to a page requested without a session.
+/// The cookie carrying the sign-in form's own CSRF token (there is no session yet).
+pub const LOGIN_COOKIE: &str = "loa_login";
+
+/// The sign-in form, as the answer to a page requested without a session: with a fresh token
+/// in the form and in a cookie only `/login` receives, which the sign-in must echo.
 pub fn login_page(status: StatusCode, next: &str, error: Option<&str>) -> Response {
-    let body = render("login", &json!({"next": safe_next(next), "error": error}));
+    let token = accounts::random_token();
+    let body = render(
+        "login",
+        &json!({"next": safe_next(next), "error": error, "csrf": token}),
+    );
     let layout = json!({"title": "Đăng nhập", "campaign": "", "body": body});
-    (status, Html(render("layout", &layout))).into_response()
+    (
+        status,
+        [(
+            header::SET_COOKIE,
+            format!("{LOGIN_COOKIE}={token}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600"),
+        )],
+        Html(render("layout", &layout)),
+    )
+        .into_response()
 }
 
 /// A console error as a page.
@@ -150,12 +174,14 @@ impl IntoResponse for PageError {
 type PageResult = Result<Response, PageError>;
 
 /// Only local paths: a `next` pointing elsewhere would make the sign-in form an open redirect.
+/// One leading `/`, not followed by `/` or `\` (a browser reads both as another host), and no
+/// control character or space anywhere (browsers drop some, which could form `//` again).
 fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
-        next
-    } else {
-        "/dashboard"
-    }
+    let mut chars = next.chars();
+    let local = chars.next() == Some('/')
+        && !matches!(chars.next(), Some('/' | '\\'))
+        && !next.chars().any(|c| c.is_control() || c.is_whitespace());
+    if local { next } else { "/dashboard" }
 }
 
 // ---- Vietnamese number and date formats ----
@@ -265,6 +291,8 @@ async fn login_form(Query(q): Query<NextQuery>) -> Response {
 #[derive(Deserialize)]
 struct LoginForm {
     #[serde(default)]
+    _csrf: String,
+    #[serde(default)]
     name: String,
     #[serde(default)]
     password: String,
@@ -284,18 +312,53 @@ fn session_cookie(state: &WebState, value: &str, max_age: i64) -> String {
     )
 }
 
-async fn login(State(state): State<WebState>, Form(form): Form<LoginForm>) -> PageResult {
+async fn login(
+    State(state): State<WebState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> PageResult {
     let now = state.clock.now();
-    let Some(session) = accounts::sign_in(&state.db, &form.name, &form.password, now).await? else {
-        // What was typed, cut short: a pasted novel must not go into the log.
-        let typed: String = form.name.trim().chars().take(40).collect();
-        audit::record(
-            &state.db.pool,
+    // The form must come from a sign-in page Loa served to this browser (login CSRF): another
+    // site must not sign a browser in to an account of its choosing.
+    if !cookie(&headers, LOGIN_COOKIE).is_some_and(|c| constant_time_eq(c, &form._csrf)) {
+        return Ok(login_page(
+            StatusCode::FORBIDDEN,
+            &form.next,
+            Some("Trang đăng nhập đã cũ; xin đăng nhập lại."),
+        ));
+    }
+    // What was typed, cut short: a pasted novel must not go into the log or the throttle.
+    let typed: String = form.name.trim().chars().take(40).collect();
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let client = guard::client_address(peer, forwarded, &state.config.trusted_proxies);
+    if let Some(wait) = state.throttle.refused(&typed, client, now) {
+        let minutes = (wait.num_seconds() + 59) / 60;
+        let mut page = login_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            &form.next,
+            Some(&format!(
+                "Đăng nhập sai quá nhiều lần. Xin thử lại sau {minutes} phút."
+            )),
+        );
+        let (name, value) = guard::retry_after(wait);
+        page.headers_mut().insert(
+            name,
+            header::HeaderValue::from_str(&value).expect("digits are a header value"),
+        );
+        return Ok(page);
+    }
+    let Some(session) = accounts::sign_in(&state.db, &typed, &form.password, now).await? else {
+        state.throttle.failed(&typed, client, now);
+        let from = client.map(|ip| format!("from {ip}"));
+        audit::record_repeated(
+            &state.db,
             now,
             &format!("user:{typed}"),
             "session.sign_in_failed",
             None,
-            None,
+            from.as_deref(),
+            guard::THROTTLE_WINDOW,
         )
         .await
         .map_err(ConsoleError::from)?;
@@ -305,6 +368,7 @@ async fn login(State(state): State<WebState>, Form(form): Form<LoginForm>) -> Pa
             Some("Tên đăng nhập hoặc mật khẩu không đúng."),
         ));
     };
+    state.throttle.succeeded(&typed);
     let actor = session.user.actor();
     audit::record(
         &state.db.pool,
@@ -712,20 +776,16 @@ fn input_of(state: &WebState, c: &Content) -> ContentInput {
     }
 }
 
-fn html_escape(text: &str) -> String {
-    handlebars::html_escape(text)
-}
-
 fn preview_view(preview: &Preview) -> Value {
     json!({
         "recipients": number_vi(preview.recipients.max(0) as u64),
         "channels": preview.channels.iter().map(|c| {
-            let html = c.text.as_deref().map(|t| match c.channel {
-                // Telegram HTML was validated against Telegram's few tags, and staff text in it
-                // is escaped: shown as the resident will see it.
-                ChannelKind::Telegram if telegram_html::validate(t).is_ok() => t.replace('\n', "<br>"),
-                _ => html_escape(t).replace('\n', "<br>"),
-            });
+            // Telegram: its few tags through the allow-list, everything else as text. SMS: text.
+            let html = match (&c.rich, &c.text) {
+                (Some(rich), _) => Some(telegram_html::rich_to_html(rich)),
+                (None, Some(text)) => Some(handlebars::html_escape(text)),
+                (None, None) => None,
+            };
             let size_text = match (c.sms_segments, &c.sms_encoding) {
                 (Some(parts), Some(enc)) => format!(
                     "{} ký tự · {parts} tin nhắn ({enc}) · chi phí ước tính {} đồng",
@@ -763,6 +823,11 @@ async fn content_page(
     let editable = content.is_none_or(|c| c.state.is_open())
         && Permission::EditContent.allows(auth.actor.role);
     let is_author = content.is_some_and(|c| c.author == auth.actor.id);
+    // The author and everyone who edited it since the last approval may not approve it.
+    let wrote_it = match content {
+        Some(c) => console.writers(c).await?.contains(&auth.actor.id),
+        None => false,
+    };
     let channels = |k: &str| {
         input.channels.iter().any(|c| c == k) || (content.is_none() && input.channels.is_empty())
     };
@@ -778,7 +843,9 @@ async fn content_page(
         "editable": editable,
         "approved_warning": content.is_some_and(|c| matches!(c.state, ContentState::AwaitingApproval | ContentState::Approved)),
         "can_submit": content.is_some_and(|c| c.state == ContentState::Draft) && Permission::EditContent.allows(auth.actor.role),
-        "can_approve": content.is_some_and(|c| c.state == ContentState::AwaitingApproval && !is_author) && Permission::Approve.allows(auth.actor.role),
+        "can_approve": content.is_some_and(|c| c.state == ContentState::AwaitingApproval) && !wrote_it && Permission::Approve.allows(auth.actor.role),
+        "wrote_it": wrote_it && content.is_some_and(|c| c.state == ContentState::AwaitingApproval) && Permission::Approve.allows(auth.actor.role),
+        "version": content.map(|c| c.version),
         "can_cancel": content.is_some_and(|c| c.state.is_open()) && (is_author || Permission::Approve.allows(auth.actor.role)),
         "title_value": input.title,
         "telegram_value": input.telegram_text,
@@ -795,7 +862,7 @@ async fn content_page(
             .collect::<Vec<_>>(),
         "observances": state.calendar.observances().iter().map(|o| json!({"id": o.id, "name": o.name, "selected": input.observance.as_deref() == Some(o.id.as_str())})).collect::<Vec<_>>(),
         "preview": preview,
-        "placeholders": "{{person.name}} {{area.name}} {{support.contact_point}} {{campaign.sender}} {{date}}",
+        "placeholders": Placeholder::ALL.iter().map(|p| json!({"token": p.token(), "label": p.label()})).collect::<Vec<_>>(),
     });
     let title = content
         .map(|c| c.title.clone())
@@ -925,16 +992,27 @@ async fn content_again(
     .await
 }
 
+/// A button of the content page: the CSRF token and the version the page showed.
+#[derive(Deserialize)]
+struct ActionForm {
+    #[serde(default)]
+    _csrf: String,
+    version: Option<i64>,
+}
+
 async fn content_action(
     State(state): State<WebState>,
     PageAuth(auth): PageAuth,
     Path((id, action)): Path<(String, String)>,
-    Form(form): Form<CsrfForm>,
+    Form(form): Form<ActionForm>,
 ) -> PageResult {
     let id = parse_id(&id)?;
     auth.check_csrf(Some(&form._csrf))?;
     let step = Transition::parse(&action).ok_or(PageError(ConsoleError::NotFound))?;
-    let result = state.console().apply(&auth.actor, id, step).await;
+    let result = state
+        .console()
+        .apply(&auth.actor, id, step, form.version)
+        .await;
     match result {
         Ok(c) => Ok(Redirect::to(&format!("/queue/{}", c.id)).into_response()),
         Err(ConsoleError::Conflict(message)) => {
@@ -1065,6 +1143,7 @@ async fn audit_page(
         json!({
             "entries": entries.iter().map(|e| json!({
                 "when": local(&state, e.at), "actor": e.actor, "action": e.action, "subject": e.subject, "detail": e.detail,
+                "repeats_text": (e.repeats > 1).then(|| format!("× {} lần, lần cuối {}", e.repeats, e.last_at.map(|t| local(&state, t)).unwrap_or_default())),
             })).collect::<Vec<_>>(),
             "newer": (offset > 0).then(|| (offset - PAGE).max(0).to_string()),
             "older": (entries.len() as i64 == PAGE).then(|| (offset + PAGE).to_string()),
@@ -1074,17 +1153,13 @@ async fn audit_page(
 
 // ---- exports ----
 
-/// CSV for Excel: UTF-8 with a byte-order mark, or Excel reads Vietnamese as mojibake.
-fn csv_response(filename: &str, rows: Vec<Vec<String>>) -> PageResult {
-    let mut writer = csv::Writer::from_writer(vec![0xEF, 0xBB, 0xBF]);
-    for row in rows {
-        writer
-            .write_record(row)
-            .map_err(|e| ConsoleError::Internal(e.into()))?;
-    }
-    let bytes = writer
-        .into_inner()
-        .map_err(|e| ConsoleError::Internal(anyhow::anyhow!("csv: {e}")))?;
+/// A CSV file for Excel as the answer (see [`crate::export`]).
+fn csv_response<'a>(
+    filename: &str,
+    header: &[&str],
+    rows: impl IntoIterator<Item = Vec<Cell<'a>>>,
+) -> PageResult {
+    let bytes = excel_csv(header, rows).map_err(|e| ConsoleError::Internal(e.into()))?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
@@ -1104,8 +1179,24 @@ async fn export_reach(
     Query(q): Query<DashboardQuery>,
 ) -> PageResult {
     let d = state.console().dashboard(&auth.actor, &q).await?;
-    let mut rows = vec![
-        [
+    let rows = std::iter::once(&d.total).chain(d.communes.iter()).map(|l| {
+        vec![
+            Cell::plain(l.code.as_str()),
+            Cell::text(l.name.as_str()),
+            Cell::number(l.population),
+            Cell::number(l.reached),
+            Cell::number(l.split.telegram_only),
+            Cell::number(l.split.sms_only),
+            Cell::number(l.split.both),
+            Cell::plain(l.percent.map(|p| format!("{p:.2}")).unwrap_or_default()),
+            Cell::plain(status_text(l.status)),
+            Cell::number(l.engaged),
+            Cell::number(l.offline_estimate),
+        ]
+    });
+    csv_response(
+        &format!("loa-tiep-can-{}-{}.csv", d.from, d.to),
+        &[
             "Mã địa bàn",
             "Địa bàn",
             "Dân số",
@@ -1117,41 +1208,26 @@ async fn export_reach(
             "Đánh giá",
             "Tương tác",
             "Hoạt động trực tiếp (ước tính, không cộng)",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>(),
-    ];
-    for l in std::iter::once(&d.total).chain(d.communes.iter()) {
-        rows.push(vec![
-            l.code.clone(),
-            l.name.clone(),
-            l.population.to_string(),
-            l.reached.to_string(),
-            l.split.telegram_only.to_string(),
-            l.split.sms_only.to_string(),
-            l.split.both.to_string(),
-            l.percent.map(|p| format!("{p:.2}")).unwrap_or_default(),
-            status_text(l.status).to_string(),
-            l.engaged.to_string(),
-            l.offline_estimate.to_string(),
-        ]);
-    }
-    csv_response(&format!("loa-tiep-can-{}-{}.csv", d.from, d.to), rows)
+        ],
+        rows,
+    )
 }
 
-/// A phone number with its middle hidden: enough to recognise, not to misuse.
+/// A phone number or chat id with most of it hidden: enough to recognise, not to misuse. A
+/// chat id keeps only its last digits (and never its sign, which a spreadsheet would read as
+/// the start of a formula).
 fn mask(address: &str) -> String {
     let chars: Vec<char> = address.chars().collect();
+    let tail = |n: usize| -> String { chars[chars.len().saturating_sub(n)..].iter().collect() };
     if address.starts_with('+') && chars.len() > 7 {
         let head: String = chars[..5].iter().collect();
-        let tail: String = chars[chars.len() - 3..].iter().collect();
-        format!("{head}…{tail}")
+        format!("{head}…{}", tail(3))
     } else {
-        address.to_string()
+        format!("…{}", tail(3))
     }
 }
 
+/// The delivery log: it names persons and their (masked) contacts, so taking it is audited.
 async fn export_deliveries(
     State(state): State<WebState>,
     PageAuth(auth): PageAuth,
@@ -1169,8 +1245,52 @@ async fn export_deliveries(
     .await
     .map_err(ConsoleError::from)?;
     let scope = auth.actor.scope(&state.config.areas);
-    let mut rows = vec![
-        [
+    let lines: Vec<_> = lines
+        .iter()
+        .filter(|l| scope.as_ref().is_none_or(|s| s.contains(&l.area_code)))
+        .collect();
+    audit::record(
+        &state.db.pool,
+        state.clock.now(),
+        &auth.actor.id,
+        "export.deliveries",
+        None,
+        Some(&format!("{from} – {to}: {} deliveries", lines.len())),
+    )
+    .await
+    .map_err(ConsoleError::from)?;
+    let at = |t: Option<DateTime<Utc>>| {
+        t.map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default()
+    };
+    let rows = lines.iter().map(|l| {
+        vec![
+            Cell::number(l.id),
+            Cell::plain(at(Some(l.fire_at))),
+            Cell::text(l.schedule_id.as_str()),
+            Cell::text(l.observance.as_str()),
+            // Residents' own Telegram names and groups' titles: anything can be in them.
+            Cell::text(l.person_name.as_str()),
+            Cell::text(
+                state
+                    .config
+                    .areas
+                    .get(&l.area_code)
+                    .map(|a| a.name.clone())
+                    .unwrap_or_else(|| l.area_code.clone()),
+            ),
+            Cell::plain(l.channel.as_str()),
+            Cell::plain(mask(&l.address)),
+            Cell::plain(l.status.as_str()),
+            Cell::number(l.attempts),
+            Cell::plain(at(l.sent_at)),
+            Cell::plain(at(l.reached_at)),
+            Cell::text(l.last_error.clone().unwrap_or_default()),
+        ]
+    });
+    csv_response(
+        &format!("loa-nhat-ky-gui-{from}-{to}.csv"),
+        &[
             "Mã",
             "Thời điểm gửi theo lịch",
             "Lịch / nội dung",
@@ -1184,41 +1304,9 @@ async fn export_deliveries(
             "Đã gửi lúc",
             "Đã đến lúc",
             "Lỗi",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>(),
-    ];
-    let at = |t: Option<DateTime<Utc>>| {
-        t.map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string())
-            .unwrap_or_default()
-    };
-    for l in lines
-        .iter()
-        .filter(|l| scope.as_ref().is_none_or(|s| s.contains(&l.area_code)))
-    {
-        rows.push(vec![
-            l.id.to_string(),
-            at(Some(l.fire_at)),
-            l.schedule_id.clone(),
-            l.observance.clone(),
-            l.person_name.clone(),
-            state
-                .config
-                .areas
-                .get(&l.area_code)
-                .map(|a| a.name.clone())
-                .unwrap_or_else(|| l.area_code.clone()),
-            l.channel.clone(),
-            mask(&l.address),
-            l.status.clone(),
-            l.attempts.to_string(),
-            at(l.sent_at),
-            at(l.reached_at),
-            l.last_error.clone().unwrap_or_default(),
-        ]);
-    }
-    csv_response(&format!("loa-nhat-ky-gui-{from}-{to}.csv"), rows)
+        ],
+        rows,
+    )
 }
 
 #[cfg(test)]
@@ -1236,9 +1324,28 @@ mod tests {
 
     #[test]
     fn sign_in_never_redirects_off_site() {
-        assert_eq!(safe_next("/queue/3"), "/queue/3");
-        assert_eq!(safe_next("//evil.example"), "/dashboard");
-        assert_eq!(safe_next("https://evil.example"), "/dashboard");
+        assert_eq!(safe_next("/queue/3?x=1"), "/queue/3?x=1");
+        assert_eq!(safe_next("/"), "/");
+        for evil in [
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /evil.example",
+            "/x\u{0}",
+            "",
+            "evil",
+        ] {
+            assert_eq!(safe_next(evil), "/dashboard", "{evil:?}");
+        }
+    }
+
+    #[test]
+    fn exported_addresses_are_masked() {
+        assert_eq!(mask("+84912345678"), "+8491…678");
+        assert_eq!(mask("-1001234567890"), "…890");
+        assert_eq!(mask("123456789"), "…789");
     }
 
     #[test]

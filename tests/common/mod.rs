@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod console;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -156,9 +158,16 @@ impl TestApp {
             telegram: None,
             templates: Arc::clone(&self.setup.templates),
             calendar: Arc::clone(&self.setup.calendar),
+            throttle: Default::default(),
         };
         tokio::spawn(async move {
-            let _ = axum::serve(listener, loa::web::router(state)).await;
+            let _ = loa::web::guard::serve(
+                listener,
+                loa::web::router(state),
+                loa::web::guard::HEADER_READ_TIMEOUT,
+                std::future::pending(),
+            )
+            .await;
         });
     }
 

@@ -1,0 +1,246 @@
+//! Text typed by staff in the console: never a template.
+//!
+//! Templates come only from `messages/` in the repository. What a person types is filled in by
+//! plain substitution of the fixed list of [`Placeholder`]s; everything else — other braces,
+//! handlebars helpers, blocks, partials, triple braces, HTML — is sent and shown literally. No
+//! template engine ever sees it, so nothing typed can run a helper, recurse, or write markup.
+//!
+//! The list is defined once here and used by the substitution, the console's hint and the
+//! README's table (a test keeps the README in step).
+
+use unicode_normalization::UnicodeNormalization;
+
+use super::{MessageContext, escape_telegram_html};
+use crate::config::ChannelKind;
+
+/// What staff may insert into a text they type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placeholder {
+    PersonName,
+    AreaName,
+    SupportContactPoint,
+    CampaignSender,
+}
+
+impl Placeholder {
+    pub const ALL: [Placeholder; 4] = [
+        Placeholder::PersonName,
+        Placeholder::AreaName,
+        Placeholder::SupportContactPoint,
+        Placeholder::CampaignSender,
+    ];
+
+    /// The name between the braces: `person.name`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Placeholder::PersonName => "person.name",
+            Placeholder::AreaName => "area.name",
+            Placeholder::SupportContactPoint => "support.contact_point",
+            Placeholder::CampaignSender => "campaign.sender",
+        }
+    }
+
+    /// As staff type it: `{{person.name}}`.
+    pub fn token(self) -> String {
+        format!("{{{{{}}}}}", self.name())
+    }
+
+    /// What it becomes, for the README.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Placeholder::PersonName => "the recipient's name",
+            Placeholder::AreaName => "the recipient's commune",
+            Placeholder::SupportContactPoint => {
+                "the contact point for help in the recipient's commune (or the nearest one above it)"
+            }
+            Placeholder::CampaignSender => "who speaks, `campaign.sender` of `loa.toml`",
+        }
+    }
+
+    /// What it becomes, as the console explains it to staff.
+    pub fn label(self) -> &'static str {
+        match self {
+            Placeholder::PersonName => "họ tên người nhận",
+            Placeholder::AreaName => "xã, thị trấn của người nhận",
+            Placeholder::SupportContactPoint => "nơi hỗ trợ tại xã của người nhận",
+            Placeholder::CampaignSender => "cơ quan gửi tin",
+        }
+    }
+
+    fn parse(inner: &str) -> Option<Placeholder> {
+        let inner = inner.trim();
+        Placeholder::ALL.into_iter().find(|p| p.name() == inner)
+    }
+
+    fn value(self, context: &MessageContext) -> &str {
+        match self {
+            Placeholder::PersonName => &context.person.name,
+            Placeholder::AreaName => &context.area.name,
+            Placeholder::SupportContactPoint => &context.support.contact_point,
+            Placeholder::CampaignSender => &context.campaign.sender,
+        }
+    }
+}
+
+/// Staff text as stored: line endings unified, NFC, surrounding blank space trimmed.
+pub fn normalise(text: &str) -> String {
+    let text: String = text.replace("\r\n", "\n").nfc().collect();
+    text.trim().to_string()
+}
+
+/// The text to send on `kind`: each placeholder replaced by its value, everything else as
+/// typed — escaped for Telegram's HTML parse mode, so `<b>` typed is shown as `<b>`.
+pub fn fill(text: &str, kind: ChannelKind, context: &MessageContext) -> String {
+    let escape = |s: &str| match kind {
+        ChannelKind::Telegram => escape_telegram_html(s),
+        ChannelKind::Sms => s.to_string(),
+    };
+    let text = normalise(text);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&escape(&rest[..start]));
+        let after = &rest[start + 2..];
+        match after
+            .find("}}")
+            .and_then(|end| Placeholder::parse(&after[..end]).map(|p| (p, end)))
+        {
+            Some((placeholder, end)) => {
+                out.push_str(&escape(placeholder.value(context)));
+                rest = &after[end + 2..];
+            }
+            None => {
+                // Not one of ours: the first brace is literal, and the search goes on from the
+                // second, so `{{{person.name}}}` still fills the placeholder inside it.
+                out.push('{');
+                rest = &rest[start + 1..];
+            }
+        }
+    }
+    out.push_str(&escape(rest));
+    out.nfc().collect()
+}
+
+/// What looks like a placeholder but is none of ours (`{{ten_nguoi}}`, `{{area.nam}}`): almost
+/// always a typo that would otherwise reach every recipient as typed. Only names are caught;
+/// other text between braces is simply literal.
+pub fn unknown_placeholders(text: &str) -> Vec<String> {
+    let mut unknown = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        let inner = after[..end].trim();
+        let name_like = !inner.is_empty()
+            && inner
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+            && inner
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic());
+        if name_like && Placeholder::parse(inner).is_none() {
+            unknown.push(format!("{{{{{inner}}}}}"));
+        }
+        rest = &rest[start + 2..];
+    }
+    unknown
+}
+
+/// The README's table of placeholders, generated from the list.
+pub fn readme_table() -> String {
+    let mut out = String::from("| placeholder | becomes |\n|---|---|\n");
+    for p in Placeholder::ALL {
+        out.push_str(&format!("| `{}` | {} |\n", p.token(), p.meaning()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::templates::{CampaignVars, SampleData, SupportVars};
+
+    fn context() -> MessageContext {
+        MessageContext::sample(
+            "8/3",
+            &SampleData {
+                campaign: CampaignVars {
+                    name: "Kế hoạch".into(),
+                    sender: "UBND huyện <Hiệp Hòa>".into(),
+                },
+                area_name: "Xã Đoan Bái".into(),
+                support: SupportVars {
+                    hotlines: vec![],
+                    contact_point: "Hội LHPN xã & Công an xã".into(),
+                },
+                honours: vec![],
+            },
+        )
+    }
+
+    #[test]
+    fn placeholders_are_filled_and_escaped_for_telegram() {
+        let text = "Kính gửi {{person.name}} ({{ area.name }}): liên hệ {{support.contact_point}}. {{campaign.sender}}";
+        assert_eq!(
+            fill(text, ChannelKind::Sms, &context()),
+            "Kính gửi Nguyễn Thị Phương Thảo (Xã Đoan Bái): liên hệ Hội LHPN xã & Công an xã. UBND huyện <Hiệp Hòa>"
+        );
+        assert_eq!(
+            fill(text, ChannelKind::Telegram, &context()),
+            "Kính gửi Nguyễn Thị Phương Thảo (Xã Đoan Bái): liên hệ Hội LHPN xã &amp; Công an xã. UBND huyện &lt;Hiệp Hòa&gt;"
+        );
+    }
+
+    #[test]
+    fn helpers_blocks_partials_and_triple_braces_stay_literal() {
+        let xss = r#"{{{vn_date "<span autofocus onfocus=alert(1)>"}}}"#;
+        assert_eq!(fill(xss, ChannelKind::Sms, &context()), xss);
+        assert_eq!(
+            fill(xss, ChannelKind::Telegram, &context()),
+            r#"{{{vn_date &quot;&lt;span autofocus onfocus=alert(1)&gt;&quot;}}}"#
+        );
+        // Handlebars would recurse on this until the process aborts.
+        let recursion = r#"{{#*inline "a"}}{{> a}}{{/inline}}{{> a}}"#;
+        assert_eq!(fill(recursion, ChannelKind::Sms, &context()), recursion);
+        for literal in ["{{person.nam}}", "{{#if x}}y{{/if}}", "{{", "}}", "{{>"] {
+            assert_eq!(fill(literal, ChannelKind::Sms, &context()), literal);
+        }
+        assert_eq!(
+            fill("{{{person.name}}}", ChannelKind::Sms, &context()),
+            "{Nguyễn Thị Phương Thảo}"
+        );
+        assert_eq!(
+            fill("<b>Họp</b> & \"x\"", ChannelKind::Telegram, &context()),
+            "&lt;b&gt;Họp&lt;/b&gt; &amp; &quot;x&quot;"
+        );
+    }
+
+    #[test]
+    fn misspelt_placeholders_are_caught_and_nothing_else() {
+        assert_eq!(
+            unknown_placeholders("Chào {{ten_sai}} ở {{ area.nam }} và {{person.name}}"),
+            ["{{ten_sai}}", "{{area.nam}}"]
+        );
+        assert!(
+            unknown_placeholders(r#"{{{vn_date "x"}}} {{#if a}} {{> p}} {{ }} 1{{2}}"#).is_empty()
+        );
+    }
+
+    #[test]
+    fn text_is_nfc_and_trimmed() {
+        let decomposed: String = "  Hòa\r\nbình  ".nfd().collect();
+        assert_eq!(fill(&decomposed, ChannelKind::Sms, &context()), "Hòa\nbình");
+    }
+
+    #[test]
+    fn the_readme_lists_exactly_these_placeholders() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .expect("README.md");
+        assert!(
+            readme.contains(&readme_table()),
+            "README.md must contain the placeholder table as generated:\n{}",
+            readme_table()
+        );
+    }
+}
