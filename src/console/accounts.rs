@@ -2,6 +2,13 @@
 //!
 //! Passwords are hashed with argon2. Session and API tokens are long random strings that only
 //! their holder has: the database keeps their SHA-256, so a copy of it lets no one in.
+//!
+//! Argon2 is slow and large on purpose (tens of milliseconds of CPU and about 19 MiB per hash),
+//! so every hash and verification runs on tokio's blocking pool, at most one per core at a time:
+//! a flood of sign-ins queues up there instead of stalling the async workers that run the
+//! scheduler and the dispatcher, or allocating 19 MiB per request.
+
+use std::sync::{Arc, LazyLock};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -9,6 +16,7 @@ use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
+use tokio::sync::Semaphore;
 
 use super::{Actor, ConsoleError, Role};
 use crate::config::AreaTree;
@@ -97,7 +105,7 @@ fn one_time_password() -> String {
         .collect()
 }
 
-fn hash_password(password: &str) -> Result<String, ConsoleError> {
+fn argon2_hash(password: &str) -> Result<String, ConsoleError> {
     let bytes: [u8; 16] = rand::rng().random();
     let salt = SaltString::encode_b64(&bytes)
         .map_err(|e| ConsoleError::Internal(anyhow::anyhow!("argon2 salt: {e}")))?;
@@ -107,12 +115,53 @@ fn hash_password(password: &str) -> Result<String, ConsoleError> {
         .map_err(|e| ConsoleError::Internal(anyhow::anyhow!("argon2: {e}")))
 }
 
-fn verify_password(password: &str, hash: &str) -> bool {
+fn argon2_verify(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|h| {
         Argon2::default()
             .verify_password(password.as_bytes(), &h)
             .is_ok()
     })
+}
+
+/// How many argon2 computations may run at once: one per core. More would only share the
+/// cores (each finishing later) while holding 19 MiB apiece.
+pub fn hashing_permits() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Process-wide, so the bound holds across the console's pages, its API and the CLI.
+static HASHING: LazyLock<Arc<Semaphore>> =
+    LazyLock::new(|| Arc::new(Semaphore::new(hashing_permits())));
+
+/// Runs `job` (an argon2 computation) on the blocking pool once a hashing permit is free.
+async fn off_the_workers<T: Send + 'static>(
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ConsoleError> {
+    let permit = Arc::clone(&HASHING)
+        .acquire_owned()
+        .await
+        .map_err(|e| ConsoleError::Internal(anyhow::anyhow!("password hashing: {e}")))?;
+    #[cfg(test)]
+    let job = probe::wrap(job);
+    // The permit moves into the blocking task: if the caller gives up (a browser disconnects
+    // mid sign-in), the hash still runs to its end and keeps its permit until then, so the
+    // bound counts every hash actually running.
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        job()
+    })
+    .await
+    .map_err(|e| ConsoleError::Internal(anyhow::anyhow!("password hashing: {e}")))
+}
+
+async fn hash_password(password: &str) -> Result<String, ConsoleError> {
+    let password = password.to_owned();
+    off_the_workers(move || argon2_hash(&password)).await?
+}
+
+async fn verify_password(password: &str, hash: String) -> Result<bool, ConsoleError> {
+    let password = password.to_owned();
+    off_the_workers(move || argon2_verify(&password, &hash)).await
 }
 
 /// Creates a user and returns the one-time password to hand them: it signs in once, then the
@@ -128,7 +177,7 @@ pub async fn add_user(
     check_name(name)?;
     check_area(area, areas)?;
     let password = one_time_password();
-    let hash = hash_password(&password)?;
+    let hash = hash_password(&password).await?;
     let inserted = sqlx::query(
         "INSERT INTO users (name, role, area_code, password_hash, must_change_password, created_at)
          VALUES ($1, $2, $3, $4, 1, $5) ON CONFLICT (name) DO NOTHING",
@@ -210,11 +259,11 @@ pub async fn sign_in(
     .await?;
     let Some(row) = row else {
         // Spend the same time as a real check.
-        let _ = hash_password(password);
+        let _ = hash_password(password).await;
         return Ok(None);
     };
     let hash: String = row.try_get("password_hash")?;
-    if !verify_password(password, &hash) {
+    if !verify_password(password, hash).await? {
         return Ok(None);
     }
     let user = user_from_row(&row)?;
@@ -300,7 +349,7 @@ pub async fn change_password(
         .fetch_one(&db.pool)
         .await?
         .try_get(0)?;
-    if !verify_password(current, &hash) {
+    if !verify_password(current, hash).await? {
         return Err(ConsoleError::invalid(
             "current",
             "Mật khẩu hiện tại không đúng.",
@@ -320,7 +369,7 @@ pub async fn change_password(
     }
     let mut tx = db.pool.begin().await?;
     sqlx::query("UPDATE users SET password_hash = $1, must_change_password = 0 WHERE id = $2")
-        .bind(hash_password(new)?)
+        .bind(hash_password(new).await?)
         .bind(session.user.id)
         .execute(&mut *tx)
         .await?;
@@ -333,16 +382,90 @@ pub async fn change_password(
     Ok(())
 }
 
+/// A test hook around every argon2 job: counts the jobs handed to the blocking pool and those
+/// running, and can hold running jobs at a gate so a test sees how many run at once.
+#[cfg(test)]
+mod probe {
+    use std::sync::{Condvar, Mutex, MutexGuard};
+
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct Counts {
+        /// Handed to the blocking pool, not started yet.
+        pub queued: usize,
+        /// Started, not finished.
+        pub running: usize,
+        /// The most ever running at once.
+        pub peak: usize,
+    }
+
+    struct State {
+        counts: Counts,
+        gate_closed: bool,
+    }
+
+    static STATE: Mutex<State> = Mutex::new(State {
+        counts: Counts {
+            queued: 0,
+            running: 0,
+            peak: 0,
+        },
+        gate_closed: false,
+    });
+    static CHANGED: Condvar = Condvar::new();
+
+    fn state() -> MutexGuard<'static, State> {
+        STATE.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn wrap<T>(
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> impl FnOnce() -> T + Send + 'static {
+        state().counts.queued += 1;
+        move || {
+            let mut s = state();
+            s.counts.queued -= 1;
+            s.counts.running += 1;
+            s.counts.peak = s.counts.peak.max(s.counts.running);
+            CHANGED.notify_all();
+            while s.gate_closed {
+                s = CHANGED.wait(s).unwrap_or_else(|e| e.into_inner());
+            }
+            drop(s);
+            let out = job();
+            state().counts.running -= 1;
+            out
+        }
+    }
+
+    pub fn set_gate(closed: bool) {
+        state().gate_closed = closed;
+        CHANGED.notify_all();
+    }
+
+    /// Blocks until every job handed to the pool has started (and so waits at a closed gate).
+    pub fn wait_until_none_queued() -> Counts {
+        let mut s = state();
+        while s.counts.queued > 0 {
+            s = CHANGED.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+        s.counts
+    }
+
+    pub fn counts() -> Counts {
+        state().counts
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn passwords_verify_only_against_their_own_hash() {
-        let hash = hash_password("mật khẩu dài").unwrap();
-        assert!(verify_password("mật khẩu dài", &hash));
-        assert!(!verify_password("mat khau dai", &hash));
-        assert!(!verify_password("mật khẩu dài", "not a hash"));
+        let hash = argon2_hash("mật khẩu dài").unwrap();
+        assert!(argon2_verify("mật khẩu dài", &hash));
+        assert!(!argon2_verify("mat khau dai", &hash));
+        assert!(!argon2_verify("mật khẩu dài", "not a hash"));
     }
 
     #[test]
@@ -351,5 +474,56 @@ mod tests {
         assert!(check_name("Lan").is_err());
         assert!(check_name("x").is_err());
         assert!(check_name("lan hh").is_err());
+    }
+
+    /// Without the semaphore every sign-in would start its 19 MiB hash at once.
+    #[test]
+    fn at_most_one_password_hash_per_core_runs_at_a_time() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+        let permits = hashing_permits();
+        let n = permits + 2;
+        let stored = argon2_hash("mật khẩu đúng").unwrap();
+        // One runtime thread: once every task has taken its first step, each has either handed
+        // its hash to the blocking pool or is waiting for a permit, and none moves on until
+        // this test yields again.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (held, results) = runtime.block_on(async {
+            probe::set_gate(true);
+            let started = Arc::new(AtomicUsize::new(0));
+            let tasks: Vec<_> = (0..n)
+                .map(|i| {
+                    let (started, stored) = (Arc::clone(&started), stored.clone());
+                    tokio::spawn(async move {
+                        started.fetch_add(1, SeqCst);
+                        // Both kinds of sign-in work: a known name's check, an unknown name's hash.
+                        if i % 2 == 0 {
+                            verify_password("mật khẩu đúng", stored).await
+                        } else {
+                            hash_password("mật khẩu sai").await.map(|_| false)
+                        }
+                    })
+                })
+                .collect();
+            while started.load(SeqCst) < n {
+                tokio::task::yield_now().await;
+            }
+            let held = probe::wait_until_none_queued();
+            probe::set_gate(false);
+            let mut results = Vec::new();
+            for task in tasks {
+                results.push(task.await.unwrap().unwrap());
+            }
+            (held, results)
+        });
+        assert_eq!(
+            held.running, permits,
+            "{n} sign-ins at once: one hash per core runs, the others wait ({held:?})"
+        );
+        assert!(probe::counts().peak <= permits, "{:?}", probe::counts());
+        let verified = results.iter().filter(|&&ok| ok).count();
+        assert_eq!(verified, n.div_ceil(2), "every job ran to its end");
     }
 }
