@@ -18,9 +18,9 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use tokio::sync::Semaphore;
 
-use super::{Actor, ConsoleError, Role};
+use super::{Actor, ConsoleError, Role, audit};
 use crate::config::AreaTree;
-use crate::store::{Db, to_epoch};
+use crate::store::{Db, from_epoch, to_epoch};
 
 /// How long a browser session lasts: a working day, then sign in again.
 pub const SESSION_HOURS: i64 = 12;
@@ -206,7 +206,8 @@ pub async fn count_users(db: &Db) -> Result<i64, sqlx::Error> {
         .try_get(0)
 }
 
-/// Creates an API token and returns it; only its hash is kept, so it is shown once.
+/// Creates an API token that never expires and returns it; only its hash is kept, so it is
+/// shown once.
 pub async fn create_token(
     db: &Db,
     areas: &AreaTree,
@@ -215,20 +216,193 @@ pub async fn create_token(
     area: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<String, ConsoleError> {
+    Ok(create_token_until(db, areas, name, role, area, None, now)
+        .await?
+        .token)
+}
+
+/// A token just created: the secret, shown once, and its row.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub id: i64,
+    pub token: String,
+}
+
+/// Creates an API token that stops working at `expires_at` (`None`: never).
+///
+/// The audit log and content authorship know a token by its name (`token:<name>`), so a name
+/// is refused while another live token (neither revoked nor expired) carries it.
+pub async fn create_token_until(
+    db: &Db,
+    areas: &AreaTree,
+    name: &str,
+    role: Role,
+    area: Option<&str>,
+    expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<NewToken, ConsoleError> {
     check_name(name)?;
     check_area(area, areas)?;
+    if expires_at.is_some_and(|at| at <= now) {
+        return Err(ConsoleError::invalid(
+            "expires",
+            "the expiry is in the past",
+        ));
+    }
     let token = format!("loa_{}", random_token());
-    sqlx::query(
-        "INSERT INTO api_tokens (token_hash, name, role, area_code, created_at) VALUES ($1, $2, $3, $4, $5)",
+    // One statement, so the check and the insert see the same table.
+    let row = sqlx::query(
+        "INSERT INTO api_tokens (token_hash, name, role, area_code, created_at, expires_at)
+         SELECT $1, $2, $3, $4, $5, $6
+         WHERE NOT EXISTS (
+             SELECT 1 FROM api_tokens
+             WHERE name = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $5))
+         RETURNING id",
     )
     .bind(token_hash(&token))
     .bind(name)
     .bind(role.as_str())
     .bind(area)
     .bind(to_epoch(now))
-    .execute(&db.pool)
+    .bind(expires_at.map(to_epoch))
+    .fetch_optional(&db.pool)
     .await?;
-    Ok(token)
+    match row {
+        Some(row) => Ok(NewToken {
+            id: row.try_get(0)?,
+            token,
+        }),
+        None => {
+            let live = list_tokens(db)
+                .await?
+                .into_iter()
+                .find(|t| t.name == name && t.state(now) == TokenState::Active)
+                .map_or_else(|| "?".to_string(), |t| t.id.to_string());
+            Err(ConsoleError::Conflict(format!(
+                "a live token is already named {name:?} (id {live}); the audit log tells tokens \
+                 apart by name: choose another name, or revoke that token first"
+            )))
+        }
+    }
+}
+
+/// Whether a token still lets its holder in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenState {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl TokenState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenState::Active => "active",
+            TokenState::Expired => "expired",
+            TokenState::Revoked => "revoked",
+        }
+    }
+}
+
+/// An API token as an admin sees it: everything but the secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub area: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Recorded to the minute (see [`token_actor`]).
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl TokenInfo {
+    pub fn state(&self, now: DateTime<Utc>) -> TokenState {
+        if self.revoked_at.is_some() {
+            TokenState::Revoked
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            TokenState::Expired
+        } else {
+            TokenState::Active
+        }
+    }
+}
+
+/// Every API token ever created, oldest first.
+pub async fn list_tokens(db: &Db) -> Result<Vec<TokenInfo>, ConsoleError> {
+    let rows = sqlx::query(
+        "SELECT id, name, role, area_code, created_at, expires_at, revoked_at, last_used_at
+         FROM api_tokens ORDER BY id",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let role: String = row.try_get("role")?;
+            let at = |column: &str| -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+                Ok(row.try_get::<Option<i64>, _>(column)?.map(from_epoch))
+            };
+            Ok(TokenInfo {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                role: Role::parse(&role)
+                    .ok_or_else(|| anyhow::anyhow!("unknown role {role:?} in api_tokens"))?,
+                area: row.try_get("area_code")?,
+                created_at: from_epoch(row.try_get("created_at")?),
+                expires_at: at("expires_at")?,
+                revoked_at: at("revoked_at")?,
+                last_used_at: at("last_used_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Revokes a token at once, in the audit log as done by `actor` (`token.revoke`, subject
+/// `token:<name>`). `NotFound` for an unknown id; `Conflict` if it was revoked already.
+pub async fn revoke_token(
+    db: &Db,
+    id: i64,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<TokenInfo, ConsoleError> {
+    let mut tx = db.pool.begin().await?;
+    let row = sqlx::query("SELECT name, role, revoked_at FROM api_tokens WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(ConsoleError::NotFound)?;
+    let name: String = row.try_get("name")?;
+    let role: String = row.try_get("role")?;
+    // Guarded by `revoked_at IS NULL`: of two revocations at once, one reports the conflict.
+    let revoked =
+        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(to_epoch(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    if row.try_get::<Option<i64>, _>("revoked_at")?.is_some() || revoked == 0 {
+        return Err(ConsoleError::Conflict(format!(
+            "token {id} ({name}) is already revoked"
+        )));
+    }
+    audit::record(
+        &mut *tx,
+        now,
+        actor,
+        "token.revoke",
+        Some(&format!("token:{name}")),
+        Some(&format!("id {id}, role {role}")),
+    )
+    .await?;
+    tx.commit().await?;
+    list_tokens(db)
+        .await?
+        .into_iter()
+        .find(|t| t.id == id)
+        .ok_or(ConsoleError::NotFound)
 }
 
 fn user_from_row(row: &sqlx::any::AnyRow) -> Result<User, ConsoleError> {
@@ -317,24 +491,49 @@ pub async fn sign_out(db: &Db, token: &str, now: DateTime<Utc>) -> Result<(), Co
     Ok(())
 }
 
-/// The actor behind a bearer token.
-pub async fn token_actor(db: &Db, token: &str) -> Result<Option<Actor>, ConsoleError> {
-    let row = sqlx::query("SELECT name, role, area_code FROM api_tokens WHERE token_hash = $1")
-        .bind(token_hash(token))
-        .fetch_optional(&db.pool)
-        .await?;
-    row.map(|row| {
-        let name: String = row.try_get(0)?;
-        let role: String = row.try_get(1)?;
-        Ok(Actor {
-            id: format!("token:{name}"),
-            name,
-            role: Role::parse(&role)
-                .ok_or_else(|| anyhow::anyhow!("unknown role {role:?} in api_tokens"))?,
-            area: row.try_get(2)?,
-        })
-    })
-    .transpose()
+/// How often a token's last use is written: at most once a minute, so a script polling the API
+/// does not turn every read into a write.
+const LAST_USED_EVERY_SECS: i64 = 60;
+
+/// The actor behind a bearer token, if the token is neither revoked nor expired at `now`.
+pub async fn token_actor(
+    db: &Db,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Actor>, ConsoleError> {
+    let row = sqlx::query(
+        "SELECT id, name, role, area_code, last_used_at FROM api_tokens
+         WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
+    )
+    .bind(token_hash(token))
+    .bind(to_epoch(now))
+    .fetch_optional(&db.pool)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let id: i64 = row.try_get("id")?;
+    let last_used: Option<i64> = row.try_get("last_used_at")?;
+    if last_used.is_none_or(|at| to_epoch(now) - at >= LAST_USED_EVERY_SECS) {
+        // Bookkeeping for `loa token list`: failing to write it must not refuse the caller.
+        if let Err(e) = sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(to_epoch(now))
+            .bind(id)
+            .execute(&db.pool)
+            .await
+        {
+            tracing::warn!(token_id = id, "cannot record the token's last use: {e}");
+        }
+    }
+    let name: String = row.try_get("name")?;
+    let role: String = row.try_get("role")?;
+    Ok(Some(Actor {
+        id: format!("token:{name}"),
+        name,
+        role: Role::parse(&role)
+            .ok_or_else(|| anyhow::anyhow!("unknown role {role:?} in api_tokens"))?,
+        area: row.try_get("area_code")?,
+    }))
 }
 
 /// Sets a new password; the current one must be given. Other sessions of the user end.
