@@ -14,6 +14,7 @@ use loa::config::{ChannelKind, Env};
 use loa::console::accounts::{self, TokenState};
 use loa::console::{Role, audit};
 use sha2::Digest;
+use sqlx::Row;
 
 fn loa(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_loa"))
@@ -717,5 +718,72 @@ async fn revoked_and_expired_tokens_get_401_from_the_api() {
             ),
         ],
         "last use is what authenticated, not what was refused"
+    );
+}
+
+#[tokio::test]
+async fn import_takes_off_the_mark_exports_put_on_text_that_looks_like_a_formula() {
+    let dir = copy_of_repo();
+    std::fs::write(
+        dir.path().join("danh-ba.csv"),
+        "name,phone,area,tags\n'=Nguyễn,'0912345678,'bac-ly,'+thanh-nien\n",
+    )
+    .unwrap();
+    let out = loa(dir.path(), &["import", "contacts", "danh-ba.csv"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("1 added, 0 updated, 0 rejected"));
+
+    let (_, db) = database_of(dir.path()).await;
+    let row = sqlx::query(
+        "SELECT p.name, p.area_code, c.address, t.tag FROM persons p
+         JOIN contacts c ON c.person_id = p.id JOIN person_tags t ON t.person_id = p.id",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let got: (String, String, String, String) = (
+        row.try_get(0).unwrap(),
+        row.try_get(1).unwrap(),
+        row.try_get(2).unwrap(),
+        row.try_get(3).unwrap(),
+    );
+    assert_eq!(
+        got,
+        (
+            "=Nguyễn".to_string(),
+            "bac-ly".to_string(),
+            "+84912345678".to_string(),
+            "+thanh-nien".to_string()
+        )
+    );
+    db.close().await;
+}
+
+#[test]
+fn report_reach_csv_keeps_area_names_from_being_read_as_formulas() {
+    let dir = copy_of_repo();
+    let config = std::fs::read_to_string(dir.path().join("loa.toml")).unwrap();
+    let renamed = config.replace("name = \"Xã Bắc Lý\"", "name = \"=Xã Bắc Lý\"");
+    assert_ne!(renamed, config);
+    std::fs::write(dir.path().join("loa.toml"), renamed).unwrap();
+    let out = loa(
+        dir.path(),
+        &[
+            "report",
+            "reach",
+            "--format",
+            "csv",
+            "--from",
+            "2023-01-01",
+            "--to",
+            "2023-12-31",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let csv = stdout(&out);
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("bac-ly,'=Xã Bắc Lý,hiep-hoa,10900,0,")),
+        "{csv}"
     );
 }
