@@ -719,6 +719,20 @@ async fn revoked_and_expired_tokens_get_401_from_the_api() {
         ],
         "last use is what authenticated, not what was refused"
     );
+
+    // A live token's name stays its own; an expired or revoked one's is free again.
+    let later = app.clock_now();
+    let twin = accounts::create_token(&app.db, areas, "con-han", Role::Admin, None, later).await;
+    assert!(
+        matches!(twin, Err(loa::console::ConsoleError::Conflict(_))),
+        "{twin:?}"
+    );
+    for name in ["het-han", "thu-hoi"] {
+        let renewed = accounts::create_token(&app.db, areas, name, Role::Admin, None, later)
+            .await
+            .unwrap();
+        assert_eq!(status(&renewed).await, 200);
+    }
 }
 
 #[tokio::test]
