@@ -717,6 +717,8 @@ mod tests {
             }
             (held, results)
         });
+        // Exact because no other unit test hashes through the helper: one that did would share
+        // the process-wide permits (and be held at the gate too).
         assert_eq!(
             held.running, permits,
             "{n} sign-ins at once: one hash per core runs, the others wait ({held:?})"
