@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono_tz::Tz;
 use clap::{Parser, Subcommand, ValueEnum};
 use sqlx::Row;
 
@@ -157,12 +158,26 @@ pub enum TokenCommand {
     Create {
         #[arg(long, value_enum)]
         role: RoleArg,
-        /// What the token is for, as the audit log names it.
+        /// What the token is for, as the audit log names it; no two live tokens share a name.
         #[arg(long, default_value = "api")]
         name: String,
         /// Limit the token to this area and everything under it.
         #[arg(long)]
         area: Option<String>,
+        /// The last day the token works; it expires at the end of that day in the campaign
+        /// time zone.
+        #[arg(long, value_name = "YYYY-MM-DD", conflicts_with = "expires_in")]
+        expires: Option<NaiveDate>,
+        /// The token works today and DAYS more days, to the end of the last one.
+        #[arg(long, value_name = "DAYS")]
+        expires_in: Option<u32>,
+    },
+    /// Every API token: name, role, area, expiry, last use and state (never the token itself).
+    List,
+    /// Stop a token from working, at once.
+    Revoke {
+        /// The token's id, as `loa token list` shows it.
+        id: i64,
     },
 }
 
@@ -188,7 +203,7 @@ impl From<RoleArg> for Role {
 #[derive(Debug, Clone, Copy)]
 enum Credential {
     User,
-    Token,
+    Token { expires_at: Option<DateTime<Utc>> },
 }
 
 /// Creates a console user or an API token, in the audit log as done from the command line;
@@ -202,21 +217,37 @@ async fn create_credential(
 ) -> Result<String, CliError> {
     let db = setup.open_database().await?;
     let (areas, now) = (&setup.config.areas, Utc::now());
-    let (result, action, subject) = match what {
+    let tz = setup.config.campaign.time_zone;
+    let (result, action, subject, more) = match what {
         Credential::User => (
             accounts::add_user(&db, areas, name, role, area, now).await,
             "user.add",
             format!("user:{name}"),
+            Default::default(),
         ),
-        Credential::Token => (
-            accounts::create_token(&db, areas, name, role, area, now).await,
-            "token.create",
-            format!("token:{name}"),
-        ),
+        Credential::Token { expires_at } => {
+            let created =
+                accounts::create_token_until(&db, areas, name, role, area, expires_at, now).await;
+            // The id tells this token from others of the same name, before or after it.
+            let (id, expires) = match &created {
+                Ok(t) => (
+                    format!("id {}, ", t.id),
+                    format!(", expires {}", expiry_text(expires_at, tz)),
+                ),
+                Err(_) => Default::default(),
+            };
+            (
+                created.map(|t| t.token),
+                "token.create",
+                format!("token:{name}"),
+                (id, expires),
+            )
+        }
     };
     if result.is_ok() {
+        let (id, expires) = more;
         let detail = format!(
-            "role {role}{}",
+            "{id}role {role}{}{expires}",
             area.map(|a| format!(", area {a}")).unwrap_or_default()
         );
         audit::record(&db.pool, now, "cli", action, Some(&subject), Some(&detail))
@@ -225,6 +256,101 @@ async fn create_credential(
     }
     db.close().await;
     result.map_err(console_error)
+}
+
+/// When a token created now with `--expires DAY` or `--expires-in DAYS` stops working: at the end
+/// of that local day in the campaign time zone. `None`: never.
+fn token_expiry(
+    expires: Option<NaiveDate>,
+    expires_in: Option<u32>,
+    now: DateTime<Utc>,
+    tz: Tz,
+) -> Result<Option<DateTime<Utc>>, CliError> {
+    let today = now.with_timezone(&tz).date_naive();
+    let last_day = match (expires, expires_in) {
+        (Some(day), _) if day < today => {
+            return Err(CliError::Input(format!(
+                "--expires {day} is in the past (today is {today} in {tz})"
+            )));
+        }
+        (Some(day), _) => day,
+        (None, Some(days)) => today
+            .checked_add_days(chrono::Days::new(days.into()))
+            .ok_or_else(|| CliError::Input(format!("--expires-in {days}: too far ahead")))?,
+        (None, None) => return Ok(None),
+    };
+    let end = last_day
+        .succ_opt()
+        .ok_or_else(|| CliError::Input(format!("--expires {last_day}: too far ahead")))?;
+    Ok(Some(crate::calendar::local_midnight(end, tz)))
+}
+
+/// A token's expiry as people read it, in the campaign time zone: `end of 2026-12-31` for the
+/// expiries `loa token create` sets, the local time for any other.
+fn expiry_text(expires_at: Option<DateTime<Utc>>, tz: Tz) -> String {
+    let Some(at) = expires_at else {
+        return "never".to_string();
+    };
+    let local = at.with_timezone(&tz);
+    match local.date_naive().pred_opt() {
+        Some(day) if crate::calendar::local_midnight(local.date_naive(), tz) == at => {
+            format!("end of {day}")
+        }
+        _ => local_time(at, tz),
+    }
+}
+
+fn local_time(at: DateTime<Utc>, tz: Tz) -> String {
+    at.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// `loa token list`: one line per token, aligned; never the token or its hash (neither is
+/// kept in a readable form anyway).
+fn token_table(tokens: &[accounts::TokenInfo], now: DateTime<Utc>, tz: Tz) -> String {
+    let mut rows = vec![
+        [
+            "id",
+            "name",
+            "role",
+            "area",
+            "created",
+            "expires",
+            "last used",
+            "state",
+        ]
+        .map(String::from),
+    ];
+    for t in tokens {
+        rows.push([
+            t.id.to_string(),
+            t.name.clone(),
+            t.role.to_string(),
+            t.area.clone().unwrap_or_else(|| "all".to_string()),
+            local_time(t.created_at, tz),
+            expiry_text(t.expires_at, tz),
+            t.last_used_at
+                .map_or_else(|| "never".to_string(), |at| local_time(at, tz)),
+            t.state(now).as_str().to_string(),
+        ]);
+    }
+    let mut widths = [0; 8];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out.push_str(&format!("times in {tz}\n"));
+    out
 }
 
 /// A console error met on the command line: bad input is the caller's (exit 1).
@@ -501,18 +627,72 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
             Ok(())
         }
         Command::Token {
-            token: TokenCommand::Create { role, name, area },
+            token:
+                TokenCommand::Create {
+                    role,
+                    name,
+                    area,
+                    expires,
+                    expires_in,
+                },
         } => {
             let setup = Setup::load(&cli.config, &env)?;
+            let tz = setup.config.campaign.time_zone;
+            let expires_at = token_expiry(expires, expires_in, Utc::now(), tz)?;
+            let role = Role::from(role);
             let token = create_credential(
                 &setup,
-                Credential::Token,
+                Credential::Token { expires_at },
                 &name,
-                Role::from(role),
+                role,
                 area.as_deref(),
             )
             .await?;
+            // The token alone on stdout, so `TOKEN=$(loa token create …)` keeps working; what
+            // it is and until when, for the person at the terminal, on stderr.
+            let until = match expires_at {
+                Some(_) => format!("expires at the {} ({tz})", expiry_text(expires_at, tz)),
+                None => "never expires (loa token revoke stops it)".to_string(),
+            };
+            eprintln!("token {name} ({role}) created, {until}. Shown once: only its hash is kept.");
             outln!("{token}");
+            Ok(())
+        }
+        Command::Token {
+            token: TokenCommand::List,
+        } => {
+            let setup = Setup::load(&cli.config, &env)?;
+            let db = setup.open_database().await?;
+            let tokens = accounts::list_tokens(&db).await;
+            db.close().await;
+            let tokens = tokens.map_err(console_error)?;
+            if tokens.is_empty() {
+                outln!("no API tokens yet (loa token create --role ROLE --name NAME makes one)");
+            } else {
+                out!(
+                    "{}",
+                    token_table(&tokens, Utc::now(), setup.config.campaign.time_zone)
+                );
+            }
+            Ok(())
+        }
+        Command::Token {
+            token: TokenCommand::Revoke { id },
+        } => {
+            let setup = Setup::load(&cli.config, &env)?;
+            let db = setup.open_database().await?;
+            let revoked = accounts::revoke_token(&db, id, "cli", Utc::now()).await;
+            db.close().await;
+            let token = revoked.map_err(|e| match e {
+                ConsoleError::NotFound => {
+                    CliError::Input(format!("no API token has id {id} (see loa token list)"))
+                }
+                other => console_error(other),
+            })?;
+            outln!(
+                "token {id} ({}) revoked: it no longer authenticates",
+                token.name
+            );
             Ok(())
         }
         Command::Migrate => {

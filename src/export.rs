@@ -61,7 +61,26 @@ pub fn excel_csv<'a>(
     header: &[&str],
     rows: impl IntoIterator<Item = Vec<Cell<'a>>>,
 ) -> Result<Vec<u8>, csv::Error> {
-    let mut writer = csv::Writer::from_writer(vec![0xEF, 0xBB, 0xBF]);
+    write_csv(vec![0xEF, 0xBB, 0xBF], header, rows)
+}
+
+/// The same cells, guarded the same way, without the byte-order mark: for CSV a command prints
+/// (`loa report reach --format csv`), where a BOM would stick to the first header of every
+/// script reading the output, and which is as likely to end up in a spreadsheet.
+pub fn guarded_csv<'a>(
+    header: &[&str],
+    rows: impl IntoIterator<Item = Vec<Cell<'a>>>,
+) -> Result<String, csv::Error> {
+    let bytes = write_csv(Vec::new(), header, rows)?;
+    Ok(String::from_utf8(bytes).expect("CSV of UTF-8 strings is UTF-8"))
+}
+
+fn write_csv<'a>(
+    start: Vec<u8>,
+    header: &[&str],
+    rows: impl IntoIterator<Item = Vec<Cell<'a>>>,
+) -> Result<Vec<u8>, csv::Error> {
+    let mut writer = csv::Writer::from_writer(start);
     writer.write_record(header)?;
     for row in rows {
         writer.write_record(row.iter().map(|c| c.as_written().into_owned()))?;
@@ -105,5 +124,15 @@ mod tests {
         assert!(bytes.starts_with(&[0xEF, 0xBB, 0xBF]));
         let text = String::from_utf8(bytes[3..].to_vec()).unwrap();
         assert_eq!(text, "Tên,Số,Điện thoại\n'=1+1,-3,+849…78\n");
+    }
+
+    #[test]
+    fn printed_csv_is_guarded_the_same_without_a_byte_order_mark() {
+        let text = guarded_csv(
+            &["name", "reached"],
+            [vec![Cell::text("@Xã Bắc Lý"), Cell::number(-1)]],
+        )
+        .unwrap();
+        assert_eq!(text, "name,reached\n'@Xã Bắc Lý,-1\n");
     }
 }

@@ -595,36 +595,40 @@ impl ReachReport {
 
     /// CSV with a header, one line per area, then the total.
     pub fn to_csv(&self) -> Result<String, csv::Error> {
-        let mut writer = csv::Writer::from_writer(Vec::new());
-        writer.write_record([
-            "code",
-            "name",
-            "parent",
-            "population",
-            "reached",
-            "percent",
-            "status",
-            "engaged",
-        ])?;
+        use crate::export::{Cell, guarded_csv};
+
         let total_is_row = self.areas.iter().any(|r| r.code == self.total.code);
         let rows = self
             .areas
             .iter()
-            .chain((!total_is_row).then_some(&self.total));
-        for r in rows {
-            writer.write_record([
-                r.code.as_str(),
-                r.name.as_str(),
-                r.parent.as_deref().unwrap_or(""),
-                &r.population.to_string(),
-                &r.reached.to_string(),
-                &r.percent.map_or(String::new(), |p| format!("{p:.2}")),
-                r.status.map_or("", BandStatus::as_str),
-                &r.engaged.to_string(),
-            ])?;
-        }
-        let bytes = writer.into_inner().map_err(|e| e.into_error())?;
-        Ok(String::from_utf8(bytes).expect("csv of UTF-8 strings is UTF-8"))
+            .chain((!total_is_row).then_some(&self.total))
+            .map(|r| {
+                // Area names are typed by people (loa.toml) and may start like a formula; codes
+                // (lowercase letters, digits, '-'), figures and band words are Loa's own.
+                vec![
+                    Cell::plain(r.code.as_str()),
+                    Cell::text(r.name.as_str()),
+                    Cell::plain(r.parent.as_deref().unwrap_or("")),
+                    Cell::number(r.population),
+                    Cell::number(r.reached),
+                    Cell::plain(r.percent.map_or(String::new(), |p| format!("{p:.2}"))),
+                    Cell::plain(r.status.map_or("", BandStatus::as_str)),
+                    Cell::number(r.engaged),
+                ]
+            });
+        guarded_csv(
+            &[
+                "code",
+                "name",
+                "parent",
+                "population",
+                "reached",
+                "percent",
+                "status",
+                "engaged",
+            ],
+            rows,
+        )
     }
 }
 

@@ -8,8 +8,13 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{copy_of_repo, repo_root};
+use chrono::NaiveDate;
+use common::{TestApp, at, copy_of_repo, repo_root};
 use loa::config::{ChannelKind, Env};
+use loa::console::accounts::{self, TokenState};
+use loa::console::{Role, audit};
+use sha2::Digest;
+use sqlx::Row;
 
 fn loa(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_loa"))
@@ -24,6 +29,21 @@ fn loa(dir: &Path, args: &[&str]) -> Output {
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The configuration and database `loa` used when it ran in `dir` (its `data/loa.db`).
+async fn database_of(dir: &Path) -> (loa::app::Setup, loa::store::Db) {
+    let env = Env::default().with(
+        "LOA_DATABASE_URL",
+        format!("sqlite://{}/data/loa.db", dir.display()),
+    );
+    let setup = loa::app::Setup::load(&dir.join("loa.toml"), &env).unwrap();
+    let db = setup.open_database().await.unwrap();
+    (setup, db)
 }
 
 #[test]
@@ -435,7 +455,7 @@ async fn user_add_prints_a_password_that_signs_in_once_and_token_create_a_workin
         .expect("the printed password signs in");
     assert!(session.user.must_change_password);
     assert_eq!(session.user.area.as_deref(), Some("bac-ly"));
-    let actor = loa::console::accounts::token_actor(&db, &token)
+    let actor = loa::console::accounts::token_actor(&db, &token, now)
         .await
         .unwrap()
         .unwrap();
@@ -447,4 +467,337 @@ async fn user_add_prints_a_password_that_signs_in_once_and_token_create_a_workin
     let log = loa::console::audit::latest(&db, 10, 0).await.unwrap();
     let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["token.create", "user.add"]);
+}
+
+#[tokio::test]
+async fn tokens_are_listed_without_their_secret_and_revoked_at_once() {
+    let dir = copy_of_repo();
+    let tz = chrono_tz::Asia::Ho_Chi_Minh;
+    let today = || chrono::Utc::now().with_timezone(&tz).date_naive();
+    let before = today();
+    let created = loa(
+        dir.path(),
+        &[
+            "token",
+            "create",
+            "--role",
+            "official",
+            "--name",
+            "bao-cao",
+            "--expires-in",
+            "30",
+        ],
+    );
+    let after = today();
+    assert!(created.status.success(), "{}", stderr(&created));
+    // The token alone on stdout (for `TOKEN=$(loa token create …)`); its expiry beside it.
+    let token = stdout(&created).trim().to_string();
+    assert!(token.starts_with("loa_") && !token.contains(char::is_whitespace));
+    let last_day = |d: NaiveDate| d + chrono::Days::new(30);
+    let told = stderr(&created);
+    assert!(
+        [before, after].iter().any(|&d| told.contains(&format!(
+            "expires at the end of {} (Asia/Ho_Chi_Minh)",
+            last_day(d)
+        ))),
+        "{told}"
+    );
+
+    // A second live token of that name would make the audit log ambiguous.
+    let twin = loa(
+        dir.path(),
+        &["token", "create", "--role", "admin", "--name", "bao-cao"],
+    );
+    assert_eq!(twin.status.code(), Some(1));
+    assert!(
+        stderr(&twin).contains("a live token is already named \"bao-cao\" (id 1)"),
+        "{}",
+        stderr(&twin)
+    );
+    let past = loa(
+        dir.path(),
+        &[
+            "token",
+            "create",
+            "--role",
+            "staff",
+            "--name",
+            "cu",
+            "--expires",
+            "2020-01-01",
+        ],
+    );
+    assert_eq!(past.status.code(), Some(1));
+    assert!(stderr(&past).contains("--expires 2020-01-01 is in the past"));
+
+    let list = loa(dir.path(), &["token", "list"]);
+    assert!(list.status.success(), "{}", stderr(&list));
+    let table = stdout(&list);
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap()
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "id",
+            "name",
+            "role",
+            "area",
+            "created",
+            "expires",
+            "last used",
+            "state"
+        ]
+    );
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(&row[..4], ["1", "bao-cao", "official", "all"], "{table}");
+    assert!(
+        [before, after]
+            .iter()
+            .any(|&d| table.contains(&format!("end of {}", last_day(d)))),
+        "{table}"
+    );
+    assert_eq!(&row[row.len() - 2..], ["never", "active"], "{table}");
+    assert!(table.contains("times in Asia/Ho_Chi_Minh"), "{table}");
+    let hash: String = sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(
+        !table.contains(&token) && !table.contains(&hash) && !table.contains("loa_"),
+        "{table}"
+    );
+
+    // Stored: the first instant of the day after the last one, in the campaign's time zone.
+    let (_, db) = database_of(dir.path()).await;
+    let listed = accounts::list_tokens(&db).await.unwrap();
+    let end = listed[0].expires_at.unwrap();
+    assert!(
+        [before, after]
+            .iter()
+            .any(|&d| end == loa::calendar::local_midnight(last_day(d) + chrono::Days::new(1), tz)),
+        "{end}"
+    );
+    let now = chrono::Utc::now();
+    assert!(
+        accounts::token_actor(&db, &token, now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let revoked = loa(dir.path(), &["token", "revoke", "1"]);
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    assert!(stdout(&revoked).contains("token 1 (bao-cao) revoked"));
+    let table = stdout(&loa(dir.path(), &["token", "list"]));
+    assert!(
+        table.lines().nth(1).unwrap().ends_with("revoked"),
+        "{table}"
+    );
+    assert!(
+        accounts::token_actor(&db, &token, chrono::Utc::now())
+            .await
+            .unwrap()
+            .is_none(),
+        "a revoked token authenticates nobody"
+    );
+    let again = loa(dir.path(), &["token", "revoke", "1"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("token 1 (bao-cao) is already revoked"));
+    let unknown = loa(dir.path(), &["token", "revoke", "42"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr(&unknown).contains("no API token has id 42"));
+
+    let log = audit::latest(&db, 10, 0).await.unwrap();
+    let entries: Vec<(&str, &str, Option<&str>)> = log
+        .iter()
+        .map(|e| (e.actor.as_str(), e.action.as_str(), e.subject.as_deref()))
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("cli", "token.revoke", Some("token:bao-cao")),
+            ("cli", "token.create", Some("token:bao-cao")),
+        ]
+    );
+    // Once revoked, the name is free for a new token.
+    let renewed = loa(
+        dir.path(),
+        &["token", "create", "--role", "official", "--name", "bao-cao"],
+    );
+    assert!(renewed.status.success(), "{}", stderr(&renewed));
+    db.close().await;
+}
+
+#[tokio::test]
+async fn revoked_and_expired_tokens_get_401_from_the_api() {
+    let app = TestApp::spawn_at("2026-11-30T09:00:00+07:00").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let me = format!("http://{}/api/me", listener.local_addr().unwrap());
+    app.serve_web(listener);
+    let (areas, now) = (&app.setup.config.areas, app.clock_now());
+    let tz = app.setup.config.campaign.time_zone;
+    // As `loa token create --expires 2026-11-30` makes it: good to the end of that day.
+    let end_of_day =
+        loa::calendar::local_midnight(NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(), tz);
+    let expiring = accounts::create_token_until(
+        &app.db,
+        areas,
+        "het-han",
+        Role::Official,
+        None,
+        Some(end_of_day),
+        now,
+    )
+    .await
+    .unwrap();
+    let revoked =
+        accounts::create_token_until(&app.db, areas, "thu-hoi", Role::Official, None, None, now)
+            .await
+            .unwrap();
+    let lasting = accounts::create_token(&app.db, areas, "con-han", Role::Official, None, now)
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let status = async |token: &str| {
+        http.get(&me)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    for token in [&expiring.token, &revoked.token, &lasting] {
+        assert_eq!(status(token).await, 200);
+    }
+
+    accounts::revoke_token(&app.db, revoked.id, "cli", now)
+        .await
+        .unwrap();
+    assert_eq!(
+        status(&revoked.token).await,
+        401,
+        "revoked: refused at once"
+    );
+
+    app.set_clock("2026-11-30T23:59:59+07:00");
+    assert_eq!(
+        status(&expiring.token).await,
+        200,
+        "its last day still counts"
+    );
+    app.set_clock("2026-12-01T00:00:00+07:00");
+    assert_eq!(status(&expiring.token).await, 401, "expired at midnight");
+    assert_eq!(status(&revoked.token).await, 401);
+    assert_eq!(status(&lasting).await, 200);
+
+    let tokens = accounts::list_tokens(&app.db).await.unwrap();
+    let seen: Vec<(&str, TokenState, Option<chrono::DateTime<chrono::Utc>>)> = tokens
+        .iter()
+        .map(|t| (t.name.as_str(), t.state(app.clock_now()), t.last_used_at))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                "het-han",
+                TokenState::Expired,
+                Some(at("2026-11-30T23:59:59+07:00"))
+            ),
+            ("thu-hoi", TokenState::Revoked, Some(now)),
+            (
+                "con-han",
+                TokenState::Active,
+                Some(at("2026-12-01T00:00:00+07:00"))
+            ),
+        ],
+        "last use is what authenticated, not what was refused"
+    );
+
+    // A live token's name stays its own; an expired or revoked one's is free again.
+    let later = app.clock_now();
+    let twin = accounts::create_token(&app.db, areas, "con-han", Role::Admin, None, later).await;
+    assert!(
+        matches!(twin, Err(loa::console::ConsoleError::Conflict(_))),
+        "{twin:?}"
+    );
+    for name in ["het-han", "thu-hoi"] {
+        let renewed = accounts::create_token(&app.db, areas, name, Role::Admin, None, later)
+            .await
+            .unwrap();
+        assert_eq!(status(&renewed).await, 200);
+    }
+}
+
+#[tokio::test]
+async fn import_takes_off_the_mark_exports_put_on_text_that_looks_like_a_formula() {
+    let dir = copy_of_repo();
+    std::fs::write(
+        dir.path().join("danh-ba.csv"),
+        "name,phone,area,tags\n'=Nguyễn,'0912345678,'bac-ly,'+thanh-nien\n",
+    )
+    .unwrap();
+    let out = loa(dir.path(), &["import", "contacts", "danh-ba.csv"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("1 added, 0 updated, 0 rejected"));
+
+    let (_, db) = database_of(dir.path()).await;
+    let row = sqlx::query(
+        "SELECT p.name, p.area_code, c.address, t.tag FROM persons p
+         JOIN contacts c ON c.person_id = p.id JOIN person_tags t ON t.person_id = p.id",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let got: (String, String, String, String) = (
+        row.try_get(0).unwrap(),
+        row.try_get(1).unwrap(),
+        row.try_get(2).unwrap(),
+        row.try_get(3).unwrap(),
+    );
+    assert_eq!(
+        got,
+        (
+            "=Nguyễn".to_string(),
+            "bac-ly".to_string(),
+            "+84912345678".to_string(),
+            "+thanh-nien".to_string()
+        )
+    );
+    db.close().await;
+}
+
+#[test]
+fn report_reach_csv_keeps_area_names_from_being_read_as_formulas() {
+    let dir = copy_of_repo();
+    let config = std::fs::read_to_string(dir.path().join("loa.toml")).unwrap();
+    let renamed = config.replace("name = \"Xã Bắc Lý\"", "name = \"=Xã Bắc Lý\"");
+    assert_ne!(renamed, config);
+    std::fs::write(dir.path().join("loa.toml"), renamed).unwrap();
+    let out = loa(
+        dir.path(),
+        &[
+            "report",
+            "reach",
+            "--format",
+            "csv",
+            "--from",
+            "2023-01-01",
+            "--to",
+            "2023-12-31",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let csv = stdout(&out);
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("bac-ly,'=Xã Bắc Lý,hiep-hoa,10900,0,")),
+        "{csv}"
+    );
 }

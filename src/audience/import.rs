@@ -1,8 +1,10 @@
 //! `loa import contacts FILE.csv`: residents with phone numbers from a spreadsheet.
 //!
 //! Columns `name,phone,area[,tags]` (UTF-8, with or without the BOM Excel writes; tags separated
-//! by `;`). Valid rows go in, each invalid row is reported with its line number and reason, and a
-//! second import of the same file changes nothing: a number already known updates its person.
+//! by `;`). One leading `'`, the mark Loa's exports put on text that looks like a formula, is
+//! taken off every field. Valid rows go in, each invalid row is reported with its line number
+//! and reason, and a second import of the same file changes nothing: a number already known
+//! updates its person.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -12,6 +14,7 @@ use sqlx::Row;
 
 use super::phone::MobileNumber;
 use crate::config::AreaTree;
+use crate::export::unguard;
 use crate::store::{Db, to_epoch};
 
 #[derive(Debug, thiserror::Error)]
@@ -113,7 +116,13 @@ pub async fn import_contacts(
             }
         };
         let line = record.position().map_or(i as u64 + 2, |p| p.line());
-        let field = |n: usize| record.get(n).unwrap_or("").trim().to_string();
+        // A list exported by Loa (or saved from Excel) marks cells that look like formulas with
+        // a leading `'`: one is taken off, so such a list imports as it was.
+        let field = |n: usize| {
+            unguard(record.get(n).unwrap_or("").trim())
+                .trim()
+                .to_string()
+        };
         let (name, phone, area) = (field(0), field(1), field(2));
         let reject = |reason: String| Rejected { line, reason };
         if record.len() < 3 || record.len() > 3 + usize::from(has_tags) {

@@ -79,7 +79,7 @@ pub async fn authenticate(
     headers: &HeaderMap,
 ) -> Result<Option<Auth>, ConsoleError> {
     if let Some(token) = bearer(headers) {
-        return Ok(accounts::token_actor(&state.db, token)
+        return Ok(accounts::token_actor(&state.db, token, state.clock.now())
             .await?
             .map(|actor| Auth {
                 actor,
