@@ -18,6 +18,7 @@ use teloxide::utils::command::BotCommands;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::calendar::Calendar;
+use crate::channels::redact;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::reach::{self, BandStatus};
@@ -91,7 +92,10 @@ pub fn schema() -> UpdateHandler<anyhow::Error> {
 pub async fn handle(bot: &Bot, me: &Me, state: &State, update: Update) {
     let deps = dptree::deps![update, bot.clone(), me.clone(), Arc::clone(state)];
     match schema().dispatch(deps).await {
-        std::ops::ControlFlow::Break(Err(e)) => tracing::error!("bot: {e:#}"),
+        // teloxide's errors can quote a proxy's page that echoes `/bot<TOKEN>/…`.
+        std::ops::ControlFlow::Break(Err(e)) => {
+            tracing::error!("bot: {}", redact(&format!("{e:#}")))
+        }
         std::ops::ControlFlow::Break(Ok(())) | std::ops::ControlFlow::Continue(_) => {}
     }
 }

@@ -1,7 +1,8 @@
 //! A fake Telegram Bot API: the real paths (`/bot<TOKEN>/<method>`, method names matched
 //! case-insensitively as Telegram does), the real JSON envelopes, and switches to make a
 //! chosen chat answer 429 with `retry_after`, 403 "bot was blocked by the user", or a body
-//! that is not JSON (as a proxy's error page would be).
+//! that is not JSON (as a proxy's error page would be), and to stand behind a broken proxy
+//! whose error page echoes the request path, bot token included.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -68,6 +69,7 @@ struct FakeState {
     updates: Vec<Value>,
     next_update_id: i64,
     other_calls: Vec<OtherCall>,
+    broken_proxy: bool,
 }
 
 pub struct FakeTelegram {
@@ -113,6 +115,13 @@ impl FakeTelegram {
 
     pub fn token(&self) -> &str {
         &self.token
+    }
+
+    /// From now on (`true`) every call gets a misrouting proxy's 404 page that echoes the
+    /// request path, `/bot<TOKEN>/<method>`, as many web servers' error pages do (a 5xx would
+    /// make teloxide wait 10 s before reading it); `false` restores the API.
+    pub fn answer_through_broken_proxy(&self, broken: bool) {
+        self.lock().broken_proxy = broken;
     }
 
     /// Every message accepted so far, in order.
@@ -273,6 +282,13 @@ async fn handle(
 ) -> Response {
     let mut state = app.state.lock().expect("fake telegram state");
     state.requests += 1;
+    if state.broken_proxy {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("<html><body>Cannot POST /{bot}/{method}</body></html>"),
+        )
+            .into_response();
+    }
     if bot.strip_prefix("bot") != Some(app.token.as_str()) {
         return error(StatusCode::UNAUTHORIZED, "Unauthorized", None);
     }
