@@ -24,7 +24,7 @@ use teloxide::utils::command::BotCommands;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::calendar::Calendar;
-use crate::channels::redact;
+use crate::channels::{mask_address, redact};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::reach::{self, BandStatus};
@@ -487,7 +487,15 @@ async fn on_admin_command(
 ) -> anyhow::Result<()> {
     let config = &state.config;
     if !is_admin(config, &msg) {
-        tracing::warn!(user = ?msg.from.as_ref().map(|u| u.id.0), command = ?cmd, "admin command from a non-admin");
+        // The user id is a private chat's id: masked, as chat ids are wherever people read them.
+        let user = msg.from.as_ref().map(|u| mask_address(&u.id.0.to_string()));
+        // The command's name only: its argument is whatever they typed.
+        let command = match cmd {
+            AdminCommand::Reach => "reach",
+            AdminCommand::Upcoming => "upcoming",
+            AdminCommand::Tochuc(_) => "tochuc",
+        };
+        tracing::warn!(user = ?user, command, "admin command from a non-admin");
         return reply(&bot, msg.chat.id, help_text()).await;
     }
     let now = state.clock.now();
