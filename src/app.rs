@@ -14,10 +14,10 @@ use tokio::sync::watch;
 use crate::audience;
 use crate::bot::{self, BotState, Poller, Webhook};
 use crate::calendar::Calendar;
-use crate::channels::Channel;
 use crate::channels::log::LogChannel;
 use crate::channels::sms::{Callback, HttpSmsChannel, KannelChannel};
 use crate::channels::telegram::TelegramChannel;
+use crate::channels::{Channel, redact};
 use crate::clock::SharedClock;
 use crate::config::{ChannelKind, Config, Env, SmsGateway};
 use crate::diagnostics::{Problem, Problems};
@@ -322,8 +322,13 @@ pub async fn run(
         let bot = TelegramChannel::new(telegram)?.bot().clone();
         match &telegram.webhook_secret {
             Some(secret) => {
-                let me = bot.get_me().await.context("telegram getMe")?;
-                bot::register_commands(&bot).await?;
+                // These errors end in the operator's log: redacted as the log lines are.
+                let me = bot.get_me().await.map_err(|e| {
+                    anyhow::anyhow!("telegram getMe: {}", redact(&format!("{e:#}")))
+                })?;
+                bot::register_commands(&bot)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", redact(&format!("{e:#}"))))?;
                 if let Some(public) = &config.public_url {
                     let url = reqwest::Url::parse(&format!(
                         "{}/webhooks/telegram",
@@ -332,7 +337,9 @@ pub async fn run(
                     bot.set_webhook(url)
                         .secret_token(secret.clone())
                         .await
-                        .context("telegram setWebhook")?;
+                        .map_err(|e| {
+                            anyhow::anyhow!("telegram setWebhook: {}", redact(&format!("{e:#}")))
+                        })?;
                 }
                 tracing::info!("Telegram bot: webhook at /webhooks/telegram");
                 webhook = Some(Arc::new(Webhook {
@@ -358,7 +365,10 @@ pub async fn run(
                     started = Poller::new(bot.clone(), Arc::clone(&bot_state)) => match started {
                         Ok(poller) => break poller,
                         Err(e) => {
-                            tracing::warn!("Telegram bot cannot start yet: {e:#}; retrying in 10 s");
+                            tracing::warn!(
+                                "Telegram bot cannot start yet: {}; retrying in 10 s",
+                                redact(&format!("{e:#}"))
+                            );
                             tokio::select! {
                                 _ = tokio::time::sleep(Duration::from_secs(10)) => {}
                                 _ = stopped(rx.clone()) => return,
@@ -373,7 +383,7 @@ pub async fn run(
                 tokio::select! {
                     result = poller.poll_once(25) => {
                         if let Err(e) = result {
-                            tracing::warn!("telegram getUpdates: {e}");
+                            tracing::warn!("telegram getUpdates: {}", redact(&format!("{e:#}")));
                             tokio::time::sleep(Duration::from_secs(3)).await;
                         }
                     }

@@ -4,6 +4,12 @@
 //! One handler schema (teloxide's `dptree`) serves both ways updates arrive — long polling
 //! ([`Poller`]) and the webhook (`/webhooks/telegram`) — so both behave the same. Replies are in
 //! Vietnamese, short, and every echoed value is escaped for HTML parse mode.
+//!
+//! Residents subscribe, share their number and choose their commune in a private chat only: a
+//! group chat never becomes a resident. A group is an organisation once Loa's admins register
+//! it (`/tochuc`); then only the group's administrators (as Telegram's `getChatMember` says) or
+//! Loa's admins may stop it or move it to another commune. Every button acts for the chat of
+//! the message it is under, and a commune button must name a commune of `loa.toml`.
 
 use std::sync::Arc;
 
@@ -12,12 +18,13 @@ use sqlx::Row;
 use teloxide::dispatching::{HandlerExt, UpdateFilterExt, UpdateHandler};
 use teloxide::prelude::*;
 use teloxide::types::{
-    CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Me, ParseMode, Update,
+    CallbackQuery, Chat, InlineKeyboardButton, InlineKeyboardMarkup, Me, ParseMode, Update, User,
 };
 use teloxide::utils::command::BotCommands;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::calendar::Calendar;
+use crate::channels::{mask_address, redact};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::reach::{self, BandStatus};
@@ -91,7 +98,10 @@ pub fn schema() -> UpdateHandler<anyhow::Error> {
 pub async fn handle(bot: &Bot, me: &Me, state: &State, update: Update) {
     let deps = dptree::deps![update, bot.clone(), me.clone(), Arc::clone(state)];
     match schema().dispatch(deps).await {
-        std::ops::ControlFlow::Break(Err(e)) => tracing::error!("bot: {e:#}"),
+        // teloxide's errors can quote a proxy's page that echoes `/bot<TOKEN>/…`.
+        std::ops::ControlFlow::Break(Err(e)) => {
+            tracing::error!("bot: {}", redact(&format!("{e:#}")))
+        }
         std::ops::ControlFlow::Break(Ok(())) | std::ops::ControlFlow::Continue(_) => {}
     }
 }
@@ -173,20 +183,34 @@ impl Poller {
     }
 }
 
-async fn person_of_chat(db: &Db, chat: ChatId) -> anyhow::Result<Option<(i64, String, bool)>> {
+/// The person a chat belongs to.
+struct ChatPerson {
+    id: i64,
+    area: String,
+    /// `resident` or `organisation`.
+    kind: String,
+}
+
+impl ChatPerson {
+    fn is_organisation(&self) -> bool {
+        self.kind == "organisation"
+    }
+}
+
+async fn person_of_chat(db: &Db, chat: ChatId) -> anyhow::Result<Option<ChatPerson>> {
     let row = sqlx::query(
-        "SELECT p.id, p.area_code, p.opted_out_at FROM contacts c JOIN persons p ON p.id = c.person_id
+        "SELECT p.id, p.area_code, p.kind FROM contacts c JOIN persons p ON p.id = c.person_id
          WHERE c.channel = 'telegram' AND c.address = $1",
     )
     .bind(chat.0.to_string())
     .fetch_optional(&db.pool)
     .await?;
     Ok(match row {
-        Some(r) => Some((
-            r.try_get(0)?,
-            r.try_get(1)?,
-            r.try_get::<Option<i64>, _>(2)?.is_some(),
-        )),
+        Some(r) => Some(ChatPerson {
+            id: r.try_get(0)?,
+            area: r.try_get(1)?,
+            kind: r.try_get(2)?,
+        }),
         None => None,
     })
 }
@@ -213,10 +237,20 @@ fn consent_text(config: &Config) -> String {
     )
 }
 
+/// Pages of the commune keyboard.
+fn area_pages(config: &Config) -> usize {
+    config
+        .areas
+        .leaves()
+        .count()
+        .div_ceil(AREAS_PER_PAGE)
+        .max(1)
+}
+
 /// Leaf areas, a page at a time, with paging buttons.
 fn area_keyboard(config: &Config, page: usize) -> InlineKeyboardMarkup {
     let leaves: Vec<_> = config.areas.leaves().collect();
-    let pages = leaves.len().div_ceil(AREAS_PER_PAGE).max(1);
+    let pages = area_pages(config);
     let page = page.min(pages - 1);
     let mut rows: Vec<Vec<InlineKeyboardButton>> = leaves
         .iter()
@@ -249,7 +283,16 @@ fn area_keyboard(config: &Config, page: usize) -> InlineKeyboardMarkup {
     InlineKeyboardMarkup::new(rows)
 }
 
-async fn on_command(bot: Bot, msg: Message, cmd: Command, state: State) -> anyhow::Result<()> {
+async fn on_command(
+    bot: Bot,
+    me: Me,
+    msg: Message,
+    cmd: Command,
+    state: State,
+) -> anyhow::Result<()> {
+    if !msg.chat.is_private() {
+        return on_group_command(&bot, &me, &msg, cmd, &state).await;
+    }
     let config = &state.config;
     match cmd {
         Command::Start | Command::Khuvuc => {
@@ -268,7 +311,7 @@ async fn on_command(bot: Bot, msg: Message, cmd: Command, state: State) -> anyho
             // Nothing about who asked is stored: only a lookup of their commune, if known.
             let area = person_of_chat(&state.db, msg.chat.id)
                 .await?
-                .map(|(_, area, _)| area);
+                .map(|p| p.area);
             reply(&bot, msg.chat.id, support_text(config, area.as_deref())).await?;
         }
         Command::Help => reply(&bot, msg.chat.id, help_text()).await?,
@@ -276,11 +319,115 @@ async fn on_command(bot: Bot, msg: Message, cmd: Command, state: State) -> anyho
     Ok(())
 }
 
+/// How a group becomes an organisation (HTML).
+const GROUP_NOT_REGISTERED: &str = "Nhóm này chưa được đăng ký nhận tin. Quản trị viên hệ thống Loa \
+     đăng ký nhóm của tổ chức bằng lệnh /tochuc &lt;mã xã&gt;.";
+
+const GROUP_STOPPED: &str =
+    "Nhóm đã dừng nhận tin. Để nhận tin trở lại, xin liên hệ quản trị viên hệ thống Loa.";
+
+/// Commands in a group chat. Help and support lines answer anyone; subscribing is for private
+/// chats; stopping or moving an organisation is for those who may act for the group.
+async fn on_group_command(
+    bot: &Bot,
+    me: &Me,
+    msg: &Message,
+    cmd: Command,
+    state: &State,
+) -> anyhow::Result<()> {
+    let chat = msg.chat.id;
+    let config = &state.config;
+    let organisation = person_of_chat(&state.db, chat).await?;
+    match cmd {
+        Command::Help => reply(bot, chat, help_text()).await,
+        Command::Hotro => {
+            let area = organisation.map(|p| p.area);
+            reply(bot, chat, support_text(config, area.as_deref())).await
+        }
+        // Residents subscribe in a private chat, never in a group: one short pointer there.
+        Command::Start => {
+            let text = format!(
+                "Việc đăng ký nhận tin được thực hiện trong tin nhắn riêng. \
+                 Xin mời bạn nhắn riêng cho @{} và gửi /start.",
+                esc(me.username())
+            );
+            reply(bot, chat, text).await
+        }
+        Command::Stop => {
+            if !sender_may_act_for_group(bot, config, msg).await {
+                // Without names or ids: who sent it is the group's business, not the log's.
+                tracing::info!(
+                    "/stop in a group from a member who is not its administrator: ignored"
+                );
+                return Ok(());
+            }
+            match organisation {
+                Some(person) => {
+                    crate::audience::opt_out(&state.db, person.id, state.clock.now()).await?;
+                    reply(bot, chat, GROUP_STOPPED.into()).await
+                }
+                None => reply(bot, chat, GROUP_NOT_REGISTERED.into()).await,
+            }
+        }
+        Command::Khuvuc => match organisation {
+            Some(person) if person.is_organisation() => {
+                if !sender_may_act_for_group(bot, config, msg).await {
+                    tracing::info!(
+                        "/khuvuc in a group from a member who is not its administrator: ignored"
+                    );
+                    return Ok(());
+                }
+                bot.send_message(chat, "Chọn xã, thị trấn của tổ chức:")
+                    .reply_markup(area_keyboard(config, 0))
+                    .await?;
+                Ok(())
+            }
+            _ => reply(bot, chat, GROUP_NOT_REGISTERED.into()).await,
+        },
+    }
+}
+
+async fn sender_may_act_for_group(bot: &Bot, config: &Config, msg: &Message) -> bool {
+    let (user, sender_chat) = (msg.from.as_ref(), msg.sender_chat.as_ref());
+    may_act_for_group(bot, config, &msg.chat, user, sender_chat).await
+}
+
+/// Whether someone may stop or move the organisation of group `chat`: one of Loa's admins, an
+/// anonymous administrator (Telegram sends their messages as the group itself), or an
+/// administrator or the creator of the group as `getChatMember` says. Fails closed.
+async fn may_act_for_group(
+    bot: &Bot,
+    config: &Config,
+    chat: &Chat,
+    user: Option<&User>,
+    sender_chat: Option<&Chat>,
+) -> bool {
+    if sender_chat.is_some_and(|s| s.id == chat.id) {
+        return true;
+    }
+    let Some(user) = user else {
+        return false;
+    };
+    if is_loa_admin(config, user) {
+        return true;
+    }
+    match bot.get_chat_member(chat.id, user.id).await {
+        Ok(member) => member.kind.is_privileged(),
+        Err(e) => {
+            tracing::warn!(
+                "cannot ask Telegram who administers a group: {}",
+                redact(&e.to_string())
+            );
+            false
+        }
+    }
+}
+
 async fn stop(bot: &Bot, state: &State, chat: ChatId) -> anyhow::Result<()> {
     let now = state.clock.now();
     match person_of_chat(&state.db, chat).await? {
-        Some((person, _, _)) => {
-            crate::audience::opt_out(&state.db, person, now).await?;
+        Some(person) => {
+            crate::audience::opt_out(&state.db, person.id, now).await?;
             reply(
                 bot,
                 chat,
@@ -320,12 +467,16 @@ fn support_text(config: &Config, area: Option<&str>) -> String {
     text
 }
 
-fn is_admin(config: &Config, msg: &Message) -> bool {
-    let user = msg.from.as_ref().map(|u| u.id.0 as i64);
+/// One of the Telegram users in `telegram.admins`.
+fn is_loa_admin(config: &Config, user: &User) -> bool {
     config
         .telegram
         .as_ref()
-        .is_some_and(|t| user.is_some_and(|u| t.admins.contains(&u)))
+        .is_some_and(|t| t.admins.contains(&(user.id.0 as i64)))
+}
+
+fn is_admin(config: &Config, msg: &Message) -> bool {
+    msg.from.as_ref().is_some_and(|u| is_loa_admin(config, u))
 }
 
 async fn on_admin_command(
@@ -336,7 +487,15 @@ async fn on_admin_command(
 ) -> anyhow::Result<()> {
     let config = &state.config;
     if !is_admin(config, &msg) {
-        tracing::warn!(user = ?msg.from.as_ref().map(|u| u.id.0), command = ?cmd, "admin command from a non-admin");
+        // The user id is a private chat's id: masked, as chat ids are wherever people read them.
+        let user = msg.from.as_ref().map(|u| mask_address(&u.id.0.to_string()));
+        // The command's name only: its argument is whatever they typed.
+        let command = match cmd {
+            AdminCommand::Reach => "reach",
+            AdminCommand::Upcoming => "upcoming",
+            AdminCommand::Tochuc(_) => "tochuc",
+        };
+        tracing::warn!(user = ?user, command, "admin command from a non-admin");
         return reply(&bot, msg.chat.id, help_text()).await;
     }
     let now = state.clock.now();
@@ -498,6 +657,11 @@ async fn on_contact(bot: Bot, msg: Message, state: State) -> anyhow::Result<()> 
     let Some(contact) = msg.contact() else {
         return Ok(());
     };
+    // In a group, members share contacts with each other, not with the bot: a group chat is
+    // never joined to anyone's number, and answering each card would be noise.
+    if !msg.chat.is_private() {
+        return Ok(());
+    }
     // Only one's own number counts.
     if contact.user_id.map(|u| u.0 as i64) != msg.from.as_ref().map(|u| u.id.0 as i64) {
         return reply(
@@ -561,45 +725,47 @@ async fn on_contact(bot: Bot, msg: Message, state: State) -> anyhow::Result<()> 
 
 async fn on_callback(bot: Bot, q: CallbackQuery, state: State) -> anyhow::Result<()> {
     let data = q.data.clone().unwrap_or_default();
-    let chat = q.message.as_ref().map(|m| m.chat().id);
     let config = &state.config;
+    // A button acts for the chat of the message it is under, and nothing else: inline-mode
+    // buttons (no message) do nothing.
+    let Some(message) = q.message.as_ref() else {
+        bot.answer_callback_query(q.id).await?;
+        return Ok(());
+    };
+    let chat = message.chat();
     if let Some(page) = data.strip_prefix("page:") {
-        let page = page.parse().unwrap_or(0);
+        let page = page
+            .parse::<usize>()
+            .ok()
+            .filter(|&p| p < area_pages(config));
+        let allowed =
+            chat.is_private() || may_act_for_group(&bot, config, chat, Some(&q.from), None).await;
         bot.answer_callback_query(q.id.clone()).await?;
-        if let Some(message) = &q.message {
-            bot.edit_message_reply_markup(message.chat().id, message.id())
+        if let (Some(page), true) = (page, allowed) {
+            bot.edit_message_reply_markup(chat.id, message.id())
                 .reply_markup(area_keyboard(config, page))
                 .await?;
         }
     } else if let Some(code) = data.strip_prefix("area:") {
-        let (Some(chat), Some(area)) = (chat, config.areas.get(code)) else {
+        let Some(area) = config
+            .areas
+            .get(code)
+            .filter(|a| config.areas.is_leaf(&a.code))
+        else {
             bot.answer_callback_query(q.id)
                 .text("Xã này không còn trong danh sách.")
                 .await?;
             return Ok(());
         };
-        let name = [
-            q.from.first_name.as_str(),
-            q.from.last_name.as_deref().unwrap_or(""),
-        ]
-        .join(" ")
-        .trim()
-        .to_string();
-        subscribe(&state, chat, &name, &area.code).await?;
-        bot.answer_callback_query(q.id).await?;
-        reply(
-            &bot,
-            chat,
-            format!(
-                "Bạn đã đăng ký nhận tin cho <b>{}</b>. Gửi /khuvuc để đổi xã, /hotro khi cần giúp đỡ, /stop để dừng.",
-                esc(&area.name)
-            ),
-        )
-        .await?;
+        if chat.is_private() {
+            choose_commune(&bot, &state, &q, chat.id, area).await?;
+        } else {
+            move_organisation(&bot, &state, &q, chat, area).await?;
+        }
     } else if let Some(delivery) = data.strip_prefix("read:") {
-        let recorded = match (delivery.parse::<i64>(), chat) {
-            (Ok(delivery), Some(chat)) => record_engagement(&state, delivery, chat).await?,
-            _ => false,
+        let recorded = match delivery.parse::<i64>() {
+            Ok(delivery) => record_engagement(&state, delivery, chat.id).await?,
+            Err(_) => false,
         };
         let text = if recorded {
             "Cảm ơn bạn đã đọc tin!"
@@ -613,15 +779,92 @@ async fn on_callback(bot: Bot, q: CallbackQuery, state: State) -> anyhow::Result
     Ok(())
 }
 
+/// A resident chose their commune in their private chat: subscribed there.
+async fn choose_commune(
+    bot: &Bot,
+    state: &State,
+    q: &CallbackQuery,
+    chat: ChatId,
+    area: &crate::config::Area,
+) -> anyhow::Result<()> {
+    // Only the user of a private chat presses its buttons; anything else is forged.
+    if chat.0 != q.from.id.0 as i64 {
+        bot.answer_callback_query(q.id.clone()).await?;
+        return Ok(());
+    }
+    let name = [
+        q.from.first_name.as_str(),
+        q.from.last_name.as_deref().unwrap_or(""),
+    ]
+    .join(" ")
+    .trim()
+    .to_string();
+    subscribe(state, chat, &name, &area.code).await?;
+    bot.answer_callback_query(q.id.clone()).await?;
+    reply(
+        bot,
+        chat,
+        format!(
+            "Bạn đã đăng ký nhận tin cho <b>{}</b>. Gửi /khuvuc để đổi xã, /hotro khi cần giúp đỡ, /stop để dừng.",
+            esc(&area.name)
+        ),
+    )
+    .await
+}
+
+/// A commune pressed in a group: moves its organisation, when it is one and the presser may act
+/// for the group. The answer to a refused press shows to the presser alone.
+async fn move_organisation(
+    bot: &Bot,
+    state: &State,
+    q: &CallbackQuery,
+    chat: &Chat,
+    area: &crate::config::Area,
+) -> anyhow::Result<()> {
+    let organisation = person_of_chat(&state.db, chat.id)
+        .await?
+        .filter(ChatPerson::is_organisation);
+    let Some(organisation) = organisation else {
+        bot.answer_callback_query(q.id.clone())
+            .text("Nhóm này chưa được đăng ký nhận tin.")
+            .await?;
+        return Ok(());
+    };
+    if !may_act_for_group(bot, &state.config, chat, Some(&q.from), None).await {
+        tracing::info!(
+            "commune chosen in a group by a member who is not its administrator: ignored"
+        );
+        bot.answer_callback_query(q.id.clone())
+            .text("Chỉ quản trị viên của nhóm mới đổi được xã của tổ chức.")
+            .await?;
+        return Ok(());
+    }
+    sqlx::query("UPDATE persons SET area_code = $1 WHERE id = $2 AND kind = 'organisation'")
+        .bind(&area.code)
+        .bind(organisation.id)
+        .execute(&state.db.pool)
+        .await?;
+    bot.answer_callback_query(q.id.clone()).await?;
+    reply(
+        bot,
+        chat.id,
+        format!(
+            "Tổ chức đã chuyển sang nhận tin của <b>{}</b>.",
+            esc(&area.name)
+        ),
+    )
+    .await
+}
+
 /// Creates the person and their Telegram contact, or moves them to `area` and subscribes them
 /// again if they had stopped.
 async fn subscribe(state: &State, chat: ChatId, name: &str, area: &str) -> anyhow::Result<()> {
     let now = state.clock.now();
     match person_of_chat(&state.db, chat).await? {
-        Some((person, _, _)) => {
+        Some(person) => {
             sqlx::query("UPDATE persons SET area_code = $1, opted_out_at = NULL WHERE id = $2")
                 .bind(area)
-                .bind(person)
+                .bind(person.id)
                 .execute(&state.db.pool)
                 .await?;
             sqlx::query("UPDATE contacts SET active = 1, inactive_reason = NULL WHERE channel = 'telegram' AND address = $1")

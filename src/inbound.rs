@@ -11,7 +11,7 @@ use sqlx::Row;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::audience::phone::MobileNumber;
-use crate::channels::{Channel, Outbound};
+use crate::channels::{Channel, Outbound, mask_address};
 use crate::config::{ChannelKind, Config};
 use crate::store::{Db, to_epoch};
 use crate::templates::{MessageContext, Recipient, Templates, unaccent};
@@ -53,7 +53,9 @@ impl Inbound {
         text: &str,
         now: DateTime<Utc>,
     ) -> anyhow::Result<InboundOutcome> {
-        let number = MobileNumber::parse(from).map_err(|e| anyhow::anyhow!("sender: {e}"))?;
+        // Masked like any number in a log line: the caller logs this error.
+        let number = MobileNumber::parse(from)
+            .map_err(|e| anyhow::anyhow!("sender {}: {}", mask_address(e.input()), e.reason()))?;
         let stop = is_stop_word(text);
         if stop {
             self.opt_out(&number, now).await?;
@@ -78,7 +80,7 @@ impl Inbound {
         .execute(&self.db.pool)
         .await?
         .rows_affected();
-        tracing::info!(number = %crate::channels::mask_address(number.as_str()), persons = updated, "opted out by SMS");
+        tracing::info!(number = %mask_address(number.as_str()), persons = updated, "opted out by SMS");
         Ok(())
     }
 

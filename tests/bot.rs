@@ -397,3 +397,178 @@ async fn webhook_updates_need_the_secret_token_and_use_the_same_handlers() {
     assert!(app.telegram.sent_to(8001)[0].text.contains("Cần giúp đỡ"));
     let _ = (BOT_TOKEN, Duration::zero());
 }
+
+const GROUP: i64 = -100_777;
+const GROUP_ADMIN: i64 = 7100;
+const MEMBER: i64 = 7200;
+
+/// The organisation of `GROUP`: (area, kind, opted out).
+async fn organisation(app: &TestApp) -> (String, String, bool) {
+    use sqlx::Row;
+    let row = sqlx::query(
+        "SELECT p.area_code, p.kind, p.opted_out_at FROM persons p JOIN contacts c ON c.person_id = p.id
+         WHERE c.channel = 'telegram' AND c.address = $1",
+    )
+    .bind(GROUP.to_string())
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    (
+        row.try_get(0).unwrap(),
+        row.try_get(1).unwrap(),
+        row.try_get::<Option<i64>, _>(2).unwrap().is_some(),
+    )
+}
+
+/// What the bot sent to the group with an inline keyboard.
+fn keyboards_in_group(app: &TestApp) -> usize {
+    app.telegram
+        .sent_to(GROUP)
+        .iter()
+        .filter(|m| m.reply_markup.is_some())
+        .count()
+}
+
+#[tokio::test]
+async fn in_a_group_only_its_administrators_and_loa_s_admins_stop_or_move_the_organisation() {
+    let app = app().await;
+    let mut bot = app.bot().await;
+    app.telegram
+        .set_member_status(GROUP, GROUP_ADMIN, "administrator");
+    app.telegram.set_member_status(GROUP, MEMBER, "member");
+    app.telegram.group_says(GROUP, ADMIN, "/tochuc bac-ly");
+    bot.poll_once(0).await.unwrap();
+    let registered = organisation(&app).await;
+    assert_eq!(registered, ("bac-ly".into(), "organisation".into(), false));
+
+    // A plain member: /stop, /khuvuc and a commune button change nothing.
+    app.telegram.group_says(GROUP, MEMBER, "/stop");
+    app.telegram.group_says(GROUP, MEMBER, "/khuvuc");
+    app.telegram
+        .user_presses_in_group(GROUP, MEMBER, 1, "area:mai-dinh");
+    bot.poll_once(0).await.unwrap();
+    assert_eq!(organisation(&app).await, registered);
+    assert_eq!(keyboards_in_group(&app), 0, "no keyboard for a member");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM persons").await,
+        1,
+        "the group chat did not become a resident"
+    );
+    assert!(
+        !app.telegram.other_calls("getChatMember").is_empty(),
+        "Telegram is asked who administers the group"
+    );
+
+    // The group's administrator moves the organisation with the keyboard; it stays one.
+    app.telegram.group_says(GROUP, GROUP_ADMIN, "/khuvuc");
+    bot.poll_once(0).await.unwrap();
+    assert_eq!(keyboards_in_group(&app), 1);
+    app.telegram
+        .user_presses_in_group(GROUP, GROUP_ADMIN, 2, "area:mai-dinh");
+    bot.poll_once(0).await.unwrap();
+    assert_eq!(
+        organisation(&app).await,
+        ("mai-dinh".into(), "organisation".into(), false)
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM persons").await, 1);
+
+    // Loa's admin may too, without being the group's administrator.
+    app.telegram
+        .user_presses_in_group(GROUP, ADMIN, 2, "area:hoa-son");
+    bot.poll_once(0).await.unwrap();
+    assert_eq!(organisation(&app).await.0, "hoa-son");
+
+    // The group's administrator stops it.
+    app.telegram.group_says(GROUP, GROUP_ADMIN, "/stop");
+    bot.poll_once(0).await.unwrap();
+    assert!(organisation(&app).await.2, "opted out");
+    assert_eq!(organisation(&app).await.1, "organisation");
+}
+
+#[tokio::test]
+async fn a_group_chat_never_becomes_a_resident() {
+    let app = app().await;
+    let mut bot = app.bot().await;
+    app.telegram
+        .set_member_status(GROUP, GROUP_ADMIN, "creator");
+    app.subscribe_sms("Trần Thị Mai", "hoa-son", "+84912345678")
+        .await;
+
+    // Subscribing is for private chats: /start in a group points there, with no keyboard.
+    app.telegram.group_says(GROUP, GROUP_ADMIN, "/start");
+    bot.poll_once(0).await.unwrap();
+    let replies = app.telegram.sent_to(GROUP);
+    assert_eq!(replies.len(), 1);
+    assert!(
+        replies[0].text.contains("nhắn riêng"),
+        "{}",
+        replies[0].text
+    );
+    assert_eq!(keyboards_in_group(&app), 0);
+
+    // An unregistered group is told how groups are registered, even by its administrator.
+    app.telegram.group_says(GROUP, GROUP_ADMIN, "/khuvuc");
+    bot.poll_once(0).await.unwrap();
+    let told = app.telegram.sent_to(GROUP).last().unwrap().text.clone();
+    assert!(told.contains("/tochuc"), "{told}");
+    assert_eq!(keyboards_in_group(&app), 0);
+
+    // A commune button pressed in the group (an old keyboard) subscribes no one.
+    app.telegram
+        .user_presses_in_group(GROUP, GROUP_ADMIN, 1, "area:bac-ly");
+    // A contact shared in the group does not join the group chat to the known number.
+    app.telegram
+        .group_shares_contact(GROUP, MEMBER, "+84912345678");
+    bot.poll_once(0).await.unwrap();
+    assert_eq!(app.count("SELECT COUNT(*) FROM persons").await, 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM contacts WHERE channel = 'telegram'")
+            .await,
+        0
+    );
+
+    // Registered by Loa's admin, the group's creator may choose its commune.
+    app.telegram.group_says(GROUP, ADMIN, "/tochuc bac-ly");
+    app.telegram.group_says(GROUP, GROUP_ADMIN, "/khuvuc");
+    bot.poll_once(0).await.unwrap();
+    assert_eq!(keyboards_in_group(&app), 1);
+}
+
+#[tokio::test]
+async fn callback_data_names_a_commune_and_a_real_page() {
+    let app = app().await;
+    let mut bot = app.bot().await;
+    app.telegram.user_says(RESIDENT, "/start");
+    bot.poll_once(0).await.unwrap();
+    // The district itself, an unknown code, nonsense pages: refused, nothing edited.
+    for data in [
+        "area:hiep-hoa",
+        "area:khong-co",
+        "area:",
+        "page:999",
+        "page:-1",
+        "page:abc",
+    ] {
+        app.telegram.user_presses(RESIDENT, 1, data);
+    }
+    bot.poll_once(0).await.unwrap();
+    assert_eq!(app.count("SELECT COUNT(*) FROM persons").await, 0);
+    assert!(
+        app.telegram
+            .other_calls("editMessageReplyMarkup")
+            .is_empty()
+    );
+    assert_eq!(
+        app.telegram.other_calls("answerCallbackQuery").len(),
+        6,
+        "every press is answered"
+    );
+    // A real commune still works.
+    app.telegram.user_presses(RESIDENT, 1, "area:bac-ly");
+    bot.poll_once(0).await.unwrap();
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM persons WHERE area_code = 'bac-ly' AND kind = 'resident'")
+            .await,
+        1
+    );
+}

@@ -417,3 +417,39 @@ async fn an_http_brandname_gateway_described_in_config_sends_with_a_request_id()
         1
     );
 }
+
+/// An SMS callback cannot mark a Telegram delivery, by Loa's id or by the provider's.
+#[tokio::test]
+async fn a_delivery_report_names_an_sms_delivery_or_is_refused() {
+    let (mut app, kannel, base) = app_with_kannel("2023-03-08T08:00:00+07:00").await;
+    app.subscribe("Nguyễn Thị Lan", "bac-ly", 4242).await;
+    app.engine.scheduler.tick().await.unwrap();
+    assert_eq!(app.engine.dispatcher.step().await.unwrap().sent, 1);
+    let telegram = deliveries(&app.db).await.unwrap()[0].clone();
+    assert_eq!(
+        (telegram.channel.as_str(), telegram.status.as_str()),
+        ("telegram", "sent")
+    );
+    let provider_id = app.telegram.sent_to(4242)[0].message_id;
+    let client = reqwest::Client::new();
+    for query in [
+        format!("id={}&status=2", telegram.id),
+        format!("id={}&status=1", telegram.id),
+        format!("message_id={provider_id}&status=2"),
+    ] {
+        let answer = client
+            .get(format!("{base}/webhooks/sms/dlr?{query}&secret={SECRET}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 404, "{query}");
+    }
+    let after = deliveries(&app.db).await.unwrap()[0].clone();
+    assert_eq!((after.status.as_str(), after.last_error), ("sent", None));
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM delivery_attempts WHERE outcome <> 'sent'")
+            .await,
+        0
+    );
+    drop(kannel);
+}

@@ -12,17 +12,20 @@ use async_trait::async_trait;
 use handlebars::Handlebars;
 use serde_json::Value;
 
-use super::{Channel, Outbound, Receipt, SendError};
+use super::{Channel, Outbound, Receipt, SendError, describe_http_error, excerpt};
 use crate::config::HttpGateway;
 use crate::templates::{SmsEncoding, sms_size};
 
 /// Kannel's DLR mask: delivered (1), failed (2), buffered (4), SMSC submit (8), SMSC reject (16).
 pub const DLR_MASK: u32 = 31;
 
-fn client() -> reqwest::Client {
+/// How long a gateway may take to answer one request before it counts as unreachable.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn client(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
-        .timeout(Duration::from_secs(15))
-        .connect_timeout(Duration::from_secs(5))
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
         .build()
         .expect("a TLS backend is compiled in")
 }
@@ -79,13 +82,19 @@ impl KannelChannel {
         callback: Option<Callback>,
     ) -> Self {
         KannelChannel {
-            client: client(),
+            client: client(DEFAULT_TIMEOUT),
             url: url.to_string(),
             username: username.to_string(),
             password: password.to_string(),
             from: from.to_string(),
             callback,
         }
+    }
+
+    /// The same gateway with another request timeout (tests provoke timeouts in milliseconds).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.client = client(timeout);
+        self
     }
 }
 
@@ -124,18 +133,30 @@ impl Channel for KannelChannel {
             .query(&query)
             .send()
             .await
-            .map_err(|e| SendError::Retryable(format!("kannel unreachable: {e}")))?;
+            // Not `{e}`: reqwest's message quotes the URL, and this one carries the
+            // credentials, the number, the text and the webhook secret.
+            .map_err(|e| {
+                SendError::Retryable(format!("kannel unreachable: {}", describe_http_error(&e)))
+            })?;
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
-        classify_kannel(status.as_u16(), body.trim())
+        classify_kannel(status.as_u16(), body.trim(), message)
     }
 }
 
 /// Kannel's answers: `0: Accepted for delivery` and `3: Queued for later delivery` (202) are
-/// accepted; 503 is temporary; other 4xx are permanent for this message.
-pub fn classify_kannel(status: u16, body: &str) -> Result<Receipt, SendError> {
+/// accepted; 503 is temporary; other 4xx are permanent for this message. What is quoted of the
+/// answer is a short excerpt, the message's number and text masked.
+pub fn classify_kannel(
+    status: u16,
+    body: &str,
+    message: &Outbound<'_>,
+) -> Result<Receipt, SendError> {
+    if (200..=299).contains(&status) && (body.starts_with("0:") || body.starts_with("3:")) {
+        return Ok(Receipt::default());
+    }
+    let body = excerpt(body, message);
     match status {
-        200..=299 if body.starts_with("0:") || body.starts_with("3:") => Ok(Receipt::default()),
         200..=299 => Err(SendError::Retryable(format!(
             "kannel answered {status} {body:?}"
         ))),
@@ -173,11 +194,17 @@ impl HttpSmsChannel {
         body.register_template_string("body", &gateway.body)
             .map_err(|e| format!("sms.http.body: {e}"))?;
         Ok(HttpSmsChannel {
-            client: client(),
+            client: client(DEFAULT_TIMEOUT),
             gateway: gateway.clone(),
             from: from.to_string(),
             body,
         })
+    }
+
+    /// The same gateway with another request timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.client = client(timeout);
+        self
     }
 }
 
@@ -229,27 +256,28 @@ impl Channel for HttpSmsChannel {
         for (name, value) in &self.gateway.headers {
             request = request.header(name, value);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| SendError::Retryable(format!("gateway unreachable: {e}")))?;
+        // Not `{e}`: the URL may carry an API key, as headers and body carry the rest.
+        let response = request.send().await.map_err(|e| {
+            SendError::Retryable(format!("gateway unreachable: {}", describe_http_error(&e)))
+        })?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
+        // A provider's answer may echo the number or the text: only an excerpt is quoted.
+        let quoted = || excerpt(&text, message);
         if status.is_server_error() || status.as_u16() == 429 {
             return Err(SendError::Retryable(format!(
-                "gateway answered {status}: {text}"
+                "gateway answered {status}: {}",
+                quoted()
             )));
         }
         if status.is_client_error() {
             return Err(SendError::Message(format!(
-                "gateway refused ({status}): {text}"
+                "gateway refused ({status}): {}",
+                quoted()
             )));
         }
         let json: Value = serde_json::from_str(&text).map_err(|_| {
-            SendError::Retryable(format!(
-                "gateway answer is not JSON: {:?}",
-                text.chars().take(80).collect::<String>()
-            ))
+            SendError::Retryable(format!("gateway answer is not JSON: {:?}", quoted()))
         })?;
         match at_path(&json, &self.gateway.success_path) {
             Some(code) if code == self.gateway.success_value => Ok(Receipt {
@@ -260,9 +288,10 @@ impl Channel for HttpSmsChannel {
                     .and_then(|p| at_path(&json, p)),
             }),
             code => Err(SendError::Message(format!(
-                "gateway did not accept the message ({} = {}): {text}",
+                "gateway did not accept the message ({} = {}): {}",
                 self.gateway.success_path,
-                code.unwrap_or_else(|| "missing".into())
+                excerpt(&code.unwrap_or_else(|| "missing".into()), message),
+                quoted()
             ))),
         }
     }
@@ -272,22 +301,42 @@ impl Channel for HttpSmsChannel {
 mod tests {
     use super::*;
 
+    const MESSAGE: Outbound<'static> = Outbound {
+        delivery_id: 1,
+        kind: crate::config::ChannelKind::Sms,
+        address: "+84912345678",
+        text: "Chúc mừng ngày Quốc tế Phụ nữ 8/3",
+    };
+
     #[test]
     fn kannel_answers_are_classified() {
-        assert!(classify_kannel(202, "0: Accepted for delivery").is_ok());
-        assert!(classify_kannel(202, "3: Queued for later delivery").is_ok());
+        let classify = |status, body| classify_kannel(status, body, &MESSAGE);
+        assert!(classify(202, "0: Accepted for delivery").is_ok());
+        assert!(classify(202, "3: Queued for later delivery").is_ok());
         assert!(matches!(
-            classify_kannel(503, "Temporal failure, try again later."),
+            classify(503, "Temporal failure, try again later."),
             Err(SendError::Retryable(_))
         ));
         assert!(matches!(
-            classify_kannel(403, "Authorization failed for sendsms"),
+            classify(403, "Authorization failed for sendsms"),
             Err(SendError::Message(_))
         ));
         assert!(matches!(
-            classify_kannel(200, "<html>"),
+            classify(200, "<html>"),
             Err(SendError::Retryable(_))
         ));
+        // An answer that echoes the request is quoted masked.
+        let echoed = classify(
+            400,
+            "Invalid receiver +84912345678 for text Chúc mừng ngày Quốc tế Phụ nữ 8/3",
+        );
+        let Err(SendError::Message(reason)) = echoed else {
+            panic!("{echoed:?}")
+        };
+        assert!(
+            !reason.contains("912345678") && !reason.contains("Chúc"),
+            "{reason}"
+        );
     }
 
     #[test]

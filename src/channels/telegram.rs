@@ -15,7 +15,7 @@ use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, ParseM
 pub const READ_BUTTON: &str = "✅ Tôi đã đọc";
 use teloxide::{ApiError, Bot, RequestError};
 
-use super::{Channel, Outbound, Receipt, SendError};
+use super::{Channel, Outbound, Receipt, SendError, describe_http_error, mask_address, redact};
 use crate::config::TelegramConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +59,10 @@ impl Channel for TelegramChannel {
 
     async fn send(&self, message: &Outbound<'_>) -> Result<Receipt, SendError> {
         let chat: i64 = message.address.parse().map_err(|_| {
-            SendError::Recipient(format!("{:?} is not a Telegram chat id", message.address))
+            SendError::Recipient(format!(
+                "{} is not a Telegram chat id",
+                mask_address(message.address)
+            ))
         })?;
         let mut request = self
             .bot
@@ -82,7 +85,8 @@ impl Channel for TelegramChannel {
     }
 }
 
-/// What a teloxide error means for the delivery.
+/// What a teloxide error means for the delivery, in words fit for logs and the database: no
+/// request URL (it carries the bot token), nothing quoted that could echo one.
 pub fn classify(error: RequestError) -> SendError {
     match error {
         RequestError::RetryAfter(seconds) => SendError::RateLimited {
@@ -104,16 +108,19 @@ pub fn classify(error: RequestError) -> SendError {
             ApiError::Unknown(text)
                 if text.starts_with("Internal Server Error") || text.starts_with("Bad Gateway") =>
             {
-                SendError::Retryable(text)
+                SendError::Retryable(redact(&text))
             }
-            other => SendError::Message(other.to_string()),
+            other => SendError::Message(redact(&other.to_string())),
         },
         RequestError::MigrateToChatId(id) => {
             SendError::Recipient(format!("group moved to chat {id}"))
         }
-        RequestError::Network(e) => SendError::Retryable(format!("network: {e}")),
+        RequestError::Network(e) => {
+            SendError::Retryable(format!("network: {}", describe_http_error(&e)))
+        }
         RequestError::InvalidJson { source, raw } => {
-            let head: String = raw.chars().take(80).collect();
+            // A proxy's error page may echo the request path, `/bot<TOKEN>/…`.
+            let head: String = redact(&raw).chars().take(80).collect();
             SendError::Retryable(format!("answer is not Bot API JSON ({source}): {head:?}"))
         }
         RequestError::Io(e) => SendError::Retryable(format!("io: {e}")),

@@ -1291,7 +1291,8 @@ pub enum ReportOutcome {
 
 /// Applies an SMS delivery report, by Kannel's DLR type: 1 delivered, 2 failed, 4 buffered,
 /// 8 submitted to the SMSC, 16 rejected by the SMSC. A delivered SMS counts the person as
-/// reached.
+/// reached. A report names an SMS delivery or it is unknown: an SMS gateway's callback must
+/// never mark a Telegram message delivered or failed.
 pub async fn record_delivery_report(
     db: &Db,
     config: &Config,
@@ -1301,7 +1302,7 @@ pub async fn record_delivery_report(
 ) -> anyhow::Result<ReportOutcome> {
     let Some(row) = sqlx::query(
         "SELECT d.status, d.person_id, p.area_code, d.channel, p.kind FROM deliveries d
-         JOIN persons p ON p.id = d.person_id WHERE d.id = $1",
+         JOIN persons p ON p.id = d.person_id WHERE d.id = $1 AND d.channel = 'sms'",
     )
     .bind(delivery_id)
     .fetch_optional(&db.pool)

@@ -1,7 +1,8 @@
 //! A fake Telegram Bot API: the real paths (`/bot<TOKEN>/<method>`, method names matched
 //! case-insensitively as Telegram does), the real JSON envelopes, and switches to make a
 //! chosen chat answer 429 with `retry_after`, 403 "bot was blocked by the user", or a body
-//! that is not JSON (as a proxy's error page would be).
+//! that is not JSON (as a proxy's error page would be), and to stand behind a broken proxy
+//! whose error page echoes the request path, bot token included.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -68,6 +69,9 @@ struct FakeState {
     updates: Vec<Value>,
     next_update_id: i64,
     other_calls: Vec<OtherCall>,
+    broken_proxy: bool,
+    /// `getChatMember` statuses by (chat, user); anyone else is a plain `member`.
+    members: HashMap<(i64, i64), String>,
 }
 
 pub struct FakeTelegram {
@@ -113,6 +117,13 @@ impl FakeTelegram {
 
     pub fn token(&self) -> &str {
         &self.token
+    }
+
+    /// From now on (`true`) every call gets a misrouting proxy's 404 page that echoes the
+    /// request path, `/bot<TOKEN>/<method>`, as many web servers' error pages do (a 5xx would
+    /// make teloxide wait 10 s before reading it); `false` restores the API.
+    pub fn answer_through_broken_proxy(&self, broken: bool) {
+        self.lock().broken_proxy = broken;
     }
 
     /// Every message accepted so far, in order.
@@ -201,15 +212,59 @@ impl FakeTelegram {
 
     /// A message in group chat `chat_id` (negative) from user `user_id`.
     pub fn group_says(&self, chat_id: i64, user_id: i64, text: &str) -> i64 {
-        let mut message = json!({
-            "message_id": 1,
-            "date": chrono::Utc::now().timestamp(),
-            "chat": {"id": chat_id, "type": "group", "title": "Chi hội Phụ nữ"},
-            "from": user(user_id),
-            "text": text,
-        });
+        let mut message = group_message(chat_id, user(user_id), 1);
+        message["text"] = json!(text);
         mark_command(&mut message, text);
         self.push_update(json!({ "message": message }))
+    }
+
+    /// A message with a shared contact in group chat `chat_id` from user `user_id`.
+    pub fn group_shares_contact(&self, chat_id: i64, user_id: i64, phone: &str) -> i64 {
+        let mut message = group_message(chat_id, user(user_id), 1);
+        message["contact"] =
+            json!({"phone_number": phone, "first_name": "Cư dân", "user_id": user_id});
+        self.push_update(json!({ "message": message }))
+    }
+
+    /// User `user_id` presses an inline button with `data` under the bot's message
+    /// `message_id` in group chat `chat_id`.
+    pub fn user_presses_in_group(
+        &self,
+        chat_id: i64,
+        user_id: i64,
+        message_id: i64,
+        data: &str,
+    ) -> i64 {
+        let id = format!("cb{}", self.lock().next_update_id + 1);
+        self.push_update(json!({
+            "callback_query": {
+                "id": id,
+                "from": user(user_id),
+                "message": group_message(chat_id, bot_user(), message_id),
+                "chat_instance": format!("ci{chat_id}"),
+                "data": data,
+            }
+        }))
+    }
+
+    /// What `getChatMember` answers for `user_id` in `chat_id`: `creator`, `administrator`,
+    /// `member` (the default), `restricted`, `left` or `kicked`.
+    pub fn set_member_status(&self, chat_id: i64, user_id: i64, status: &str) {
+        assert!(
+            [
+                "creator",
+                "administrator",
+                "member",
+                "restricted",
+                "left",
+                "kicked"
+            ]
+            .contains(&status),
+            "not a chat member status: {status}"
+        );
+        self.lock()
+            .members
+            .insert((chat_id, user_id), status.to_string());
     }
 
     /// Calls other than sending and polling, in order.
@@ -273,6 +328,13 @@ async fn handle(
 ) -> Response {
     let mut state = app.state.lock().expect("fake telegram state");
     state.requests += 1;
+    if state.broken_proxy {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("<html><body>Cannot POST /{bot}/{method}</body></html>"),
+        )
+            .into_response();
+    }
     if bot.strip_prefix("bot") != Some(app.token.as_str()) {
         return error(StatusCode::UNAUTHORIZED, "Unauthorized", None);
     }
@@ -288,6 +350,22 @@ async fn handle(
             axum::Json(json!({"ok": true, "result": me})).into_response()
         }
         "sendmessage" => send_message(&mut state, &params),
+        "getchatmember" => {
+            state.other_calls.push(OtherCall {
+                method: method.clone(),
+                params: params.clone(),
+            });
+            let (Some(chat_id), Some(user_id)) =
+                (as_i64(&params["chat_id"]), as_i64(&params["user_id"]))
+            else {
+                return error(StatusCode::BAD_REQUEST, "Bad Request: chat not found", None);
+            };
+            let status = state
+                .members
+                .get(&(chat_id, user_id))
+                .map_or("member", String::as_str);
+            axum::Json(json!({"ok": true, "result": chat_member(user_id, status)})).into_response()
+        }
         "getupdates" => {
             // `offset` confirms every update before it, as Telegram does.
             let offset = params["offset"].as_i64().unwrap_or(0);
@@ -368,16 +446,58 @@ fn private_message(user_id: i64, message_id: i64) -> Value {
     })
 }
 
+fn group_message(chat_id: i64, from: Value, message_id: i64) -> Value {
+    json!({
+        "message_id": message_id,
+        "date": chrono::Utc::now().timestamp(),
+        "chat": {"id": chat_id, "type": "group", "title": "Chi hội Phụ nữ"},
+        "from": from,
+    })
+}
+
+fn as_i64(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// A `ChatMember` as the Bot API gives it: the fields each status carries.
+fn chat_member(user_id: i64, status: &str) -> Value {
+    let mut member = json!({"status": status, "user": user(user_id)});
+    let fields: Value = match status {
+        "creator" => json!({"is_anonymous": false}),
+        "administrator" => json!({
+            "can_be_edited": false, "is_anonymous": false, "can_manage_chat": true,
+            "can_delete_messages": true, "can_manage_video_chats": true,
+            "can_restrict_members": true, "can_promote_members": false, "can_change_info": true,
+            "can_invite_users": true, "can_post_stories": false, "can_edit_stories": false,
+            "can_delete_stories": false, "can_pin_messages": true,
+        }),
+        "restricted" => json!({
+            "is_member": true, "can_send_messages": false, "can_send_audios": false,
+            "can_send_documents": false, "can_send_photos": false, "can_send_videos": false,
+            "can_send_video_notes": false, "can_send_voice_notes": false, "can_send_polls": false,
+            "can_send_other_messages": false, "can_add_web_page_previews": false,
+            "can_change_info": false, "can_invite_users": false, "can_pin_messages": false,
+            "can_manage_topics": false, "until_date": 0,
+        }),
+        "kicked" => json!({"until_date": 0}),
+        _ => json!({}),
+    };
+    if let (Some(member), Value::Object(fields)) = (member.as_object_mut(), fields) {
+        member.extend(fields);
+    }
+    member
+}
+
 fn bot_user() -> Value {
     json!({"id": 100000001, "is_bot": true, "first_name": "Loa", "username": "loa_test_bot"})
 }
 
 fn send_message(state: &mut FakeState, params: &Value) -> Response {
-    let chat_id = match &params["chat_id"] {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    };
+    let chat_id = as_i64(&params["chat_id"]);
     let Some(chat_id) = chat_id else {
         return error(StatusCode::BAD_REQUEST, "Bad Request: chat not found", None);
     };
@@ -476,4 +596,36 @@ pub fn max_in_window(times: &[Instant], window: Duration) -> usize {
         best = best.max(end - start + 1);
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use teloxide::prelude::*;
+
+    /// Every status the fake gives reads as teloxide reads the real API's.
+    #[tokio::test]
+    async fn chat_members_read_as_the_real_api_s() {
+        let fake = FakeTelegram::start("42:fake").await.unwrap();
+        let bot = Bot::new("42:fake").set_api_url(fake.api_url().parse().unwrap());
+        let group = ChatId(-1001);
+        for (user, status, privileged) in [
+            (1, "creator", true),
+            (2, "administrator", true),
+            (3, "member", false),
+            (4, "restricted", false),
+            (5, "left", false),
+            (6, "kicked", false),
+            (7, "", false),
+        ] {
+            if !status.is_empty() {
+                fake.set_member_status(group.0, user, status);
+            }
+            let member = bot.get_chat_member(group, UserId(user as u64)).await;
+            let member = member.unwrap_or_else(|e| panic!("{status}: {e}"));
+            assert_eq!(member.kind.is_privileged(), privileged, "{status}");
+            assert_eq!(member.user.id, UserId(user as u64));
+        }
+        assert_eq!(fake.other_calls("getChatMember").len(), 7);
+    }
 }

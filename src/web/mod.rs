@@ -182,13 +182,16 @@ async fn sms_report(
     let id = match (params.get("id"), params.get("message_id")) {
         (Some(id), _) => id.trim().parse::<i64>().ok(),
         (None, Some(provider_id)) => {
-            sqlx::query("SELECT id FROM deliveries WHERE provider_message_id = $1")
-                .bind(provider_id.trim())
-                .fetch_optional(&state.db.pool)
-                .await
-                .ok()
-                .flatten()
-                .and_then(|r| r.try_get::<i64, _>(0).ok())
+            // Only an SMS delivery's: a Telegram message id can have the same value.
+            sqlx::query(
+                "SELECT id FROM deliveries WHERE provider_message_id = $1 AND channel = 'sms'",
+            )
+            .bind(provider_id.trim())
+            .fetch_optional(&state.db.pool)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|r| r.try_get::<i64, _>(0).ok())
         }
         (None, None) => None,
     };
