@@ -573,7 +573,7 @@ async fn on_admin_command(
             if !config.areas.contains(code) {
                 return reply(&bot, msg.chat.id, format!("Không có mã xã {}.", esc(code))).await;
             }
-            let title = msg.chat.title().unwrap_or("Tổ chức").to_string();
+            let title = crate::audience::clip_name(msg.chat.title().unwrap_or("Tổ chức"));
             register_organisation(&state.db, msg.chat.id, &title, code, now).await?;
             let area = &config.areas.get(code).expect("checked").name;
             reply(
@@ -792,13 +792,13 @@ async fn choose_commune(
         bot.answer_callback_query(q.id.clone()).await?;
         return Ok(());
     }
-    let name = [
-        q.from.first_name.as_str(),
-        q.from.last_name.as_deref().unwrap_or(""),
-    ]
-    .join(" ")
-    .trim()
-    .to_string();
+    let name = crate::audience::clip_name(
+        &[
+            q.from.first_name.as_str(),
+            q.from.last_name.as_deref().unwrap_or(""),
+        ]
+        .join(" "),
+    );
     subscribe(state, chat, &name, &area.code).await?;
     bot.answer_callback_query(q.id.clone()).await?;
     reply(

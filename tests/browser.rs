@@ -455,3 +455,103 @@ async fn the_content_form_previews_as_staff_type() {
         .await;
     assert_eq!(state, "draft");
 }
+
+#[tokio::test]
+#[ignore = "needs Debian's chromium and chromium-driver; run by .ci/run"]
+async fn an_approver_opening_a_hostile_item_runs_none_of_its_authors_script() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = TestApp::spawn_at("2026-11-30T09:00:00+07:00").await;
+    app.serve_web(listener);
+    app.subscribe("Trần Thị Mai", "bac-ly", 7002).await;
+    let console = Console {
+        db: app.db.clone(),
+        config: Arc::clone(&app.setup.config),
+        templates: Arc::clone(&app.setup.templates),
+        calendar: Arc::clone(&app.setup.calendar),
+        clock: app.clock.clone(),
+    };
+    let author = Actor {
+        id: "user:lan".into(),
+        name: "lan".into(),
+        role: Role::Staff,
+        area: None,
+    };
+    // What handlebars used to write as markup into the approver's page.
+    let payload = r#"{{{vn_date "<span autofocus tabindex=1 onfocus=document.title='PWNED'>x</span>"}}} {{{vn_date "<img src=x onerror=document.title='PWNED'>"}}}"#;
+    let input = ContentInput {
+        title: "<img src=x onerror=document.title='PWNED'>".into(),
+        telegram_text: Some(payload.into()),
+        sms_text: Some(payload.into()),
+        channels: vec!["telegram".into(), "sms".into()],
+        areas: vec!["bac-ly".into()],
+        send_at: "2026-12-01T08:00".into(),
+        ..ContentInput::default()
+    };
+    let item = console.create_content(&author, &input).await.unwrap();
+    console
+        .submit_content(&author, item.id, Some(item.version))
+        .await
+        .unwrap();
+
+    let browser = Browser::start().await;
+    browser
+        .first_sign_in(&app, &base, "binh", Role::Approver, None)
+        .await;
+    browser.goto(&format!("{base}/queue/{}", item.id)).await;
+    browser
+        .wait_for(
+            "the content page",
+            "return !!document.querySelector('.preview-channel[data-channel=telegram] .body')",
+        )
+        .await;
+    // Focus whatever could be focused, and let the live preview redraw from the API too.
+    browser
+        .script(
+            "document.querySelectorAll('[autofocus],[tabindex],textarea').forEach(e => e.focus());
+             document.getElementById('content-form').dispatchEvent(new Event('input'));
+             return true",
+        )
+        .await;
+    browser
+        .wait_for(
+            "the live preview",
+            "const t = document.querySelector('.preview-channel[data-channel=telegram] .body');
+             return !!t && t.textContent.includes('vn_date')",
+        )
+        .await;
+    let seen = browser
+        .script(
+            "return {
+                title: document.title,
+                handlers: document.querySelectorAll('[onfocus],[onerror],img,span[autofocus]').length,
+                telegram: document.querySelector('.preview-channel[data-channel=telegram] .body').textContent,
+                approve: !!document.querySelector('form[action$=\"/approve\"] input[name=version]'),
+            }",
+        )
+        .await;
+    assert!(
+        !seen["title"].as_str().unwrap().contains("PWNED"),
+        "the author's script ran: {seen}"
+    );
+    assert_eq!(seen["handlers"], 0, "{seen}");
+    assert!(
+        seen["telegram"]
+            .as_str()
+            .unwrap()
+            .contains("<span autofocus tabindex=1 onfocus="),
+        "the payload is shown as the text it is: {seen}"
+    );
+    assert_eq!(seen["approve"], true, "{seen}");
+    // And were markup ever to slip through, the page's policy forbids inline handlers.
+    let title = browser
+        .script(
+            "const d = document.createElement('div');
+             d.setAttribute('onclick', \"document.title = 'INLINE'\");
+             document.body.append(d);
+             d.click();
+             return document.title",
+        )
+        .await;
+    assert_ne!(title, "INLINE", "the Content-Security-Policy is enforced");
+}

@@ -137,6 +137,14 @@ pub async fn import_contacts(
             report.rejected.push(reject("name is empty".into()));
             continue;
         }
+        if name.chars().count() > super::MAX_NAME_CHARS {
+            report.rejected.push(reject(format!(
+                "name has {} characters; at most {} are kept",
+                name.chars().count(),
+                super::MAX_NAME_CHARS
+            )));
+            continue;
+        }
         let phone = match MobileNumber::parse(&phone) {
             Ok(p) => p,
             Err(e) => {

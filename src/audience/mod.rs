@@ -17,6 +17,8 @@ use crate::store::{Db, to_epoch};
 pub enum AudienceError {
     #[error("unknown area code {0:?}")]
     UnknownArea(String),
+    #[error("a name has at most {MAX_NAME_CHARS} characters")]
+    NameTooLong,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -42,6 +44,15 @@ pub async fn sync_areas(db: &Db, areas: &AreaTree) -> Result<(), sqlx::Error> {
 }
 
 /// A new person in an area, with tags (e.g. `thanh-nien` for youth).
+/// The longest name stored for a person or an organisation.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// A name from someone else's system (a Telegram profile, a group's title), cut to what Loa
+/// stores. Telegram's own limits keep them shorter; this only guards against a fake or a change.
+pub fn clip_name(name: &str) -> String {
+    name.trim().chars().take(MAX_NAME_CHARS).collect()
+}
+
 pub async fn add_person(
     db: &Db,
     areas: &AreaTree,
@@ -52,6 +63,9 @@ pub async fn add_person(
 ) -> Result<i64, AudienceError> {
     if !areas.contains(area_code) {
         return Err(AudienceError::UnknownArea(area_code.to_string()));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(AudienceError::NameTooLong);
     }
     let mut tx = db.pool.begin().await?;
     let id: i64 = sqlx::query(

@@ -104,6 +104,7 @@ pub async fn add(
         .ok_or_else(|| {
             ConsoleError::invalid("audience", "Số người ước tính phải là số nguyên không âm.")
         })?;
+    super::typed_text("note", &input.note)?;
     let note = input.note.trim().to_string();
     if note.chars().count() > MAX_NOTE_CHARS {
         return Err(ConsoleError::invalid(

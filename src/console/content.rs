@@ -486,6 +486,13 @@ impl Console {
     }
 
     fn validate(&self, actor: &Actor, input: &ContentInput) -> Result<Valid, ConsoleError> {
+        for (field, text) in [
+            ("title", Some(&input.title)),
+            ("telegram_text", input.telegram_text.as_ref()),
+            ("sms_text", input.sms_text.as_ref()),
+        ] {
+            super::typed_text(field, text.map_or("", |t| t.as_str()))?;
+        }
         let title = input.title.trim().to_string();
         if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
             return Err(ConsoleError::invalid(

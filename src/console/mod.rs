@@ -210,6 +210,21 @@ impl ConsoleError {
     }
 }
 
+/// Text typed into a field, refused when it holds control characters other than line breaks
+/// and tabs: nothing a person types needs them, and PostgreSQL refuses a NUL outright.
+pub fn typed_text(field: &str, text: &str) -> Result<(), ConsoleError> {
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(ConsoleError::invalid(
+            field,
+            "Nội dung có ký tự điều khiển không hợp lệ.",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

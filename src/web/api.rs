@@ -26,6 +26,8 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 pub enum ApiError {
     Console(ConsoleError),
     BadRequest(String),
+    /// The body is larger than the route's limit.
+    TooLarge,
 }
 
 impl From<ConsoleError> for ApiError {
@@ -52,6 +54,13 @@ impl IntoResponse for ApiError {
                 return (
                     StatusCode::BAD_REQUEST,
                     Json(json!({"error": "bad_request", "message": message, "field": null})),
+                )
+                    .into_response();
+            }
+            ApiError::TooLarge => {
+                return (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    Json(json!({"error": "too_large", "message": "request body too large", "field": null})),
                 )
                     .into_response();
             }
@@ -82,6 +91,23 @@ impl IntoResponse for ApiError {
 }
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// A request's body as bytes; too large (413) or unreadable (400) answered in the API's JSON.
+struct Body(Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        Bytes::from_request(req, state)
+            .await
+            .map(Body)
+            .map_err(|e| match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
+                _ => ApiError::BadRequest(e.body_text()),
+            })
+    }
+}
 
 /// A JSON body: 400 when it is not JSON, 422 when it is JSON of the wrong shape.
 fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
@@ -154,7 +180,7 @@ async fn list_contents(
 async fn create_content(
     State(state): State<WebState>,
     ApiAuth(auth): ApiAuth,
-    bytes: Bytes,
+    Body(bytes): Body,
 ) -> Result<(StatusCode, Json<crate::console::content::Content>), ApiError> {
     // The role first: a caller who may not write learns nothing from the body's checks.
     auth.actor.require(Permission::EditContent)?;
@@ -185,7 +211,7 @@ async fn update_content(
     State(state): State<WebState>,
     ApiAuth(auth): ApiAuth,
     Path(id): Path<String>,
-    bytes: Bytes,
+    Body(bytes): Body,
 ) -> ApiResult<crate::console::content::Content> {
     auth.actor.require(Permission::EditContent)?;
     let input: ContentInput = body(&bytes)?;
@@ -209,7 +235,7 @@ async fn content_transition(
     State(state): State<WebState>,
     ApiAuth(auth): ApiAuth,
     Path((id, step)): Path<(String, String)>,
-    bytes: Bytes,
+    Body(bytes): Body,
 ) -> ApiResult<crate::console::content::Content> {
     let step = Transition::parse(&step).ok_or(ApiError::Console(ConsoleError::NotFound))?;
     // The role first: a caller who may not take this step learns nothing from the body's checks.
@@ -230,7 +256,7 @@ async fn content_transition(
 async fn preview(
     State(state): State<WebState>,
     ApiAuth(auth): ApiAuth,
-    bytes: Bytes,
+    Body(bytes): Body,
 ) -> ApiResult<crate::console::content::Preview> {
     auth.actor.require(Permission::ViewQueue)?;
     let input: ContentInput = body(&bytes)?;
@@ -253,7 +279,7 @@ async fn list_activities(
 async fn add_activity(
     State(state): State<WebState>,
     ApiAuth(auth): ApiAuth,
-    bytes: Bytes,
+    Body(bytes): Body,
 ) -> Result<(StatusCode, Json<activities::Activity>), ApiError> {
     auth.actor.require(Permission::EnterActivities)?;
     let input: ActivityInput = body(&bytes)?;
