@@ -124,43 +124,53 @@ pub enum RichNode {
 /// not document dropped, `href` only with an `http`, `https` or `tg` scheme, and any tag that
 /// is not Telegram's (or does not balance) kept as the literal text it was written as.
 pub fn rich(html: &str) -> Vec<RichNode> {
-    // (tag, its attributes, its children so far, the tag as written if it never closes).
-    let mut stack: Vec<(
-        &'static str,
-        BTreeMap<&'static str, String>,
-        Vec<RichNode>,
-        String,
-    )> = Vec::new();
-    let mut root: Vec<RichNode> = Vec::new();
-    fn push_text(nodes: &mut Vec<RichNode>, text: &str) {
-        if text.is_empty() {
-            return;
+    /// A tag opened and not yet closed.
+    struct Open {
+        tag: &'static str,
+        attrs: BTreeMap<&'static str, String>,
+        children: Vec<RichNode>,
+        /// As written, shown as text if it never closes.
+        written: String,
+    }
+    /// Where text and elements go now: the innermost open tag, or the top.
+    struct Tree {
+        root: Vec<RichNode>,
+        open: Vec<Open>,
+    }
+    impl Tree {
+        fn current(&mut self) -> &mut Vec<RichNode> {
+            match self.open.last_mut() {
+                Some(open) => &mut open.children,
+                None => &mut self.root,
+            }
         }
-        match nodes.last_mut() {
-            Some(RichNode::Text(t)) => t.push_str(text),
-            _ => nodes.push(RichNode::Text(text.to_string())),
+        fn text(&mut self, text: &str) {
+            if text.is_empty() {
+                return;
+            }
+            let nodes = self.current();
+            match nodes.last_mut() {
+                Some(RichNode::Text(t)) => t.push_str(text),
+                _ => nodes.push(RichNode::Text(text.to_string())),
+            }
+        }
+        fn node(&mut self, node: RichNode) {
+            match node {
+                RichNode::Text(t) => self.text(&t),
+                element => self.current().push(element),
+            }
         }
     }
-    fn current<'a>(
-        root: &'a mut Vec<RichNode>,
-        stack: &'a mut [(
-            &'static str,
-            BTreeMap<&'static str, String>,
-            Vec<RichNode>,
-            String,
-        )],
-    ) -> &'a mut Vec<RichNode> {
-        match stack.last_mut() {
-            Some((_, _, children, _)) => children,
-            None => root,
-        }
-    }
+    let mut tree = Tree {
+        root: Vec::new(),
+        open: Vec::new(),
+    };
     let mut rest = html;
     while let Some(i) = rest.find('<') {
-        push_text(current(&mut root, &mut stack), &decode(&rest[..i]));
+        tree.text(&decode(&rest[..i]));
         let at = &rest[i..];
         let Some(end) = at.find('>') else {
-            push_text(current(&mut root, &mut stack), &decode(at));
+            tree.text(&decode(at));
             rest = "";
             break;
         };
@@ -169,15 +179,16 @@ pub fn rich(html: &str) -> Vec<RichNode> {
         rest = &at[end + 1..];
         if let Some(name) = inner.strip_prefix('/') {
             let name = name.trim().to_ascii_lowercase();
-            if stack.last().is_some_and(|(tag, ..)| *tag == name) {
-                let (tag, attrs, children, _) = stack.pop().expect("checked");
-                current(&mut root, &mut stack).push(RichNode::Element {
-                    tag,
-                    attrs,
-                    children,
-                });
-            } else {
-                push_text(current(&mut root, &mut stack), &decode(written));
+            match tree.open.pop() {
+                Some(open) if open.tag == name => tree.node(RichNode::Element {
+                    tag: open.tag,
+                    attrs: open.attrs,
+                    children: open.children,
+                }),
+                other => {
+                    tree.open.extend(other);
+                    tree.text(&decode(written));
+                }
             }
             continue;
         }
@@ -187,26 +198,24 @@ pub fn rich(html: &str) -> Vec<RichNode> {
             .collect::<String>()
             .to_ascii_lowercase();
         match TAGS.iter().find(|t| **t == name) {
-            Some(&tag) => {
-                let attrs = allowed_attributes(tag, &inner[name.len()..]);
-                stack.push((tag, attrs, Vec::new(), written.to_string()));
-            }
-            None => push_text(current(&mut root, &mut stack), &decode(written)),
+            Some(&tag) => tree.open.push(Open {
+                tag,
+                attrs: allowed_attributes(tag, &inner[name.len()..]),
+                children: Vec::new(),
+                written: written.to_string(),
+            }),
+            None => tree.text(&decode(written)),
         }
     }
-    push_text(current(&mut root, &mut stack), &decode(rest));
+    tree.text(&decode(rest));
     // A tag never closed: Telegram would refuse the message; show what was written.
-    while let Some((_, _, children, written)) = stack.pop() {
-        let parent = current(&mut root, &mut stack);
-        push_text(parent, &decode(&written));
-        for child in children {
-            match child {
-                RichNode::Text(t) => push_text(parent, &t),
-                element => parent.push(element),
-            }
+    while let Some(open) = tree.open.pop() {
+        tree.text(&decode(&open.written));
+        for child in open.children {
+            tree.node(child);
         }
     }
-    root
+    tree.root
 }
 
 /// The attributes Telegram documents for `tag`, from the text after the tag's name.
@@ -325,17 +334,9 @@ fn decode(text: &str) -> String {
 
 /// The preview as HTML for a page: every text escaped, only the allowed tags and attributes.
 pub fn rich_to_html(nodes: &[RichNode]) -> String {
+    // Attribute values are always double-quoted, so Telegram's own escaping (& < > ") is enough.
     fn escape(text: &str, out: &mut String) {
-        for c in text.chars() {
-            match c {
-                '&' => out.push_str("&amp;"),
-                '<' => out.push_str("&lt;"),
-                '>' => out.push_str("&gt;"),
-                '"' => out.push_str("&quot;"),
-                '\'' => out.push_str("&#39;"),
-                _ => out.push(c),
-            }
-        }
+        out.push_str(&super::escape_telegram_html(text));
     }
     fn write(nodes: &[RichNode], out: &mut String) {
         for node in nodes {
