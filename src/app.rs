@@ -53,8 +53,9 @@ impl Setup {
             &config.schedules_dir,
             config.campaign.time_zone,
             &config.areas,
+            &config.channels,
         );
-        let templates = Templates::load(&config.messages_dir)
+        let templates = Templates::load(&config.messages_dir, &config.channels)
             .map_err(|p| problems.extend(p))
             .ok();
         if let Some(templates) = &templates {
@@ -124,8 +125,7 @@ impl Setup {
             transports = transports.with(
                 ChannelKind::Telegram,
                 Arc::new(
-                    TelegramChannel::new(telegram)?
-                        .with_paid_broadcast(self.config.limits.telegram_paid_broadcast),
+                    TelegramChannel::new(telegram)?.with_paid_broadcast(telegram.paid_broadcast),
                 ),
             );
         }
@@ -133,7 +133,7 @@ impl Setup {
             transports = transports.with(ChannelKind::Sms, sms);
         }
         if transports.kinds().is_empty() {
-            for kind in ChannelKind::ALL {
+            for kind in self.config.channels.kinds() {
                 transports = transports.with(kind, Arc::new(LogChannel));
             }
         }
@@ -196,7 +196,8 @@ impl Engine {
             Arc::new(setup.config.areas.clone()),
             Arc::clone(&clock),
         )
-        .with_time_zone(setup.config.campaign.time_zone);
+        .with_time_zone(setup.config.campaign.time_zone)
+        .with_channels(setup.config.channels.clone());
         let dispatcher = Dispatcher::new(
             db.clone(),
             Arc::clone(&setup.templates),

@@ -19,7 +19,8 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::config::{AreaTree, ChannelKind};
+use crate::channel::{ChannelKind, ChannelSet};
+use crate::config::AreaTree;
 use crate::diagnostics::{Problem, Problems, from_toml_error, line_of_offset};
 
 /// A greeting that could not be sent within this long after its fire time is not sent at all.
@@ -398,15 +399,26 @@ impl Calendar {
         out
     }
 
-    /// Reads every `*.toml` in `dir`, in name order, checking area codes against `areas`.
-    pub fn load(dir: &Path, default_tz: Tz, areas: &AreaTree) -> Result<Calendar, Problems> {
-        let (calendar, problems) = Calendar::load_partial(dir, default_tz, areas);
+    /// Reads every `*.toml` in `dir`, in name order, checking area codes against `areas` and
+    /// channel names against `channels`.
+    pub fn load(
+        dir: &Path,
+        default_tz: Tz,
+        areas: &AreaTree,
+        channels: &ChannelSet,
+    ) -> Result<Calendar, Problems> {
+        let (calendar, problems) = Calendar::load_partial(dir, default_tz, areas, channels);
         problems.into_result(calendar)
     }
 
     /// Like [`Calendar::load`], but also returns the schedules that are valid when others are
     /// not, so `loa check` can go on checking them against the templates.
-    pub fn load_partial(dir: &Path, default_tz: Tz, areas: &AreaTree) -> (Calendar, Problems) {
+    pub fn load_partial(
+        dir: &Path,
+        default_tz: Tz,
+        areas: &AreaTree,
+        channels: &ChannelSet,
+    ) -> (Calendar, Problems) {
         let mut problems = Problems::default();
         let mut calendar = Calendar {
             observances: Vec::new(),
@@ -468,15 +480,13 @@ impl Calendar {
                 ));
             }
             for r in &raw.schedule {
-                let Some(schedule) = parse_schedule(
-                    file,
-                    source,
-                    r,
+                let known = Known {
                     default_tz,
                     areas,
-                    &observances,
-                    &mut problems,
-                ) else {
+                    channels,
+                    observances: &observances,
+                };
+                let Some(schedule) = parse_schedule(file, source, r, &known, &mut problems) else {
                     continue;
                 };
                 if let Some((other, line)) = first_seen.get(&schedule.id) {
@@ -713,15 +723,27 @@ fn valid_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+/// What a schedule is checked against.
+struct Known<'a> {
+    default_tz: Tz,
+    areas: &'a AreaTree,
+    channels: &'a ChannelSet,
+    observances: &'a HashMap<String, Observance>,
+}
+
 fn parse_schedule(
     file: &Path,
     source: &str,
     r: &RawSchedule,
-    default_tz: Tz,
-    areas: &AreaTree,
-    observances: &HashMap<String, Observance>,
+    known: &Known<'_>,
     problems: &mut Problems,
 ) -> Option<Schedule> {
+    let Known {
+        default_tz,
+        areas,
+        channels: known_channels,
+        observances,
+    } = *known;
     let before = problems.0.len();
     let line = |offset: usize| Some(line_of_offset(source, offset));
     let mut problem =
@@ -838,19 +860,22 @@ fn parse_schedule(
     let mut channels = Vec::new();
     let channels_line = line(r.channels.span().start);
     for name in r.channels.get_ref() {
-        match ChannelKind::parse(name) {
+        match known_channels.parse(name) {
             Some(kind) if !channels.contains(&kind) => channels.push(kind),
             Some(_) => problem(channels_line, format!("channels: {name:?} is listed twice")),
             None => problem(
                 channels_line,
-                format!("channels: unknown channel {name:?} (known: telegram, sms)"),
+                format!(
+                    "channels: unknown channel {name:?} (known: {})",
+                    known_channels.names()
+                ),
             ),
         }
     }
     if r.channels.get_ref().is_empty() {
         problem(
             channels_line,
-            "channels: list at least one of telegram, sms".to_string(),
+            format!("channels: list at least one of {}", known_channels.names()),
         );
     }
     let expires_after = match &r.expires_after {
@@ -951,7 +976,7 @@ mod tests {
         )
         .unwrap()
         .areas;
-        Calendar::load_partial(dir.path(), Ho_Chi_Minh, &areas)
+        Calendar::load_partial(dir.path(), Ho_Chi_Minh, &areas, &ChannelSet::builtin())
     }
 
     fn ok(body: &str) -> Calendar {

@@ -14,7 +14,7 @@ use sqlx::Row;
 use crate::app::{self, Setup};
 use crate::audience::import::{ImportError, import_contacts};
 use crate::clock::{SharedClock, SystemClock, VirtualClock};
-use crate::config::{ChannelKind, Env};
+use crate::config::Env;
 use crate::console::accounts;
 use crate::console::{ConsoleError, Role, audit};
 use crate::demo::{self, DemoOptions, DemoProgress};
@@ -819,7 +819,8 @@ fn preview(
         },
     );
     let mut out = String::new();
-    for kind in ChannelKind::ALL {
+    for channel in config.channels.iter() {
+        let kind = channel.kind;
         if !setup.templates.has(template, kind) {
             continue;
         }
@@ -834,7 +835,7 @@ fn preview(
                 size.segments,
                 size.units,
                 size.encoding,
-                size.segments as f64 * config.sms.price_per_segment
+                channel.price.cost(Some(size.segments)).unwrap_or(0.0)
             ));
         }
         out.push('\n');
@@ -890,9 +891,9 @@ fn sms_sizes(setup: &Setup) -> String {
     );
     let mut out = String::from("SMS with sample data:\n");
     for (name, kind) in setup.templates.names() {
-        if kind != ChannelKind::Sms {
+        let Some(channel) = setup.config.channels.get(kind) else {
             continue;
-        }
+        };
         if let Ok(Rendered {
             sms: Some(size), ..
         }) = setup.templates.preview(name, kind, &sample)
@@ -903,7 +904,7 @@ fn sms_sizes(setup: &Setup) -> String {
                 size.units,
                 size.encoding,
                 setup.templates.settings(name, kind).max_segments,
-                size.segments as f64 * setup.config.sms.price_per_segment
+                channel.price.cost(Some(size.segments)).unwrap_or(0.0)
             ));
         }
     }

@@ -20,37 +20,7 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/loa.db";
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_TELEGRAM_API_URL: &str = "https://api.telegram.org";
 
-/// The routes a message can take to a person. The transport behind each (a bot, a gateway or
-/// the `log` channel) is the dispatcher's business; templates have one variant per kind.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum ChannelKind {
-    Telegram,
-    Sms,
-}
-
-impl ChannelKind {
-    pub const ALL: [ChannelKind; 2] = [ChannelKind::Telegram, ChannelKind::Sms];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChannelKind::Telegram => "telegram",
-            ChannelKind::Sms => "sms",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<ChannelKind> {
-        ChannelKind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-impl std::fmt::Display for ChannelKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::channel::{ChannelKind, ChannelSet};
 
 /// The validated configuration every other part is built from.
 #[derive(Debug, Clone)]
@@ -70,6 +40,9 @@ pub struct Config {
     pub telegram: Option<TelegramConfig>,
     pub dispatch: DispatchConfig,
     pub limits: Limits,
+    /// Every channel this deployment knows, with its limits and price as configured
+    /// (`[limits.<channel>]`, `sms.price_per_segment`).
+    pub channels: ChannelSet,
     pub areas: AreaTree,
     pub support: Support,
     /// People and units honoured, by year, for the honouring messages.
@@ -85,8 +58,6 @@ pub struct Config {
 pub struct SmsConfig {
     /// Brandname or number shown as the sender (`LOA_SMS_FROM`).
     pub from: String,
-    /// Price of one SMS part, for cost estimates (VND).
-    pub price_per_segment: f64,
     pub gateway: Option<SmsGateway>,
 }
 
@@ -191,6 +162,8 @@ pub struct TelegramConfig {
     /// Receive updates by webhook at `/webhooks/telegram` instead of long polling; the value is
     /// the `secret_token` Telegram must echo in `X-Telegram-Bot-Api-Secret-Token`.
     pub webhook_secret: Option<String>,
+    /// Pay for Telegram's paid broadcasts: up to 1000 messages per second, charged in Stars.
+    pub paid_broadcast: bool,
 }
 
 impl std::fmt::Debug for TelegramConfig {
@@ -224,46 +197,18 @@ pub struct DispatchConfig {
     pub max_per_person_per_day: u32,
 }
 
-/// Sending rates. Telegram's belong to the bot token, an SMS gateway's to the account: several
-/// Loa processes share them (see `dispatch::limits`).
+/// What holds for every channel's rate; each channel's own limits are in its descriptor
+/// (`config.channels`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
-    /// Messages per second to different chats (Telegram: about 30).
-    pub telegram_per_second: u32,
-    /// Messages per second to one private chat (Telegram: about 1).
-    pub telegram_per_chat_per_second: u32,
-    /// Messages per minute to one group (Telegram: 20).
-    pub telegram_per_group_per_minute: u32,
-    /// Pay for Telegram's paid broadcasts: up to 1000 messages per second, charged in Stars.
-    pub telegram_paid_broadcast: bool,
-    /// Messages per second to the SMS gateway (`LOA_SMS_RATE`).
-    pub sms_per_second: u32,
     /// Messages that may leave at one instant. 1 (the default) keeps every sliding second within
     /// the rate, as a provider counts it; more lets a batch go at once (tests on a frozen clock).
     pub burst: u32,
 }
 
-impl Limits {
-    /// Telegram's overall rate, with paid broadcasts taken into account.
-    pub fn telegram_overall(&self) -> u32 {
-        if self.telegram_paid_broadcast {
-            1000
-        } else {
-            self.telegram_per_second
-        }
-    }
-}
-
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            telegram_per_second: 30,
-            telegram_per_chat_per_second: 1,
-            telegram_per_group_per_minute: 20,
-            telegram_paid_broadcast: false,
-            sms_per_second: 10,
-            burst: 1,
-        }
+        Limits { burst: 1 }
     }
 }
 
@@ -584,29 +529,22 @@ struct RawDispatch {
     max_per_person_per_day: Option<Spanned<u32>>,
 }
 
+/// `[limits]`: `burst`, and a table per channel (`[limits.telegram]`, `[limits.sms]`, …).
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct RawLimits {
     burst: Option<Spanned<u32>>,
-    #[serde(default)]
-    telegram: RawTelegramLimits,
-    #[serde(default)]
-    sms: RawSmsLimits,
+    #[serde(flatten)]
+    channels: BTreeMap<String, RawChannelLimits>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct RawTelegramLimits {
-    per_second: Option<Spanned<u32>>,
-    per_chat_per_second: Option<Spanned<u32>>,
-    per_group_per_minute: Option<Spanned<u32>>,
+struct RawChannelLimits {
+    per_second: Option<u32>,
+    per_chat_per_second: Option<u32>,
+    per_group_per_minute: Option<u32>,
+    /// Telegram only.
     paid_broadcast: Option<bool>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawSmsLimits {
-    per_second: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -622,6 +560,11 @@ struct RawArea {
 impl Config {
     /// Reads `path`, applies the environment, validates everything.
     pub fn load(path: &Path, env: &Env) -> Result<Config, Problems> {
+        Config::load_with(path, env, ChannelSet::builtin())
+    }
+
+    /// Reads `path` for a deployment that knows `channels` (the built-in ones and any added).
+    pub fn load_with(path: &Path, env: &Env, channels: ChannelSet) -> Result<Config, Problems> {
         let source = std::fs::read_to_string(path).map_err(|e| {
             Problems(vec![Problem::new(
                 path,
@@ -629,10 +572,19 @@ impl Config {
                 format!("cannot read config: {e}"),
             )])
         })?;
-        Config::parse(path, &source, env)
+        Config::parse_with(path, &source, env, channels)
     }
 
     pub fn parse(path: &Path, source: &str, env: &Env) -> Result<Config, Problems> {
+        Config::parse_with(path, source, env, ChannelSet::builtin())
+    }
+
+    pub fn parse_with(
+        path: &Path,
+        source: &str,
+        env: &Env,
+        channels: ChannelSet,
+    ) -> Result<Config, Problems> {
         let raw: RawConfig = toml::from_str(source)
             .map_err(|e| Problems(vec![from_toml_error(path, source, &e)]))?;
         let mut problems = Problems::default();
@@ -797,11 +749,18 @@ impl Config {
             None => None,
         };
         let admins = raw.telegram.admins.clone();
+        let paid_broadcast = raw
+            .limits
+            .channels
+            .get(ChannelKind::Telegram.as_str())
+            .and_then(|l| l.paid_broadcast)
+            .unwrap_or(false);
         let telegram = token.map(|token| TelegramConfig {
             token,
             api_url,
             admins,
             webhook_secret,
+            paid_broadcast,
         });
 
         let defaults = DispatchConfig::default();
@@ -834,47 +793,19 @@ impl Config {
             "dispatch.max_per_person_per_day",
             defaults.max_per_person_per_day,
         );
-        let limit_defaults = Limits::default();
-        let t = &raw.limits.telegram;
         let limits = Limits {
-            telegram_per_second: positive(
-                &t.per_second,
-                "limits.telegram.per_second",
-                limit_defaults.telegram_per_second,
-            ),
-            telegram_per_chat_per_second: positive(
-                &t.per_chat_per_second,
-                "limits.telegram.per_chat_per_second",
-                limit_defaults.telegram_per_chat_per_second,
-            ),
-            telegram_per_group_per_minute: positive(
-                &t.per_group_per_minute,
-                "limits.telegram.per_group_per_minute",
-                limit_defaults.telegram_per_group_per_minute,
-            ),
-            telegram_paid_broadcast: t.paid_broadcast.unwrap_or(false),
-            sms_per_second: positive(
-                &raw.limits.sms.per_second,
-                "limits.sms.per_second",
-                limit_defaults.sms_per_second,
-            ),
-            burst: positive(&raw.limits.burst, "limits.burst", limit_defaults.burst),
+            burst: positive(&raw.limits.burst, "limits.burst", Limits::default().burst),
         };
-        let limits = match env.get("LOA_SMS_RATE") {
-            None => limits,
-            Some(rate) => {
-                match rate.parse::<u32>() {
-                    Ok(n) if n > 0 => Limits {
-                        sms_per_second: n,
-                        ..limits
-                    },
-                    _ => {
-                        problems.push(Problem::new(path, None, format!("LOA_SMS_RATE: {rate:?} is not a positive number of messages per second")));
-                        limits
-                    }
-                }
-            }
-        };
+        let channels = channel_limits(
+            path,
+            source,
+            env,
+            channels,
+            &raw.limits.channels,
+            paid_broadcast,
+            raw.sms.price_per_segment,
+            &mut problems,
+        );
         let concurrency = match &d.concurrency {
             Some(v) if *v.get_ref() == 0 => {
                 problems.push(Problem::new(
@@ -963,7 +894,6 @@ impl Config {
                 .map(str::to_string)
                 .or(raw_sms.from)
                 .unwrap_or_default(),
-            price_per_segment: raw_sms.price_per_segment.unwrap_or(0.0),
             gateway,
         };
         if sms.gateway.is_some() && sms.from.trim().is_empty() {
@@ -996,6 +926,7 @@ impl Config {
             telegram,
             dispatch,
             limits,
+            channels,
             areas,
             support: Support {
                 hotlines: raw.support.hotlines,
@@ -1005,6 +936,90 @@ impl Config {
             webhook_secret,
         })
     }
+}
+
+/// Each channel's limits and price: its descriptor's defaults, then `[limits.<channel>]`, the
+/// SMS price and `LOA_SMS_RATE`. A table for a channel the deployment does not know is a
+/// problem, named with its line.
+#[allow(clippy::too_many_arguments)]
+fn channel_limits(
+    path: &Path,
+    source: &str,
+    env: &Env,
+    mut channels: ChannelSet,
+    raw: &BTreeMap<String, RawChannelLimits>,
+    paid_broadcast: bool,
+    sms_price: Option<f64>,
+    problems: &mut Problems,
+) -> ChannelSet {
+    let line_of = |name: &str| {
+        source
+            .find(&format!("[limits.{name}]"))
+            .or_else(|| source.find("[limits]"))
+            .map(|offset| line_of_offset(source, offset))
+    };
+    for (name, given) in raw {
+        let Some(descriptor) = channels.parse(name).and_then(|k| channels.get_mut(k)) else {
+            problems.push(Problem::new(
+                path,
+                line_of(name),
+                format!(
+                    "limits.{name}: no such channel (known: {})",
+                    ChannelSet::builtin().names()
+                ),
+            ));
+            continue;
+        };
+        let mut positive = |value: Option<u32>, key: &str| match value {
+            Some(0) => {
+                problems.push(Problem::new(
+                    path,
+                    line_of(name),
+                    format!("limits.{name}.{key}: must be at least 1"),
+                ));
+                None
+            }
+            other => other,
+        };
+        let limits = &mut descriptor.limits;
+        if let Some(n) = positive(given.per_second, "per_second") {
+            limits.per_second = n;
+        }
+        if let Some(n) = positive(given.per_chat_per_second, "per_chat_per_second") {
+            limits.per_address_per_second = Some(n);
+        }
+        if let Some(n) = positive(given.per_group_per_minute, "per_group_per_minute") {
+            limits.per_group_per_minute = Some(n);
+        }
+        if given.paid_broadcast.is_some() && descriptor.kind != ChannelKind::Telegram {
+            problems.push(Problem::new(
+                path,
+                line_of(name),
+                format!("limits.{name}.paid_broadcast: only Telegram has paid broadcasts"),
+            ));
+        }
+    }
+    if paid_broadcast && let Some(telegram) = channels.get_mut(ChannelKind::Telegram) {
+        telegram.limits.per_second = 1000;
+    }
+    if let Some(sms) = channels.get_mut(ChannelKind::Sms) {
+        if let Some(price) = sms_price {
+            sms.price = crate::channel::Price::PerSegment(price);
+        }
+        if let Some(rate) = env.get("LOA_SMS_RATE") {
+            match rate.parse::<u32>() {
+                Ok(n) if n > 0 => sms.limits.per_second = n,
+                _ => problems.push(Problem::new(
+                    path,
+                    None,
+                    format!(
+                        "LOA_SMS_RATE: {rate:?} is not a positive number of messages per second"
+                    ),
+                )),
+            }
+        }
+    }
+    channels
 }
 
 fn validate_areas(path: &Path, source: &str, raw: &[RawArea], problems: &mut Problems) -> AreaTree {

@@ -216,6 +216,7 @@ pub async fn run(
         api_url: telegram.api_url(),
         admins: Vec::new(),
         webhook_secret: None,
+        paid_broadcast: false,
     });
     config.sms.gateway = Some(SmsGateway::Kannel {
         url: kannel.sendsms_url(),
@@ -228,7 +229,10 @@ pub async fn run(
     config.public_url = Some(web_url.clone());
     config.webhook_secret = Some(DEMO_SECRET.into());
     // Telegram's 30/s may all go at one instant of the stepped clock.
-    config.limits.burst = config.limits.telegram_overall();
+    config.limits.burst = config
+        .channels
+        .get(ChannelKind::Telegram)
+        .map_or(1, |t| t.limits.per_second);
     let config = Arc::new(config);
     let setup = Setup {
         config: Arc::clone(&config),

@@ -39,9 +39,14 @@ pub mod diagnostics;
 pub mod export;
 pub mod metrics;
 
+pub mod channel;
+pub mod text;
+
 pub mod clock;
 pub mod config;
 pub mod store;
+
+pub mod delivery;
 
 pub mod calendar;
 pub mod templates;

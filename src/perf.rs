@@ -16,7 +16,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use crate::app::{Engine, Setup};
 use crate::clock::{SharedClock, VirtualClock};
-use crate::config::{Config, TelegramConfig};
+use crate::config::{ChannelKind, Config, TelegramConfig};
 use crate::fakes::telegram::{EnforcedLimits, FakeTelegram};
 use crate::reach;
 use crate::store::{Db, to_epoch};
@@ -101,12 +101,15 @@ async fn setup_for(
         api_url: telegram_url.into(),
         admins: Vec::new(),
         webhook_secret: None,
+        paid_broadcast: false,
     });
     config.sms.gateway = None;
     config.dispatch.quiet_hours = None;
     config.dispatch.max_per_person_per_day = 1000;
     if unlimited {
-        config.limits.telegram_per_second = 1_000_000;
+        if let Some(telegram) = config.channels.get_mut(ChannelKind::Telegram) {
+            telegram.limits.per_second = 1_000_000;
+        }
         config.limits.burst = 1_000_000;
         config.dispatch.batch_size = 1000;
     }

@@ -11,10 +11,11 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::Row;
 
-use crate::config::{AreaTree, ChannelKind, TargetBand};
-use crate::store::{Db, to_epoch};
+use crate::channel::{ChannelKind, ChannelSet};
+use crate::config::{AreaTree, TargetBand};
+use crate::store::{Db, Sql, to_epoch};
 
 /// A person reached, for `record_many`.
 #[derive(Debug, Clone)]
@@ -72,64 +73,41 @@ pub async fn record_many(
     rows.dedup_by(|a, b| a.0 == b.0 && a.1.person_id == b.1.person_id);
     let mut new: BTreeMap<(String, String, String), i64> = BTreeMap::new();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let p = i * 6;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${})",
-                    p + 1,
-                    p + 2,
-                    p + 3,
-                    p + 4,
-                    p + 5,
-                    p + 6
-                )
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO reach (period, person_id, area_code, channel, first_at, kind) VALUES {}
-             ON CONFLICT (period, person_id) DO NOTHING
-             RETURNING period, area_code, kind",
-            values.join(", ")
+        let mut sql = Sql::new(
+            "INSERT INTO reach (period, person_id, area_code, channel, first_at, kind) VALUES ",
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for (period, r) in chunk {
-            query = query
-                .bind(period.clone())
+        sql.tuples(chunk, |row, (period, r)| {
+            row.bind(period.as_str())
                 .bind(r.person_id)
-                .bind(r.area_code.to_string())
+                .bind(r.area_code)
                 .bind(r.channel.as_str())
                 .bind(to_epoch(r.at))
-                .bind(r.kind.to_string());
-        }
-        for row in query.fetch_all(&mut *conn).await? {
+                .bind(r.kind);
+        })
+        .push(
+            " ON CONFLICT (period, person_id) DO NOTHING
+             RETURNING period, area_code, kind",
+        );
+        for row in sql.query()?.fetch_all(&mut *conn).await? {
             *new.entry((row.try_get(0)?, row.try_get(2)?, row.try_get(1)?))
                 .or_default() += 1;
         }
     }
     let new: Vec<_> = new.into_iter().collect();
     for chunk in new.chunks(ROWS_PER_STATEMENT) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let p = i * 4;
-                format!("(${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4)
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO reach_counts (period, kind, area_code, persons) VALUES {}
-             ON CONFLICT (period, kind, area_code)
-             DO UPDATE SET persons = reach_counts.persons + excluded.persons",
-            values.join(", ")
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for ((period, kind, area), persons) in chunk {
-            query = query
-                .bind(period.clone())
-                .bind(kind.clone())
-                .bind(area.clone())
+        let mut sql =
+            Sql::new("INSERT INTO reach_counts (period, kind, area_code, persons) VALUES ");
+        sql.tuples(chunk, |row, ((period, kind, area), persons)| {
+            row.bind(period.as_str())
+                .bind(kind.as_str())
+                .bind(area.as_str())
                 .bind(*persons);
-        }
-        query.execute(&mut *conn).await?;
+        })
+        .push(
+            " ON CONFLICT (period, kind, area_code)
+             DO UPDATE SET persons = reach_counts.persons + excluded.persons",
+        );
+        sql.query()?.execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -294,17 +272,13 @@ async fn count_by_area(
             .fetch_all(&db.pool)
             .await?
     } else if periods.len() <= MAX_LISTED_PERIODS {
-        let placeholders: Vec<String> = (2..=periods.len() + 1).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT area_code, COUNT(DISTINCT person_id) FROM reach
-             WHERE kind = $1 AND period IN ({}) GROUP BY area_code",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(kind);
-        for p in periods {
-            query = query.bind(p.clone());
-        }
-        query.fetch_all(&db.pool).await?
+        let mut sql =
+            Sql::new("SELECT area_code, COUNT(DISTINCT person_id) FROM reach WHERE kind = ");
+        sql.bind(kind)
+            .push(" AND period IN (")
+            .list(periods.iter().map(String::as_str))
+            .push(") GROUP BY area_code");
+        sql.query()?.fetch_all(&db.pool).await?
     } else {
         // Day periods sort as text in date order.
         sqlx::query(
@@ -339,50 +313,69 @@ pub struct MessageFilter {
 }
 
 impl MessageFilter {
-    /// SQL conditions over `occurrences o` and a person id column, with binds from `$first`.
-    fn sql(&self, person: &str, first: usize) -> (String, Vec<String>) {
-        let mut sql = String::new();
-        let mut binds = Vec::new();
+    /// Its conditions over `occurrences o` and the person id column `person`, each starting
+    /// with ` AND`.
+    fn conditions(&self, person: &str, sql: &mut Sql) {
         if let Some(observance) = &self.observance {
-            binds.push(observance.clone());
-            sql.push_str(&format!(" AND o.observance = ${}", first + binds.len() - 1));
+            sql.push(" AND o.observance = ").bind(observance.as_str());
         }
         if let Some(schedule) = &self.schedule_id {
-            binds.push(schedule.clone());
-            sql.push_str(&format!(
-                " AND o.schedule_id = ${}",
-                first + binds.len() - 1
-            ));
+            sql.push(" AND o.schedule_id = ").bind(schedule.as_str());
         }
         if let Some(tag) = &self.tag {
-            binds.push(tag.clone());
-            sql.push_str(&format!(
-                " AND EXISTS (SELECT 1 FROM person_tags t WHERE t.person_id = {person} AND t.tag = ${})",
-                first + binds.len() - 1
-            ));
+            sql.push(&format!(
+                " AND EXISTS (SELECT 1 FROM person_tags t WHERE t.person_id = {person} AND t.tag = "
+            ))
+            .bind(tag.as_str())
+            .push(")");
         }
-        (sql, binds)
     }
 }
 
-/// Persons reached by Telegram only, by SMS only, and by both.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
-pub struct ChannelSplit {
-    pub telegram_only: u64,
-    pub sms_only: u64,
-    pub both: u64,
-}
+/// Persons reached, by the set of channels that reached them: `telegram`, `sms`,
+/// `telegram+sms` (names in the deployment's channel order, joined by `+`).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[serde(transparent)]
+pub struct ChannelSplit(pub BTreeMap<String, u64>);
 
 impl ChannelSplit {
     pub fn reached(&self) -> u64 {
-        self.telegram_only + self.sms_only + self.both
+        self.0.values().sum()
     }
 
     pub fn add(&mut self, other: &ChannelSplit) {
-        self.telegram_only += other.telegram_only;
-        self.sms_only += other.sms_only;
-        self.both += other.both;
+        for (set, n) in &other.0 {
+            *self.0.entry(set.clone()).or_default() += n;
+        }
     }
+
+    /// Persons reached by exactly this set of channels.
+    pub fn get(&self, set: &str) -> u64 {
+        self.0.get(set).copied().unwrap_or(0)
+    }
+}
+
+/// The keys of every set of channels a person can be reached by, smaller sets first:
+/// `telegram`, `sms`, `telegram+sms` for the built-in two.
+pub fn channel_set_keys(channels: &ChannelSet) -> Vec<String> {
+    let n = channels.kinds().count().min(16);
+    let mut masks: Vec<u64> = (1..(1u64 << n)).collect();
+    masks.sort_by_key(|m| (m.count_ones(), m.reverse_bits()));
+    masks
+        .into_iter()
+        .map(|m| channel_set_key(channels, m))
+        .collect()
+}
+
+/// The key of a set of channels in a [`ChannelSplit`]: `telegram+sms`.
+pub fn channel_set_key(channels: &ChannelSet, mask: u64) -> String {
+    channels
+        .kinds()
+        .enumerate()
+        .filter(|(i, _)| mask & (1 << i) != 0)
+        .map(|(_, k)| k.as_str())
+        .collect::<Vec<_>>()
+        .join("+")
 }
 
 /// Persons of `kind` reached on the local dates `from..=to` per area (the person's area),
@@ -390,48 +383,52 @@ impl ChannelSplit {
 /// or for an SMS gateway that reports delivery, when delivered (`deliveries.reached_at`).
 pub async fn channel_split(
     db: &Db,
+    channels: &ChannelSet,
     tz: Tz,
     from: NaiveDate,
     to: NaiveDate,
     kind: &str,
     filter: &MessageFilter,
 ) -> Result<HashMap<String, ChannelSplit>, sqlx::Error> {
-    let (conditions, binds) = filter.sql("d.person_id", 4);
-    let sql = format!(
-        "SELECT p.area_code,
-                SUM(CASE WHEN r.tg = 1 AND r.sms = 0 THEN 1 ELSE 0 END),
-                SUM(CASE WHEN r.tg = 0 AND r.sms = 1 THEN 1 ELSE 0 END),
-                SUM(CASE WHEN r.tg = 1 AND r.sms = 1 THEN 1 ELSE 0 END)
-         FROM (SELECT d.person_id AS person_id,
-                      MAX(CASE WHEN d.channel = 'telegram' THEN 1 ELSE 0 END) AS tg,
-                      MAX(CASE WHEN d.channel = 'sms' THEN 1 ELSE 0 END) AS sms
+    // Each channel is a bit; a person's set of channels is the sum of their distinct bits.
+    let bits: String = channels
+        .kinds()
+        .enumerate()
+        .map(|(i, c)| format!(" WHEN '{}' THEN {}", c.as_str(), 1u64 << i))
+        .collect();
+    let mut sql = Sql::new(format!(
+        "SELECT p.area_code, r.channels, COUNT(*)
+         FROM (SELECT d.person_id AS person_id, SUM(DISTINCT CASE d.channel{bits} ELSE 0 END) AS channels
                FROM deliveries d JOIN occurrences o ON o.id = d.occurrence_id
-               WHERE d.reached_at >= $1 AND d.reached_at < $2{conditions}
-               GROUP BY d.person_id) r
-         JOIN persons p ON p.id = r.person_id
-         WHERE p.kind = $3
-         GROUP BY p.area_code"
-    );
-    let mut query = sqlx::query(AssertSqlSafe(sql))
-        .bind(to_epoch(crate::calendar::local_midnight(from, tz)))
+               WHERE d.reached_at >= "
+    ));
+    sql.bind(to_epoch(crate::calendar::local_midnight(from, tz)))
+        .push(" AND d.reached_at < ")
         .bind(to_epoch(crate::calendar::local_midnight(
             to + Duration::days(1),
             tz,
-        )))
-        .bind(kind);
-    for b in binds {
-        query = query.bind(b);
-    }
-    let mut out = HashMap::new();
-    for row in query.fetch_all(&db.pool).await? {
-        out.insert(
-            row.try_get::<String, _>(0)?,
-            ChannelSplit {
-                telegram_only: row.try_get::<i64, _>(1)? as u64,
-                sms_only: row.try_get::<i64, _>(2)? as u64,
-                both: row.try_get::<i64, _>(3)? as u64,
-            },
-        );
+        )));
+    filter.conditions("d.person_id", &mut sql);
+    sql.push(
+        " GROUP BY d.person_id) r
+         JOIN persons p ON p.id = r.person_id
+         WHERE p.kind = ",
+    )
+    .bind(kind)
+    .push(" GROUP BY p.area_code, r.channels");
+    let mut out: HashMap<String, ChannelSplit> = HashMap::new();
+    for row in sql.query()?.fetch_all(&db.pool).await? {
+        let mask = row.try_get::<i64, _>(1)?.max(0) as u64;
+        if mask == 0 {
+            continue;
+        }
+        out.entry(row.try_get::<String, _>(0)?)
+            .or_default()
+            .0
+            .insert(
+                channel_set_key(channels, mask),
+                row.try_get::<i64, _>(2)? as u64,
+            );
     }
     Ok(out)
 }
@@ -444,25 +441,22 @@ pub async fn engaged_filtered(
     to: NaiveDate,
     filter: &MessageFilter,
 ) -> Result<HashMap<String, u64>, sqlx::Error> {
-    let (conditions, binds) = filter.sql("e.person_id", 3);
     // The occurrence only matters to a filter on messages.
     let join = if filter.observance.is_some() || filter.schedule_id.is_some() {
         "JOIN occurrences o ON o.id = e.occurrence_id"
     } else {
         ""
     };
-    let sql = format!(
-        "SELECT e.area_code, COUNT(DISTINCT e.person_id) FROM engagements e {join}
-         WHERE e.day >= $1 AND e.day <= $2{conditions} GROUP BY e.area_code"
-    );
-    let mut query = sqlx::query(AssertSqlSafe(sql))
-        .bind(from.to_string())
+    let mut sql = Sql::new(format!(
+        "SELECT e.area_code, COUNT(DISTINCT e.person_id) FROM engagements e {join} WHERE e.day >= "
+    ));
+    sql.bind(from.to_string())
+        .push(" AND e.day <= ")
         .bind(to.to_string());
-    for b in binds {
-        query = query.bind(b);
-    }
+    filter.conditions("e.person_id", &mut sql);
+    sql.push(" GROUP BY e.area_code");
     let mut out = HashMap::new();
-    for row in query.fetch_all(&db.pool).await? {
+    for row in sql.query()?.fetch_all(&db.pool).await? {
         out.insert(
             row.try_get::<String, _>(0)?,
             row.try_get::<i64, _>(1)? as u64,

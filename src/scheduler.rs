@@ -9,14 +9,16 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::Row;
 
 use crate::audience::AudienceFilter;
 use crate::calendar::{Audience, Calendar, Schedule};
+use crate::channel::{ChannelKind, ChannelSet};
 use crate::clock::SharedClock;
-use crate::config::{AreaTree, ChannelKind};
+use crate::config::AreaTree;
 use crate::console::content;
-use crate::store::{Db, from_epoch, to_epoch};
+use crate::delivery::Status;
+use crate::store::{Db, Sql, from_epoch, to_epoch};
 
 /// An occurrence this tick created, with its audience size.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +48,7 @@ pub struct Scheduler {
     cursor: Option<DateTime<Utc>>,
     /// The campaign's, for the local date of queued content.
     time_zone: Tz,
+    channels: ChannelSet,
 }
 
 /// How long queued content may wait to be sent (quiet hours, a gateway down) before it is
@@ -61,9 +64,8 @@ struct OccurrenceSpec<'a> {
     channels: &'a [ChannelKind],
     audience: &'a Audience,
     expires_after: Duration,
-    /// Queued content's own text per channel; `None`: render `template`.
-    body_telegram: Option<String>,
-    body_sms: Option<String>,
+    /// Queued content's own text per channel; a channel without one renders `template`.
+    bodies: Vec<(ChannelKind, String)>,
 }
 
 impl<'a> OccurrenceSpec<'a> {
@@ -76,8 +78,7 @@ impl<'a> OccurrenceSpec<'a> {
             channels: &schedule.channels,
             audience: &schedule.audience,
             expires_after: schedule.expires_after,
-            body_telegram: None,
-            body_sms: None,
+            bodies: Vec::new(),
         }
     }
 }
@@ -91,12 +92,19 @@ impl Scheduler {
             clock,
             cursor: None,
             time_zone: chrono_tz::Asia::Ho_Chi_Minh,
+            channels: ChannelSet::builtin(),
         }
     }
 
     /// The campaign time zone (queued content's observance date is a local date).
     pub fn with_time_zone(mut self, tz: Tz) -> Self {
         self.time_zone = tz;
+        self
+    }
+
+    /// The channels queued content may name (the built-in ones unless said otherwise).
+    pub fn with_channels(mut self, channels: ChannelSet) -> Self {
+        self.channels = channels;
         self
     }
 
@@ -150,7 +158,7 @@ impl Scheduler {
     /// send time goes at once.
     async fn send_queued(&self, now: DateTime<Utc>) -> anyhow::Result<Vec<CreatedOccurrence>> {
         let mut created = Vec::new();
-        for item in content::due(&self.db, now).await? {
+        for item in content::due(&self.db, &self.channels, now).await? {
             let fire_at = item.send_at.max(now);
             let local_date = fire_at.with_timezone(&self.time_zone).date_naive();
             let observance = item
@@ -169,8 +177,11 @@ impl Scheduler {
                 channels: &item.channels,
                 audience: &audience,
                 expires_after: QUEUED_CONTENT_EXPIRES_AFTER,
-                body_telegram: item.body(ChannelKind::Telegram),
-                body_sms: item.body(ChannelKind::Sms),
+                bodies: item
+                    .channels
+                    .iter()
+                    .filter_map(|&kind| item.body(kind).map(|body| (kind, body)))
+                    .collect(),
             };
             let mut tx = self.db.pool.begin().await?;
             let Some((id, recipients)) = self.insert_and_fan_out(&mut tx, &spec, fire_at).await?
@@ -275,24 +286,26 @@ impl Scheduler {
 
         // One set-based insert: one row per person, through the contact whose channel the
         // schedule prefers most.
-        let filter = AudienceFilter::new(spec.audience, spec.channels, &self.areas, 5);
-        // (`WHERE true`: SQLite needs a WHERE before an upsert's ON CONFLICT in INSERT … SELECT.)
-        let sql = format!(
+        let mut fan_out = Sql::new(
             "INSERT INTO deliveries (occurrence_id, person_id, contact_id, channel, status, due_at, expires_at, updated_at)
-             SELECT $1, person_id, contact_id, channel, 'pending', $2, $3, $4 FROM ({picks}) chosen
-             WHERE true
-             ON CONFLICT (occurrence_id, person_id) DO NOTHING",
-            picks = filter.picks(),
+             SELECT ",
         );
-        let mut fan_out = sqlx::query(AssertSqlSafe(sql))
+        fan_out
             .bind(id)
+            .push(&format!(
+                ", person_id, contact_id, channel, {}, ",
+                Status::Pending.sql()
+            ))
             .bind(to_epoch(fire_at))
+            .push(", ")
             .bind(expires_at)
-            .bind(now);
-        for value in &filter.binds {
-            fan_out = fan_out.bind(value.clone());
-        }
-        let recipients = fan_out.execute(&mut *tx).await?.rows_affected();
+            .push(", ")
+            .bind(now)
+            .push(" FROM (");
+        AudienceFilter::new(spec.audience, spec.channels, &self.areas).picks(&mut fan_out);
+        // (`WHERE true`: SQLite needs a WHERE before an upsert's ON CONFLICT in INSERT … SELECT.)
+        fan_out.push(") chosen WHERE true ON CONFLICT (occurrence_id, person_id) DO NOTHING");
+        let recipients = fan_out.query()?.execute(&mut *tx).await?.rows_affected();
         sqlx::query("UPDATE occurrences SET recipients = $1 WHERE id = $2")
             .bind(recipients as i64)
             .bind(id)
@@ -318,8 +331,8 @@ async fn insert_occurrence(
         .join(",");
     let row = sqlx::query(
         "INSERT INTO occurrences (schedule_id, fire_at, template, observance, channels, expires_at, created_at,
-             observance_date, status, body_telegram, body_sms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             observance_date, status)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (schedule_id, fire_at) DO NOTHING
          RETURNING id",
     )
@@ -332,11 +345,20 @@ async fn insert_occurrence(
     .bind(to_epoch(now))
     .bind(spec.observance_date.to_string())
     .bind(status)
-    .bind(&spec.body_telegram)
-    .bind(&spec.body_sms)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?)
+    let Some(id) = row.map(|r| r.try_get::<i64, _>(0)).transpose()? else {
+        return Ok(None);
+    };
+    if !spec.bodies.is_empty() {
+        let mut bodies =
+            Sql::new("INSERT INTO occurrence_bodies (occurrence_id, channel, body) VALUES ");
+        bodies.tuples(&spec.bodies, |row, (channel, body)| {
+            row.bind(id).bind(channel.as_str()).bind(body.as_str());
+        });
+        bodies.query()?.execute(&mut *conn).await?;
+    }
+    Ok(Some(id))
 }
 
 /// An occurrence as stored, for reports and tests.

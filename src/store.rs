@@ -8,7 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::Arguments;
+use sqlx::any::{AnyArguments, AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -135,6 +136,122 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// A statement whose placeholders are numbered as values are bound — `$1`, `$2`, … in the
+/// order of [`Sql::bind`] — so no caller counts them by hand, however many rows a `VALUES`
+/// list or an `IN (…)` holds.
+pub struct Sql {
+    text: String,
+    args: Result<AnyArguments, sqlx::error::BoxDynError>,
+    count: usize,
+}
+
+impl Sql {
+    pub fn new(text: impl Into<String>) -> Sql {
+        Sql {
+            text: text.into(),
+            args: Ok(AnyArguments::default()),
+            count: 0,
+        }
+    }
+
+    /// Appends SQL text. Only text written in the code: values go through [`Sql::bind`].
+    pub fn push(&mut self, text: &str) -> &mut Sql {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends the next placeholder and binds `value` to it.
+    pub fn bind<'t, T>(&mut self, value: T) -> &mut Sql
+    where
+        T: sqlx::Encode<'t, sqlx::Any> + sqlx::Type<sqlx::Any>,
+    {
+        self.count += 1;
+        self.text.push('$');
+        self.text.push_str(&self.count.to_string());
+        if let Ok(args) = &mut self.args
+            && let Err(e) = args.add(value)
+        {
+            self.args = Err(e);
+        }
+        self
+    }
+
+    /// `(v, v, …)` for each item: `row` binds one item's values, separated by commas.
+    pub fn tuples<I, F>(&mut self, items: I, mut row: F) -> &mut Sql
+    where
+        I: IntoIterator,
+        F: FnMut(&mut Tuple<'_>, I::Item),
+    {
+        for (i, item) in items.into_iter().enumerate() {
+            self.push(if i == 0 { "(" } else { ", (" });
+            row(
+                &mut Tuple {
+                    sql: self,
+                    first: true,
+                },
+                item,
+            );
+            self.push(")");
+        }
+        self
+    }
+
+    /// `v, v, …`: each item bound, separated by commas (for `IN (…)`).
+    pub fn list<'t, I, T>(&mut self, items: I) -> &mut Sql
+    where
+        I: IntoIterator<Item = T>,
+        T: sqlx::Encode<'t, sqlx::Any> + sqlx::Type<sqlx::Any>,
+    {
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(item);
+        }
+        self
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The query to run; a value that could not be encoded is the error.
+    pub fn query(
+        self,
+    ) -> Result<sqlx::query::Query<'static, sqlx::Any, AnyArguments>, sqlx::Error> {
+        let args = self.args.map_err(sqlx::Error::Encode)?;
+        Ok(sqlx::query_with(sqlx::AssertSqlSafe(self.text), args))
+    }
+}
+
+/// The values of one row of [`Sql::tuples`].
+pub struct Tuple<'a> {
+    sql: &'a mut Sql,
+    first: bool,
+}
+
+impl Tuple<'_> {
+    pub fn bind<'t, T>(&mut self, value: T) -> &mut Self
+    where
+        T: sqlx::Encode<'t, sqlx::Any> + sqlx::Type<sqlx::Any>,
+    {
+        if !std::mem::take(&mut self.first) {
+            self.sql.push(", ");
+        }
+        self.sql.bind(value);
+        self
+    }
+
+    /// A literal written in the code (a state's spelling), not a value.
+    pub fn literal(&mut self, text: &str) -> &mut Self {
+        if !std::mem::take(&mut self.first) {
+            self.sql.push(", ");
+        }
+        self.sql.push(text);
+        self
+    }
+}
+
 pub fn to_epoch(at: DateTime<Utc>) -> i64 {
     at.timestamp()
 }
@@ -154,6 +271,19 @@ mod tests {
             "postgres://loa:***@db:5432/loa"
         );
         assert_eq!(redact_url("sqlite://data/loa.db"), "sqlite://data/loa.db");
+    }
+
+    #[test]
+    fn placeholders_are_numbered_as_values_are_bound() {
+        let mut sql = Sql::new("INSERT INTO t (a, b, c) VALUES ");
+        sql.tuples([(1_i64, "x"), (2, "y")], |row, (a, b)| {
+            row.bind(a).bind(b).literal("'pending'");
+        });
+        sql.push(" WHERE a IN (").list([5_i64, 6, 7]).push(")");
+        assert_eq!(
+            sql.text(),
+            "INSERT INTO t (a, b, c) VALUES ($1, $2, 'pending'), ($3, $4, 'pending') WHERE a IN ($5, $6, $7)"
+        );
     }
 
     #[tokio::test]

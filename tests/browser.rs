@@ -14,6 +14,7 @@ use std::time::{Duration as StdDuration, Instant};
 
 use base64::Engine as _;
 use common::TestApp;
+use loa::config::ChannelKind;
 use loa::console::content::ContentInput;
 use loa::console::{Actor, Console, Role, accounts};
 use serde_json::{Value, json};
@@ -263,16 +264,16 @@ async fn seeded_app() -> (TestApp, String) {
         role,
         area: None,
     };
-    let input = ContentInput {
+    let mut input = ContentInput {
         title: "Tháng hành động vì bình đẳng giới".into(),
-        telegram_text: Some(
-            "Hưởng ứng Tháng hành động vì bình đẳng giới, mời bà con {{area.name}} tham gia."
-                .into(),
-        ),
         channels: vec!["telegram".into()],
         send_at: "2026-12-01T08:00".into(),
         ..ContentInput::default()
     };
+    input.set_text(
+        ChannelKind::Telegram,
+        "Hưởng ứng Tháng hành động vì bình đẳng giới, mời bà con {{area.name}} tham gia.",
+    );
     let item = console
         .create_content(&actor("lan", Role::Staff), &input)
         .await
@@ -479,15 +480,15 @@ async fn an_approver_opening_a_hostile_item_runs_none_of_its_authors_script() {
     };
     // What handlebars used to write as markup into the approver's page.
     let payload = r#"{{{vn_date "<span autofocus tabindex=1 onfocus=document.body.dataset.pwned=1>x</span>"}}} {{{vn_date "<img src=x onerror=document.body.dataset.pwned=2>"}}}"#;
-    let input = ContentInput {
+    let mut input = ContentInput {
         title: "<img src=x onerror=document.body.dataset.pwned=3>".into(),
-        telegram_text: Some(payload.into()),
-        sms_text: Some(payload.into()),
         channels: vec!["telegram".into(), "sms".into()],
         areas: vec!["bac-ly".into()],
         send_at: "2026-12-01T08:00".into(),
         ..ContentInput::default()
     };
+    input.set_text(ChannelKind::Telegram, payload);
+    input.set_text(ChannelKind::Sms, payload);
     let item = console.create_content(&author, &input).await.unwrap();
     console
         .submit_content(&author, item.id, Some(item.version))

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use chrono::Duration;
 use common::{TestApp, at};
+use loa::config::ChannelKind;
 use loa::dispatch::deliveries;
 use loa::fakes::telegram::EnforcedLimits;
 use loa::scheduler::occurrences;
@@ -312,7 +313,11 @@ async fn drain_dispatcher(app: &TestApp, dispatcher: &loa::dispatch::Dispatcher)
 #[tokio::test]
 async fn one_process_keeps_telegrams_limit_in_every_sliding_second() {
     let app = TestApp::spawn_running("2023-03-08T07:59:59+07:00", |c| {
-        c.limits.telegram_per_second = 28
+        c.channels
+            .get_mut(ChannelKind::Telegram)
+            .unwrap()
+            .limits
+            .per_second = 28
     })
     .await;
     app.telegram.enforce_limits(EnforcedLimits {
@@ -341,7 +346,11 @@ async fn two_processes_sharing_one_token_together_stay_within_its_limit() {
     // Loa at 28/s against a fake that refuses the 31st message in any second: the headroom an
     // operator would keep, and enough for a loaded CI machine's scheduling jitter.
     let app = TestApp::spawn_running("2023-03-08T08:00:00+07:00", |c| {
-        c.limits.telegram_per_second = 28
+        c.channels
+            .get_mut(ChannelKind::Telegram)
+            .unwrap()
+            .limits
+            .per_second = 28
     })
     .await;
     app.telegram.enforce_limits(EnforcedLimits {

@@ -234,10 +234,12 @@ impl Console {
         let scope = actor.scope(areas);
         let in_scope = |code: &str| scope.as_ref().is_none_or(|s| s.contains(code));
 
-        let split = reach::channel_split(&self.db, tz, from, to, "resident", &filter).await?;
+        let channels = &self.config.channels;
+        let split =
+            reach::channel_split(&self.db, channels, tz, from, to, "resident", &filter).await?;
         let engaged = reach::engaged_filtered(&self.db, from, to, &filter).await?;
         let organisations =
-            reach::channel_split(&self.db, tz, from, to, "organisation", &filter).await?;
+            reach::channel_split(&self.db, channels, tz, from, to, "organisation", &filter).await?;
         let activities = activities::list(&self.db, areas, actor, from, to).await?;
         let mut offline: HashMap<String, u64> = HashMap::new();
         for a in &activities {

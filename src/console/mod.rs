@@ -8,6 +8,7 @@ pub mod activities;
 pub mod audit;
 pub mod content;
 pub mod dashboard;
+pub mod deliveries;
 pub mod upcoming;
 
 use std::collections::BTreeSet;

@@ -21,8 +21,8 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
+use crate::channel::{AddressKind, ChannelKind, ChannelSet};
 use crate::clock::SharedClock;
-use crate::config::{ChannelKind, Limits};
 
 /// governor's view of Loa's clock: time since the epoch.
 #[derive(Clone, Debug)]
@@ -51,11 +51,14 @@ pub enum Permit {
 
 pub struct RateLimits {
     clock: LoaClock,
-    limits: Limits,
+    /// Each channel's overall rate, for the whole deployment.
+    rates: HashMap<ChannelKind, u32>,
+    burst: u32,
     /// Workers sharing each overall rate, and the limiters built for that share.
     overall: Mutex<(u32, HashMap<ChannelKind, Arc<Direct>>)>,
-    per_chat: Keyed,
-    per_group: Keyed,
+    /// Per address (a Telegram chat) and per group, for the channels that have such limits.
+    per_address: HashMap<ChannelKind, Keyed>,
+    per_group: HashMap<ChannelKind, Keyed>,
 }
 
 /// Spacing kept a little wider than the rate itself: a provider counts arrivals, and network
@@ -71,62 +74,68 @@ fn per_second(n: u32, burst: u32) -> Quota {
 }
 
 impl RateLimits {
-    pub fn new(limits: Limits, clock: SharedClock) -> Self {
+    /// The limits of every channel of `channels`; `burst` messages may leave at one instant.
+    pub fn new(channels: &ChannelSet, burst: u32, clock: SharedClock) -> Self {
         let clock = LoaClock(clock);
-        let per_chat = RateLimiter::new(
-            per_second(limits.telegram_per_chat_per_second, 1),
-            DefaultKeyedStateStore::default(),
-            clock.clone(),
-        );
-        let group_quota = Quota::per_minute(
-            NonZeroU32::new(limits.telegram_per_group_per_minute.max(1)).expect("at least 1"),
-        )
-        .allow_burst(NonZeroU32::MIN);
-        let per_group = RateLimiter::new(
-            group_quota,
-            DefaultKeyedStateStore::default(),
-            clock.clone(),
-        );
-        let limits_for_overall = limits.clone();
+        let keyed = |quota: Quota| {
+            RateLimiter::new(quota, DefaultKeyedStateStore::default(), clock.clone())
+        };
+        let per_address = channels
+            .iter()
+            .filter_map(|d| {
+                let n = d.limits.per_address_per_second?;
+                Some((d.kind, keyed(per_second(n, 1))))
+            })
+            .collect();
+        // Groups are Telegram chats with a negative id: only channels addressing chats have them.
+        let per_group = channels
+            .iter()
+            .filter(|d| d.address == AddressKind::ChatId)
+            .filter_map(|d| {
+                let n = NonZeroU32::new(d.limits.per_group_per_minute?.max(1))?;
+                Some((
+                    d.kind,
+                    keyed(Quota::per_minute(n).allow_burst(NonZeroU32::MIN)),
+                ))
+            })
+            .collect();
         let this = RateLimits {
             clock,
-            limits,
+            rates: channels
+                .iter()
+                .map(|d| (d.kind, d.limits.per_second))
+                .collect(),
+            burst,
             overall: Mutex::new((0, HashMap::new())),
-            per_chat,
+            per_address,
             per_group,
         };
-        this.set_share_unchecked(1, &limits_for_overall, false);
+        this.set_share_unchecked(1, false);
         this
     }
 
     /// The overall rate of a channel for the whole deployment.
     pub fn overall_rate(&self, kind: ChannelKind) -> u32 {
-        match kind {
-            ChannelKind::Telegram => self.limits.telegram_overall(),
-            ChannelKind::Sms => self.limits.sms_per_second,
-        }
+        self.rates.get(&kind).copied().unwrap_or(1)
     }
 
     /// Takes a 1/`workers` share of every overall rate.
     pub fn set_share(&self, workers: u32) {
         let workers = workers.max(1);
         if self.overall.lock().expect("limits lock").0 != workers {
-            self.set_share_unchecked(workers, &self.limits, true);
+            self.set_share_unchecked(workers, true);
         }
     }
 
-    fn set_share_unchecked(&self, workers: u32, limits: &Limits, spent: bool) {
+    fn set_share_unchecked(&self, workers: u32, spent: bool) {
         let mut overall = self.overall.lock().expect("limits lock");
-        let rate = |total: u32| per_second((total / workers).max(1), limits.burst);
         overall.0 = workers;
-        overall.1 = ChannelKind::ALL
-            .into_iter()
-            .map(|kind| {
-                let total = match kind {
-                    ChannelKind::Telegram => limits.telegram_overall(),
-                    ChannelKind::Sms => limits.sms_per_second,
-                };
-                let limiter = RateLimiter::direct_with_clock(rate(total), self.clock.clone());
+        overall.1 = self
+            .rates
+            .iter()
+            .map(|(&kind, &total)| {
+                let quota = per_second((total / workers).max(1), self.burst);
+                let limiter = RateLimiter::direct_with_clock(quota, self.clock.clone());
                 // A new limiter would grant a turn at once, right after the old one's last:
                 // start it spent, so a share change cannot squeeze two sends together.
                 if spent {
@@ -150,18 +159,17 @@ impl RateLimits {
         }
     }
 
-    /// The per-chat (Telegram: 1/s) or per-group (20/min) rate of one address.
+    /// The per-address (Telegram: 1/s to a chat) or per-group (20/min) rate of one address.
     pub fn check_chat(&self, kind: ChannelKind, address: &str) -> Permit {
-        if kind != ChannelKind::Telegram {
-            return Permit::Now;
-        }
-        let now = self.clock.now();
         // Negative chat ids are groups and channels.
-        let keyed = if address.starts_with('-') {
-            &self.per_group
-        } else {
-            &self.per_chat
+        let keyed = match self.per_group.get(&kind) {
+            Some(groups) if address.starts_with('-') => groups,
+            _ => match self.per_address.get(&kind) {
+                Some(addresses) => addresses,
+                None => return Permit::Now,
+            },
         };
+        let now = self.clock.now();
         match keyed.check_key(&address.to_string()) {
             Ok(()) => Permit::Now,
             Err(e) => Permit::Wait(e.wait_time_from(now)),
@@ -171,7 +179,16 @@ impl RateLimits {
     /// This worker's share of the channel's overall rate.
     pub fn check_overall(&self, kind: ChannelKind) -> Permit {
         let now = self.clock.now();
-        let overall = Arc::clone(&self.overall.lock().expect("limits lock").1[&kind]);
+        let Some(overall) = self
+            .overall
+            .lock()
+            .expect("limits lock")
+            .1
+            .get(&kind)
+            .map(Arc::clone)
+        else {
+            return Permit::Now;
+        };
         match overall.check() {
             Ok(()) => Permit::Now,
             Err(e) => Permit::Wait(e.wait_time_from(now)),
@@ -180,8 +197,9 @@ impl RateLimits {
 
     /// Forgets per-chat state that no longer limits anything, so memory stays flat.
     pub fn forget_idle(&self) {
-        self.per_chat.retain_recent();
-        self.per_group.retain_recent();
+        for keyed in self.per_address.values().chain(self.per_group.values()) {
+            keyed.retain_recent();
+        }
     }
 }
 
@@ -192,7 +210,7 @@ mod tests {
     use chrono::DateTime;
 
     fn limits(clock: &Arc<VirtualClock>) -> RateLimits {
-        RateLimits::new(Limits::default(), Arc::clone(clock) as SharedClock)
+        RateLimits::new(&ChannelSet::builtin(), 1, Arc::clone(clock) as SharedClock)
     }
 
     fn clock() -> Arc<VirtualClock> {

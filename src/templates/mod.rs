@@ -9,8 +9,6 @@
 //! the SMS budget in parts, and whether the SMS goes without diacritics (GSM-7).
 
 pub mod staff;
-pub mod telegram_html;
-pub mod text;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,16 +19,18 @@ use handlebars::{
     handlebars_helper,
 };
 use serde::Serialize;
-use unicode_normalization::{UnicodeNormalization, is_nfc};
+use unicode_normalization::is_nfc;
 
-use crate::config::{ChannelKind, Config};
+pub use crate::channel::format::{DEFAULT_SMS_MAX_SEGMENTS, TELEGRAM_MAX_CHARS};
+use crate::channel::{BodySettings, ChannelKind, ChannelSet, Descriptor};
+use crate::config::Config;
 use crate::diagnostics::{Problem, Problems};
-pub use text::{SmsEncoding, SmsSize, sms_size, unaccent, vietnamese_date};
+pub use crate::text::telegram_html::{self, escape as escape_telegram_html};
+pub use crate::text::{SmsEncoding, SmsSize, sms_size, unaccent, vietnamese_date};
 
-/// Telegram's limit on a message's text, counted after entity parsing.
-pub const TELEGRAM_MAX_CHARS: usize = 4096;
-/// Parts an SMS may take unless its template says otherwise (3 UCS-2 parts: 201 characters).
-pub const DEFAULT_SMS_MAX_SEGMENTS: usize = 3;
+/// What a template says about itself in its first-line comment: its SMS budget in parts and
+/// whether it goes without diacritics.
+pub type TemplateSettings = BodySettings;
 
 /// What a template can use. Names are English; values are Vietnamese.
 #[derive(Debug, Clone, Serialize)]
@@ -283,47 +283,12 @@ fn days_until(
     Ok(())
 }
 
-/// Escapes what Telegram's HTML parse mode would read as markup. Telegram knows only the named
-/// entities `&lt; &gt; &amp; &quot;`, so handlebars' default (which also writes `&#x27;` …) is
-/// not used.
-pub fn escape_telegram_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     #[error("no template {name:?} for channel {channel}")]
     Missing { name: String, channel: ChannelKind },
     #[error("{0}")]
     Render(String),
-}
-
-/// What a template says about itself in its first-line comment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TemplateSettings {
-    /// SMS parts the rendered text may take.
-    pub max_segments: usize,
-    /// Send the SMS without diacritics (GSM-7: cheaper, and shown on any phone).
-    pub unaccented: bool,
-}
-
-impl Default for TemplateSettings {
-    fn default() -> Self {
-        TemplateSettings {
-            max_segments: DEFAULT_SMS_MAX_SEGMENTS,
-            unaccented: false,
-        }
-    }
 }
 
 const SETTINGS_PREFIX: &str = "{{!-- loa:";
@@ -378,8 +343,10 @@ struct Loaded {
     line_offset: usize,
 }
 
-/// Every template under `messages/`, one registry per channel.
+/// Every template under `messages/`, one registry per channel (each escapes values its
+/// channel's way).
 pub struct Templates {
+    channels: ChannelSet,
     registries: BTreeMap<ChannelKind, Handlebars<'static>>,
     loaded: BTreeMap<(String, ChannelKind), Loaded>,
 }
@@ -392,13 +359,11 @@ impl std::fmt::Debug for Templates {
     }
 }
 
-fn registry(kind: ChannelKind) -> Handlebars<'static> {
+fn registry(channel: &Descriptor) -> Handlebars<'static> {
     let mut hb = Handlebars::new();
     hb.set_strict_mode(true);
-    match kind {
-        ChannelKind::Telegram => hb.register_escape_fn(escape_telegram_html),
-        ChannelKind::Sms => hb.register_escape_fn(handlebars::no_escape),
-    }
+    let format = channel.format;
+    hb.register_escape_fn(move |value| format.escape(value));
     hb.register_helper("vn_date", Box::new(vn_date));
     hb.register_helper("unaccent", Box::new(unaccent_helper));
     hb.register_helper("days_until", Box::new(days_until));
@@ -406,14 +371,13 @@ fn registry(kind: ChannelKind) -> Handlebars<'static> {
 }
 
 impl Templates {
-    /// Reads `dir/<name>.<channel>.hbs`; every file that does not parse is a problem.
-    pub fn load(dir: &Path) -> Result<Templates, Problems> {
+    /// Reads `dir/<name>.<channel>.hbs` for each of `channels`; every file that does not parse
+    /// is a problem.
+    pub fn load(dir: &Path, channels: &ChannelSet) -> Result<Templates, Problems> {
         let mut problems = Problems::default();
         let mut templates = Templates {
-            registries: ChannelKind::ALL
-                .into_iter()
-                .map(|k| (k, registry(k)))
-                .collect(),
+            channels: channels.clone(),
+            registries: channels.iter().map(|d| (d.kind, registry(d))).collect(),
             loaded: BTreeMap::new(),
         };
         let mut paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
@@ -436,13 +400,17 @@ impl Templates {
                 .and_then(|n| n.to_str())
                 .unwrap_or_default();
             let stem = file_name.trim_end_matches(".hbs");
-            let Some((name, kind)) = stem.rsplit_once('.').and_then(|(name, channel)| {
-                ChannelKind::parse(channel).map(|k| (name.to_string(), k))
-            }) else {
+            let Some((name, kind)) = stem
+                .rsplit_once('.')
+                .and_then(|(name, channel)| channels.parse(channel).map(|k| (name.to_string(), k)))
+            else {
                 problems.push(Problem::new(
                     &path,
                     None,
-                    "file name must be <name>.<channel>.hbs with channel telegram or sms",
+                    format!(
+                        "file name must be <name>.<channel>.hbs with channel one of {}",
+                        channels.names()
+                    ),
                 ));
                 continue;
             };
@@ -509,6 +477,17 @@ impl Templates {
         self.get(name, kind).map(|l| l.settings).unwrap_or_default()
     }
 
+    /// The channels templates are loaded for, with their formats.
+    pub fn channels(&self) -> &ChannelSet {
+        &self.channels
+    }
+
+    fn descriptor(&self, kind: ChannelKind) -> Result<&Descriptor, TemplateError> {
+        self.channels
+            .get(kind)
+            .ok_or_else(|| TemplateError::Render(format!("no channel {kind}")))
+    }
+
     /// `(name, channel)` of every loaded template.
     pub fn names(&self) -> impl Iterator<Item = (&str, ChannelKind)> {
         self.loaded.keys().map(|(n, k)| (n.as_str(), *k))
@@ -524,7 +503,7 @@ impl Templates {
         self.preview(name, kind, context).map(|r| r.text)
     }
 
-    /// The text to send, with its SMS size.
+    /// The text to send, with its size in parts where its channel counts them.
     pub fn preview(
         &self,
         name: &str,
@@ -535,30 +514,20 @@ impl Templates {
             name: name.to_string(),
             channel: kind,
         })?;
+        let format = self.descriptor(kind)?.format;
         let text = self.registries[&kind]
             .render(name, context)
             .map_err(|e| TemplateError::Render(render_message(&e)))?;
-        // Values from the database may arrive decomposed; what is sent is always NFC.
-        let text: String = text.nfc().collect();
-        Ok(match kind {
-            ChannelKind::Sms => {
-                let text = if loaded.settings.unaccented {
-                    unaccent(&text)
-                } else {
-                    text
-                };
-                Rendered {
-                    sms: Some(sms_size(&text)),
-                    text,
-                }
-            }
-            ChannelKind::Telegram => Rendered { text, sms: None },
+        let text = format.finish(text, &loaded.settings);
+        Ok(Rendered {
+            sms: format.size(&text),
+            text,
         })
     }
 
     /// Renders with `context` and reports what a resident or the provider would suffer: a
-    /// missing variable, HTML Telegram rejects, a text over Telegram's limit, an SMS over its
-    /// segment budget.
+    /// missing variable, or what the channel's format refuses (HTML Telegram rejects, a text
+    /// over Telegram's limit, an SMS over its segment budget).
     pub fn check(
         &self,
         name: &str,
@@ -572,41 +541,18 @@ impl Templates {
             return Some(Problem::new(path, line, render_message(&e)));
         }
         let rendered = self.preview(name, kind, context).ok()?;
-        match kind {
-            ChannelKind::Telegram => {
-                if let Err(e) = telegram_html::validate(&rendered.text) {
-                    return Some(Problem::new(
-                        path,
-                        None,
-                        format!("Telegram would reject this HTML: {e}"),
-                    ));
-                }
-                let visible = telegram_html::visible_text(&rendered.text).chars().count();
-                (visible > TELEGRAM_MAX_CHARS).then(|| {
-                    Problem::new(
-                        path,
-                        None,
-                        format!(
-                            "rendered text has {visible} characters; Telegram allows {TELEGRAM_MAX_CHARS}"
-                        ),
-                    )
-                })
-            }
-            ChannelKind::Sms => {
-                let size = rendered.sms?;
-                let budget = loaded.settings.max_segments;
-                (size.segments > budget).then(|| {
-                    Problem::new(
-                        path,
-                        None,
-                        format!(
-                            "SMS takes {} parts ({} {} units) with sample data; its budget is {budget} (max_segments in the settings line)",
-                            size.segments, size.units, size.encoding
-                        ),
-                    )
-                })
-            }
-        }
+        let format = self.channels.get(kind)?.format;
+        format
+            .check(&rendered.text, &loaded.settings)
+            .err()
+            .map(|problem| match problem {
+                crate::channel::FormatProblem::TooManyParts { .. } => Problem::new(
+                    path,
+                    None,
+                    format!("{problem} with sample data (max_segments in the settings line)"),
+                ),
+                other => Problem::new(path, None, other.to_string()),
+            })
     }
 }
 
@@ -632,7 +578,7 @@ mod tests {
         for (name, body) in files {
             std::fs::write(dir.path().join(name), body).unwrap();
         }
-        let t = Templates::load(dir.path());
+        let t = Templates::load(dir.path(), &ChannelSet::builtin());
         (dir, t)
     }
 
@@ -710,6 +656,7 @@ mod tests {
 
     #[test]
     fn decomposed_text_is_refused() {
+        use unicode_normalization::UnicodeNormalization;
         let decomposed: String = "Hòa".nfd().collect();
         let (_d, t) = load(&[("a.sms.hbs", &format!("ok\n{decomposed}"))]);
         let err = t.unwrap_err().to_string();

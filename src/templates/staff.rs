@@ -10,8 +10,8 @@
 
 use unicode_normalization::UnicodeNormalization;
 
-use super::{MessageContext, escape_telegram_html};
-use crate::config::ChannelKind;
+use super::MessageContext;
+use crate::channel::BodyFormat;
 
 /// What staff may insert into a text they type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,13 +88,11 @@ pub fn normalise(text: &str) -> String {
     text.trim().to_string()
 }
 
-/// The text to send on `kind`: each placeholder replaced by its value, everything else as
-/// typed — escaped for Telegram's HTML parse mode, so `<b>` typed is shown as `<b>`.
-pub fn fill(text: &str, kind: ChannelKind, context: &MessageContext) -> String {
-    let escape = |s: &str| match kind {
-        ChannelKind::Telegram => escape_telegram_html(s),
-        ChannelKind::Sms => s.to_string(),
-    };
+/// The text to send in `format`: each placeholder replaced by its value, everything else as
+/// typed — escaped for the channel (for Telegram's HTML parse mode `<b>` typed is shown as
+/// `<b>`).
+pub fn fill(text: &str, format: &dyn BodyFormat, context: &MessageContext) -> String {
+    let escape = |s: &str| format.escape(s);
     let text = normalise(text);
     let mut out = String::with_capacity(text.len());
     let mut rest = text.as_str();
@@ -159,6 +157,7 @@ pub fn readme_table() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::channel::{SMS_TEXT, TELEGRAM_HTML};
     use crate::templates::{CampaignVars, SampleData, SupportVars};
 
     fn context() -> MessageContext {
@@ -183,11 +182,11 @@ mod tests {
     fn placeholders_are_filled_and_escaped_for_telegram() {
         let text = "Kính gửi {{person.name}} ({{ area.name }}): liên hệ {{support.contact_point}}. {{campaign.sender}}";
         assert_eq!(
-            fill(text, ChannelKind::Sms, &context()),
+            fill(text, &SMS_TEXT, &context()),
             "Kính gửi Nguyễn Thị Phương Thảo (Xã Đoan Bái): liên hệ Hội LHPN xã & Công an xã. UBND huyện <Hiệp Hòa>"
         );
         assert_eq!(
-            fill(text, ChannelKind::Telegram, &context()),
+            fill(text, &TELEGRAM_HTML, &context()),
             "Kính gửi Nguyễn Thị Phương Thảo (Xã Đoan Bái): liên hệ Hội LHPN xã &amp; Công an xã. UBND huyện &lt;Hiệp Hòa&gt;"
         );
     }
@@ -195,23 +194,23 @@ mod tests {
     #[test]
     fn helpers_blocks_partials_and_triple_braces_stay_literal() {
         let xss = r#"{{{vn_date "<span autofocus onfocus=alert(1)>"}}}"#;
-        assert_eq!(fill(xss, ChannelKind::Sms, &context()), xss);
+        assert_eq!(fill(xss, &SMS_TEXT, &context()), xss);
         assert_eq!(
-            fill(xss, ChannelKind::Telegram, &context()),
+            fill(xss, &TELEGRAM_HTML, &context()),
             r#"{{{vn_date &quot;&lt;span autofocus onfocus=alert(1)&gt;&quot;}}}"#
         );
         // Handlebars would recurse on this until the process aborts.
         let recursion = r#"{{#*inline "a"}}{{> a}}{{/inline}}{{> a}}"#;
-        assert_eq!(fill(recursion, ChannelKind::Sms, &context()), recursion);
+        assert_eq!(fill(recursion, &SMS_TEXT, &context()), recursion);
         for literal in ["{{person.nam}}", "{{#if x}}y{{/if}}", "{{", "}}", "{{>"] {
-            assert_eq!(fill(literal, ChannelKind::Sms, &context()), literal);
+            assert_eq!(fill(literal, &SMS_TEXT, &context()), literal);
         }
         assert_eq!(
-            fill("{{{person.name}}}", ChannelKind::Sms, &context()),
+            fill("{{{person.name}}}", &SMS_TEXT, &context()),
             "{Nguyễn Thị Phương Thảo}"
         );
         assert_eq!(
-            fill("<b>Họp</b> & \"x\"", ChannelKind::Telegram, &context()),
+            fill("<b>Họp</b> & \"x\"", &TELEGRAM_HTML, &context()),
             "&lt;b&gt;Họp&lt;/b&gt; &amp; &quot;x&quot;"
         );
     }
@@ -230,7 +229,7 @@ mod tests {
     #[test]
     fn text_is_nfc_and_trimmed() {
         let decomposed: String = "  Hòa\r\nbình  ".nfd().collect();
-        assert_eq!(fill(&decomposed, ChannelKind::Sms, &context()), "Hòa\nbình");
+        assert_eq!(fill(&decomposed, &SMS_TEXT, &context()), "Hòa\nbình");
     }
 
     #[test]

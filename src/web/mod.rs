@@ -24,8 +24,8 @@ use crate::calendar::Calendar;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::console::Console;
-use crate::dispatch::{ReportOutcome, record_delivery_report};
 use crate::inbound::Inbound;
+use crate::inbound::{self, ReportOutcome, record_delivery_report};
 use crate::metrics::Metrics;
 use crate::store::Db;
 use crate::templates::Templates;
@@ -182,16 +182,10 @@ async fn sms_report(
     let id = match (params.get("id"), params.get("message_id")) {
         (Some(id), _) => id.trim().parse::<i64>().ok(),
         (None, Some(provider_id)) => {
-            // Only an SMS delivery's: a Telegram message id can have the same value.
-            sqlx::query(
-                "SELECT id FROM deliveries WHERE provider_message_id = $1 AND channel = 'sms'",
-            )
-            .bind(provider_id.trim())
-            .fetch_optional(&state.db.pool)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|r| r.try_get::<i64, _>(0).ok())
+            inbound::delivery_of_provider_message(&state.db, provider_id.trim())
+                .await
+                .ok()
+                .flatten()
         }
         (None, None) => None,
     };

@@ -243,8 +243,32 @@ pub fn bar_svg(percent: Option<f64>, low: f64, high: f64, status: Option<BandSta
     )
 }
 
-fn line_view(l: &AreaLine, d: &Dashboard) -> Value {
+/// The columns of the channel split: every set of channels a person can be reached by, with
+/// its label ("Telegram", "Telegram + SMS").
+fn split_columns(state: &WebState) -> Vec<(String, String)> {
+    let channels = &state.config.channels;
+    crate::reach::channel_set_keys(channels)
+        .into_iter()
+        .map(|key| {
+            let label = key
+                .split('+')
+                .map(|name| {
+                    channels
+                        .parse(name)
+                        .map_or(name.to_string(), |k| channels.label(k).to_string())
+                })
+                .collect::<Vec<_>>()
+                .join(" + ");
+            (key, label)
+        })
+        .collect()
+}
+
+fn line_view(l: &AreaLine, d: &Dashboard, columns: &[(String, String)]) -> Value {
     json!({
+        "splits": columns.iter().map(|(key, label)| json!({
+            "label": label, "value": number_vi(l.split.get(key)),
+        })).collect::<Vec<_>>(),
         "code": l.code,
         "name": l.name,
         "percent": l.percent,
@@ -252,9 +276,6 @@ fn line_view(l: &AreaLine, d: &Dashboard) -> Value {
         "status_text": status_text(l.status),
         "population_text": number_vi(l.population),
         "reached_text": number_vi(l.reached),
-        "telegram_text": number_vi(l.split.telegram_only),
-        "sms_text": number_vi(l.split.sms_only),
-        "both_text": number_vi(l.split.both),
         "percent_text": percent_vi(l.percent),
         "engaged_text": number_vi(l.engaged),
         "offline_text": number_vi(l.offline_estimate),
@@ -544,12 +565,13 @@ async fn dashboard_data(
     let console = state.console();
     let d = console.dashboard(&auth.actor, q).await?;
     let year = q.year.unwrap_or(d.from.year());
+    let columns = split_columns(state);
     let rows: Vec<Value> = d
         .communes
         .iter()
         .enumerate()
         .map(|(i, l)| {
-            let mut v = line_view(l, &d);
+            let mut v = line_view(l, &d, &columns);
             v["index"] = json!(i + 1);
             v
         })
@@ -559,7 +581,8 @@ async fn dashboard_data(
     let data = json!({
         "d": d,
         "rows": rows,
-        "total_view": line_view(&d.total, &d),
+        "total_view": line_view(&d.total, &d, &columns),
+        "split_columns": columns.iter().map(|(_, label)| json!({"label": label})).collect::<Vec<_>>(),
         "band_text": format!("{:.0}–{:.0} %", d.target_low_percent, d.target_high_percent),
         "periods": console.period_options(year, &d.period),
         "custom": d.period == "custom",
@@ -661,7 +684,7 @@ async fn calendar(State(state): State<WebState>, PageAuth(auth): PageAuth) -> Pa
                 "source_text": if e.source == "schedule" { "Lịch cố định" } else { "Hàng đợi" },
                 "state_text": e.state.map(|s| s.label()),
                 "recipients_text": number_vi(e.recipients.max(0) as u64),
-                "split_text": e.channels.iter().map(|c| format!("{}: {}", channel_label(*c), number_vi(e.by_channel.get(c).copied().unwrap_or(0).max(0) as u64))).collect::<Vec<_>>().join(" · "),
+                "split_text": e.channels.iter().map(|c| format!("{}: {}", channel_label(&state, *c), number_vi(e.by_channel.get(c).copied().unwrap_or(0).max(0) as u64))).collect::<Vec<_>>().join(" · "),
             })
         })
         .collect();
@@ -683,11 +706,8 @@ async fn calendar(State(state): State<WebState>, PageAuth(auth): PageAuth) -> Pa
     ))
 }
 
-fn channel_label(kind: ChannelKind) -> &'static str {
-    match kind {
-        ChannelKind::Telegram => "Telegram",
-        ChannelKind::Sms => "SMS",
-    }
+fn channel_label(state: &WebState, kind: ChannelKind) -> &'static str {
+    state.config.channels.label(kind)
 }
 
 // ---- content queue ----
@@ -700,7 +720,7 @@ async fn queue(State(state): State<WebState>, PageAuth(auth): PageAuth) -> PageR
             "id": c.id,
             "title": c.title,
             "when": local(&state, c.send_at),
-            "channels_text": c.channels.iter().map(|k| channel_label(*k)).collect::<Vec<_>>().join(", "),
+            "channels_text": c.channels.iter().map(|k| channel_label(&state, *k)).collect::<Vec<_>>().join(", "),
             "areas_text": areas_text(&state, &c.areas),
             "state": c.state,
             "state_text": c.state.label(),
@@ -745,35 +765,29 @@ fn content_input(pairs: &[(String, String)]) -> (ContentInput, String) {
             "_csrf" => csrf = v.clone(),
             "title" => input.title = v.clone(),
             "template" => input.template = Some(v.clone()).filter(|v| !v.is_empty()),
-            "telegram_text" => input.telegram_text = Some(v.clone()),
-            "sms_text" => input.sms_text = Some(v.clone()),
             "areas" => input.areas.push(v.clone()),
             "tags" => input.tags.push(v.clone()),
             "channels" => input.channels.push(v.clone()),
             "observance" => input.observance = Some(v.clone()).filter(|v| !v.is_empty()),
             "send_at" => input.send_at = v.clone(),
-            _ => {}
+            // One text field per channel: `telegram_text`, `sms_text`, …
+            other => {
+                if let Some(channel) = other.strip_suffix("_text") {
+                    input.texts.insert(channel.to_string(), v.clone());
+                }
+            }
         }
     }
     (input, csrf)
 }
 
 fn input_of(state: &WebState, c: &Content) -> ContentInput {
-    ContentInput {
-        title: c.title.clone(),
-        template: c.template.clone(),
-        telegram_text: c.telegram_text.clone(),
-        sms_text: c.sms_text.clone(),
-        areas: c.areas.clone(),
-        tags: c.tags.clone(),
-        channels: c.channels.iter().map(|k| k.as_str().to_string()).collect(),
-        observance: c.observance.clone(),
-        send_at: c
-            .send_at
+    c.input(
+        c.send_at
             .with_timezone(&state.config.campaign.time_zone)
             .format("%Y-%m-%dT%H:%M")
             .to_string(),
-    }
+    )
 }
 
 fn preview_view(preview: &Preview) -> Value {
@@ -794,7 +808,7 @@ fn preview_view(preview: &Preview) -> Value {
                 _ => format!("{} ký tự", c.characters),
             };
             json!({
-                "channel": c.channel, "channel_label": channel_label(c.channel),
+                "channel": c.channel, "channel_label": c.channel_label,
                 "recipients": number_vi(c.recipients.max(0) as u64),
                 "error": c.error, "html": html, "size_text": size_text,
             })
@@ -828,9 +842,26 @@ async fn content_page(
         Some(c) => console.writers(c).await?.contains(&auth.actor.id),
         None => false,
     };
-    let channels = |k: &str| {
+    let chosen = |k: &str| {
         input.channels.iter().any(|c| c == k) || (content.is_none() && input.channels.is_empty())
     };
+    let typed = input.typed_fields();
+    let channel_views: Vec<Value> = state
+        .config
+        .channels
+        .iter()
+        .map(|d| {
+            json!({
+                "name": d.kind,
+                "label": d.label,
+                "checked": chosen(d.kind.as_str()),
+                "staff_text": d.staff_text,
+                // SMS texts are short: a smaller box.
+                "short": d.format.size("").is_some(),
+                "value": typed.get(d.kind.as_str()),
+            })
+        })
+        .collect();
     let data = json!({
         "id": content.map(|c| c.id),
         "state": content.map(|c| c.state),
@@ -848,12 +879,9 @@ async fn content_page(
         "version": content.map(|c| c.version),
         "can_cancel": content.is_some_and(|c| c.state.is_open()) && (is_author || Permission::Approve.allows(auth.actor.role)),
         "title_value": input.title,
-        "telegram_value": input.telegram_text,
-        "sms_value": input.sms_text,
+        "channels": channel_views,
         "tags_value": input.tags.join(", "),
         "send_at_value": input.send_at,
-        "ch_telegram": channels("telegram"),
-        "ch_sms": channels("sms"),
         "own_area": auth.actor.area.as_deref().and_then(|c| state.config.areas.get(c)).map(|a| a.name.clone()),
         "templates": template_names.iter().map(|n| json!({"name": n, "selected": input.template.as_deref() == Some(*n)})).collect::<Vec<_>>(),
         "areas": state.config.areas.tree_order().into_iter()
@@ -1179,36 +1207,48 @@ async fn export_reach(
     Query(q): Query<DashboardQuery>,
 ) -> PageResult {
     let d = state.console().dashboard(&auth.actor, &q).await?;
+    let columns = split_columns(&state);
     let rows = std::iter::once(&d.total).chain(d.communes.iter()).map(|l| {
-        vec![
+        let mut row = vec![
             Cell::plain(l.code.as_str()),
             Cell::text(l.name.as_str()),
             Cell::number(l.population),
             Cell::number(l.reached),
-            Cell::number(l.split.telegram_only),
-            Cell::number(l.split.sms_only),
-            Cell::number(l.split.both),
+        ];
+        row.extend(
+            columns
+                .iter()
+                .map(|(key, _)| Cell::number(l.split.get(key))),
+        );
+        row.extend([
             Cell::plain(l.percent.map(|p| format!("{p:.2}")).unwrap_or_default()),
             Cell::plain(status_text(l.status)),
             Cell::number(l.engaged),
             Cell::number(l.offline_estimate),
-        ]
+        ]);
+        row
     });
+    let split_headers: Vec<String> = columns
+        .iter()
+        .map(|(key, label)| {
+            if key.contains('+') {
+                label.clone()
+            } else {
+                format!("Chỉ {label}")
+            }
+        })
+        .collect();
+    let mut header: Vec<&str> = vec!["Mã địa bàn", "Địa bàn", "Dân số", "Đã tiếp cận"];
+    header.extend(split_headers.iter().map(String::as_str));
+    header.extend([
+        "Tỷ lệ (%)",
+        "Đánh giá",
+        "Tương tác",
+        "Hoạt động trực tiếp (ước tính, không cộng)",
+    ]);
     csv_response(
         &format!("loa-tiep-can-{}-{}.csv", d.from, d.to),
-        &[
-            "Mã địa bàn",
-            "Địa bàn",
-            "Dân số",
-            "Đã tiếp cận",
-            "Chỉ Telegram",
-            "Chỉ SMS",
-            "Cả hai kênh",
-            "Tỷ lệ (%)",
-            "Đánh giá",
-            "Tương tác",
-            "Hoạt động trực tiếp (ước tính, không cộng)",
-        ],
+        &header,
         rows,
     )
 }
@@ -1233,32 +1273,9 @@ async fn export_deliveries(
     PageAuth(auth): PageAuth,
     Query(q): Query<DashboardQuery>,
 ) -> PageResult {
-    auth.actor.require(Permission::ExportDeliveries)?;
-    let console = state.console();
-    let (_, _, from, to) = console.resolve_period(&q)?;
+    let log = state.console().delivery_log(&auth.actor, &q).await?;
+    let (from, to, lines) = (log.from, log.to, log.lines);
     let tz = state.config.campaign.time_zone;
-    let lines = crate::dispatch::delivery_log(
-        &state.db,
-        crate::calendar::local_midnight(from, tz),
-        crate::calendar::local_midnight(to + chrono::Duration::days(1), tz),
-    )
-    .await
-    .map_err(ConsoleError::from)?;
-    let scope = auth.actor.scope(&state.config.areas);
-    let lines: Vec<_> = lines
-        .iter()
-        .filter(|l| scope.as_ref().is_none_or(|s| s.contains(&l.area_code)))
-        .collect();
-    audit::record(
-        &state.db.pool,
-        state.clock.now(),
-        &auth.actor.id,
-        "export.deliveries",
-        None,
-        Some(&format!("{from} – {to}: {} deliveries", lines.len())),
-    )
-    .await
-    .map_err(ConsoleError::from)?;
     let at = |t: Option<DateTime<Utc>>| {
         t.map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string())
             .unwrap_or_default()

@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use super::TestApp;
-use loa::config::SmsGateway;
+use loa::config::{ChannelKind, SmsGateway};
 use loa::console::{Role, accounts};
 use loa::fakes::kannel::FakeKannel;
 
@@ -41,7 +41,9 @@ pub async fn spawn_console_with(adjust: impl FnOnce(&mut loa::config::Config)) -
             username: "loa".into(),
             password: "matkhau".into(),
         });
-        c.sms.price_per_segment = 350.0;
+        if let Some(sms) = c.channels.get_mut(ChannelKind::Sms) {
+            sms.price = loa::channel::Price::PerSegment(350.0);
+        }
         c.public_url = Some(public);
         c.webhook_secret = Some(SECRET.into());
         adjust(c);

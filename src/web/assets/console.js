@@ -36,14 +36,16 @@
 
   function livePreview(form, panel) {
     var timer = null;
-    var labels = { telegram: 'Telegram', sms: 'SMS' };
     function fields() {
       var data = new FormData(form);
+      var texts = {};
+      form.querySelectorAll('textarea[data-channel]').forEach(function (box) {
+        if (box.value) texts[box.dataset.channel] = box.value;
+      });
       return {
         title: data.get('title') || '',
         template: data.get('template') || null,
-        telegram_text: data.get('telegram_text') || null,
-        sms_text: data.get('sms_text') || null,
+        texts: texts,
         areas: data.getAll('areas'),
         tags: (data.get('tags') || '').split(',').map(function (t) { return t.trim(); }).filter(Boolean),
         channels: data.getAll('channels'),
@@ -61,7 +63,7 @@
         box.dataset.channel = c.channel;
         var h = document.createElement('h3');
         h.style.fontSize = '1rem';
-        h.textContent = (labels[c.channel] || c.channel) + ' · ' + number(c.recipients) + ' người';
+        h.textContent = (c.channel_label || c.channel) + ' · ' + number(c.recipients) + ' người';
         var body = document.createElement('div');
         body.className = 'preview body';
         if (c.error) { body.textContent = c.error; body.classList.add('error'); }
@@ -69,7 +71,7 @@
         else { body.textContent = c.text || ''; }
         var size = document.createElement('p');
         size.className = 'muted size';
-        size.textContent = c.channel === 'sms' && c.sms_segments
+        size.textContent = c.sms_segments
           ? c.characters + ' ký tự · ' + c.sms_segments + ' tin nhắn (' + c.sms_encoding + ') · chi phí ước tính ' + number(Math.round(c.cost_vnd)) + ' đồng'
           : c.characters + ' ký tự';
         box.append(h, body, size);

@@ -1,8 +1,6 @@
 //! Text messages residents send to the SMS number: a stop word opts the number out; anything
 //! else gets a short help reply with the hotlines. At most one automatic reply goes to a number
 //! per local day, so two machines answering each other cannot run up a bill.
-//!
-//! Owns the table `sms_auto_replies`.
 
 use std::sync::Arc;
 
@@ -73,9 +71,10 @@ impl Inbound {
         let updated = sqlx::query(
             "UPDATE persons SET opted_out_at = $1
              WHERE opted_out_at IS NULL
-               AND id IN (SELECT person_id FROM contacts WHERE channel = 'sms' AND address = $2)",
+               AND id IN (SELECT person_id FROM contacts WHERE channel = $2 AND address = $3)",
         )
         .bind(to_epoch(now))
+        .bind(ChannelKind::Sms.as_str())
         .bind(number.as_str())
         .execute(&self.db.pool)
         .await?
@@ -114,8 +113,9 @@ impl Inbound {
         }
         let area = sqlx::query(
             "SELECT p.area_code FROM contacts c JOIN persons p ON p.id = c.person_id
-             WHERE c.channel = 'sms' AND c.address = $1 LIMIT 1",
+             WHERE c.channel = $1 AND c.address = $2 LIMIT 1",
         )
+        .bind(ChannelKind::Sms.as_str())
         .bind(number.as_str())
         .fetch_optional(&self.db.pool)
         .await?

@@ -7,6 +7,23 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+/// Escapes what Telegram's HTML parse mode would read as markup. Telegram knows only the named
+/// entities `&lt; &gt; &amp; &quot;`, so handlebars' default (which also writes `&#x27;` …) is
+/// not used.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// Tags Telegram supports (Bot API, "HTML style").
 const TAGS: &[&str] = &[
     "b",
@@ -335,13 +352,13 @@ fn decode(text: &str) -> String {
 /// The preview as HTML for a page: every text escaped, only the allowed tags and attributes.
 pub fn rich_to_html(nodes: &[RichNode]) -> String {
     // Attribute values are always double-quoted, so Telegram's own escaping (& < > ") is enough.
-    fn escape(text: &str, out: &mut String) {
-        out.push_str(&super::escape_telegram_html(text));
+    fn push_escaped(text: &str, out: &mut String) {
+        out.push_str(&escape(text));
     }
     fn write(nodes: &[RichNode], out: &mut String) {
         for node in nodes {
             match node {
-                RichNode::Text(t) => escape(t, out),
+                RichNode::Text(t) => push_escaped(t, out),
                 RichNode::Element {
                     tag,
                     attrs,
@@ -353,7 +370,7 @@ pub fn rich_to_html(nodes: &[RichNode]) -> String {
                         out.push(' ');
                         out.push_str(name);
                         out.push_str("=\"");
-                        escape(value, out);
+                        push_escaped(value, out);
                         out.push('"');
                     }
                     out.push('>');

@@ -1,5 +1,8 @@
-//! Vietnamese text as it goes out: dates in words, the unaccented form, SMS encodings and
-//! segment counts.
+//! Text as it goes out, whatever carries it: Vietnamese dates in words, the unaccented form,
+//! SMS encodings and segment counts, and Telegram's HTML ([`telegram_html`]). Pure functions;
+//! a leaf every other module may use.
+
+pub mod telegram_html;
 
 use chrono::{Datelike, NaiveDate};
 use unicode_normalization::UnicodeNormalization;

@@ -1,0 +1,257 @@
+//! Creating and editing content, and the approval workflow: submit, approve (the version seen,
+//! by someone who wrote none of it), cancel. Each change is audited in its own transaction.
+
+use super::store;
+use super::{Content, ContentInput, State, Transition};
+use crate::console::{Actor, Console, ConsoleError, Permission, audit};
+
+fn changed_meanwhile() -> ConsoleError {
+    ConsoleError::Conflict("Nội dung vừa được người khác thay đổi; xin tải lại trang.".to_string())
+}
+
+impl Console {
+    pub async fn create_content(
+        &self,
+        actor: &Actor,
+        input: &ContentInput,
+    ) -> Result<Content, ConsoleError> {
+        actor.require(Permission::EditContent)?;
+        let valid = self.validate(actor, input)?;
+        let now = self.clock.now();
+        let mut tx = self.db.pool.begin().await?;
+        let id = store::insert(&mut tx, &valid, &actor.id, now).await?;
+        store::record_version(&mut tx, id, 1, &actor.id, now).await?;
+        audit::record(
+            &mut *tx,
+            now,
+            &actor.id,
+            "content.create",
+            Some(&format!("content:{id}")),
+            Some(&valid.title),
+        )
+        .await?;
+        tx.commit().await?;
+        self.content(actor, id).await
+    }
+
+    /// Changes content: a new version, written by `actor`. Anything but a draft goes back to
+    /// draft and needs approving again — by someone who wrote none of it.
+    pub async fn update_content(
+        &self,
+        actor: &Actor,
+        id: i64,
+        input: &ContentInput,
+    ) -> Result<Content, ConsoleError> {
+        actor.require(Permission::EditContent)?;
+        let before = self.content(actor, id).await?;
+        if !before.state.is_open() {
+            return Err(ConsoleError::Conflict(format!(
+                "Nội dung ở trạng thái \"{}\" không sửa được nữa.",
+                before.state.label()
+            )));
+        }
+        let valid = self.validate(actor, input)?;
+        let now = self.clock.now();
+        let version = before.version + 1;
+        let mut tx = self.db.pool.begin().await?;
+        if !store::update(&mut tx, id, (before.state, before.version), &valid, now).await? {
+            return Err(changed_meanwhile());
+        }
+        store::record_version(&mut tx, id, version, &actor.id, now).await?;
+        let detail = if before.state == State::Draft {
+            format!("version {version}")
+        } else {
+            format!("version {version}; {} -> draft", before.state.as_str())
+        };
+        audit::record(
+            &mut *tx,
+            now,
+            &actor.id,
+            "content.edit",
+            Some(&format!("content:{id}")),
+            Some(&detail),
+        )
+        .await?;
+        tx.commit().await?;
+        self.content(actor, id).await
+    }
+
+    /// Moves `content`, as the actor saw it, to `to`: nothing happens (409) if it changed state
+    /// or version since.
+    async fn transition(
+        &self,
+        actor: &Actor,
+        content: &Content,
+        to: State,
+        action: &str,
+    ) -> Result<Content, ConsoleError> {
+        let now = self.clock.now();
+        let approver = (to == State::Approved).then_some(actor.id.as_str());
+        let mut tx = self.db.pool.begin().await?;
+        let seen = (content.state, content.version);
+        if !store::transition(&mut tx, content.id, seen, to, approver, now).await? {
+            return Err(changed_meanwhile());
+        }
+        audit::record(
+            &mut *tx,
+            now,
+            &actor.id,
+            action,
+            Some(&format!("content:{}", content.id)),
+            Some(&format!("version {}: {}", content.version, content.title)),
+        )
+        .await?;
+        tx.commit().await?;
+        self.content(actor, content.id).await
+    }
+
+    /// Submits, approves or cancels content. `seen` is the version the actor was shown: an
+    /// approval must name it, and nothing is done to a version other than the one seen.
+    pub async fn apply(
+        &self,
+        actor: &Actor,
+        id: i64,
+        step: Transition,
+        seen: Option<i64>,
+    ) -> Result<Content, ConsoleError> {
+        actor.require(step.permission())?;
+        match step {
+            Transition::Submit => self.submit_content(actor, id, seen).await,
+            Transition::Approve => {
+                let seen = seen.ok_or_else(|| {
+                    ConsoleError::invalid(
+                        "version",
+                        "Cần ghi rõ phiên bản nội dung được duyệt (version).",
+                    )
+                })?;
+                self.approve_content(actor, id, seen).await
+            }
+            Transition::Cancel => self.cancel_content(actor, id, seen).await,
+        }
+    }
+
+    /// The content as the actor saw it: 409 when it has changed since.
+    async fn as_seen(
+        &self,
+        actor: &Actor,
+        id: i64,
+        seen: Option<i64>,
+    ) -> Result<Content, ConsoleError> {
+        let content = self.content(actor, id).await?;
+        match seen {
+            Some(v) if v != content.version => Err(ConsoleError::Conflict(format!(
+                "Nội dung đã được sửa (phiên bản {} thay cho {v}); xin xem lại trước khi thao tác.",
+                content.version
+            ))),
+            _ => Ok(content),
+        }
+    }
+
+    pub async fn submit_content(
+        &self,
+        actor: &Actor,
+        id: i64,
+        seen: Option<i64>,
+    ) -> Result<Content, ConsoleError> {
+        actor.require(Permission::EditContent)?;
+        let content = self.as_seen(actor, id, seen).await?;
+        if content.state != State::Draft {
+            return Err(ConsoleError::Conflict(
+                "Chỉ gửi duyệt được bản nháp.".to_string(),
+            ));
+        }
+        self.transition(actor, &content, State::AwaitingApproval, "content.submit")
+            .await
+    }
+
+    /// Approves version `seen`: the approver wrote none of it (neither the author nor anyone
+    /// who edited it since it was created or last approved).
+    pub async fn approve_content(
+        &self,
+        actor: &Actor,
+        id: i64,
+        seen: i64,
+    ) -> Result<Content, ConsoleError> {
+        actor.require(Permission::Approve)?;
+        let content = self.content(actor, id).await?;
+        if self.writers(&content).await?.contains(&actor.id) {
+            return Err(ConsoleError::Forbidden(
+                "Không thể duyệt nội dung do chính mình soạn hoặc sửa.".to_string(),
+            ));
+        }
+        let content = self.as_seen(actor, id, Some(seen)).await?;
+        if content.state != State::AwaitingApproval {
+            return Err(ConsoleError::Conflict(
+                "Chỉ duyệt được nội dung đang chờ duyệt.".to_string(),
+            ));
+        }
+        self.transition(actor, &content, State::Approved, "content.approve")
+            .await
+    }
+
+    /// Who may not approve `content`: its author, and everyone who wrote a version of it since
+    /// it was created or last approved.
+    pub async fn writers(&self, content: &Content) -> Result<Vec<String>, ConsoleError> {
+        let mut writers = vec![content.author.clone()];
+        for editor in store::editors_since_approval(&self.db, content.id).await? {
+            if !writers.contains(&editor) {
+                writers.push(editor);
+            }
+        }
+        Ok(writers)
+    }
+
+    /// Staff cancel their own content; approvers anyone's. Only before sending starts.
+    pub async fn cancel_content(
+        &self,
+        actor: &Actor,
+        id: i64,
+        seen: Option<i64>,
+    ) -> Result<Content, ConsoleError> {
+        actor.require(Permission::EditContent)?;
+        let content = self.as_seen(actor, id, seen).await?;
+        if content.author != actor.id && !Permission::Approve.allows(actor.role) {
+            return Err(ConsoleError::Forbidden(
+                "only the author or an approver may cancel".to_string(),
+            ));
+        }
+        if !content.state.is_open() {
+            return Err(ConsoleError::Conflict(format!(
+                "Nội dung ở trạng thái \"{}\" không hủy được.",
+                content.state.label()
+            )));
+        }
+        self.transition(actor, &content, State::Cancelled, "content.cancel")
+            .await
+    }
+
+    /// One item, if the actor's area covers its audience.
+    pub async fn content(&self, actor: &Actor, id: i64) -> Result<Content, ConsoleError> {
+        actor.require(Permission::ViewQueue)?;
+        let content = store::one(&self.db, &self.config.channels, id)
+            .await?
+            .ok_or(ConsoleError::NotFound)?;
+        if !actor.covers(&content.areas, &self.config.areas) {
+            return Err(ConsoleError::NotFound);
+        }
+        Ok(content)
+    }
+
+    /// The queue as the actor may see it, soonest first; cancelled and done last.
+    pub async fn contents(&self, actor: &Actor) -> Result<Vec<Content>, ConsoleError> {
+        actor.require(Permission::ViewQueue)?;
+        self.contents_in_scope(actor).await
+    }
+
+    /// Every item whose audience lies within the actor's area, whatever their role may see.
+    pub(crate) async fn contents_in_scope(
+        &self,
+        actor: &Actor,
+    ) -> Result<Vec<Content>, ConsoleError> {
+        Ok(store::all(&self.db, &self.config.channels)
+            .await?
+            .into_iter()
+            .filter(|c| actor.covers(&c.areas, &self.config.areas))
+            .collect())
+    }
+}
