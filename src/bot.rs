@@ -700,7 +700,7 @@ async fn on_contact(bot: Bot, msg: Message, state: State) -> anyhow::Result<()> 
             crate::audience::add_contact(
                 &state.db,
                 person,
-                crate::config::ChannelKind::Telegram,
+                crate::channel::ChannelKind::Telegram,
                 &chat,
                 now,
             )
@@ -880,7 +880,7 @@ async fn subscribe(state: &State, chat: ChatId, name: &str, area: &str) -> anyho
             crate::audience::add_contact(
                 &state.db,
                 person,
-                crate::config::ChannelKind::Telegram,
+                crate::channel::ChannelKind::Telegram,
                 &chat.0.to_string(),
                 now,
             )

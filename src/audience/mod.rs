@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use crate::calendar::Audience;
-use crate::config::{AreaTree, ChannelKind};
+use crate::channel::ChannelKind;
+use crate::config::AreaTree;
 use crate::store::{Db, Sql, to_epoch};
 
 #[derive(Debug, thiserror::Error)]

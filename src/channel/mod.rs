@@ -7,8 +7,8 @@
 //! type free text for it, its sending limits and its price. The configured channels form a
 //! [`ChannelSet`]; bodies, reach splits, limits and prices are keyed by [`ChannelKind`].
 //!
-//! Adding a channel is a transport (`crate::channels`), a descriptor, its config section and
-//! its templates. The transports — how a message actually leaves — live in `crate::channels`;
+//! Adding a channel is a transport (the `channels` module), a descriptor, its config section
+//! and its templates. The transports — how a message actually leaves — live in `channels`;
 //! this module only describes.
 //!
 //! # Layout

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::config::ChannelKind;
+use crate::channel::ChannelKind;
 
 /// One message on its way to one contact.
 #[derive(Debug, Clone)]

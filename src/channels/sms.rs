@@ -303,7 +303,7 @@ mod tests {
 
     const MESSAGE: Outbound<'static> = Outbound {
         delivery_id: 1,
-        kind: crate::config::ChannelKind::Sms,
+        kind: crate::channel::ChannelKind::Sms,
         address: "+84912345678",
         text: "Chúc mừng ngày Quốc tế Phụ nữ 8/3",
     };

@@ -10,7 +10,7 @@ use super::content::State;
 use super::{Actor, Console, ConsoleError, Permission};
 use crate::audience;
 use crate::calendar::Audience;
-use crate::config::ChannelKind;
+use crate::channel::ChannelKind;
 
 /// An audience as counted: areas (narrowed to the actor's), tags, channels.
 type AudienceKey = (Vec<String>, Vec<String>, Vec<ChannelKind>);

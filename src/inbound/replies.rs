@@ -9,8 +9,9 @@ use sqlx::Row;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::audience::phone::MobileNumber;
+use crate::channel::ChannelKind;
 use crate::channels::{Channel, Outbound, mask_address};
-use crate::config::{ChannelKind, Config};
+use crate::config::Config;
 use crate::store::{Db, to_epoch};
 use crate::templates::{MessageContext, Recipient, Templates, unaccent};
 

@@ -20,7 +20,7 @@ use super::WebState;
 use super::api::status_of;
 use super::auth::{Auth, PageAuth, SESSION_COOKIE, constant_time_eq, cookie};
 use super::guard::{self, Peer};
-use crate::config::ChannelKind;
+use crate::channel::ChannelKind;
 use crate::console::accounts::{self, MIN_PASSWORD_CHARS};
 use crate::console::activities::{self, Activity, ActivityInput};
 use crate::console::content::{Content, ContentInput, Preview, State as ContentState, Transition};
