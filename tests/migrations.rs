@@ -17,7 +17,7 @@ async fn schema(db: &Db) -> Schema {
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
         ),
         Backend::Postgres => sqlx::query(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
         ),
     }
     .fetch_all(&db.pool)
@@ -40,7 +40,7 @@ async fn schema(db: &Db) -> Schema {
             .map(|r| (r.try_get(0).unwrap(), r.try_get::<i64, _>(1).unwrap() != 0))
             .collect(),
             Backend::Postgres => sqlx::query(
-                "SELECT column_name::text, (is_nullable = 'YES')::int8 FROM information_schema.columns
+                "SELECT column_name::text, CASE WHEN is_nullable = 'YES' THEN 1 ELSE 0 END::int8 FROM information_schema.columns
                  WHERE table_schema = 'public' AND table_name = $1",
             )
             .bind(&table)
@@ -115,6 +115,7 @@ async fn sqlite_and_postgresql_migrations_give_the_same_columns() {
     let postgres = schema(&pg).await;
     pg.close().await;
     let sqlite = sqlite_schema().await;
+    assert!(postgres.len() >= 20, "{postgres:#?}");
     assert_eq!(
         sqlite.keys().collect::<Vec<_>>(),
         postgres.keys().collect::<Vec<_>>(),
