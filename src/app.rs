@@ -1,18 +1,21 @@
-//! The one place that wires: reads and cross-checks every input, builds the database, the
-//! transports, the scheduler, the dispatcher and the web server, and runs them together until
-//! shutdown.
+//! The one place that wires. [`Setup`] reads and cross-checks every input; [`Application::build`]
+//! assembles the database, the transports, the engine (scheduler and dispatcher), the bot and
+//! the web state from it — for `loa run`, the demo and the tests alike — and
+//! [`Application::run`] runs them together until shutdown.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{Datelike, NaiveDate, Utc};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::audience;
-use crate::bot::{self, BotState, Poller, Webhook};
+use crate::bot::{self, BotState, LongPolling, Webhook};
 use crate::calendar::Calendar;
 use crate::channels::log::LogChannel;
 use crate::channels::sms::{Callback, HttpSmsChannel, KannelChannel};
@@ -27,6 +30,7 @@ use crate::scheduler::Scheduler;
 use crate::store::{Db, redact_url};
 use crate::templates::{MessageContext, SampleData, Templates};
 use crate::web::{self, WebState};
+use teloxide::Bot;
 use teloxide::payloads::SetWebhookSetters;
 use teloxide::prelude::Requester;
 
@@ -189,6 +193,9 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// An engine on an open database. [`Application::build`] makes the first one; a restart, or
+    /// a second process on the same database (tests, the benchmark), makes another: nothing in
+    /// memory is shared between two engines.
     pub fn new(setup: &Setup, db: Db, clock: SharedClock, transports: Transports) -> Engine {
         let scheduler = Scheduler::new(
             db.clone(),
@@ -213,228 +220,319 @@ impl Engine {
     }
 }
 
-/// Runs scheduler, dispatcher and web server until `shutdown` resolves.
+/// What a caller of [`Application::build_with`] supplies instead of what the configuration
+/// says.
+#[derive(Debug, Default)]
+pub struct Overrides {
+    /// A listener already bound: the demo and the tests bind a free port first, to put its
+    /// address in `public_url` (gateways call back there). Without one, `http.addr` is bound.
+    pub listener: Option<TcpListener>,
+}
+
+/// Loa assembled from a [`Setup`] and a clock: every part `loa run` runs, built in one place.
+/// `loa run` runs them all ([`Application::run`]); the demo and the tests take the parts and
+/// drive them by hand.
+pub struct Application {
+    pub setup: Setup,
+    pub clock: SharedClock,
+    pub engine: Engine,
+    /// What the web routes serve: the console, the gateways' callbacks (and Telegram's, in
+    /// webhook mode), health and metrics.
+    pub web: WebState,
+    /// The residents' bot by long polling; `None` without Telegram, or in webhook mode, where
+    /// `web.telegram` takes the updates instead.
+    pub bot: Option<LongPolling>,
+    pub listener: TcpListener,
+}
+
+impl Application {
+    /// Everything as the configuration says.
+    pub async fn build(setup: Setup, clock: SharedClock) -> anyhow::Result<Application> {
+        Application::build_with(setup, clock, Overrides::default()).await
+    }
+
+    /// Opens and migrates the database, makes the transports, binds the listener (unless one
+    /// is supplied), and assembles the engine, the bot and the web state over them. In webhook
+    /// mode the webhook is registered with Telegram here, so a wrong token stops the start;
+    /// long polling connects only once run, and keeps trying while Telegram is unreachable.
+    pub async fn build_with(
+        setup: Setup,
+        clock: SharedClock,
+        overrides: Overrides,
+    ) -> anyhow::Result<Application> {
+        let db = setup.open_database().await?;
+        let transports = setup.transports()?;
+        let listener = match overrides.listener {
+            Some(listener) => listener,
+            None => bind(setup.config.http_addr).await?,
+        };
+        let engine = Engine::new(&setup, db.clone(), Arc::clone(&clock), transports);
+        let bot_state = Arc::new(BotState {
+            db,
+            config: Arc::clone(&setup.config),
+            calendar: Arc::clone(&setup.calendar),
+            clock: Arc::clone(&clock),
+        });
+        let (bot, webhook) = telegram_bot(&setup.config, bot_state).await?;
+        let web = web_state(&setup, &engine, &clock, webhook);
+        Ok(Application {
+            setup,
+            clock,
+            engine,
+            web,
+            bot,
+            listener,
+        })
+    }
+
+    /// Runs the scheduler, the dispatcher, the bot and the web server until `shutdown`
+    /// resolves, then lets the sends in flight finish and leaves the worker table.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        self.announce().await?;
+        let Application {
+            setup,
+            engine:
+                Engine {
+                    db,
+                    scheduler,
+                    dispatcher,
+                },
+            web,
+            bot,
+            listener,
+            ..
+        } = self;
+        let idle = Duration::from_millis(setup.config.dispatch.poll_interval_ms);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let polling = async {
+            if let Some(bot) = bot {
+                bot.run(stopped(stop_rx.clone())).await;
+            }
+        };
+        let (_, _, _, served, _) = tokio::join!(
+            schedule(scheduler, stop_rx.clone()),
+            dispatch(&dispatcher, idle, stop_rx.clone()),
+            polling,
+            serve_web(web, listener, stopped(stop_rx.clone())),
+            stop_on(shutdown, &dispatcher, stop_tx),
+        );
+        served.context("web server")?;
+        if let Err(e) = dispatcher.retire().await {
+            tracing::warn!("could not leave the worker table: {e:#}");
+        }
+        db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+
+    /// The operator's start-up lines: the setup's warnings, what runs where, and how to make
+    /// the first console account.
+    async fn announce(&self) -> anyhow::Result<()> {
+        let config = &self.setup.config;
+        for warning in &self.setup.warnings {
+            tracing::warn!("{warning}");
+        }
+        tracing::info!(
+            database = %redact_url(&config.database_url),
+            schedules = self.setup.calendar.schedules().len(),
+            channels = %self.engine.dispatcher.transports().describe(),
+            now = %self.clock.now().with_timezone(&config.campaign.time_zone).to_rfc3339(),
+            "Loa is starting: {}",
+            config.campaign.name
+        );
+        tracing::info!("web server on http://{}", self.listener.local_addr()?);
+        if crate::console::accounts::count_users(&self.engine.db).await? == 0 {
+            tracing::info!(
+                "the console has no accounts yet: create one with `loa user add NAME --role admin`"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Builds and runs Loa as the configuration says until `shutdown` resolves: `loa run`.
 pub async fn run(
     setup: Setup,
     clock: SharedClock,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let config = Arc::clone(&setup.config);
-    let db = setup.open_database().await?;
-    let transports = setup.transports()?;
-    for warning in &setup.warnings {
-        tracing::warn!("{warning}");
-    }
-    tracing::info!(
-        database = %redact_url(&config.database_url),
-        schedules = setup.calendar.schedules().len(),
-        channels = %transports.describe(),
-        now = %clock.now().with_timezone(&config.campaign.time_zone).to_rfc3339(),
-        "Loa is starting: {}",
-        config.campaign.name
-    );
-    let listener = tokio::net::TcpListener::bind(config.http_addr)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (set LOA_HTTP_ADDR or http.addr)",
-                config.http_addr
-            )
-        })?;
-    tracing::info!("web server on http://{}", listener.local_addr()?);
-    if crate::console::accounts::count_users(&db).await? == 0 {
-        tracing::info!(
-            "the console has no accounts yet: create one with `loa user add NAME --role admin`"
-        );
-    }
+    Application::build(setup, clock).await?.run(shutdown).await
+}
 
-    let Engine {
-        db,
-        mut scheduler,
-        dispatcher,
-    } = Engine::new(&setup, db, Arc::clone(&clock), transports);
-    let transports_described: Vec<(String, String)> = dispatcher
-        .transports()
+/// Serves the web routes on `listener` until `stop` resolves, behind the server's guards: how
+/// `loa run`, the demo and the tests serve.
+pub async fn serve_web(
+    state: WebState,
+    listener: TcpListener,
+    stop: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    web::guard::serve(
+        listener,
+        web::router(state),
+        web::guard::HEADER_READ_TIMEOUT,
+        stop,
+    )
+    .await
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (set LOA_HTTP_ADDR or http.addr)"))
+}
+
+/// The residents' bot: the webhook when a secret token is configured, otherwise long polling.
+async fn telegram_bot(
+    config: &Config,
+    state: Arc<BotState>,
+) -> anyhow::Result<(Option<LongPolling>, Option<Arc<Webhook>>)> {
+    let Some(telegram) = &config.telegram else {
+        return Ok((None, None));
+    };
+    let bot = TelegramChannel::new(telegram)?.bot().clone();
+    Ok(match &telegram.webhook_secret {
+        None => (Some(LongPolling::new(bot, state)), None),
+        Some(secret) => {
+            let webhook = connect_webhook(bot, state, secret, config.public_url.as_deref()).await?;
+            (None, Some(Arc::new(webhook)))
+        }
+    })
+}
+
+/// Asks Telegram who the bot is, registers its commands and, when Loa's public URL is known,
+/// points the webhook at `/webhooks/telegram` with `secret`.
+async fn connect_webhook(
+    bot: Bot,
+    state: Arc<BotState>,
+    secret: &str,
+    public_url: Option<&str>,
+) -> anyhow::Result<Webhook> {
+    // These errors end in the operator's log: redacted as the log lines are.
+    let me = bot
+        .get_me()
+        .await
+        .map_err(|e| anyhow::anyhow!("telegram getMe: {}", redact(&format!("{e:#}"))))?;
+    bot::register_commands(&bot)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", redact(&format!("{e:#}"))))?;
+    if let Some(public) = public_url {
+        let url = reqwest::Url::parse(&format!(
+            "{}/webhooks/telegram",
+            public.trim_end_matches('/')
+        ))?;
+        bot.set_webhook(url)
+            .secret_token(secret.to_string())
+            .await
+            .map_err(|e| anyhow::anyhow!("telegram setWebhook: {}", redact(&format!("{e:#}"))))?;
+    }
+    tracing::info!("Telegram bot: webhook at /webhooks/telegram");
+    Ok(Webhook {
+        bot,
+        me,
+        state,
+        secret: secret.to_string(),
+    })
+}
+
+/// The one `WebState`, over the engine's database, metrics and transports.
+fn web_state(
+    setup: &Setup,
+    engine: &Engine,
+    clock: &SharedClock,
+    telegram: Option<Arc<Webhook>>,
+) -> WebState {
+    let transports = engine.dispatcher.transports();
+    let channels = transports
         .kinds()
         .into_iter()
         .filter_map(|k| {
-            dispatcher
-                .transports()
+            transports
                 .get(k)
                 .map(|t| (k.to_string(), t.name().to_string()))
         })
         .collect();
-    let dispatcher = Arc::new(dispatcher);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-
-    let scheduling = {
-        let rx = stop_rx.clone();
-        async move {
-            let mut every_second = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tokio::select! {
-                    _ = every_second.tick() => {
-                        if let Err(e) = scheduler.tick().await {
-                            tracing::error!("scheduler: {e:#}");
-                        }
-                    }
-                    _ = stopped(rx.clone()) => break,
-                }
-            }
-        }
-    };
-    let dispatching = {
-        let rx = stop_rx.clone();
-        let dispatcher = Arc::clone(&dispatcher);
-        let idle = Duration::from_millis(config.dispatch.poll_interval_ms);
-        async move {
-            while !*rx.borrow() {
-                let pause = match dispatcher.step().await {
-                    Ok(report) if report.claimed > 0 => {
-                        tracing::debug!(?report, "dispatch step");
-                        continue;
-                    }
-                    Ok(_) => idle,
-                    Err(e) => {
-                        tracing::error!("dispatch: {e:#}");
-                        idle
-                    }
-                };
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = stopped(rx.clone()) => break,
-                }
-            }
-        }
-    };
-    // The residents' bot: long polling, or the webhook when a secret token is configured.
-    let bot_state = Arc::new(BotState {
-        db: db.clone(),
-        config: Arc::clone(&config),
-        calendar: Arc::clone(&setup.calendar),
-        clock: Arc::clone(&clock),
-    });
-    let mut polling_bot = None;
-    let mut webhook = None;
-    if let Some(telegram) = &config.telegram {
-        let bot = TelegramChannel::new(telegram)?.bot().clone();
-        match &telegram.webhook_secret {
-            Some(secret) => {
-                // These errors end in the operator's log: redacted as the log lines are.
-                let me = bot.get_me().await.map_err(|e| {
-                    anyhow::anyhow!("telegram getMe: {}", redact(&format!("{e:#}")))
-                })?;
-                bot::register_commands(&bot)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}", redact(&format!("{e:#}"))))?;
-                if let Some(public) = &config.public_url {
-                    let url = reqwest::Url::parse(&format!(
-                        "{}/webhooks/telegram",
-                        public.trim_end_matches('/')
-                    ))?;
-                    bot.set_webhook(url)
-                        .secret_token(secret.clone())
-                        .await
-                        .map_err(|e| {
-                            anyhow::anyhow!("telegram setWebhook: {}", redact(&format!("{e:#}")))
-                        })?;
-                }
-                tracing::info!("Telegram bot: webhook at /webhooks/telegram");
-                webhook = Some(Arc::new(Webhook {
-                    bot,
-                    me,
-                    state: Arc::clone(&bot_state),
-                    secret: secret.clone(),
-                }));
-            }
-            None => polling_bot = Some(bot),
-        }
-    }
-    let polling = {
-        let rx = stop_rx.clone();
-        async move {
-            let Some(bot) = polling_bot else {
-                return;
-            };
-            // Telegram being unreachable at start must not keep the scheduler and the SMS side
-            // down: the bot keeps trying on its own.
-            let mut poller = loop {
-                tokio::select! {
-                    started = Poller::new(bot.clone(), Arc::clone(&bot_state)) => match started {
-                        Ok(poller) => break poller,
-                        Err(e) => {
-                            tracing::warn!(
-                                "Telegram bot cannot start yet: {}; retrying in 10 s",
-                                redact(&format!("{e:#}"))
-                            );
-                            tokio::select! {
-                                _ = tokio::time::sleep(Duration::from_secs(10)) => {}
-                                _ = stopped(rx.clone()) => return,
-                            }
-                        }
-                    },
-                    _ = stopped(rx.clone()) => return,
-                }
-            };
-            tracing::info!("Telegram bot: long polling");
-            loop {
-                tokio::select! {
-                    result = poller.poll_once(25) => {
-                        if let Err(e) = result {
-                            tracing::warn!("telegram getUpdates: {}", redact(&format!("{e:#}")));
-                            tokio::time::sleep(Duration::from_secs(3)).await;
-                        }
-                    }
-                    _ = stopped(rx.clone()) => break,
-                }
-            }
-        }
-    };
-    let web_state = WebState {
-        db: db.clone(),
-        config: Arc::clone(&config),
-        clock: Arc::clone(&clock),
-        metrics: dispatcher.metrics(),
-        channels: Arc::new(transports_described.clone()),
+    WebState {
+        db: engine.db.clone(),
+        config: Arc::clone(&setup.config),
+        clock: Arc::clone(clock),
+        metrics: engine.dispatcher.metrics(),
+        channels: Arc::new(channels),
         inbound: Arc::new(Inbound {
-            db: db.clone(),
-            config: Arc::clone(&config),
+            db: engine.db.clone(),
+            config: Arc::clone(&setup.config),
             templates: Arc::clone(&setup.templates),
-            sms: setup.sms_channel()?,
+            sms: sms_gateway(transports),
         }),
-        telegram: webhook,
+        telegram,
         templates: Arc::clone(&setup.templates),
         calendar: Arc::clone(&setup.calendar),
         throttle: Default::default(),
-    };
-    let serving = web::guard::serve(
-        listener,
-        web::router(web_state),
-        web::guard::HEADER_READ_TIMEOUT,
-        stopped(stop_rx.clone()),
-    );
-    let signal = {
-        let dispatcher = Arc::clone(&dispatcher);
-        async move {
-            shutdown.await;
-            tracing::info!(
-                "shutting down: sends in flight finish, the rest of the batch goes back"
-            );
-            dispatcher.request_stop();
-            let _ = stop_tx.send(true);
-        }
-    };
-    let (_, _, _, served, _) = tokio::join!(scheduling, dispatching, polling, serving, signal);
-    served.context("web server")?;
-    if let Err(e) = dispatcher.retire().await {
-        tracing::warn!("could not leave the worker table: {e:#}");
     }
-    db.close().await;
-    tracing::info!("stopped");
-    Ok(())
+}
+
+/// The SMS gateway among the transports: automatic replies to residents go through it. The
+/// `log` channel, standing in when nothing at all is configured, answers nobody.
+fn sms_gateway(transports: &Transports) -> Option<Arc<dyn Channel>> {
+    transports
+        .get(ChannelKind::Sms)
+        .filter(|channel| channel.name() != LogChannel.name())
+        .cloned()
+}
+
+/// Resolves once `stop` turns true.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// Ticks the scheduler once a second until stopped; a failed tick is logged and the next one
+/// tries again (its cursor has not moved).
+async fn schedule(mut scheduler: Scheduler, stop: watch::Receiver<bool>) {
+    let mut every_second = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = every_second.tick() => {
+                if let Err(e) = scheduler.tick().await {
+                    tracing::error!("scheduler: {e:#}");
+                }
+            }
+            _ = stopped(stop.clone()) => break,
+        }
+    }
+}
+
+/// Steps the dispatcher back to back while it finds work, and every `idle` otherwise, until
+/// stopped.
+async fn dispatch(dispatcher: &Dispatcher, idle: Duration, stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        let pause = match dispatcher.step().await {
+            Ok(report) if report.claimed > 0 => {
+                tracing::debug!(?report, "dispatch step");
+                continue;
+            }
+            Ok(_) => idle,
+            Err(e) => {
+                tracing::error!("dispatch: {e:#}");
+                idle
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stopped(stop.clone()) => break,
+        }
+    }
+}
+
+/// Waits for `shutdown`, then stops everything: the dispatcher first, so a step under way puts
+/// the rest of its batch back instead of sending it.
+async fn stop_on(
+    shutdown: impl Future<Output = ()>,
+    dispatcher: &Dispatcher,
+    stop: watch::Sender<bool>,
+) {
+    shutdown.await;
+    tracing::info!("shutting down: sends in flight finish, the rest of the batch goes back");
+    dispatcher.request_stop();
+    let _ = stop.send(true);
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -2,8 +2,9 @@
 //! admin commands; organisations' group chats.
 //!
 //! One handler schema (teloxide's `dptree`) serves both ways updates arrive — long polling
-//! ([`Poller`]) and the webhook (`/webhooks/telegram`) — so both behave the same. Replies are in
-//! Vietnamese, short, and every echoed value is escaped for HTML parse mode.
+//! ([`Poller`], run by [`LongPolling`]) and the webhook (`/webhooks/telegram`) — so both behave
+//! the same. Replies are in Vietnamese, short, and every echoed value is escaped for HTML parse
+//! mode.
 //!
 //! Residents subscribe, share their number and choose their commune in a private chat only: a
 //! group chat never becomes a resident. A group is an organisation once Loa's admins register
@@ -11,7 +12,9 @@
 //! Loa's admins may stop it or move it to another commune. Every button acts for the chat of
 //! the message it is under, and a commune button must name a commune of `loa.toml`.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use sqlx::Row;
@@ -180,6 +183,77 @@ impl Poller {
             handle(&self.bot, &self.me, &self.state, update.clone()).await;
         }
         Ok(updates.len())
+    }
+}
+
+/// The bot as `loa run` polls for it: starts when Telegram answers, then polls until stopped.
+/// Holds no connection until [`LongPolling::run`] (or [`LongPolling::start`]) is called.
+pub struct LongPolling {
+    bot: Bot,
+    state: State,
+}
+
+impl LongPolling {
+    /// How long to wait before trying to start again while Telegram cannot be reached.
+    const START_RETRY: Duration = Duration::from_secs(10);
+    /// Seconds a `getUpdates` waits for something to arrive.
+    const POLL_TIMEOUT: u32 = 25;
+    /// The pause after a failed `getUpdates`, so a broken proxy is not hammered.
+    const ERROR_PAUSE: Duration = Duration::from_secs(3);
+
+    pub fn new(bot: Bot, state: State) -> LongPolling {
+        LongPolling { bot, state }
+    }
+
+    /// What the handlers share (the webhook of a test can share it too).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// One attempt to start: `getMe`, the command list, the webhook removed.
+    pub async fn start(&self) -> anyhow::Result<Poller> {
+        Poller::new(self.bot.clone(), Arc::clone(&self.state)).await
+    }
+
+    /// Starts, retrying every 10 s while Telegram cannot be reached, then polls until `stop`
+    /// resolves. Telegram being unreachable at start must not keep the scheduler and the SMS
+    /// side down, so this never fails: it logs (redacted: a proxy's page can echo the token)
+    /// and tries again.
+    pub async fn run(self, stop: impl Future<Output = ()>) {
+        let mut stop = std::pin::pin!(stop);
+        let mut poller = loop {
+            tokio::select! {
+                started = self.start() => match started {
+                    Ok(poller) => break poller,
+                    Err(e) => {
+                        tracing::warn!(
+                            "Telegram bot cannot start yet: {}; retrying in 10 s",
+                            redact(&format!("{e:#}"))
+                        );
+                        tokio::select! {
+                            _ = tokio::time::sleep(Self::START_RETRY) => {}
+                            _ = &mut stop => return,
+                        }
+                    }
+                },
+                _ = &mut stop => return,
+            }
+        };
+        tracing::info!("Telegram bot: long polling");
+        loop {
+            tokio::select! {
+                result = poller.poll_once(Self::POLL_TIMEOUT) => {
+                    if let Err(e) = result {
+                        tracing::warn!("telegram getUpdates: {}", redact(&format!("{e:#}")));
+                        tokio::select! {
+                            _ = tokio::time::sleep(Self::ERROR_PAUSE) => {}
+                            _ = &mut stop => return,
+                        }
+                    }
+                }
+                _ = &mut stop => return,
+            }
+        }
     }
 }
 

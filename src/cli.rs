@@ -2,7 +2,7 @@
 //! needs and maps failures to exit codes: 0 success, 1 a problem with the input (config,
 //! schedules, templates, arguments), 2 anything else (database unreachable, port taken, …).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -12,12 +12,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 use sqlx::Row;
 
 use crate::app::{self, Setup};
-use crate::audience::import::{ImportError, import_contacts};
+use crate::audience::import::ImportError;
 use crate::clock::{SharedClock, SystemClock, VirtualClock};
 use crate::config::Env;
 use crate::console::accounts;
 use crate::console::{ConsoleError, Role, audit};
-use crate::demo::{self, DemoOptions, DemoProgress};
+use crate::demo::{DemoOptions, DemoProgress};
 use crate::diagnostics::Problems;
 use crate::reach;
 use crate::store::Db;
@@ -455,177 +455,31 @@ fn init_tracing(verbose: bool) {
         .try_init();
 }
 
+/// Hands each command to its function; each loads what it needs.
 pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
+    let config = cli.config.as_path();
     match cli.command {
-        Command::Check => {
-            match Setup::load(&cli.config, &env) {
-                Ok(setup) => {
-                    outln!(
-                        "ok: {} — {} schedules, {} templates, {} areas",
-                        cli.config.display(),
-                        setup.calendar.schedules().len(),
-                        setup.templates.names().count(),
-                        setup.config.areas.len()
-                    );
-                    for warning in &setup.warnings {
-                        outln!("{warning}");
-                    }
-                    out!("{}", sms_sizes(&setup));
-                    Ok(())
-                }
-                Err(problems) => {
-                    // The problems are the command's output.
-                    outln!("{problems}");
-                    Err(CliError::Input(format!(
-                        "{} problem(s) found",
-                        problems.0.len()
-                    )))
-                }
-            }
-        }
-        Command::Plan { from, to, format } => {
-            if from > to {
-                return Err(CliError::Input(format!("--from {from} is after --to {to}")));
-            }
-            let setup = Setup::load(&cli.config, &env)?;
-            let tz = setup.config.campaign.time_zone;
-            let plan = setup.calendar.plan(from, to, tz);
-            match format {
-                PlanFormat::Json => outln!(
-                    "{}",
-                    serde_json::to_string_pretty(&plan).map_err(anyhow::Error::from)?
-                ),
-                PlanFormat::Table => {
-                    for fire in &plan {
-                        let channels: Vec<&str> =
-                            fire.channels.iter().map(|c| c.as_str()).collect();
-                        outln!(
-                            "{}  {:<32} {:<24} {}",
-                            fire.at,
-                            fire.schedule,
-                            fire.template,
-                            channels.join(",")
-                        );
-                    }
-                    outln!("{} fire times from {from} to {to} ({tz})", plan.len());
-                }
-            }
-            Ok(())
-        }
+        Command::Check => check(config, &env),
+        Command::Plan { from, to, format } => plan(config, &env, from, to, format),
         Command::Preview {
             template,
             area,
             name,
             date,
             observance,
-        } => {
-            let setup = Setup::load(&cli.config, &env)?;
-            out!(
-                "{}",
-                preview(&setup, &template, area, &name, date, observance)?
-            );
-            Ok(())
-        }
+        } => preview(config, &env, &template, area, &name, date, observance),
         Command::Import {
             import: ImportCommand::Contacts { file },
-        } => {
-            let setup = Setup::load(&cli.config, &env)?;
-            let db = setup.open_database().await?;
-            let lines = std::fs::read(&file)
-                .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
-                .unwrap_or(0);
-            let bar = indicatif::ProgressBar::new(lines.saturating_sub(1));
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows ({eta})")
-                    .expect("valid template"),
-            );
-            let report = import_contacts(&db, &setup.config.areas, &file, Utc::now(), |n| {
-                if n % 500 == 0 {
-                    bar.set_position(n)
-                }
-            })
-            .await;
-            bar.finish_and_clear();
-            db.close().await;
-            let report = report.map_err(|e| match e {
-                ImportError::Database(e) => CliError::Other(e.into()),
-                other => CliError::Input(other.to_string()),
-            })?;
-            for r in &report.rejected {
-                outln!("{}:{}: {}", file.display(), r.line, r.reason);
-            }
-            outln!(
-                "{} added, {} updated, {} rejected",
-                report.added,
-                report.updated,
-                report.rejected.len()
-            );
-            if report.rejected.is_empty() {
-                Ok(())
-            } else {
-                Err(CliError::Input(format!(
-                    "{} row(s) rejected; the others were imported",
-                    report.rejected.len()
-                )))
-            }
-        }
+        } => import_contacts(config, &env, &file).await,
         Command::Demo {
             speed,
             people,
             year,
             seed,
-        } => {
-            let setup = Setup::load(&cli.config, &env)?;
-            if people == 0 {
-                return Err(CliError::Input("--people must be at least 1".into()));
-            }
-            let dir = std::env::temp_dir().join(format!("loa-demo-{}", std::process::id()));
-            outln!(
-                "Demo of {year}: {people} sample residents, fake Telegram and SMS gateways, virtual clock."
-            );
-            outln!(
-                "Throwaway database: {} (data/loa.db is not touched)",
-                dir.join("loa-demo.db").display()
-            );
-            outln!(
-                "Commune populations are scaled to the sample; names marked (mẫu), numbers in the unassigned +84 10 range.\n"
-            );
-            let mut progress = TerminalProgress::new();
-            let options = DemoOptions {
-                year,
-                people,
-                speed,
-                seed,
-                dir,
-            };
-            let outcome = demo::run(&setup, &options, &mut progress).await?;
-            progress.finish();
-            outln!(
-                "\n{} occurrences; {} Telegram messages, {} SMS.\n",
-                outcome.occurrences.len(),
-                outcome.telegram_sent,
-                outcome.sms_sent
-            );
-            out!("{}", outcome.report.to_table());
-            outln!(
-                "\nThe demo database stays at {} for a look.",
-                outcome.database.display()
-            );
-            Ok(())
-        }
+        } => demo(config, &env, speed, people, year, seed).await,
         Command::User {
             user: UserCommand::Add { name, role, area },
-        } => {
-            let setup = Setup::load(&cli.config, &env)?;
-            let role = Role::from(role);
-            let password =
-                create_credential(&setup, Credential::User, &name, role, area.as_deref()).await?;
-            outln!(
-                "user {name} ({role}) created; one-time password (to be changed at first sign-in):"
-            );
-            outln!("{password}");
-            Ok(())
-        }
+        } => user_add(config, &env, &name, role, area).await,
         Command::Token {
             token:
                 TokenCommand::Create {
@@ -635,136 +489,363 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
                     expires,
                     expires_in,
                 },
-        } => {
-            let setup = Setup::load(&cli.config, &env)?;
-            let tz = setup.config.campaign.time_zone;
-            let expires_at = token_expiry(expires, expires_in, Utc::now(), tz)?;
-            let role = Role::from(role);
-            let token = create_credential(
-                &setup,
-                Credential::Token { expires_at },
-                &name,
-                role,
-                area.as_deref(),
-            )
-            .await?;
-            // The token alone on stdout, so `TOKEN=$(loa token create …)` keeps working; what
-            // it is and until when, for the person at the terminal, on stderr.
-            let until = match expires_at {
-                Some(_) => format!("expires at the {} ({tz})", expiry_text(expires_at, tz)),
-                None => "never expires (loa token revoke stops it)".to_string(),
-            };
-            eprintln!("token {name} ({role}) created, {until}. Shown once: only its hash is kept.");
-            outln!("{token}");
-            Ok(())
-        }
+        } => token_create(config, &env, role, &name, area, expires, expires_in).await,
         Command::Token {
             token: TokenCommand::List,
-        } => {
-            let setup = Setup::load(&cli.config, &env)?;
-            let db = setup.open_database().await?;
-            let tokens = accounts::list_tokens(&db).await;
-            db.close().await;
-            let tokens = tokens.map_err(console_error)?;
-            if tokens.is_empty() {
-                outln!("no API tokens yet (loa token create --role ROLE --name NAME makes one)");
-            } else {
-                out!(
-                    "{}",
-                    token_table(&tokens, Utc::now(), setup.config.campaign.time_zone)
-                );
-            }
-            Ok(())
-        }
+        } => token_list(config, &env).await,
         Command::Token {
             token: TokenCommand::Revoke { id },
-        } => {
-            let setup = Setup::load(&cli.config, &env)?;
-            let db = setup.open_database().await?;
-            let revoked = accounts::revoke_token(&db, id, "cli", Utc::now()).await;
-            db.close().await;
-            let token = revoked.map_err(|e| match e {
-                ConsoleError::NotFound => {
-                    CliError::Input(format!("no API token has id {id} (see loa token list)"))
-                }
-                other => console_error(other),
-            })?;
-            outln!(
-                "token {id} ({}) revoked: it no longer authenticates",
-                token.name
-            );
-            Ok(())
-        }
-        Command::Migrate => {
-            let setup = Setup::load(&cli.config, &env)?;
-            setup.open_database().await?;
-            outln!("database is up to date");
-            Ok(())
-        }
-        Command::Run { clock, clock_speed } => {
-            let setup = Setup::load(&cli.config, &env)?;
-            let clock: SharedClock = match clock {
-                None => Arc::new(SystemClock),
-                Some(at) => {
-                    let start = DateTime::parse_from_rfc3339(&at).map_err(|e| {
-                        CliError::Input(format!(
-                            "--clock {at:?}: {e} (expected e.g. 2023-03-08T07:59:00+07:00)"
-                        ))
-                    })?;
-                    if !(clock_speed.is_finite() && clock_speed > 0.0) {
-                        return Err(CliError::Input(
-                            "--clock-speed must be a positive number".into(),
-                        ));
-                    }
-                    Arc::new(VirtualClock::running(start.to_utc(), clock_speed))
-                }
-            };
-            app::run(setup, clock, app::shutdown_signal()).await?;
-            Ok(())
-        }
+        } => token_revoke(config, &env, id).await,
+        Command::Migrate => migrate(config, &env).await,
+        Command::Run { clock, clock_speed } => run(config, &env, clock, clock_speed).await,
         Command::Report {
             report: ReportCommand::Reach { from, to, format },
-        } => {
-            let setup = Setup::load(&cli.config, &env)?;
-            let db = setup.open_database().await?;
-            let tz = setup.config.campaign.time_zone;
-            let year = match (from, to) {
-                (Some(f), _) => f.year(),
-                (None, Some(t)) => t.year(),
-                (None, None) => latest_reach_year(&db)
-                    .await?
-                    .unwrap_or_else(|| Utc::now().with_timezone(&tz).year()),
-            };
-            let from = from.unwrap_or_else(|| NaiveDate::from_ymd_opt(year, 1, 1).expect("valid"));
-            let to =
-                to.unwrap_or_else(|| NaiveDate::from_ymd_opt(from.year(), 12, 31).expect("valid"));
-            if from > to {
-                return Err(CliError::Input(format!("--from {from} is after --to {to}")));
+        } => report_reach(config, &env, from, to, format).await,
+    }
+}
+
+/// `loa check`.
+fn check(config: &Path, env: &Env) -> Result<(), CliError> {
+    match Setup::load(config, env) {
+        Ok(setup) => {
+            outln!(
+                "ok: {} — {} schedules, {} templates, {} areas",
+                config.display(),
+                setup.calendar.schedules().len(),
+                setup.templates.names().count(),
+                setup.config.areas.len()
+            );
+            for warning in &setup.warnings {
+                outln!("{warning}");
             }
-            let report = reach::report(
-                &db,
-                &setup.config.areas,
-                setup.config.campaign.target,
-                from,
-                to,
-            )
-            .await
-            .map_err(anyhow::Error::from)?;
-            match format {
-                ReportFormat::Table => out!("{}", report.to_table()),
-                ReportFormat::Csv => out!("{}", report.to_csv().map_err(anyhow::Error::from)?),
-                ReportFormat::Json => outln!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
-                ),
-            }
-            db.close().await;
+            out!("{}", sms_sizes(&setup));
             Ok(())
+        }
+        Err(problems) => {
+            // The problems are the command's output.
+            outln!("{problems}");
+            Err(CliError::Input(format!(
+                "{} problem(s) found",
+                problems.0.len()
+            )))
         }
     }
 }
 
+/// `loa plan`: every fire time from `from` to `to`.
+fn plan(
+    config: &Path,
+    env: &Env,
+    from: NaiveDate,
+    to: NaiveDate,
+    format: PlanFormat,
+) -> Result<(), CliError> {
+    if from > to {
+        return Err(CliError::Input(format!("--from {from} is after --to {to}")));
+    }
+    let setup = Setup::load(config, env)?;
+    let tz = setup.config.campaign.time_zone;
+    let plan = setup.calendar.plan(from, to, tz);
+    match format {
+        PlanFormat::Json => outln!(
+            "{}",
+            serde_json::to_string_pretty(&plan).map_err(anyhow::Error::from)?
+        ),
+        PlanFormat::Table => {
+            for fire in &plan {
+                let channels: Vec<&str> = fire.channels.iter().map(|c| c.as_str()).collect();
+                outln!(
+                    "{}  {:<32} {:<24} {}",
+                    fire.at,
+                    fire.schedule,
+                    fire.template,
+                    channels.join(",")
+                );
+            }
+            outln!("{} fire times from {from} to {to} ({tz})", plan.len());
+        }
+    }
+    Ok(())
+}
+
+/// `loa preview TEMPLATE`.
 fn preview(
+    config: &Path,
+    env: &Env,
+    template: &str,
+    area: Option<String>,
+    name: &str,
+    date: Option<NaiveDate>,
+    observance: Option<String>,
+) -> Result<(), CliError> {
+    let setup = Setup::load(config, env)?;
+    out!(
+        "{}",
+        render_preview(&setup, template, area, name, date, observance)?
+    );
+    Ok(())
+}
+
+/// `loa import contacts FILE`: every rejected row reported, the others imported.
+async fn import_contacts(config: &Path, env: &Env, file: &Path) -> Result<(), CliError> {
+    let setup = Setup::load(config, env)?;
+    let db = setup.open_database().await?;
+    let lines = std::fs::read(file)
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
+        .unwrap_or(0);
+    let bar = indicatif::ProgressBar::new(lines.saturating_sub(1));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows ({eta})")
+            .expect("valid template"),
+    );
+    let report =
+        crate::audience::import::import_contacts(&db, &setup.config.areas, file, Utc::now(), |n| {
+            if n % 500 == 0 {
+                bar.set_position(n)
+            }
+        })
+        .await;
+    bar.finish_and_clear();
+    db.close().await;
+    let report = report.map_err(|e| match e {
+        ImportError::Database(e) => CliError::Other(e.into()),
+        other => CliError::Input(other.to_string()),
+    })?;
+    for r in &report.rejected {
+        outln!("{}:{}: {}", file.display(), r.line, r.reason);
+    }
+    outln!(
+        "{} added, {} updated, {} rejected",
+        report.added,
+        report.updated,
+        report.rejected.len()
+    );
+    if report.rejected.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Input(format!(
+            "{} row(s) rejected; the others were imported",
+            report.rejected.len()
+        )))
+    }
+}
+
+/// `loa demo`: the year on a throwaway database, then the reach table.
+async fn demo(
+    config: &Path,
+    env: &Env,
+    speed: f64,
+    people: usize,
+    year: i32,
+    seed: u64,
+) -> Result<(), CliError> {
+    let setup = Setup::load(config, env)?;
+    if people == 0 {
+        return Err(CliError::Input("--people must be at least 1".into()));
+    }
+    let dir = std::env::temp_dir().join(format!("loa-demo-{}", std::process::id()));
+    outln!(
+        "Demo of {year}: {people} sample residents, fake Telegram and SMS gateways, virtual clock."
+    );
+    outln!(
+        "Throwaway database: {} (data/loa.db is not touched)",
+        dir.join("loa-demo.db").display()
+    );
+    outln!(
+        "Commune populations are scaled to the sample; names marked (mẫu), numbers in the unassigned +84 10 range.\n"
+    );
+    let mut progress = TerminalProgress::new();
+    let options = DemoOptions {
+        year,
+        people,
+        speed,
+        seed,
+        dir,
+    };
+    let outcome = crate::demo::run(&setup, &options, &mut progress).await?;
+    progress.finish();
+    outln!(
+        "\n{} occurrences; {} Telegram messages, {} SMS.\n",
+        outcome.occurrences.len(),
+        outcome.telegram_sent,
+        outcome.sms_sent
+    );
+    out!("{}", outcome.report.to_table());
+    outln!(
+        "\nThe demo database stays at {} for a look.",
+        outcome.database.display()
+    );
+    Ok(())
+}
+
+/// `loa user add NAME --role ROLE`: the one-time password on stdout.
+async fn user_add(
+    config: &Path,
+    env: &Env,
+    name: &str,
+    role: RoleArg,
+    area: Option<String>,
+) -> Result<(), CliError> {
+    let setup = Setup::load(config, env)?;
+    let role = Role::from(role);
+    let password = create_credential(&setup, Credential::User, name, role, area.as_deref()).await?;
+    outln!("user {name} ({role}) created; one-time password (to be changed at first sign-in):");
+    outln!("{password}");
+    Ok(())
+}
+
+/// `loa token create`: the token on stdout, what it is on stderr.
+async fn token_create(
+    config: &Path,
+    env: &Env,
+    role: RoleArg,
+    name: &str,
+    area: Option<String>,
+    expires: Option<NaiveDate>,
+    expires_in: Option<u32>,
+) -> Result<(), CliError> {
+    let setup = Setup::load(config, env)?;
+    let tz = setup.config.campaign.time_zone;
+    let expires_at = token_expiry(expires, expires_in, Utc::now(), tz)?;
+    let role = Role::from(role);
+    let token = create_credential(
+        &setup,
+        Credential::Token { expires_at },
+        name,
+        role,
+        area.as_deref(),
+    )
+    .await?;
+    // The token alone on stdout, so `TOKEN=$(loa token create …)` keeps working; what it is
+    // and until when, for the person at the terminal, on stderr.
+    let until = match expires_at {
+        Some(_) => format!("expires at the {} ({tz})", expiry_text(expires_at, tz)),
+        None => "never expires (loa token revoke stops it)".to_string(),
+    };
+    eprintln!("token {name} ({role}) created, {until}. Shown once: only its hash is kept.");
+    outln!("{token}");
+    Ok(())
+}
+
+/// `loa token list`.
+async fn token_list(config: &Path, env: &Env) -> Result<(), CliError> {
+    let setup = Setup::load(config, env)?;
+    let db = setup.open_database().await?;
+    let tokens = accounts::list_tokens(&db).await;
+    db.close().await;
+    let tokens = tokens.map_err(console_error)?;
+    if tokens.is_empty() {
+        outln!("no API tokens yet (loa token create --role ROLE --name NAME makes one)");
+    } else {
+        out!(
+            "{}",
+            token_table(&tokens, Utc::now(), setup.config.campaign.time_zone)
+        );
+    }
+    Ok(())
+}
+
+/// `loa token revoke ID`.
+async fn token_revoke(config: &Path, env: &Env, id: i64) -> Result<(), CliError> {
+    let setup = Setup::load(config, env)?;
+    let db = setup.open_database().await?;
+    let revoked = accounts::revoke_token(&db, id, "cli", Utc::now()).await;
+    db.close().await;
+    let token = revoked.map_err(|e| match e {
+        ConsoleError::NotFound => {
+            CliError::Input(format!("no API token has id {id} (see loa token list)"))
+        }
+        other => console_error(other),
+    })?;
+    outln!(
+        "token {id} ({}) revoked: it no longer authenticates",
+        token.name
+    );
+    Ok(())
+}
+
+/// `loa migrate`.
+async fn migrate(config: &Path, env: &Env) -> Result<(), CliError> {
+    let setup = Setup::load(config, env)?;
+    setup.open_database().await?;
+    outln!("database is up to date");
+    Ok(())
+}
+
+/// `loa run`: on the system clock, or a virtual one from `--clock` at `--clock-speed`.
+async fn run(
+    config: &Path,
+    env: &Env,
+    clock: Option<String>,
+    clock_speed: f64,
+) -> Result<(), CliError> {
+    let setup = Setup::load(config, env)?;
+    let clock: SharedClock = match clock {
+        None => Arc::new(SystemClock),
+        Some(at) => {
+            let start = DateTime::parse_from_rfc3339(&at).map_err(|e| {
+                CliError::Input(format!(
+                    "--clock {at:?}: {e} (expected e.g. 2023-03-08T07:59:00+07:00)"
+                ))
+            })?;
+            if !(clock_speed.is_finite() && clock_speed > 0.0) {
+                return Err(CliError::Input(
+                    "--clock-speed must be a positive number".into(),
+                ));
+            }
+            Arc::new(VirtualClock::running(start.to_utc(), clock_speed))
+        }
+    };
+    app::run(setup, clock, app::shutdown_signal()).await?;
+    Ok(())
+}
+
+/// `loa report reach`: by default the latest year with reach recorded.
+async fn report_reach(
+    config: &Path,
+    env: &Env,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    format: ReportFormat,
+) -> Result<(), CliError> {
+    let setup = Setup::load(config, env)?;
+    let db = setup.open_database().await?;
+    let tz = setup.config.campaign.time_zone;
+    let year = match (from, to) {
+        (Some(f), _) => f.year(),
+        (None, Some(t)) => t.year(),
+        (None, None) => latest_reach_year(&db)
+            .await?
+            .unwrap_or_else(|| Utc::now().with_timezone(&tz).year()),
+    };
+    let from = from.unwrap_or_else(|| NaiveDate::from_ymd_opt(year, 1, 1).expect("valid"));
+    let to = to.unwrap_or_else(|| NaiveDate::from_ymd_opt(from.year(), 12, 31).expect("valid"));
+    if from > to {
+        return Err(CliError::Input(format!("--from {from} is after --to {to}")));
+    }
+    let report = reach::report(
+        &db,
+        &setup.config.areas,
+        setup.config.campaign.target,
+        from,
+        to,
+    )
+    .await
+    .map_err(anyhow::Error::from)?;
+    match format {
+        ReportFormat::Table => out!("{}", report.to_table()),
+        ReportFormat::Csv => out!("{}", report.to_csv().map_err(anyhow::Error::from)?),
+        ReportFormat::Json => outln!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
+        ),
+    }
+    db.close().await;
+    Ok(())
+}
+
+/// A template rendered for every channel it has, with each SMS's size and price.
+fn render_preview(
     setup: &Setup,
     template: &str,
     area: Option<String>,

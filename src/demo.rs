@@ -18,20 +18,14 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqlx::Row;
 
-use crate::app::{Engine, Setup};
+use crate::app::{self, Application, Engine, Overrides, Setup};
 use crate::calendar::local_midnight;
-use crate::channels::Channel;
-use crate::channels::sms::{Callback, KannelChannel};
-use crate::channels::telegram::TelegramChannel;
 use crate::clock::{Clock, SharedClock, VirtualClock};
-use crate::config::{ChannelKind, Config, SmsGateway, TelegramConfig};
-use crate::dispatch::Transports;
+use crate::config::{Config, SmsGateway, TelegramConfig};
 use crate::fakes::kannel::FakeKannel;
 use crate::fakes::telegram::FakeTelegram;
-use crate::inbound::Inbound;
 use crate::reach::{self, ReachReport};
 use crate::store::{Db, to_epoch};
-use crate::web::{self, WebState};
 
 const DEMO_TOKEN: &str = "100000001:DEMO";
 const DEMO_SECRET: &str = "demo-webhook-secret";
@@ -226,7 +220,7 @@ pub async fn run(
     if config.sms.from.is_empty() {
         config.sms.from = "LOA DEMO".into();
     }
-    config.public_url = Some(web_url.clone());
+    config.public_url = Some(web_url);
     config.webhook_secret = Some(DEMO_SECRET.into());
     // Telegram's 30/s may all go at one instant of the stepped clock.
     config.limits.burst = config
@@ -250,48 +244,29 @@ pub async fn run(
     let clock = Arc::new(VirtualClock::frozen(start));
     let shared: SharedClock = clock.clone();
 
-    let db = setup.open_database().await?;
-    let residents = seed(&db, &plan, &mut rng, start).await?;
-
-    let sms: Arc<dyn Channel> = Arc::new(KannelChannel::new(
-        &kannel.sendsms_url(),
-        "demo",
-        "demo",
-        &config.sms.from,
-        Some(Callback {
-            public_url: web_url.clone(),
-            secret: Some(DEMO_SECRET.into()),
-        }),
-    ));
-    let telegram_channel = TelegramChannel::new(config.telegram.as_ref().expect("set above"))?;
-    let transports = Transports::new()
-        .with(ChannelKind::Telegram, Arc::new(telegram_channel))
-        .with(ChannelKind::Sms, Arc::clone(&sms));
-    let Engine {
-        mut scheduler,
-        dispatcher,
+    // The configuration points at the fakes, so the transports built from it send to them.
+    // The residents here are scripted rather than chatting, so the bot is not run.
+    let Application {
+        setup,
+        engine:
+            Engine {
+                db,
+                mut scheduler,
+                dispatcher,
+            },
+        web,
+        listener,
         ..
-    } = Engine::new(&setup, db.clone(), Arc::clone(&shared), transports);
-    let state = WebState {
-        db: db.clone(),
-        config: Arc::clone(&config),
-        clock: Arc::clone(&shared),
-        metrics: dispatcher.metrics(),
-        channels: Arc::new(vec![]),
-        inbound: Arc::new(Inbound {
-            db: db.clone(),
-            config: Arc::clone(&config),
-            templates: Arc::clone(&setup.templates),
-            sms: Some(Arc::clone(&sms)),
-        }),
-        telegram: None,
-        templates: Arc::clone(&setup.templates),
-        calendar: Arc::clone(&setup.calendar),
-        throttle: Default::default(),
-    };
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, web::router(state)).await;
-    });
+    } = Application::build_with(
+        setup,
+        shared,
+        Overrides {
+            listener: Some(listener),
+        },
+    )
+    .await?;
+    let residents = seed(&db, &plan, &mut rng, start).await?;
+    let server = tokio::spawn(app::serve_web(web, listener, std::future::pending()));
 
     // What goes wrong during the year: 6 % of Telegram users blocked the bot; 3 % of everyone
     // opts out on a day of the year; of SMS, 88 % are reported delivered, 4 % failed, 8 % never

@@ -32,7 +32,8 @@
 //! * [`dispatch`] — claims deliveries under a lease, renders, sends, records, retries.
 //! * [`web`] — axum routes: `/healthz`, `/metrics`, webhooks, the console's pages and JSON API.
 //! * [`fakes`] — in-process fakes of the gateways (Telegram Bot API) for tests and demos.
-//! * [`app`] — loads and cross-checks the inputs, wires every part, runs until shutdown.
+//! * [`app`] — loads and cross-checks the inputs; `Application::build`, the one place that wires
+//!   every part (for `loa run`, the demo and the tests); runs them until shutdown.
 //! * [`cli`] — the `loa` commands and their exit codes; `main.rs` only calls it.
 
 pub mod diagnostics;

@@ -342,38 +342,15 @@ async fn sharing_a_known_phone_number_joins_the_imported_person() {
 
 #[tokio::test]
 async fn webhook_updates_need_the_secret_token_and_use_the_same_handlers() {
-    let app = app().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let telegram = app.setup.config.telegram.as_ref().unwrap();
-    let bot = loa::channels::telegram::TelegramChannel::new(telegram)
-        .unwrap()
-        .bot()
-        .clone();
-    let webhook = std::sync::Arc::new(loa::bot::Webhook {
-        me: teloxide::prelude::Requester::get_me(&bot).await.unwrap(),
-        bot,
-        state: app.bot_state(),
-        secret: "webhook_secret-1".into(),
-    });
-    let state = loa::web::WebState {
-        db: app.db.clone(),
-        config: app.setup.config.clone(),
-        clock: app.clock.clone(),
-        metrics: app.engine.dispatcher.metrics(),
-        channels: std::sync::Arc::new(vec![]),
-        inbound: std::sync::Arc::new(loa::inbound::Inbound {
-            db: app.db.clone(),
-            config: app.setup.config.clone(),
-            templates: app.setup.templates.clone(),
-            sms: None,
-        }),
-        telegram: Some(webhook),
-        templates: app.setup.templates.clone(),
-        calendar: app.setup.calendar.clone(),
-        throttle: Default::default(),
-    };
-    tokio::spawn(async move { axum::serve(listener, loa::web::router(state)).await });
+    let app = TestApp::spawn_adjusted("2023-03-08T07:00:00+07:00", |c| {
+        let telegram = c.telegram.as_mut().unwrap();
+        telegram.admins = vec![ADMIN];
+        telegram.webhook_secret = Some("webhook_secret-1".into());
+    })
+    .await;
+    app.serve_web(listener);
     let update = serde_json::json!({
         "update_id": 1,
         "message": {"message_id": 1, "date": 1678237200, "chat": {"id": 8001, "type": "private", "first_name": "A"},

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Duration, Utc};
-use loa::app::{Engine, Setup};
+use loa::app::{Application, Engine, Overrides, Setup};
 use loa::clock::{SharedClock, VirtualClock};
 use loa::config::{ChannelKind, Config, Env};
 use loa::fakes::telegram::FakeTelegram;
@@ -39,6 +39,10 @@ pub struct TestApp {
     pub clock: Arc<VirtualClock>,
     pub telegram: FakeTelegram,
     pub engine: Engine,
+    /// What `serve_web` serves: the application's one web state.
+    pub web: loa::web::WebState,
+    /// The bot's long polling, as `loa run` would start it (`None` in webhook mode).
+    pub polling: Option<loa::bot::LongPolling>,
     _dir: tempfile::TempDir,
 }
 
@@ -91,20 +95,35 @@ impl TestApp {
         let config = Arc::make_mut(&mut setup.config);
         config.limits.burst = 10_000;
         adjust(config);
-        let db = setup.open_database().await.expect("database");
         let clock = Arc::new(VirtualClock::running(at(start), speed));
-        let engine = Engine::new(
-            &setup,
-            db.clone(),
+        // A free port, never `http.addr`: tests run side by side. A test that serves binds
+        // its own listener first, to know the port it puts in `public_url`.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port");
+        let Application {
+            setup,
+            engine,
+            web,
+            bot,
+            ..
+        } = Application::build_with(
+            setup,
             clock.clone() as SharedClock,
-            setup.transports().expect("transports"),
-        );
+            Overrides {
+                listener: Some(listener),
+            },
+        )
+        .await
+        .expect("application");
         TestApp {
             setup,
-            db,
+            db: engine.db.clone(),
             clock,
             telegram,
             engine,
+            web,
+            polling: bot,
             _dir: dir,
         }
     }
@@ -141,63 +160,36 @@ impl TestApp {
         person
     }
 
-    /// Serves Loa's web routes (webhooks, metrics) on `listener`, as `loa run` does.
+    /// Serves Loa's web routes (webhooks, metrics, console) on `listener`, as `loa run` does.
     pub fn serve_web(&self, listener: tokio::net::TcpListener) {
-        let state = loa::web::WebState {
-            db: self.db.clone(),
-            config: Arc::clone(&self.setup.config),
-            clock: self.clock.clone() as SharedClock,
-            metrics: self.engine.dispatcher.metrics(),
-            channels: Arc::new(Vec::new()),
-            inbound: Arc::new(loa::inbound::Inbound {
-                db: self.db.clone(),
-                config: Arc::clone(&self.setup.config),
-                templates: Arc::clone(&self.setup.templates),
-                sms: self.setup.sms_channel().expect("sms channel"),
-            }),
-            telegram: None,
-            templates: Arc::clone(&self.setup.templates),
-            calendar: Arc::clone(&self.setup.calendar),
-            throttle: Default::default(),
-        };
-        tokio::spawn(async move {
-            let _ = loa::web::guard::serve(
-                listener,
-                loa::web::router(state),
-                loa::web::guard::HEADER_READ_TIMEOUT,
-                std::future::pending(),
-            )
-            .await;
-        });
+        tokio::spawn(loa::app::serve_web(
+            self.web.clone(),
+            listener,
+            std::future::pending(),
+        ));
     }
 
-    /// The residents' bot, polling the fake Bot API.
+    /// The residents' bot, started as `loa run` starts it, polling the fake Bot API.
     pub async fn bot(&self) -> loa::bot::Poller {
-        let telegram = self
-            .setup
-            .config
-            .telegram
+        self.polling
             .as_ref()
-            .expect("telegram configured");
-        let bot = loa::channels::telegram::TelegramChannel::new(telegram)
-            .unwrap()
-            .bot()
-            .clone();
-        loa::bot::Poller::new(bot, self.bot_state())
+            .expect("telegram configured, without a webhook")
+            .start()
             .await
             .expect("bot starts")
     }
 
+    /// What the bot's handlers share, whichever way updates come.
     pub fn bot_state(&self) -> Arc<loa::bot::BotState> {
-        Arc::new(loa::bot::BotState {
-            db: self.db.clone(),
-            config: Arc::clone(&self.setup.config),
-            calendar: Arc::clone(&self.setup.calendar),
-            clock: self.clock.clone() as SharedClock,
-        })
+        match (&self.polling, &self.web.telegram) {
+            (Some(polling), _) => Arc::clone(polling.state()),
+            (None, Some(webhook)) => Arc::clone(&webhook.state),
+            (None, None) => panic!("telegram is not configured"),
+        }
     }
 
     /// A new engine on the same database, as after a process restart: nothing in memory survives.
+    /// (`web` stays the first application's: its metrics count the first engine's sends.)
     pub fn restart(&mut self) {
         self.engine = Engine::new(
             &self.setup,
