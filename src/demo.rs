@@ -21,7 +21,7 @@ use sqlx::Row;
 use crate::app::{self, Application, Engine, Overrides, Setup};
 use crate::calendar::local_midnight;
 use crate::clock::{Clock, SharedClock, VirtualClock};
-use crate::config::{Config, SmsGateway, TelegramConfig};
+use crate::config::{ChannelKind, Config, SmsGateway, TelegramConfig};
 use crate::fakes::kannel::FakeKannel;
 use crate::fakes::telegram::FakeTelegram;
 use crate::reach::{self, ReachReport};
