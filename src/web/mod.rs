@@ -4,9 +4,11 @@
 //! behind [`auth`].
 
 pub mod api;
-pub mod auth;
+mod auth;
+mod error;
 pub mod guard;
-pub mod pages;
+mod pages;
+mod views;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -3,23 +3,25 @@
 //! elsewhere, so they work on an office network without internet. Forms post back here with
 //! the session's CSRF token; the content form's live preview calls `/api/preview`.
 
-use std::sync::LazyLock;
-
 use axum::Form;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Datelike, Utc};
-use handlebars::Handlebars;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::WebState;
-use super::api::status_of;
-use super::auth::{Auth, PageAuth, SESSION_COOKIE, constant_time_eq, cookie};
+use super::auth::{Auth, SESSION_COOKIE, authenticate, constant_time_eq, cookie};
+use super::error::PageError;
 use super::guard::{self, Peer};
+use super::views::{
+    LOGIN_COOKIE, bar_svg, local, login_page, number_vi, page, percent_vi, render, safe_next,
+    status_text,
+};
 use crate::config::ChannelKind;
 use crate::console::accounts::{self, MIN_PASSWORD_CHARS};
 use crate::console::activities::{self, Activity, ActivityInput};
@@ -27,32 +29,10 @@ use crate::console::content::{Content, ContentInput, Preview, State as ContentSt
 use crate::console::dashboard::{AreaLine, Dashboard, DashboardQuery};
 use crate::console::{ConsoleError, Permission, audit};
 use crate::export::{Cell, excel_csv};
-use crate::reach::BandStatus;
 use crate::templates::staff::Placeholder;
 use crate::templates::telegram_html;
 
-static VIEWS: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
-    let mut hb = Handlebars::new();
-    for (name, source) in [
-        ("layout", include_str!("views/layout.hbs")),
-        ("login", include_str!("views/login.hbs")),
-        ("password", include_str!("views/password.hbs")),
-        ("error", include_str!("views/error.hbs")),
-        ("dashboard", include_str!("views/dashboard.hbs")),
-        ("report", include_str!("views/report.hbs")),
-        ("calendar", include_str!("views/calendar.hbs")),
-        ("queue", include_str!("views/queue.hbs")),
-        ("content", include_str!("views/content.hbs")),
-        ("activities", include_str!("views/activities.hbs")),
-        ("audit", include_str!("views/audit.hbs")),
-    ] {
-        hb.register_template_string(name, source)
-            .unwrap_or_else(|e| panic!("views/{name}.hbs: {e}"));
-    }
-    hb
-});
-
-pub fn routes() -> Router<WebState> {
+pub(super) fn routes() -> Router<WebState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/dashboard") }))
         .route("/login", get(login_form).post(login))
@@ -73,175 +53,50 @@ pub fn routes() -> Router<WebState> {
 }
 
 /// The exports: long answers, given more time than the pages.
-pub fn export_routes() -> Router<WebState> {
+pub(super) fn export_routes() -> Router<WebState> {
     Router::new()
         .route("/exports/reach.csv", get(export_reach))
         .route("/exports/deliveries.csv", get(export_deliveries))
 }
 
-// ---- rendering ----
+/// The caller of a page. A user who still has the one-time password is sent to choose one.
+struct PageAuth(Auth);
 
-fn render(view: &str, data: &Value) -> String {
-    VIEWS.render(view, data).unwrap_or_else(|e| {
-        tracing::error!("view {view}: {e}");
-        format!("<p class=\"error\">Lỗi hiển thị trang ({view}).</p>")
-    })
-}
+impl FromRequestParts<WebState> for PageAuth {
+    type Rejection = Response;
 
-/// A page inside the layout, with the navigation the actor may use.
-fn page(
-    state: &WebState,
-    auth: Option<&Auth>,
-    status: StatusCode,
-    title: &str,
-    view: &str,
-    data: Value,
-) -> Response {
-    let body = render(view, &data);
-    let layout = json!({
-        "title": title,
-        "campaign": state.config.campaign.name,
-        "body": body,
-        "user": auth.map(|a| a.actor.name.clone()),
-        "csrf": auth.and_then(|a| a.csrf()),
-        "can_queue": auth.is_some_and(|a| Permission::ViewQueue.allows(a.actor.role)),
-        "can_audit": auth.is_some_and(|a| Permission::ViewAudit.allows(a.actor.role)),
-    });
-    (status, Html(render("layout", &layout))).into_response()
-}
-
-/// The cookie carrying the sign-in form's own CSRF token (there is no session yet).
-pub const LOGIN_COOKIE: &str = "loa_login";
-
-/// The sign-in form, as the answer to a page requested without a session: with a fresh token
-/// in the form and in a cookie only `/login` receives, which the sign-in must echo.
-pub fn login_page(status: StatusCode, next: &str, error: Option<&str>) -> Response {
-    let token = accounts::random_token();
-    let body = render(
-        "login",
-        &json!({"next": safe_next(next), "error": error, "csrf": token}),
-    );
-    let layout = json!({"title": "Đăng nhập", "campaign": "", "body": body});
-    (
-        status,
-        [(
-            header::SET_COOKIE,
-            format!("{LOGIN_COOKIE}={token}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600"),
-        )],
-        Html(render("layout", &layout)),
-    )
-        .into_response()
-}
-
-/// A console error as a page.
-pub struct PageError(pub ConsoleError);
-
-impl From<ConsoleError> for PageError {
-    fn from(e: ConsoleError) -> Self {
-        PageError(e)
-    }
-}
-
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        let (status, _) = status_of(&self.0);
-        let (heading, message) = match &self.0 {
-            ConsoleError::Unauthorized => return login_page(status, "/dashboard", None),
-            ConsoleError::Forbidden(_) => (
-                "Không có quyền",
-                "Tài khoản của bạn không được phép thực hiện thao tác này.".to_string(),
-            ),
-            ConsoleError::NotFound => (
-                "Không tìm thấy",
-                "Không có trang hoặc nội dung này.".to_string(),
-            ),
-            ConsoleError::Invalid { message, .. } => ("Thông tin chưa hợp lệ", message.clone()),
-            ConsoleError::Conflict(message) => ("Không thực hiện được", message.clone()),
-            ConsoleError::Internal(e) => {
-                tracing::error!("console page: {e:#}");
-                (
-                    "Lỗi hệ thống",
-                    "Đã có lỗi; xin thử lại sau hoặc báo quản trị viên.".to_string(),
-                )
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &WebState,
+    ) -> Result<Self, Self::Rejection> {
+        let auth = match authenticate(state, &parts.headers).await {
+            Ok(Some(auth)) => auth,
+            Ok(None) => {
+                let next = parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/");
+                return Err(login_page(StatusCode::UNAUTHORIZED, next, None));
             }
+            Err(e) => return Err(PageError(e).into_response()),
         };
-        let body = render("error", &json!({"heading": heading, "message": message}));
-        let layout = json!({"title": heading, "campaign": "", "body": body});
-        (status, Html(render("layout", &layout))).into_response()
+        let must_change = auth
+            .session
+            .as_ref()
+            .is_some_and(|s| s.user.must_change_password);
+        if must_change && parts.uri.path() != "/account/password" && parts.uri.path() != "/logout" {
+            return Err((
+                StatusCode::SEE_OTHER,
+                [(header::LOCATION, "/account/password")],
+            )
+                .into_response());
+        }
+        Ok(PageAuth(auth))
     }
 }
 
 type PageResult = Result<Response, PageError>;
-
-/// Only local paths: a `next` pointing elsewhere would make the sign-in form an open redirect.
-/// One leading `/`, not followed by `/` or `\` (a browser reads both as another host), and no
-/// control character or space anywhere (browsers drop some, which could form `//` again).
-fn safe_next(next: &str) -> &str {
-    let mut chars = next.chars();
-    let local = chars.next() == Some('/')
-        && !matches!(chars.next(), Some('/' | '\\'))
-        && !next.chars().any(|c| c.is_control() || c.is_whitespace());
-    if local { next } else { "/dashboard" }
-}
-
-// ---- Vietnamese number and date formats ----
-
-/// 12345 → "12.345".
-pub fn number_vi(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push('.');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// 41.25 → "41,25 %".
-pub fn percent_vi(p: Option<f64>) -> String {
-    match p {
-        Some(p) => format!("{p:.2} %").replace('.', ","),
-        None => "—".to_string(),
-    }
-}
-
-fn status_text(status: Option<BandStatus>) -> &'static str {
-    match status {
-        Some(BandStatus::Below) => "Chưa đạt",
-        Some(BandStatus::Within) => "Đạt",
-        Some(BandStatus::Above) => "Vượt",
-        None => "Chưa có dân số",
-    }
-}
-
-fn local(state: &WebState, at: DateTime<Utc>) -> String {
-    at.with_timezone(&state.config.campaign.time_zone)
-        .format("%H:%M %d/%m/%Y")
-        .to_string()
-}
-
-/// A horizontal bar of 0–100 %, with the target band shaded and the value coloured by where it
-/// falls. Numbers only go into it, so it is safe to insert unescaped.
-pub fn bar_svg(percent: Option<f64>, low: f64, high: f64, status: Option<BandStatus>) -> String {
-    let value = percent.unwrap_or(0.0).clamp(0.0, 100.0);
-    let colour = match status {
-        Some(BandStatus::Below) | None => "var(--below)",
-        Some(BandStatus::Within) => "var(--within)",
-        Some(BandStatus::Above) => "var(--above)",
-    };
-    format!(
-        "<svg class=\"bar\" viewBox=\"0 0 100 10\" preserveAspectRatio=\"none\" role=\"img\" aria-label=\"{label} (mục tiêu {low:.0}–{high:.0} %)\">\
-<rect x=\"0\" y=\"0\" width=\"100\" height=\"10\" fill=\"#eee\"/>\
-<rect class=\"band\" x=\"{low}\" y=\"0\" width=\"{band}\" height=\"10\" fill=\"var(--band)\" opacity=\"0.55\"/>\
-<rect class=\"value\" x=\"0\" y=\"2.5\" width=\"{value}\" height=\"5\" fill=\"{colour}\"/>\
-<line x1=\"{low}\" y1=\"0\" x2=\"{low}\" y2=\"10\" stroke=\"#333\" stroke-width=\"0.4\"/>\
-<line x1=\"{high}\" y1=\"0\" x2=\"{high}\" y2=\"10\" stroke=\"#333\" stroke-width=\"0.4\"/></svg>",
-        label = percent_vi(percent),
-        band = high - low,
-    )
-}
 
 fn line_view(l: &AreaLine, d: &Dashboard) -> Value {
     json!({
@@ -1314,42 +1169,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_and_percentages_read_the_vietnamese_way() {
-        assert_eq!(number_vi(0), "0");
-        assert_eq!(number_vi(1234), "1.234");
-        assert_eq!(number_vi(1234567), "1.234.567");
-        assert_eq!(percent_vi(Some(41.25)), "41,25 %");
-        assert_eq!(percent_vi(None), "—");
-    }
-
-    #[test]
-    fn sign_in_never_redirects_off_site() {
-        assert_eq!(safe_next("/queue/3?x=1"), "/queue/3?x=1");
-        assert_eq!(safe_next("/"), "/");
-        for evil in [
-            "//evil.example",
-            "/\\evil.example",
-            "https://evil.example",
-            "/\t/evil.example",
-            "/\n/evil.example",
-            "/ /evil.example",
-            "/x\u{0}",
-            "",
-            "evil",
-        ] {
-            assert_eq!(safe_next(evil), "/dashboard", "{evil:?}");
-        }
-    }
-
-    #[test]
     fn exported_addresses_are_masked() {
         assert_eq!(mask("+84912345678"), "+8491…678");
         assert_eq!(mask("-1001234567890"), "…890");
         assert_eq!(mask("123456789"), "…789");
-    }
-
-    #[test]
-    fn every_view_compiles() {
-        assert!(VIEWS.get_templates().len() >= 11);
     }
 }
