@@ -13,9 +13,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::WebState;
 use super::auth::{Auth, authenticate};
 use super::error::ApiError;
+use super::state::WebState;
 use crate::console::activities::{self, ActivityInput};
 use crate::console::content::{ContentInput, Transition};
 use crate::console::dashboard::DashboardQuery;

@@ -8,7 +8,7 @@
 
 use axum::http::{HeaderMap, header};
 
-use super::WebState;
+use super::state::WebState;
 use crate::console::accounts::{self, Session};
 use crate::console::{Actor, ConsoleError};
 

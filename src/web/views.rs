@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use handlebars::Handlebars;
 use serde_json::{Value, json};
 
-use super::WebState;
 use super::auth::Auth;
+use super::state::WebState;
 use crate::console::Permission;
 use crate::console::accounts;
 use crate::reach::BandStatus;

@@ -11,8 +11,8 @@ use serde_json::json;
 use super::common::{PageAuth, PageResult, activity_view};
 use crate::console::activities::{self, ActivityInput};
 use crate::console::{ConsoleError, Permission};
-use crate::web::WebState;
 use crate::web::auth::Auth;
+use crate::web::state::WebState;
 use crate::web::views::page;
 
 async fn activities_view(

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::common::{PageAuth, PageResult};
 use crate::console::{ConsoleError, Permission, audit};
-use crate::web::WebState;
+use crate::web::state::WebState;
 use crate::web::views::{local, page};
 
 #[derive(Deserialize)]

@@ -6,7 +6,7 @@ use chrono::DateTime;
 use serde_json::{Value, json};
 
 use super::common::{PageAuth, PageResult, channel_label};
-use crate::web::WebState;
+use crate::web::state::WebState;
 use crate::web::views::{local, number_vi, page};
 
 pub(super) async fn calendar(

@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 
 use crate::config::ChannelKind;
 use crate::console::activities::Activity;
-use crate::web::WebState;
 use crate::web::auth::{Auth, authenticate};
 use crate::web::error::PageError;
+use crate::web::state::WebState;
 use crate::web::views::{login_page, number_vi};
 
 /// The caller of a page. A user who still has the one-time password is sent to choose one.

@@ -12,9 +12,9 @@ use crate::console::content::{Content, ContentInput, Preview, State as ContentSt
 use crate::console::{ConsoleError, Permission};
 use crate::templates::staff::Placeholder;
 use crate::templates::telegram_html;
-use crate::web::WebState;
 use crate::web::auth::Auth;
 use crate::web::error::PageError;
+use crate::web::state::WebState;
 use crate::web::views::{local, number_vi, page};
 
 pub(super) async fn queue(State(state): State<WebState>, PageAuth(auth): PageAuth) -> PageResult {

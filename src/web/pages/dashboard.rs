@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use super::common::{PageAuth, PageResult, activity_view};
 use crate::console::dashboard::{AreaLine, Dashboard, DashboardQuery};
 use crate::console::{ConsoleError, Permission};
-use crate::web::WebState;
 use crate::web::auth::Auth;
+use crate::web::state::WebState;
 use crate::web::views::{bar_svg, number_vi, page, percent_vi, render, status_text};
 
 fn line_view(l: &AreaLine, d: &Dashboard) -> Value {

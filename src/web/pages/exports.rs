@@ -10,7 +10,7 @@ use super::common::{PageAuth, PageResult};
 use crate::console::dashboard::DashboardQuery;
 use crate::console::{ConsoleError, Permission, audit};
 use crate::export::{Cell, excel_csv};
-use crate::web::WebState;
+use crate::web::state::WebState;
 use crate::web::views::status_text;
 
 /// A CSV file for Excel as the answer (see [`crate::export`]).

@@ -29,7 +29,7 @@ use dashboard::{dashboard, report};
 use exports::{export_deliveries, export_reach};
 use sign_in::{change_password, login, login_form, logout, password_form};
 
-use crate::web::WebState;
+use crate::web::state::WebState;
 
 pub(super) fn routes() -> Router<WebState> {
     Router::new()

@@ -11,9 +11,9 @@ use serde_json::json;
 use super::common::{PageAuth, PageResult};
 use crate::console::accounts::{self, MIN_PASSWORD_CHARS};
 use crate::console::{ConsoleError, audit};
-use crate::web::WebState;
 use crate::web::auth::{Auth, SESSION_COOKIE, constant_time_eq, cookie};
 use crate::web::guard::{self, Peer};
+use crate::web::state::WebState;
 use crate::web::views::{LOGIN_COOKIE, login_page, page, safe_next};
 
 #[derive(Deserialize)]
