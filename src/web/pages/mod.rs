@@ -3,10 +3,10 @@
 //! elsewhere, so they work on an office network without internet. Forms post back here with
 //! the session's CSRF token; the content form's live preview calls `/api/preview`.
 //!
-//! One file per page: [`sign_in`] (sign-in, sign-out, password), [`dashboard`] (and the
-//! printable report), [`calendar`], [`content`] (the queue and a content's page),
-//! [`activities`], [`audit`], [`exports`] (CSV); [`common`] holds what they share, the
-//! `PageAuth` extractor first. This file only puts their routes together.
+//! One file per page: [`sign_in`] (sign-in, sign-out, password), [`dashboard`](mod@dashboard)
+//! (and the printable report), [`calendar`](mod@calendar), [`content`] (the queue and a
+//! content's page), [`activities`], [`audit`], [`exports`] (CSV); [`common`] holds what they
+//! share, the `PageAuth` extractor first. This file only puts their routes together.
 
 mod activities;
 mod audit;
