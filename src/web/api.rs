@@ -3,8 +3,9 @@
 //! OpenAPI document at `/api/openapi.json`, which `tests/console.rs` checks against the routes.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -12,8 +13,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::WebState;
-use super::auth::ApiAuth;
+use super::auth::{Auth, authenticate};
+use super::error::ApiError;
+use super::state::WebState;
 use crate::console::activities::{self, ActivityInput};
 use crate::console::content::{ContentInput, Transition};
 use crate::console::dashboard::DashboardQuery;
@@ -21,72 +23,40 @@ use crate::console::{ConsoleError, Permission, audit};
 
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// A console error as JSON: `{"error": "invalid", "message": …, "field": …}`; or a request
-/// that is not even well-formed (400).
-pub enum ApiError {
-    Console(ConsoleError),
-    BadRequest(String),
-    /// The body is larger than the route's limit.
-    TooLarge,
-}
+/// The caller of a JSON API route. A session's non-GET calls must send `X-CSRF-Token`.
+struct ApiAuth(Auth);
 
-impl From<ConsoleError> for ApiError {
-    fn from(e: ConsoleError) -> Self {
-        ApiError::Console(e)
-    }
-}
+impl FromRequestParts<WebState> for ApiAuth {
+    type Rejection = Response;
 
-pub fn status_of(e: &ConsoleError) -> (StatusCode, &'static str) {
-    match e {
-        ConsoleError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-        ConsoleError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-        ConsoleError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-        ConsoleError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
-        ConsoleError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-        ConsoleError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let e = match self {
-            ApiError::BadRequest(message) => {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    Json(json!({"error": "bad_request", "message": message, "field": null})),
-                )
-                    .into_response();
-            }
-            ApiError::TooLarge => {
-                return (
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    Json(json!({"error": "too_large", "message": "request body too large", "field": null})),
-                )
-                    .into_response();
-            }
-            ApiError::Console(e) => e,
-        };
-        let (status, code) = status_of(&e);
-        let (message, field) = match &e {
-            ConsoleError::Invalid { field, message } => (message.clone(), Some(field.clone())),
-            ConsoleError::Internal(e) => {
-                tracing::error!("console API: {e:#}");
-                ("internal error; see the server log".to_string(), None)
-            }
-            other => (other.to_string(), None),
-        };
-        let mut response = (
-            status,
-            Json(json!({"error": code, "message": message, "field": field})),
-        )
-            .into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &WebState,
+    ) -> Result<Self, Self::Rejection> {
+        let auth = authenticate(state, &parts.headers)
+            .await
+            .map_err(|e| ApiError::Console(e).into_response())?
+            .ok_or_else(|| ApiError::Console(ConsoleError::Unauthorized).into_response())?;
+        // The one-time password opens only the page that replaces it.
+        if auth
+            .session
+            .as_ref()
+            .is_some_and(|s| s.user.must_change_password)
+        {
+            return Err(ApiError::Console(ConsoleError::Forbidden(
+                "change the one-time password first (/account/password)".to_string(),
+            ))
+            .into_response());
         }
-        response
+        if !matches!(parts.method, Method::GET | Method::HEAD) {
+            let given = parts
+                .headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok());
+            auth.check_csrf(given)
+                .map_err(|e| ApiError::Console(e).into_response())?;
+        }
+        Ok(ApiAuth(auth))
     }
 }
 
@@ -126,7 +96,7 @@ fn query<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("query string: {e}")))
 }
 
-pub fn routes() -> Router<WebState> {
+pub(super) fn routes() -> Router<WebState> {
     Router::new()
         .route("/api/openapi.json", get(openapi))
         .route("/api/me", get(me))

@@ -2,16 +2,13 @@
 //! CSRF check for a session's forms and scripts.
 //!
 //! Without credentials a page answers 401 with the sign-in form in its body (a browser shows
-//! the form; a script sees 401), the API answers 401 in JSON. A bearer token needs no CSRF
-//! token: a browser never sends one on its own.
+//! the form; a script sees 401), the API answers 401 in JSON: each side's extractor
+//! (`PageAuth` in `pages`, `ApiAuth` in `api`) sits beside its routes. A bearer token needs no
+//! CSRF token: a browser never sends one on its own.
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, header};
 
-use super::WebState;
-use super::pages;
+use super::state::WebState;
 use crate::console::accounts::{self, Session};
 use crate::console::{Actor, ConsoleError};
 
@@ -95,80 +92,4 @@ pub async fn authenticate(
             }));
     }
     Ok(None)
-}
-
-/// The caller of a JSON API route. A session's non-GET calls must send `X-CSRF-Token`.
-pub struct ApiAuth(pub Auth);
-
-impl FromRequestParts<WebState> for ApiAuth {
-    type Rejection = Response;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &WebState,
-    ) -> Result<Self, Self::Rejection> {
-        let auth = authenticate(state, &parts.headers)
-            .await
-            .map_err(|e| super::api::ApiError::Console(e).into_response())?
-            .ok_or_else(|| {
-                super::api::ApiError::Console(ConsoleError::Unauthorized).into_response()
-            })?;
-        // The one-time password opens only the page that replaces it.
-        if auth
-            .session
-            .as_ref()
-            .is_some_and(|s| s.user.must_change_password)
-        {
-            return Err(super::api::ApiError::Console(ConsoleError::Forbidden(
-                "change the one-time password first (/account/password)".to_string(),
-            ))
-            .into_response());
-        }
-        if !matches!(parts.method, Method::GET | Method::HEAD) {
-            let given = parts
-                .headers
-                .get("x-csrf-token")
-                .and_then(|v| v.to_str().ok());
-            auth.check_csrf(given)
-                .map_err(|e| super::api::ApiError::Console(e).into_response())?;
-        }
-        Ok(ApiAuth(auth))
-    }
-}
-
-/// The caller of a page. A user who still has the one-time password is sent to choose one.
-pub struct PageAuth(pub Auth);
-
-impl FromRequestParts<WebState> for PageAuth {
-    type Rejection = Response;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &WebState,
-    ) -> Result<Self, Self::Rejection> {
-        let auth = match authenticate(state, &parts.headers).await {
-            Ok(Some(auth)) => auth,
-            Ok(None) => {
-                let next = parts
-                    .uri
-                    .path_and_query()
-                    .map(|p| p.as_str())
-                    .unwrap_or("/");
-                return Err(pages::login_page(StatusCode::UNAUTHORIZED, next, None));
-            }
-            Err(e) => return Err(pages::PageError(e).into_response()),
-        };
-        let must_change = auth
-            .session
-            .as_ref()
-            .is_some_and(|s| s.user.must_change_password);
-        if must_change && parts.uri.path() != "/account/password" && parts.uri.path() != "/logout" {
-            return Err((
-                StatusCode::SEE_OTHER,
-                [(header::LOCATION, "/account/password")],
-            )
-                .into_response());
-        }
-        Ok(PageAuth(auth))
-    }
 }

@@ -1,65 +1,28 @@
 //! The HTTP side of `loa run`: `/healthz`, `/metrics`, the SMS gateways' callbacks
 //! (`/webhooks/sms/dlr` delivery reports, `/webhooks/sms/mo` messages from residents), the
-//! Telegram webhook, and the staff console: its pages ([`pages`]) and JSON API ([`api`]), both
-//! behind [`auth`].
+//! Telegram webhook, and the staff console: its pages (`pages`) and JSON API ([`api`]), both
+//! behind `auth`. The gateways' handlers are in `callbacks`.
+//!
+//! This file only puts the groups of routes together. Imports run one way, down from here:
+//! the groups (`api`, `pages`, `callbacks`) → `error` (a console error as an answer) →
+//! `views` (how pages look) → `auth` (who is calling) → `state` ([`WebState`]) → `guard`.
 
 pub mod api;
-pub mod auth;
+mod auth;
+mod callbacks;
+mod error;
 pub mod guard;
-pub mod pages;
+mod pages;
+mod state;
+mod views;
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use axum::extract::{FromRequest, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::Router;
+use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::json;
-use sqlx::Row;
 
-use crate::bot::Webhook;
-use crate::calendar::Calendar;
-use crate::clock::SharedClock;
-use crate::config::Config;
-use crate::console::Console;
-use crate::inbound::Inbound;
-use crate::inbound::{self, ReportOutcome, record_delivery_report};
-use crate::metrics::Metrics;
-use crate::store::Db;
-use crate::templates::Templates;
-
-/// What the web side needs from the rest of Loa.
-#[derive(Clone)]
-pub struct WebState {
-    pub db: Db,
-    pub config: Arc<Config>,
-    pub clock: SharedClock,
-    pub metrics: Arc<Metrics>,
-    /// (channel, transport) pairs, e.g. ("telegram", "log").
-    pub channels: Arc<Vec<(String, String)>>,
-    pub inbound: Arc<Inbound>,
-    /// Set in webhook mode: Telegram posts updates to `/webhooks/telegram`.
-    pub telegram: Option<Arc<Webhook>>,
-    /// For the console: checking and previewing content, the calendar page.
-    pub templates: Arc<Templates>,
-    pub calendar: Arc<Calendar>,
-    /// Failed sign-ins per name and client address.
-    pub throttle: Arc<guard::SignInThrottle>,
-}
-
-impl WebState {
-    pub fn console(&self) -> Console {
-        Console {
-            db: self.db.clone(),
-            config: Arc::clone(&self.config),
-            templates: Arc::clone(&self.templates),
-            calendar: Arc::clone(&self.calendar),
-            clock: Arc::clone(&self.clock),
-        }
-    }
-}
+use callbacks::{healthz, metrics_text, sms_inbound, sms_report, telegram_update};
+pub use state::WebState;
 
 /// Every route, each group with its own limits on body size and time, behind the cap on
 /// requests in flight, every answer with the security headers.
@@ -93,228 +56,4 @@ async fn console_js() -> impl IntoResponse {
         ],
         include_str!("assets/console.js"),
     )
-}
-
-/// A callback's parameters: the query string, plus a form or JSON body.
-fn parameters(query: HashMap<String, String>, body: &str) -> HashMap<String, String> {
-    let mut all = query;
-    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(body) {
-        for (k, v) in map {
-            let v = match v {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            };
-            all.insert(k, v);
-        }
-    } else if let Ok(form) = serde_urlencoded::from_str::<Vec<(String, String)>>(body) {
-        all.extend(form);
-    }
-    all
-}
-
-/// The shared secret, from `?secret=` (Kannel cannot set headers) or `X-Loa-Webhook-Secret`.
-/// With no secret configured every callback is refused: an open webhook would let anyone
-/// mark messages delivered or opt people out.
-fn authorised(state: &WebState, params: &HashMap<String, String>, headers: &HeaderMap) -> bool {
-    let Some(expected) = &state.config.webhook_secret else {
-        tracing::warn!("SMS webhook called but LOA_WEBHOOK_SECRET is not set: refused");
-        return false;
-    };
-    let given = params.get("secret").map(String::as_str).or_else(|| {
-        headers
-            .get("x-loa-webhook-secret")
-            .and_then(|v| v.to_str().ok())
-    });
-    // Compare in constant time: the secret is the webhook's only protection.
-    given.is_some_and(|g| {
-        g.len() == expected.len()
-            && g.bytes()
-                .zip(expected.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-    })
-}
-
-/// A gateway callback's parameters (query string, plus a form or JSON body), once its shared
-/// secret has checked out; 401 otherwise.
-struct Callback(HashMap<String, String>);
-
-impl FromRequest<WebState> for Callback {
-    type Rejection = axum::response::Response;
-
-    async fn from_request(
-        req: axum::extract::Request,
-        state: &WebState,
-    ) -> Result<Self, Self::Rejection> {
-        let query: HashMap<String, String> = req
-            .uri()
-            .query()
-            .and_then(|q| serde_urlencoded::from_str(q).ok())
-            .unwrap_or_default();
-        let headers = req.headers().clone();
-        // Too large (413) or not text (400): the extractor's own answer says which.
-        let body = String::from_request(req, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        let params = parameters(query, &body);
-        if !authorised(state, &params, &headers) {
-            return Err((StatusCode::UNAUTHORIZED, "unauthorised").into_response());
-        }
-        Ok(Callback(params))
-    }
-}
-
-/// A delivery report: `id` (Loa's delivery id) or `message_id` (the provider's), and `status`
-/// as Kannel's DLR type (1 delivered, 2 failed, 4 buffered, 8 submitted, 16 rejected).
-async fn sms_report(
-    State(state): State<WebState>,
-    Callback(params): Callback,
-) -> (StatusCode, &'static str) {
-    let Some(status) = params
-        .get("status")
-        .and_then(|s| s.trim().parse::<u32>().ok())
-    else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "status: expected a DLR type (1, 2, 4, 8, 16)",
-        );
-    };
-    let id = match (params.get("id"), params.get("message_id")) {
-        (Some(id), _) => id.trim().parse::<i64>().ok(),
-        (None, Some(provider_id)) => {
-            inbound::delivery_of_provider_message(&state.db, provider_id.trim())
-                .await
-                .ok()
-                .flatten()
-        }
-        (None, None) => None,
-    };
-    let Some(id) = id else {
-        // Not the parameters themselves: they carry the shared secret.
-        tracing::warn!(
-            id = params.get("id").map(String::as_str),
-            message_id = params.get("message_id").map(String::as_str),
-            "delivery report for an unknown message"
-        );
-        return (StatusCode::NOT_FOUND, "unknown delivery");
-    };
-    match record_delivery_report(&state.db, &state.config, id, status, state.clock.now()).await {
-        Ok(ReportOutcome::UnknownDelivery) => {
-            tracing::warn!(delivery = id, "delivery report for an unknown delivery");
-            (StatusCode::NOT_FOUND, "unknown delivery")
-        }
-        Ok(_) => (StatusCode::OK, "ok"),
-        Err(e) => {
-            tracing::error!(delivery = id, "cannot record a delivery report: {e:#}");
-            (StatusCode::SERVICE_UNAVAILABLE, "try again")
-        }
-    }
-}
-
-/// A message from a resident: `from` (their number) and `text`.
-async fn sms_inbound(
-    State(state): State<WebState>,
-    Callback(params): Callback,
-) -> (StatusCode, &'static str) {
-    let (Some(from), Some(text)) = (params.get("from"), params.get("text")) else {
-        return (StatusCode::BAD_REQUEST, "from and text are required");
-    };
-    match state.inbound.handle(from, text, state.clock.now()).await {
-        Ok(outcome) => {
-            tracing::info!(?outcome, "inbound SMS");
-            (StatusCode::OK, "ok")
-        }
-        Err(e) => {
-            tracing::warn!("inbound SMS not handled: {e:#}");
-            (StatusCode::BAD_REQUEST, "not handled")
-        }
-    }
-}
-
-/// 200 when the database answers, 503 when it does not, with the transport behind each
-/// channel: what a load balancer or an operator's `curl` needs to know.
-async fn healthz(State(state): State<WebState>) -> (StatusCode, Json<serde_json::Value>) {
-    let channels: serde_json::Map<String, serde_json::Value> = state
-        .channels
-        .iter()
-        .map(|(kind, transport)| (kind.clone(), json!(transport)))
-        .collect();
-    if state.db.ping().await {
-        (
-            StatusCode::OK,
-            Json(json!({"status": "ok", "database": "ok", "channels": channels})),
-        )
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "error", "database": "unreachable", "channels": channels})),
-        )
-    }
-}
-
-/// Prometheus text: deliveries waiting and in flight (read from the database through its
-/// status index), then the send path's counters and latency histogram.
-async fn metrics_text(State(state): State<WebState>) -> impl IntoResponse {
-    let mut out = String::from(
-        "# HELP loa_deliveries Deliveries waiting or in flight, by channel and status.\n# TYPE loa_deliveries gauge\n",
-    );
-    let rows = sqlx::query(
-        "SELECT channel, status, COUNT(*) FROM deliveries WHERE status IN ('pending', 'sending')
-         GROUP BY channel, status ORDER BY channel, status",
-    )
-    .fetch_all(&state.db.pool)
-    .await;
-    match rows {
-        Ok(rows) => {
-            for row in rows {
-                let (channel, status, n): (String, String, i64) = (
-                    row.try_get(0).unwrap_or_default(),
-                    row.try_get(1).unwrap_or_default(),
-                    row.try_get(2).unwrap_or_default(),
-                );
-                out.push_str(&format!(
-                    "loa_deliveries{{channel=\"{channel}\",status=\"{status}\"}} {n}\n"
-                ));
-            }
-        }
-        Err(e) => tracing::warn!("metrics: cannot count deliveries: {e}"),
-    }
-    out.push_str(&state.metrics.encode());
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        out,
-    )
-}
-
-/// An update from Telegram in webhook mode: handled by the same schema as long polling.
-/// Without the right `X-Telegram-Bot-Api-Secret-Token`: 401, and the update is ignored.
-async fn telegram_update(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    body: String,
-) -> (StatusCode, &'static str) {
-    let Some(webhook) = &state.telegram else {
-        return (StatusCode::NOT_FOUND, "webhook mode is off");
-    };
-    let secret = headers
-        .get("x-telegram-bot-api-secret-token")
-        .and_then(|v| v.to_str().ok());
-    if !webhook.authorised(secret) {
-        tracing::warn!("telegram webhook call without the right secret token: ignored");
-        return (StatusCode::UNAUTHORIZED, "unauthorised");
-    }
-    match serde_json::from_str::<teloxide::types::Update>(&body) {
-        Ok(update) => {
-            webhook.handle(update).await;
-            (StatusCode::OK, "ok")
-        }
-        Err(e) => {
-            // 200 all the same: Telegram would resend an update we can never read.
-            tracing::warn!("unreadable telegram update: {e}");
-            (StatusCode::OK, "ignored")
-        }
-    }
 }

@@ -1,0 +1,180 @@
+//! The officials' dashboard (reach per commune against the target band, with filters) and its
+//! printable report.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse};
+use chrono::Datelike;
+use serde_json::{Value, json};
+
+use super::common::{PageAuth, PageResult, activity_view, split_columns};
+use crate::console::dashboard::{AreaLine, Dashboard, DashboardQuery};
+use crate::console::{ConsoleError, Permission};
+use crate::web::auth::Auth;
+use crate::web::state::WebState;
+use crate::web::views::{bar_svg, number_vi, page, percent_vi, render, status_text};
+
+fn line_view(l: &AreaLine, d: &Dashboard, columns: &[(String, String)]) -> Value {
+    json!({
+        "splits": columns.iter().map(|(key, label)| json!({
+            "label": label, "value": number_vi(l.split.get(key)),
+        })).collect::<Vec<_>>(),
+        "code": l.code,
+        "name": l.name,
+        "percent": l.percent,
+        "status": l.status.map(|s| s.as_str()),
+        "status_text": status_text(l.status),
+        "population_text": number_vi(l.population),
+        "reached_text": number_vi(l.reached),
+        "percent_text": percent_vi(l.percent),
+        "engaged_text": number_vi(l.engaged),
+        "offline_text": number_vi(l.offline_estimate),
+        "bar": bar_svg(l.percent, d.target_low_percent, d.target_high_percent, l.status),
+    })
+}
+fn dashboard_query_string(q: &DashboardQuery) -> String {
+    let mut pairs: Vec<(&str, String)> = Vec::new();
+    let mut push = |k: &'static str, v: &Option<String>| {
+        if let Some(v) = v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+            pairs.push((k, v.to_string()));
+        }
+    };
+    push("period", &q.period);
+    push("from", &q.from);
+    push("to", &q.to);
+    push("observance", &q.observance);
+    push("content", &q.content);
+    push("tag", &q.tag);
+    if let Some(y) = q.year {
+        pairs.push(("year", y.to_string()));
+    }
+    serde_urlencoded::to_string(pairs).unwrap_or_default()
+}
+
+/// What the figures are narrowed to, in words.
+fn filters_text(state: &WebState, d: &Dashboard) -> String {
+    let mut parts = Vec::new();
+    if let Some(id) = &d.filter_observance
+        && let Some(o) = state.calendar.observances().iter().find(|o| &o.id == id)
+    {
+        parts.push(format!("Tin nhắn về: {}", o.name));
+    }
+    if let Some(id) = d.filter_content {
+        parts.push(format!("Đợt truyền thông số {id}"));
+    }
+    if let Some(tag) = &d.filter_tag {
+        parts.push(format!("Nhóm đối tượng: {tag}"));
+    }
+    parts.join(" · ")
+}
+
+async fn dashboard_data(
+    state: &WebState,
+    auth: &Auth,
+    q: &DashboardQuery,
+) -> Result<(Dashboard, Value), ConsoleError> {
+    let console = state.console();
+    let d = console.dashboard(&auth.actor, q).await?;
+    let year = q.year.unwrap_or(d.from.year());
+    let columns = split_columns(state);
+    let rows: Vec<Value> = d
+        .communes
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let mut v = line_view(l, &d, &columns);
+            v["index"] = json!(i + 1);
+            v
+        })
+        .collect();
+    let activities_audience: u64 = d.activities.iter().map(|a| a.audience.max(0) as u64).sum();
+    let campaigns = crate::console::content::sent(&state.db).await?;
+    let data = json!({
+        "d": d,
+        "rows": rows,
+        "total_view": line_view(&d.total, &d, &columns),
+        "split_columns": columns.iter().map(|(_, label)| json!({"label": label})).collect::<Vec<_>>(),
+        "band_text": format!("{:.0}–{:.0} %", d.target_low_percent, d.target_high_percent),
+        "periods": console.period_options(year, &d.period),
+        "custom": d.period == "custom",
+        "year": year,
+        "from_value": d.from.to_string(),
+        "to_value": d.to.to_string(),
+        "observances": state.calendar.observances().iter().map(|o| json!({
+            "id": o.id, "name": o.name, "selected": d.filter_observance.as_deref() == Some(o.id.as_str()),
+        })).collect::<Vec<_>>(),
+        "campaigns": campaigns.iter().map(|(id, title)| json!({
+            "id": id, "title": title, "selected": d.filter_content == Some(*id),
+        })).collect::<Vec<_>>(),
+        "tag": d.filter_tag,
+        "filters_text": filters_text(state, &d),
+        "activities": d.activities.iter().map(activity_view).collect::<Vec<_>>(),
+        "activities_count": d.activities.len(),
+        "activities_audience": number_vi(activities_audience),
+        "query": dashboard_query_string(q),
+        "can_export_deliveries": Permission::ExportDeliveries.allows(auth.actor.role),
+        "sender_upper": state.config.campaign.sender.to_uppercase(),
+    });
+    Ok((d, data))
+}
+
+pub(super) async fn dashboard(
+    State(state): State<WebState>,
+    PageAuth(auth): PageAuth,
+    Query(q): Query<DashboardQuery>,
+) -> PageResult {
+    match dashboard_data(&state, &auth, &q).await {
+        Ok((_, data)) => Ok(page(
+            &state,
+            Some(&auth),
+            StatusCode::OK,
+            "Kết quả truyền thông",
+            "dashboard",
+            data,
+        )),
+        Err(ConsoleError::Invalid { message, .. }) => {
+            // Show the form again with the problem, over the default period.
+            let (_, mut data) = dashboard_data(&state, &auth, &DashboardQuery::default()).await?;
+            data["error"] = json!(message);
+            Ok(page(
+                &state,
+                Some(&auth),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Kết quả truyền thông",
+                "dashboard",
+                data,
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) async fn report(
+    State(state): State<WebState>,
+    PageAuth(auth): PageAuth,
+    Query(q): Query<DashboardQuery>,
+) -> PageResult {
+    let (_, mut data) = dashboard_data(&state, &auth, &q).await?;
+    let today = state
+        .clock
+        .now()
+        .with_timezone(&state.config.campaign.time_zone)
+        .date_naive();
+    let place = state
+        .config
+        .areas
+        .roots()
+        .next()
+        .map(|a| a.name.clone())
+        .unwrap_or_default();
+    data["place_date"] = json!(format!(
+        "{}, ngày {} tháng {} năm {}",
+        place
+            .trim_start_matches("Huyện ")
+            .trim_start_matches("huyện "),
+        today.day(),
+        today.month(),
+        today.year()
+    ));
+    Ok(Html(render("report", &data)).into_response())
+}

@@ -1,0 +1,202 @@
+//! How the console's pages look: the handlebars views (`views/`, built into the binary), the
+//! layout every page sits in, the sign-in form (the answer to a page requested without a
+//! session, and the sign-in page itself), the Vietnamese ways of writing numbers, percentages
+//! and local times, and the SVG bar of the reach figures.
+
+use std::sync::LazyLock;
+
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use handlebars::Handlebars;
+use serde_json::{Value, json};
+
+use super::auth::Auth;
+use super::state::WebState;
+use crate::console::Permission;
+use crate::console::accounts;
+use crate::reach::BandStatus;
+
+static VIEWS: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
+    let mut hb = Handlebars::new();
+    for (name, source) in [
+        ("layout", include_str!("views/layout.hbs")),
+        ("login", include_str!("views/login.hbs")),
+        ("password", include_str!("views/password.hbs")),
+        ("error", include_str!("views/error.hbs")),
+        ("dashboard", include_str!("views/dashboard.hbs")),
+        ("report", include_str!("views/report.hbs")),
+        ("calendar", include_str!("views/calendar.hbs")),
+        ("queue", include_str!("views/queue.hbs")),
+        ("content", include_str!("views/content.hbs")),
+        ("activities", include_str!("views/activities.hbs")),
+        ("audit", include_str!("views/audit.hbs")),
+    ] {
+        hb.register_template_string(name, source)
+            .unwrap_or_else(|e| panic!("views/{name}.hbs: {e}"));
+    }
+    hb
+});
+
+pub(super) fn render(view: &str, data: &Value) -> String {
+    VIEWS.render(view, data).unwrap_or_else(|e| {
+        tracing::error!("view {view}: {e}");
+        format!("<p class=\"error\">Lỗi hiển thị trang ({view}).</p>")
+    })
+}
+
+/// A page inside the layout, with the navigation the actor may use.
+pub(super) fn page(
+    state: &WebState,
+    auth: Option<&Auth>,
+    status: StatusCode,
+    title: &str,
+    view: &str,
+    data: Value,
+) -> Response {
+    let body = render(view, &data);
+    let layout = json!({
+        "title": title,
+        "campaign": state.config.campaign.name,
+        "body": body,
+        "user": auth.map(|a| a.actor.name.clone()),
+        "csrf": auth.and_then(|a| a.csrf()),
+        "can_queue": auth.is_some_and(|a| Permission::ViewQueue.allows(a.actor.role)),
+        "can_audit": auth.is_some_and(|a| Permission::ViewAudit.allows(a.actor.role)),
+    });
+    (status, Html(render("layout", &layout))).into_response()
+}
+
+/// The cookie carrying the sign-in form's own CSRF token (there is no session yet).
+pub(super) const LOGIN_COOKIE: &str = "loa_login";
+
+/// The sign-in form, as the answer to a page requested without a session: with a fresh token
+/// in the form and in a cookie only `/login` receives, which the sign-in must echo.
+pub(super) fn login_page(status: StatusCode, next: &str, error: Option<&str>) -> Response {
+    let token = accounts::random_token();
+    let body = render(
+        "login",
+        &json!({"next": safe_next(next), "error": error, "csrf": token}),
+    );
+    let layout = json!({"title": "Đăng nhập", "campaign": "", "body": body});
+    (
+        status,
+        [(
+            header::SET_COOKIE,
+            format!("{LOGIN_COOKIE}={token}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600"),
+        )],
+        Html(render("layout", &layout)),
+    )
+        .into_response()
+}
+
+/// Only local paths: a `next` pointing elsewhere would make the sign-in form an open redirect.
+/// One leading `/`, not followed by `/` or `\` (a browser reads both as another host), and no
+/// control character or space anywhere (browsers drop some, which could form `//` again).
+pub(super) fn safe_next(next: &str) -> &str {
+    let mut chars = next.chars();
+    let local = chars.next() == Some('/')
+        && !matches!(chars.next(), Some('/' | '\\'))
+        && !next.chars().any(|c| c.is_control() || c.is_whitespace());
+    if local { next } else { "/dashboard" }
+}
+
+/// 12345 → "12.345".
+pub(super) fn number_vi(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push('.');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// 41.25 → "41,25 %".
+pub(super) fn percent_vi(p: Option<f64>) -> String {
+    match p {
+        Some(p) => format!("{p:.2} %").replace('.', ","),
+        None => "—".to_string(),
+    }
+}
+
+pub(super) fn status_text(status: Option<BandStatus>) -> &'static str {
+    match status {
+        Some(BandStatus::Below) => "Chưa đạt",
+        Some(BandStatus::Within) => "Đạt",
+        Some(BandStatus::Above) => "Vượt",
+        None => "Chưa có dân số",
+    }
+}
+
+pub(super) fn local(state: &WebState, at: DateTime<Utc>) -> String {
+    at.with_timezone(&state.config.campaign.time_zone)
+        .format("%H:%M %d/%m/%Y")
+        .to_string()
+}
+
+/// A horizontal bar of 0–100 %, with the target band shaded and the value coloured by where it
+/// falls. Numbers only go into it, so it is safe to insert unescaped.
+pub(super) fn bar_svg(
+    percent: Option<f64>,
+    low: f64,
+    high: f64,
+    status: Option<BandStatus>,
+) -> String {
+    let value = percent.unwrap_or(0.0).clamp(0.0, 100.0);
+    let colour = match status {
+        Some(BandStatus::Below) | None => "var(--below)",
+        Some(BandStatus::Within) => "var(--within)",
+        Some(BandStatus::Above) => "var(--above)",
+    };
+    format!(
+        "<svg class=\"bar\" viewBox=\"0 0 100 10\" preserveAspectRatio=\"none\" role=\"img\" aria-label=\"{label} (mục tiêu {low:.0}–{high:.0} %)\">\
+<rect x=\"0\" y=\"0\" width=\"100\" height=\"10\" fill=\"#eee\"/>\
+<rect class=\"band\" x=\"{low}\" y=\"0\" width=\"{band}\" height=\"10\" fill=\"var(--band)\" opacity=\"0.55\"/>\
+<rect class=\"value\" x=\"0\" y=\"2.5\" width=\"{value}\" height=\"5\" fill=\"{colour}\"/>\
+<line x1=\"{low}\" y1=\"0\" x2=\"{low}\" y2=\"10\" stroke=\"#333\" stroke-width=\"0.4\"/>\
+<line x1=\"{high}\" y1=\"0\" x2=\"{high}\" y2=\"10\" stroke=\"#333\" stroke-width=\"0.4\"/></svg>",
+        label = percent_vi(percent),
+        band = high - low,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_percentages_read_the_vietnamese_way() {
+        assert_eq!(number_vi(0), "0");
+        assert_eq!(number_vi(1234), "1.234");
+        assert_eq!(number_vi(1234567), "1.234.567");
+        assert_eq!(percent_vi(Some(41.25)), "41,25 %");
+        assert_eq!(percent_vi(None), "—");
+    }
+
+    #[test]
+    fn sign_in_never_redirects_off_site() {
+        assert_eq!(safe_next("/queue/3?x=1"), "/queue/3?x=1");
+        assert_eq!(safe_next("/"), "/");
+        for evil in [
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /evil.example",
+            "/x\u{0}",
+            "",
+            "evil",
+        ] {
+            assert_eq!(safe_next(evil), "/dashboard", "{evil:?}");
+        }
+    }
+
+    #[test]
+    fn every_view_compiles() {
+        assert!(VIEWS.get_templates().len() >= 11);
+    }
+}
