@@ -17,12 +17,13 @@ use tokio::sync::watch;
 use crate::audience;
 use crate::bot::{self, BotState, LongPolling, Webhook};
 use crate::calendar::Calendar;
+use crate::channel::{ChannelKind, ChannelSet};
 use crate::channels::log::LogChannel;
 use crate::channels::sms::{Callback, HttpSmsChannel, KannelChannel};
 use crate::channels::telegram::TelegramChannel;
 use crate::channels::{Channel, redact};
 use crate::clock::SharedClock;
-use crate::config::{ChannelKind, Config, Env, SmsGateway};
+use crate::config::{Config, Env, SmsGateway};
 use crate::diagnostics::{Problem, Problems};
 use crate::dispatch::{Dispatcher, Transports};
 use crate::inbound::Inbound;
@@ -52,7 +53,17 @@ impl Setup {
     /// Loads `loa.toml`, then the schedules and templates it points to. Every problem in every
     /// file is reported, each as `file:line: message`.
     pub fn load(config_path: &Path, env: &Env) -> Result<Setup, Problems> {
-        let config = Config::load(config_path, env)?;
+        Setup::load_with(config_path, env, ChannelSet::builtin())
+    }
+
+    /// The same for a deployment that knows `channels`: the built-in ones and any added (a
+    /// channel is a descriptor, its transport, its config section and its templates).
+    pub fn load_with(
+        config_path: &Path,
+        env: &Env,
+        channels: ChannelSet,
+    ) -> Result<Setup, Problems> {
+        let config = Config::load_with(config_path, env, channels)?;
         let (calendar, mut problems) = Calendar::load_partial(
             &config.schedules_dir,
             config.campaign.time_zone,
@@ -222,11 +233,13 @@ impl Engine {
 
 /// What a caller of [`Application::build_with`] supplies instead of what the configuration
 /// says.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Overrides {
     /// A listener already bound: the demo and the tests bind a free port first, to put its
     /// address in `public_url` (gateways call back there). Without one, `http.addr` is bound.
     pub listener: Option<TcpListener>,
+    /// Transports of channels the configuration does not build: a channel added in code.
+    pub transports: Transports,
 }
 
 /// Loa assembled from a [`Setup`] and a clock: every part `loa run` runs, built in one place.
@@ -261,7 +274,7 @@ impl Application {
         overrides: Overrides,
     ) -> anyhow::Result<Application> {
         let db = setup.open_database().await?;
-        let transports = setup.transports()?;
+        let transports = setup.transports()?.with_all(overrides.transports);
         let listener = match overrides.listener {
             Some(listener) => listener,
             None => bind(setup.config.http_addr).await?,

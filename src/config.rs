@@ -958,15 +958,13 @@ fn channel_limits(
             .or_else(|| source.find("[limits]"))
             .map(|offset| line_of_offset(source, offset))
     };
+    let known = channels.names();
     for (name, given) in raw {
         let Some(descriptor) = channels.parse(name).and_then(|k| channels.get_mut(k)) else {
             problems.push(Problem::new(
                 path,
                 line_of(name),
-                format!(
-                    "limits.{name}: no such channel (known: {})",
-                    ChannelSet::builtin().names()
-                ),
+                format!("limits.{name}: no such channel (known: {known})"),
             ));
             continue;
         };

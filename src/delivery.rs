@@ -147,6 +147,45 @@ where
     Ok(())
 }
 
+/// Deliveries still on their way — (channel, status, how many) — for `/metrics`.
+pub async fn waiting(db: &Db) -> Result<Vec<(String, Status, i64)>, sqlx::Error> {
+    static WAITING: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT channel, status, COUNT(*) FROM deliveries WHERE status IN {}
+             GROUP BY channel, status ORDER BY channel, status",
+            Status::sql_list(&Status::WAITING)
+        )
+    });
+    let rows = sqlx::query(sqlx::AssertSqlSafe(WAITING.as_str()))
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter()
+        .filter_map(|r| {
+            let status: String = r.try_get(1).ok()?;
+            Some(Ok((
+                r.try_get(0).ok()?,
+                Status::parse(&status)?,
+                r.try_get(2).ok()?,
+            )))
+        })
+        .collect()
+}
+
+/// Deliveries still waiting whose time came before `at`: how far behind the workers are.
+pub async fn overdue(db: &Db, at: DateTime<Utc>) -> Result<i64, sqlx::Error> {
+    static OVERDUE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT COUNT(*) FROM deliveries WHERE status IN {} AND due_at < $1",
+            Status::sql_list(&Status::WAITING)
+        )
+    });
+    sqlx::query(sqlx::AssertSqlSafe(OVERDUE.as_str()))
+        .bind(to_epoch(at))
+        .fetch_one(&db.pool)
+        .await?
+        .try_get(0)
+}
+
 /// A delivery as stored, for reports and tests.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryRecord {

@@ -262,6 +262,7 @@ pub async fn run(
         shared,
         Overrides {
             listener: Some(listener),
+            ..Overrides::default()
         },
     )
     .await?;
@@ -391,13 +392,7 @@ pub async fn run(
 /// Deliveries still to send that are due before `until` (a retry later in the day counts; one
 /// postponed to tomorrow does not hold up today's occurrence).
 async fn pending_before(db: &Db, until: DateTime<Utc>) -> anyhow::Result<i64> {
-    Ok(sqlx::query(
-        "SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'sending') AND due_at < $1",
-    )
-    .bind(to_epoch(until))
-    .fetch_one(&db.pool)
-    .await?
-    .try_get(0)?)
+    Ok(crate::delivery::overdue(db, until).await?)
 }
 
 /// Waits so that `speed` virtual days pass per real second.

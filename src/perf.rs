@@ -17,6 +17,7 @@ use sqlx::{AssertSqlSafe, Row};
 use crate::app::{Engine, Setup};
 use crate::clock::{SharedClock, VirtualClock};
 use crate::config::{ChannelKind, Config, TelegramConfig};
+use crate::delivery::Status;
 use crate::fakes::telegram::{EnforcedLimits, FakeTelegram};
 use crate::reach;
 use crate::store::{Db, to_epoch};
@@ -232,11 +233,13 @@ pub async fn run(base: &Setup, options: &PerfOptions) -> anyhow::Result<Vec<Figu
         let report = reach::report(&db, &c.areas, c.campaign.target, from, to).await?;
         let report_time = started.elapsed();
         let started = Instant::now();
-        let naive: i64 =
-            sqlx::query("SELECT COUNT(DISTINCT person_id) FROM deliveries WHERE status = 'sent'")
-                .fetch_one(&db.pool)
-                .await?
-                .try_get(0)?;
+        let naive: i64 = sqlx::query(AssertSqlSafe(format!(
+            "SELECT COUNT(DISTINCT person_id) FROM deliveries WHERE status = {}",
+            Status::Sent.sql()
+        )))
+        .fetch_one(&db.pool)
+        .await?
+        .try_get(0)?;
         let naive_time = started.elapsed();
         anyhow::ensure!(
             naive as u64 == report.total.reached,
@@ -353,7 +356,12 @@ async fn raw_insert_rate(db: &Db, n: usize) -> anyhow::Result<f64> {
     for start in (0..n).step_by(1000) {
         let end = n.min(start + 1000);
         let values: Vec<String> = (start..end)
-            .map(|i| format!("(1, {i}, {i}, 'telegram', 'pending', 0, 0, 0)"))
+            .map(|i| {
+                format!(
+                    "(1, {i}, {i}, 'telegram', {}, 0, 0, 0)",
+                    Status::Pending.sql()
+                )
+            })
             .collect();
         sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO raw_insert VALUES {}",
@@ -387,10 +395,11 @@ async fn synthesise_year(db: &Db, occurrences: usize) -> anyhow::Result<i64> {
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;
-        sqlx::query(
+        sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO deliveries (occurrence_id, person_id, contact_id, channel, status, due_at, expires_at, sent_at, updated_at)
-             SELECT $1, c.person_id, c.id, 'telegram', 'sent', $2, $3, $2, $2 FROM contacts c",
-        )
+             SELECT $1, c.person_id, c.id, 'telegram', {}, $2, $3, $2, $2 FROM contacts c",
+            Status::Sent.sql()
+        )))
         .bind(id)
         .bind(to_epoch(at))
         .bind(to_epoch(at + Duration::hours(12)))

@@ -8,8 +8,10 @@ pub mod activities;
 pub mod audit;
 pub mod content;
 pub mod dashboard;
-pub mod deliveries;
+mod deliveries;
 pub mod upcoming;
+
+pub use deliveries::{DeliveryLog, DeliveryLogLine};
 
 use std::collections::BTreeSet;
 use std::fmt;

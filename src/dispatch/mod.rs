@@ -25,8 +25,8 @@
 
 mod cap;
 mod claim;
-pub mod limits;
-pub mod policy;
+mod limits;
+mod policy;
 mod record;
 mod share;
 
@@ -102,6 +102,12 @@ impl Transports {
 
     pub fn with(mut self, kind: ChannelKind, channel: Arc<dyn Channel>) -> Self {
         self.0.insert(kind, channel);
+        self
+    }
+
+    /// These and `other`'s; a channel in both keeps `other`'s.
+    pub fn with_all(mut self, other: Transports) -> Self {
+        self.0.extend(other.0);
         self
     }
 

@@ -5,8 +5,8 @@
 //!
 //! Owns the table `sms_auto_replies`; updates the `deliveries` of SMS with their reports.
 
-pub mod replies;
-pub mod reports;
+mod replies;
+mod reports;
 
 pub use replies::{HELP_REPLY, Inbound, InboundOutcome, OPT_OUT_REPLY, is_stop_word};
 pub use reports::{ReportOutcome, delivery_of_provider_message, record_delivery_report};

@@ -10,7 +10,6 @@ use axum::extract::{FromRequest, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::json;
-use sqlx::Row;
 
 use super::state::WebState;
 use crate::inbound::{self, ReportOutcome, record_delivery_report};
@@ -180,20 +179,9 @@ pub(super) async fn metrics_text(State(state): State<WebState>) -> impl IntoResp
     let mut out = String::from(
         "# HELP loa_deliveries Deliveries waiting or in flight, by channel and status.\n# TYPE loa_deliveries gauge\n",
     );
-    let rows = sqlx::query(
-        "SELECT channel, status, COUNT(*) FROM deliveries WHERE status IN ('pending', 'sending')
-         GROUP BY channel, status ORDER BY channel, status",
-    )
-    .fetch_all(&state.db.pool)
-    .await;
-    match rows {
+    match crate::delivery::waiting(&state.db).await {
         Ok(rows) => {
-            for row in rows {
-                let (channel, status, n): (String, String, i64) = (
-                    row.try_get(0).unwrap_or_default(),
-                    row.try_get(1).unwrap_or_default(),
-                    row.try_get(2).unwrap_or_default(),
-                );
+            for (channel, status, n) in rows {
                 out.push_str(&format!(
                     "loa_deliveries{{channel=\"{channel}\",status=\"{status}\"}} {n}\n"
                 ));

@@ -15,8 +15,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Duration, Utc};
 use loa::app::{Application, Engine, Overrides, Setup};
+use loa::channel::ChannelSet;
 use loa::clock::{SharedClock, VirtualClock};
 use loa::config::{ChannelKind, Config, Env};
+use loa::dispatch::Transports;
 use loa::fakes::telegram::FakeTelegram;
 use loa::store::Db;
 use sqlx::Executor;
@@ -80,6 +82,27 @@ impl TestApp {
         speed: f64,
         adjust: impl FnOnce(&mut Config),
     ) -> TestApp {
+        TestApp::spawn_channels(
+            config,
+            start,
+            speed,
+            ChannelSet::builtin(),
+            Transports::new(),
+            adjust,
+        )
+        .await
+    }
+
+    /// Loa knowing `channels`, with `transports` for those the configuration does not build:
+    /// a channel added in code.
+    pub async fn spawn_channels(
+        config: &Path,
+        start: &str,
+        speed: f64,
+        channels: ChannelSet,
+        transports: Transports,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let database_url = match std::env::var("LOA_TEST_POSTGRES_URL") {
             Ok(url) if !url.is_empty() => fresh_postgres_database(&url).await,
@@ -90,7 +113,7 @@ impl TestApp {
             .with("LOA_DATABASE_URL", database_url)
             .with("TELEGRAM_BOT_TOKEN", BOT_TOKEN)
             .with("TELEGRAM_API_URL", telegram.api_url());
-        let mut setup = Setup::load(config, &env)
+        let mut setup = Setup::load_with(config, &env, channels)
             .unwrap_or_else(|p| panic!("shipped configuration is invalid:\n{p}"));
         let config = Arc::make_mut(&mut setup.config);
         config.limits.burst = 10_000;
@@ -112,6 +135,7 @@ impl TestApp {
             clock.clone() as SharedClock,
             Overrides {
                 listener: Some(listener),
+                transports,
             },
         )
         .await
