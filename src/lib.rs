@@ -7,45 +7,51 @@
 //!
 //! ```text
 //! schedules/*.toml ─┐
-//! messages/*.hbs  ──┼─> calendar ─> scheduler ─> occurrence ─> fan-out ─> deliveries ─> dispatch ─> channel
-//! loa.toml        ──┘   (rules)     (clock)      (one row)     (SQL)       (rows)        (workers)   (telegram|log)
+//! messages/*.hbs  ──┼─> calendar ─> scheduler ─> occurrence ─> fan-out ─> deliveries ─> dispatch ─> transport
+//! loa.toml        ──┘   (rules)     (clock)      (one row)     (SQL)       (rows)        (workers)   (telegram|sms|log)
 //!                                                                                          │
-//!                                                           reach <── delivery results ───┘
+//!                                                 reach <── delivery results & reports ───┘
 //! ```
 //!
-//! Leaves first; a module imports only from those listed before it.
+//! Leaves first; a module imports only from those listed before it (`docs/ARCHITECTURE.md`
+//! has the table of who imports whom and who owns which table).
 //!
-//! * [`diagnostics`] — `file:line: message` problems, collected across every input file.
-//! * [`export`] — CSV for Excel: byte-order mark, cells from people kept from being formulas.
-//! * [`config`] — `loa.toml` plus environment overrides, validated; the area tree.
-//! * [`clock`] — the `Clock` trait: system time, or a virtual clock tests and demos step.
-//! * [`store`] — the sqlx pool (SQLite by default, PostgreSQL by URL) and migrations.
-//! * [`templates`] — handlebars over `messages/`, strict, one registry per channel.
+//! * [`diagnostics`], [`export`], [`metrics`], [`clock`], [`store`] — `file:line` problems; CSV
+//!   for Excel; Prometheus counters; the `Clock`; the sqlx pool, migrations and the `Sql` builder.
+//! * [`text`] — Vietnamese dates, unaccenting, SMS parts, Telegram's HTML.
+//! * [`channel`] — what a channel is: kind, descriptor, body format, limits, price; the set.
+//! * [`config`] — `loa.toml` plus environment overrides, validated; the area tree; the channels.
+//! * [`delivery`] — a delivery's states and attempts, spelled once.
 //! * [`calendar`] — schedule files; cron in the campaign time zone, date windows. Pure.
-//! * [`audience`] — persons, contacts, areas, tags; the audience filter of the fan-out.
-//! * [`reach`] — one row per (period, person) reached; the per-area report.
-//! * [`channels`] — the `Channel` trait and its transports: Telegram (teloxide), SMS, `log`.
+//! * [`templates`] — handlebars over `messages/`, one registry per channel; staff text's fixed
+//!   placeholders (never compiled).
+//! * [`audience`] — persons, contacts, areas, tags; the audience of the fan-out.
+//! * [`channels`] — the `Channel` trait and its transports: Telegram, SMS, `log`.
+//! * [`reach`] — one row per (period, person) reached; the per-area report; the channel split.
 //! * [`console`] — the staff console's rules: accounts, roles and area scope, the content queue
-//!   and its approval, offline activities, the dashboard's figures, the audit log.
+//!   and its approval, offline activities, the dashboard's figures, the delivery log, the audit.
+//! * [`dispatch`] — claims deliveries under a lease, renders, sends, records, decides retries.
+//! * [`inbound`] — what comes back: residents' SMS replies, gateways' delivery reports.
 //! * [`scheduler`] — fire times (and approved queued content) → occurrence rows → delivery rows,
 //!   idempotently.
-//! * [`dispatch`] — claims deliveries under a lease, renders, sends, records, retries.
+//! * [`fakes`] — in-process fakes of the gateways for tests and demos.
+//! * [`bot`] — the residents' Telegram bot: one handler schema, long polling or webhook.
 //! * [`web`] — axum routes: `/healthz`, `/metrics`, webhooks, the console's pages and JSON API.
-//! * [`fakes`] — in-process fakes of the gateways (Telegram Bot API) for tests and demos.
 //! * [`app`] — loads and cross-checks the inputs; `Application::build`, the one place that wires
 //!   every part (for `loa run`, the demo and the tests); runs them until shutdown.
+//! * [`demo`], [`perf`] — `loa demo`; the benchmark harness.
 //! * [`cli`] — the `loa` commands and their exit codes; `main.rs` only calls it.
 
+pub mod clock;
 pub mod diagnostics;
 pub mod export;
 pub mod metrics;
+pub mod store;
 
-pub mod channel;
 pub mod text;
 
-pub mod clock;
+pub mod channel;
 pub mod config;
-pub mod store;
 
 pub mod delivery;
 
@@ -62,11 +68,11 @@ pub mod dispatch;
 pub mod inbound;
 pub mod scheduler;
 
+pub mod bot;
 pub mod fakes;
 pub mod web;
 
 pub mod app;
-pub mod bot;
 pub mod cli;
 pub mod demo;
 pub mod perf;

@@ -15,7 +15,7 @@
 //!
 //! * this file — [`ChannelKind`], [`Descriptor`], [`ChannelSet`], limits and prices, and the two
 //!   built-in channels, [`TELEGRAM`] and [`SMS`].
-//! * [`format`] — [`BodyFormat`] and the built-in formats: Telegram's HTML and SMS text.
+//! * [`format`](mod@format) — [`BodyFormat`] and the built-in formats: Telegram's HTML and SMS text.
 
 pub mod format;
 

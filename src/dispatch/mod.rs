@@ -8,17 +8,17 @@
 //! Before a send: quiet hours (nothing is claimed inside them), the per-person daily cap
 //! (the surplus waits for the next day or expires) and the channel's rate limits; a worker
 //! that cannot wait for its turn puts the row back, not as a failure. After a failure the
-//! [`policy`] decides: retry, postpone, give up, or fall back to the next channel.
+//! `policy` decides: retry, postpone, give up, or fall back to the next channel.
 //!
 //! # Layout
 //!
 //! * this file — [`Dispatcher`], the worker: a step, and one delivery's way through it.
-//! * [`claim`] — expiry, leases, claiming a batch with everything a send needs.
-//! * [`record`] — writing outcomes by group commit, guarded by the claim token.
-//! * [`policy`] — what to do after a failed send: a pure function.
-//! * [`share`] — the rate limits' share among the workers on one database.
-//! * [`limits`] — the limits themselves (`governor` on Loa's clock).
-//! * [`cap`] — the per-person daily cap.
+//! * `claim` — expiry, leases, claiming a batch with everything a send needs.
+//! * `record` — writing outcomes by group commit, guarded by the claim token.
+//! * `policy` — what to do after a failed send: a pure function.
+//! * `share` — the rate limits' share among the workers on one database.
+//! * `limits` — the limits themselves (`governor` on Loa's clock).
+//! * `cap` — the per-person daily cap.
 //!
 //! Updates the `deliveries` rows the scheduler created; owns `delivery_attempts` and
 //! `dispatch_workers`.

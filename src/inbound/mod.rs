@@ -1,6 +1,6 @@
 //! What comes back from residents and gateways: messages residents send to the SMS number
-//! ([`replies`]: stop words, one automatic reply a day) and the gateways' delivery reports
-//! ([`reports`]: an SMS reaches its person when reported delivered). The web module turns the
+//! (`replies`: stop words, one automatic reply a day) and the gateways' delivery reports
+//! (`reports`: an SMS reaches its person when reported delivered). The web module turns the
 //! callbacks' HTTP into calls here.
 //!
 //! Owns the table `sms_auto_replies`; updates the `deliveries` of SMS with their reports.

@@ -14,9 +14,9 @@
 //!
 //! * this file — the types: [`State`], [`Transition`], [`ContentInput`], [`Content`],
 //!   [`Preview`].
-//! * [`check`] — validating input, rendering each channel, the live preview.
-//! * [`workflow`] — creating, editing, submitting, approving, cancelling.
-//! * [`store`] — the tables `contents`, `content_versions`, `content_texts`, and what the
+//! * `check` — validating input, rendering each channel, the live preview.
+//! * `workflow` — creating, editing, submitting, approving, cancelling.
+//! * `store` — the tables `contents`, `content_versions`, `content_texts`, and what the
 //!   scheduler asks of them.
 
 mod check;
