@@ -394,11 +394,11 @@ async fn on_command(
 }
 
 /// How a group becomes an organisation (HTML).
-const GROUP_NOT_REGISTERED: &str = "Nhóm này chưa được đăng ký nhận tin. Quản trị viên hệ thống Loa \
-     đăng ký nhóm của tổ chức bằng lệnh /tochuc &lt;mã xã&gt;.";
+const GROUP_NOT_REGISTERED: &str = "Nhóm này chưa được đăng ký nhận tin. Để đăng ký, xin liên hệ \
+     cán bộ phụ trách truyền thông của UBND huyện.";
 
-const GROUP_STOPPED: &str =
-    "Nhóm đã dừng nhận tin. Để nhận tin trở lại, xin liên hệ quản trị viên hệ thống Loa.";
+const GROUP_STOPPED: &str = "Nhóm đã dừng nhận tin. Để nhận tin trở lại, xin liên hệ cán bộ phụ \
+     trách truyền thông của UBND huyện.";
 
 /// Commands in a group chat. Help and support lines answer anyone; subscribing is for private
 /// chats; stopping or moving an organisation is for those who may act for the group.
@@ -421,8 +421,7 @@ async fn on_group_command(
         // Residents subscribe in a private chat, never in a group: one short pointer there.
         Command::Start => {
             let text = format!(
-                "Việc đăng ký nhận tin được thực hiện trong tin nhắn riêng. \
-                 Xin mời bạn nhắn riêng cho @{} và gửi /start.",
+                "Để đăng ký nhận tin, xin mời bạn nhắn riêng cho @{} và gửi lệnh /start.",
                 esc(me.username())
             );
             reply(bot, chat, text).await
@@ -909,7 +908,7 @@ async fn move_organisation(
             "commune chosen in a group by a member who is not its administrator: ignored"
         );
         bot.answer_callback_query(q.id.clone())
-            .text("Chỉ quản trị viên của nhóm mới đổi được xã của tổ chức.")
+            .text("Chỉ quản trị viên nhóm mới được đổi xã, thị trấn nhận tin của tổ chức.")
             .await?;
         return Ok(());
     }
@@ -923,7 +922,7 @@ async fn move_organisation(
         bot,
         chat.id,
         format!(
-            "Tổ chức đã chuyển sang nhận tin của <b>{}</b>.",
+            "Tổ chức đã chuyển sang nhận tin dành cho <b>{}</b>.",
             esc(&area.name)
         ),
     )

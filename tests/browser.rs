@@ -437,7 +437,7 @@ async fn the_content_form_previews_as_staff_type() {
         preview["sms"]
             .as_str()
             .unwrap()
-            .contains("1 tin nhắn (GSM-7)"),
+            .contains("1 tin nhắn (không dấu)"),
         "{preview}"
     );
     assert_eq!(preview["recipients"], "100");

@@ -62,7 +62,7 @@ impl Console {
             &actor.id,
             "export.deliveries",
             None,
-            Some(&format!("{from} – {to}: {} deliveries", lines.len())),
+            Some(&format!("{from} – {to}: {} lượt gửi", lines.len())),
         )
         .await?;
         Ok(DeliveryLog { from, to, lines })

@@ -60,9 +60,9 @@ impl Placeholder {
     /// What it becomes, as the console explains it to staff.
     pub fn label(self) -> &'static str {
         match self {
-            Placeholder::PersonName => "họ tên người nhận",
+            Placeholder::PersonName => "tên người nhận",
             Placeholder::AreaName => "xã, thị trấn của người nhận",
-            Placeholder::SupportContactPoint => "nơi hỗ trợ tại xã của người nhận",
+            Placeholder::SupportContactPoint => "đầu mối hỗ trợ tại xã, thị trấn của người nhận",
             Placeholder::CampaignSender => "cơ quan gửi tin",
         }
     }

@@ -58,7 +58,10 @@ fn non_empty(text: &Option<String>) -> Option<String> {
 /// A format's refusal, in the console's words.
 fn problem_vi(label: &str, problem: FormatProblem) -> String {
     match problem {
-        FormatProblem::Markup(e) => format!("{label} sẽ từ chối nội dung này: {e}"),
+        // Only a template of `messages/` can carry markup: staff text is escaped.
+        FormatProblem::Markup(_) => {
+            format!("Mẫu tin có lỗi định dạng {label}; xin báo quản trị viên.")
+        }
         FormatProblem::TooLong { characters, most } => {
             format!("Tin {label} dài {characters} ký tự; tối đa {most}.")
         }
@@ -222,7 +225,7 @@ impl Console {
         self.config
             .channels
             .get(kind)
-            .ok_or_else(|| format!("Không có kênh {kind}."))
+            .ok_or_else(|| format!("Không có kênh {}.", self.config.channels.label(kind)))
     }
 
     /// Renders one channel of content; the error is Vietnamese, for the form.
@@ -237,7 +240,10 @@ impl Console {
         let (rendered, settings) = match (template, text) {
             (Some(name), _) => {
                 if !self.templates.has(name, kind) {
-                    return Err(format!("Mẫu {name:?} không có bản cho kênh {kind}."));
+                    return Err(format!(
+                        "Mẫu {name:?} không có bản cho kênh {}.",
+                        channel.label
+                    ));
                 }
                 let rendered = self
                     .templates
@@ -253,7 +259,7 @@ impl Console {
             (None, Some(text)) => {
                 if !channel.staff_text {
                     return Err(format!(
-                        "Kênh {} chỉ gửi được mẫu tin đã được duyệt; hãy chọn một mẫu.",
+                        "Kênh {} chỉ gửi được mẫu tin có sẵn; xin chọn một mẫu ở ô “Dùng mẫu tin có sẵn”.",
                         channel.label
                     ));
                 }
@@ -265,7 +271,7 @@ impl Console {
                     let known: Vec<String> =
                         staff::Placeholder::ALL.iter().map(|p| p.token()).collect();
                     return Err(format!(
-                        "Không có chỗ điền {unknown}; chỉ dùng được: {}.",
+                        "Không có mục chèn {unknown}. Chỉ dùng được: {}.",
                         known.join(", ")
                     ));
                 }

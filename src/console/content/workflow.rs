@@ -6,7 +6,10 @@ use super::{Content, ContentInput, State, Transition};
 use crate::console::{Actor, Console, ConsoleError, Permission, audit};
 
 fn changed_meanwhile() -> ConsoleError {
-    ConsoleError::Conflict("Nội dung vừa được người khác thay đổi; xin tải lại trang.".to_string())
+    ConsoleError::Conflict(
+        "Nội dung vừa có thay đổi khác (của người khác hoặc ở một cửa sổ khác). Xin mở lại nội dung để xem bản mới nhất."
+            .to_string(),
+    )
 }
 
 impl Console {
@@ -59,9 +62,13 @@ impl Console {
         }
         store::record_version(&mut tx, id, version, &actor.id, now).await?;
         let detail = if before.state == State::Draft {
-            format!("version {version}")
+            format!("bản số {version}")
         } else {
-            format!("version {version}; {} -> draft", before.state.as_str())
+            format!(
+                "bản số {version}; {} → {}",
+                before.state.label(),
+                State::Draft.label()
+            )
         };
         audit::record(
             &mut *tx,
@@ -98,7 +105,7 @@ impl Console {
             &actor.id,
             action,
             Some(&format!("content:{}", content.id)),
-            Some(&format!("version {}: {}", content.version, content.title)),
+            Some(&format!("bản số {}: {}", content.version, content.title)),
         )
         .await?;
         tx.commit().await?;
@@ -119,10 +126,7 @@ impl Console {
             Transition::Submit => self.submit_content(actor, id, seen).await,
             Transition::Approve => {
                 let seen = seen.ok_or_else(|| {
-                    ConsoleError::invalid(
-                        "version",
-                        "Cần ghi rõ phiên bản nội dung được duyệt (version).",
-                    )
+                    ConsoleError::invalid("version", "Thiếu số bản nội dung được duyệt.")
                 })?;
                 self.approve_content(actor, id, seen).await
             }
@@ -140,7 +144,7 @@ impl Console {
         let content = self.content(actor, id).await?;
         match seen {
             Some(v) if v != content.version => Err(ConsoleError::Conflict(format!(
-                "Nội dung đã được sửa (phiên bản {} thay cho {v}); xin xem lại trước khi thao tác.",
+                "Nội dung đã được sửa sau khi bạn mở trang (nay là bản số {}, bạn đã xem bản số {v}). Xin đọc lại nội dung dưới đây rồi thực hiện lại.",
                 content.version
             ))),
             _ => Ok(content),
@@ -176,7 +180,8 @@ impl Console {
         let content = self.content(actor, id).await?;
         if self.writers(&content).await?.contains(&actor.id) {
             return Err(ConsoleError::Forbidden(
-                "Không thể duyệt nội dung do chính mình soạn hoặc sửa.".to_string(),
+                "Bạn đã soạn hoặc sửa nội dung này nên không được tự duyệt; xin chuyển cho một người duyệt khác."
+                    .to_string(),
             ));
         }
         let content = self.as_seen(actor, id, Some(seen)).await?;
@@ -212,7 +217,7 @@ impl Console {
         let content = self.as_seen(actor, id, seen).await?;
         if content.author != actor.id && !Permission::Approve.allows(actor.role) {
             return Err(ConsoleError::Forbidden(
-                "only the author or an approver may cancel".to_string(),
+                "Chỉ người soạn hoặc người duyệt mới được hủy nội dung này.".to_string(),
             ));
         }
         if !content.state.is_open() {

@@ -72,7 +72,7 @@
         var size = document.createElement('p');
         size.className = 'muted size';
         size.textContent = c.sms_segments
-          ? c.characters + ' ký tự · ' + c.sms_segments + ' tin nhắn (' + c.sms_encoding + ') · chi phí ước tính ' + number(Math.round(c.cost_vnd)) + ' đồng'
+          ? c.characters + ' ký tự · ' + c.sms_segments + ' tin nhắn (' + (c.sms_encoding === 'GSM-7' ? 'không dấu' : 'có dấu') + ') · chi phí ước tính ' + number(Math.round(c.cost_vnd)) + ' đồng'
           : c.characters + ' ký tự';
         box.append(h, body, size);
         panel.insertBefore(box, anchor);

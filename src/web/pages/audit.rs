@@ -35,7 +35,7 @@ pub(super) async fn audit_page(
         json!({
             "entries": entries.iter().map(|e| json!({
                 "when": local(&state, e.at), "actor": e.actor, "action": e.action, "subject": e.subject, "detail": e.detail,
-                "repeats_text": (e.repeats > 1).then(|| format!("× {} lần, lần cuối {}", e.repeats, e.last_at.map(|t| local(&state, t)).unwrap_or_default())),
+                "repeats_text": (e.repeats > 1).then(|| format!("(lặp lại {} lần, lần cuối lúc {})", e.repeats, e.last_at.map(|t| local(&state, t)).unwrap_or_default())),
             })).collect::<Vec<_>>(),
             "newer": (offset > 0).then(|| (offset - PAGE).max(0).to_string()),
             "older": (entries.len() as i64 == PAGE).then(|| (offset + PAGE).to_string()),

@@ -75,15 +75,16 @@ pub(super) fn split_columns(state: &WebState) -> Vec<(String, String)> {
     crate::reach::channel_set_keys(channels)
         .into_iter()
         .map(|key| {
-            let label = key
+            let labels: Vec<&str> = key
                 .split('+')
-                .map(|name| {
-                    channels
-                        .parse(name)
-                        .map_or(name.to_string(), |k| channels.label(k).to_string())
-                })
-                .collect::<Vec<_>>()
-                .join(" + ");
+                .map(|name| channels.parse(name).map_or(name, |k| channels.label(k)))
+                .collect();
+            // Each column counts the persons reached by exactly these channels.
+            let label = match labels.as_slice() {
+                [one] => format!("Chỉ {one}"),
+                [init @ .., last] => format!("Cả {} và {last}", init.join(", ")),
+                [] => String::new(),
+            };
             (key, label)
         })
         .collect()

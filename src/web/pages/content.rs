@@ -107,8 +107,11 @@ fn preview_view(preview: &Preview) -> Value {
             };
             let size_text = match (c.sms_segments, &c.sms_encoding) {
                 (Some(parts), Some(enc)) => format!(
-                    "{} ký tự · {parts} tin nhắn ({enc}) · chi phí ước tính {} đồng",
-                    c.characters, number_vi(c.cost_vnd.unwrap_or(0.0).round() as u64)
+                    "{} ký tự · {parts} tin nhắn ({}) · chi phí ước tính {} đồng",
+                    c.characters,
+                    // What staff see: whether the SMS keeps its marks, not the encoding's name.
+                    if enc == "GSM-7" { "không dấu" } else { "có dấu" },
+                    number_vi(c.cost_vnd.unwrap_or(0.0).round() as u64)
                 ),
                 _ => format!("{} ký tự", c.characters),
             };
@@ -353,6 +356,11 @@ pub(super) async fn content_action(
         Ok(c) => Ok(Redirect::to(&format!("/queue/{}", c.id)).into_response()),
         Err(ConsoleError::Conflict(message)) => {
             content_again(&state, &auth, id, None, StatusCode::CONFLICT, message).await
+        }
+        // An approver who wrote some of it: the reason above the content, not the generic
+        // "no permission" page (they have the permission, not for this item).
+        Err(ConsoleError::Forbidden(message)) if auth.actor.require(step.permission()).is_ok() => {
+            content_again(&state, &auth, id, None, StatusCode::FORBIDDEN, message).await
         }
         Err(e) => Err(e.into()),
     }

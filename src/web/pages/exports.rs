@@ -60,16 +60,7 @@ pub(super) async fn export_reach(
         ]);
         row
     });
-    let split_headers: Vec<String> = columns
-        .iter()
-        .map(|(key, label)| {
-            if key.contains('+') {
-                label.clone()
-            } else {
-                format!("Chỉ {label}")
-            }
-        })
-        .collect();
+    let split_headers: Vec<String> = columns.iter().map(|(_, label)| label.clone()).collect();
     let mut header: Vec<&str> = vec!["Mã địa bàn", "Địa bàn", "Dân số", "Đã tiếp cận"];
     header.extend(split_headers.iter().map(String::as_str));
     header.extend([

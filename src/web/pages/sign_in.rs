@@ -66,7 +66,9 @@ pub(super) async fn login(
         return Ok(login_page(
             StatusCode::FORBIDDEN,
             &form.next,
-            Some("Trang đăng nhập đã cũ; xin đăng nhập lại."),
+            Some(
+                "Trang đăng nhập đã mở quá lâu nên hết hiệu lực. Xin nhập lại tên đăng nhập và mật khẩu.",
+            ),
         ));
     }
     // What was typed, cut short: a pasted novel must not go into the log or the throttle.
@@ -79,7 +81,7 @@ pub(super) async fn login(
             StatusCode::TOO_MANY_REQUESTS,
             &form.next,
             Some(&format!(
-                "Đăng nhập sai quá nhiều lần. Xin thử lại sau {minutes} phút."
+                "Tài khoản này hoặc máy này đã nhập sai mật khẩu quá nhiều lần. Để bảo đảm an toàn, xin thử lại sau {minutes} phút."
             )),
         );
         let (name, value) = guard::retry_after(wait);
@@ -91,7 +93,7 @@ pub(super) async fn login(
     }
     let Some(session) = accounts::sign_in(&state.db, &typed, &form.password, now).await? else {
         state.throttle.failed(&typed, client, now);
-        let from = client.map(|ip| format!("from {ip}"));
+        let from = client.map(|ip| format!("từ địa chỉ {ip}"));
         audit::record_repeated(
             &state.db,
             now,
