@@ -433,8 +433,11 @@ async fn connect_webhook(
             "{}/webhooks/telegram",
             public.trim_end_matches('/')
         ))?;
+        // Telegram opens up to 40 connections by default, often from one address: fewer than
+        // one client's share of the server (`web::guard::MAX_REQUESTS_PER_CLIENT`).
         bot.set_webhook(url)
             .secret_token(secret.to_string())
+            .max_connections(16)
             .await
             .map_err(|e| anyhow::anyhow!("telegram setWebhook: {}", redact(&format!("{e:#}"))))?;
     }

@@ -188,7 +188,7 @@ impl Scheduler {
             else {
                 continue;
             };
-            if !content::mark_sending(&mut tx, item.id, id, now).await? {
+            if !content::mark_sending(&mut tx, item.id, item.version, id, now).await? {
                 // Edited or cancelled since `due` read it: nothing is sent.
                 tx.rollback().await?;
                 continue;

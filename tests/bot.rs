@@ -483,11 +483,14 @@ async fn a_group_chat_never_becomes_a_resident() {
     );
     assert_eq!(keyboards_in_group(&app), 0);
 
-    // An unregistered group is told how groups are registered, even by its administrator.
+    // An unregistered group is told it is not registered and whom to ask, even its administrator.
     app.telegram.group_says(GROUP, GROUP_ADMIN, "/khuvuc");
     bot.poll_once(0).await.unwrap();
     let told = app.telegram.sent_to(GROUP).last().unwrap().text.clone();
-    assert!(told.contains("/tochuc"), "{told}");
+    assert!(
+        told.contains("chưa được đăng ký") && told.contains("liên hệ"),
+        "{told}"
+    );
     assert_eq!(keyboards_in_group(&app), 0);
 
     // A commune button pressed in the group (an old keyboard) subscribes no one.

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use handlebars::Handlebars;
 use serde_json::Value;
 
-use super::{Channel, Outbound, Receipt, SendError, describe_http_error, excerpt};
+use super::{Channel, Outbound, Receipt, Secrets, SendError, describe_http_error, excerpt};
 use crate::config::HttpGateway;
 use crate::templates::{SmsEncoding, sms_size};
 
@@ -71,6 +71,8 @@ pub struct KannelChannel {
     password: String,
     from: String,
     callback: Option<Callback>,
+    /// The password, the user name and the callback secret: never quoted from an answer.
+    secrets: Secrets,
 }
 
 impl KannelChannel {
@@ -81,7 +83,14 @@ impl KannelChannel {
         from: &str,
         callback: Option<Callback>,
     ) -> Self {
+        let secret = callback.as_ref().and_then(|c| c.secret.as_deref());
+        let secrets = Secrets::new(
+            [Some(password), Some(username), secret]
+                .into_iter()
+                .flatten(),
+        );
         KannelChannel {
+            secrets,
             client: client(DEFAULT_TIMEOUT),
             url: url.to_string(),
             username: username.to_string(),
@@ -140,7 +149,7 @@ impl Channel for KannelChannel {
             })?;
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
-        classify_kannel(status.as_u16(), body.trim(), message)
+        classify_kannel(status.as_u16(), body.trim(), message, &self.secrets)
     }
 }
 
@@ -151,11 +160,12 @@ pub fn classify_kannel(
     status: u16,
     body: &str,
     message: &Outbound<'_>,
+    secrets: &Secrets,
 ) -> Result<Receipt, SendError> {
     if (200..=299).contains(&status) && (body.starts_with("0:") || body.starts_with("3:")) {
         return Ok(Receipt::default());
     }
-    let body = excerpt(body, message);
+    let body = excerpt(body, message, secrets);
     match status {
         200..=299 => Err(SendError::Retryable(format!(
             "kannel answered {status} {body:?}"
@@ -178,6 +188,9 @@ pub struct HttpSmsChannel {
     gateway: HttpGateway,
     from: String,
     body: Handlebars<'static>,
+    /// Header values, the URL's query values and the body's literal strings (API keys travel in
+    /// any of them): never quoted from an answer.
+    secrets: Secrets,
 }
 
 /// Escapes a value for the inside of a JSON string.
@@ -194,6 +207,7 @@ impl HttpSmsChannel {
         body.register_template_string("body", &gateway.body)
             .map_err(|e| format!("sms.http.body: {e}"))?;
         Ok(HttpSmsChannel {
+            secrets: gateway_secrets(gateway),
             client: client(DEFAULT_TIMEOUT),
             gateway: gateway.clone(),
             from: from.to_string(),
@@ -206,6 +220,28 @@ impl HttpSmsChannel {
         self.client = client(timeout);
         self
     }
+}
+
+/// What of a gateway's configuration may be a credential: every header value, every value of
+/// the URL's query, and every literal string of the body template (placeholders left out).
+fn gateway_secrets(gateway: &HttpGateway) -> Secrets {
+    fn literals(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::String(s) if !s.contains("{{") => out.push(s.clone()),
+            Value::Array(items) => items.iter().for_each(|v| literals(v, out)),
+            Value::Object(fields) => fields.values().for_each(|v| literals(v, out)),
+            _ => {}
+        }
+    }
+    let mut values: Vec<String> = gateway.headers.values().cloned().collect();
+    if let Some((_, query)) = gateway.url.split_once('?') {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+        values.extend(pairs.into_iter().map(|(_, v)| v));
+    }
+    if let Ok(body) = serde_json::from_str::<Value>(&gateway.body) {
+        literals(&body, &mut values);
+    }
+    Secrets::new(values)
 }
 
 /// The value at a dotted path of a JSON document, as text.
@@ -263,7 +299,7 @@ impl Channel for HttpSmsChannel {
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         // A provider's answer may echo the number or the text: only an excerpt is quoted.
-        let quoted = || excerpt(&text, message);
+        let quoted = || excerpt(&text, message, &self.secrets);
         if status.is_server_error() || status.as_u16() == 429 {
             return Err(SendError::Retryable(format!(
                 "gateway answered {status}: {}",
@@ -290,7 +326,11 @@ impl Channel for HttpSmsChannel {
             code => Err(SendError::Message(format!(
                 "gateway did not accept the message ({} = {}): {}",
                 self.gateway.success_path,
-                excerpt(&code.unwrap_or_else(|| "missing".into()), message),
+                excerpt(
+                    &code.unwrap_or_else(|| "missing".into()),
+                    message,
+                    &self.secrets,
+                ),
                 quoted()
             ))),
         }
@@ -310,7 +350,8 @@ mod tests {
 
     #[test]
     fn kannel_answers_are_classified() {
-        let classify = |status, body| classify_kannel(status, body, &MESSAGE);
+        let none = Secrets::default();
+        let classify = |status, body| classify_kannel(status, body, &MESSAGE, &none);
         assert!(classify(202, "0: Accepted for delivery").is_ok());
         assert!(classify(202, "3: Queued for later delivery").is_ok());
         assert!(matches!(

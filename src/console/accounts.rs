@@ -72,11 +72,19 @@ fn check_name(name: &str) -> Result<(), ConsoleError> {
     }
 }
 
-fn check_area(area: Option<&str>, areas: &AreaTree) -> Result<(), ConsoleError> {
+/// An account's area: a known one, and none for an admin — an admin's work (accounts, tokens,
+/// the audit log, the organisations) is the whole district's, so an admin limited to one
+/// commune would still read and change every other's.
+fn check_area(role: Role, area: Option<&str>, areas: &AreaTree) -> Result<(), ConsoleError> {
     match area {
         Some(code) if !areas.contains(code) => Err(ConsoleError::invalid(
             "area",
             format!("unknown area {code:?} (see [[areas]] in loa.toml)"),
+        )),
+        Some(_) if role == Role::Admin => Err(ConsoleError::invalid(
+            "area",
+            "an admin account is for the whole district: give --area to staff, approvers \
+             and officials only",
         )),
         _ => Ok(()),
     }
@@ -175,7 +183,7 @@ pub async fn add_user(
     now: DateTime<Utc>,
 ) -> Result<String, ConsoleError> {
     check_name(name)?;
-    check_area(area, areas)?;
+    check_area(role, area, areas)?;
     let password = one_time_password();
     let hash = hash_password(&password).await?;
     let inserted = sqlx::query(
@@ -242,7 +250,7 @@ pub async fn create_token_until(
     now: DateTime<Utc>,
 ) -> Result<NewToken, ConsoleError> {
     check_name(name)?;
-    check_area(area, areas)?;
+    check_area(role, area, areas)?;
     if expires_at.is_some_and(|at| at <= now) {
         return Err(ConsoleError::invalid(
             "expires",

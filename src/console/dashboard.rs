@@ -157,6 +157,15 @@ impl Console {
                     })
             };
             let (from, to) = (parse("from", &q.from)?, parse("to", &q.to)?);
+            // Loa's records start this century; far dates only overflow the date arithmetic.
+            for (field, date) in [("from", from), ("to", to)] {
+                if !(2000..=2100).contains(&date.year()) {
+                    return Err(ConsoleError::invalid(
+                        field,
+                        "Ngày phải trong khoảng năm 2000 đến năm 2100.",
+                    ));
+                }
+            }
             if to < from {
                 return Err(ConsoleError::invalid(
                     "to",

@@ -107,6 +107,100 @@ pub fn capped(router: Router, max: usize) -> Router {
     )
 }
 
+/// Requests one client may have in flight at once: a slow or greedy client (bodies that never
+/// finish arriving, a flood from one address) holds at most this many of the server's places.
+pub const MAX_REQUESTS_PER_CLIENT: usize = 32;
+
+/// `router` answering each client (by [`client_address`]) at most `max` requests at once; the
+/// others get 503 with `Retry-After`. Outside the overall cap, so a refused request takes no
+/// place there.
+pub fn per_client(router: Router, trusted: Vec<IpNet>, max: usize) -> Router {
+    let slots = ClientSlots {
+        in_flight: std::sync::Arc::new(Mutex::new(HashMap::new())),
+        trusted: std::sync::Arc::new(trusted),
+        max,
+    };
+    router.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let slots = slots.clone();
+            async move { slots.answer(request, next).await }
+        },
+    ))
+}
+
+#[derive(Clone)]
+struct ClientSlots {
+    in_flight: std::sync::Arc<Mutex<HashMap<IpAddr, usize>>>,
+    trusted: std::sync::Arc<Vec<IpNet>>,
+    max: usize,
+}
+
+/// A client's place, given back when the answer is done.
+struct Slot {
+    in_flight: std::sync::Arc<Mutex<HashMap<IpAddr, usize>>>,
+    client: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut in_flight = self.in_flight.lock().expect("client slots lock");
+        if let Some(n) = in_flight.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                in_flight.remove(&self.client);
+            }
+        }
+    }
+}
+
+impl ClientSlots {
+    async fn answer(
+        &self,
+        request: axum::extract::Request,
+        next: axum::middleware::Next,
+    ) -> Response {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        let forwarded = forwarded_for(request.headers());
+        let Some(client) = client_address(peer, forwarded.as_deref(), &self.trusted) else {
+            return next.run(request).await;
+        };
+        let slot = {
+            let mut in_flight = self.in_flight.lock().expect("client slots lock");
+            let n = in_flight.entry(client).or_default();
+            if *n >= self.max {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::RETRY_AFTER, "1")],
+                    "too many requests at once from one client; try again in a moment\n",
+                )
+                    .into_response();
+            }
+            *n += 1;
+            Slot {
+                in_flight: std::sync::Arc::clone(&self.in_flight),
+                client,
+            }
+        };
+        let response = next.run(request).await;
+        drop(slot);
+        response
+    }
+}
+
+/// Every `X-Forwarded-For` line of a request, in order, as one chain: a proxy may add its own
+/// line after one the client wrote.
+pub fn forwarded_for(headers: &axum::http::HeaderMap) -> Option<String> {
+    let lines: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!lines.is_empty()).then(|| lines.join(", "))
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, then lets the requests in flight end.
 /// Each connection must send its request headers within `header_timeout`.
 pub async fn serve(
@@ -234,16 +328,19 @@ impl SignInThrottle {
         keys
     }
 
-    /// `Some(wait)` when this name or address has failed too often: refuse, and say when to
-    /// try again.
-    pub fn refused(
+    /// Takes a sign-in attempt for `name` from `client`, counted as a failure until
+    /// [`SignInThrottle::succeeded`] says otherwise; `Err(wait)` when this name or address has
+    /// failed too often: refuse without checking the password, and say when to try again.
+    /// Counting before the (slow) check means guesses sent at once cannot all slip in.
+    pub fn attempt(
         &self,
         name: &str,
         client: Option<IpAddr>,
         now: DateTime<Utc>,
-    ) -> Option<chrono::Duration> {
+    ) -> Result<(), chrono::Duration> {
         let mut failures = self.failures.lock().expect("throttle lock");
-        Self::keys(name, client)
+        let keys = Self::keys(name, client);
+        let wait = keys
             .iter()
             .filter_map(|key| {
                 let times = failures.get_mut(key)?;
@@ -253,26 +350,14 @@ impl SignInThrottle {
                 (times.len() >= MAX_FAILED_SIGN_INS)
                     .then(|| *times.front().expect("full") + THROTTLE_WINDOW - now)
             })
-            .max()
-    }
-
-    /// Counts a failed sign-in against the name and the address.
-    pub fn failed(&self, name: &str, client: Option<IpAddr>, now: DateTime<Utc>) {
-        let mut failures = self.failures.lock().expect("throttle lock");
-        if failures.len() >= MAX_THROTTLE_KEYS {
-            failures.retain(|_, times| times.back().is_some_and(|t| *t > now - THROTTLE_WINDOW));
-            if failures.len() >= MAX_THROTTLE_KEYS {
-                // Still full of live keys: forget the half that failed longest ago.
-                let mut last: Vec<DateTime<Utc>> = failures
-                    .values()
-                    .filter_map(|t| t.back().copied())
-                    .collect();
-                last.sort_unstable();
-                let cut = last[last.len() / 2];
-                failures.retain(|_, times| times.back().is_some_and(|t| *t > cut));
-            }
+            .max();
+        if let Some(wait) = wait {
+            return Err(wait);
         }
-        for key in Self::keys(name, client) {
+        if failures.len() >= MAX_THROTTLE_KEYS {
+            Self::prune(&mut failures, now);
+        }
+        for key in keys {
             let times = failures.entry(key).or_default();
             times.push_back(now);
             // Only the last few matter to the decision.
@@ -280,13 +365,35 @@ impl SignInThrottle {
                 times.pop_front();
             }
         }
+        Ok(())
     }
 
-    /// A correct password clears the name's failures (not the address's: one known account
-    /// must not reset the count of an address guessing others).
-    pub fn succeeded(&self, name: &str) {
+    fn prune(failures: &mut HashMap<String, VecDeque<DateTime<Utc>>>, now: DateTime<Utc>) {
+        failures.retain(|_, times| times.back().is_some_and(|t| *t > now - THROTTLE_WINDOW));
+        if failures.len() >= MAX_THROTTLE_KEYS {
+            // Still full of live keys: forget the half that failed longest ago.
+            let mut last: Vec<DateTime<Utc>> = failures
+                .values()
+                .filter_map(|t| t.back().copied())
+                .collect();
+            last.sort_unstable();
+            let cut = last[last.len() / 2];
+            failures.retain(|_, times| times.back().is_some_and(|t| *t > cut));
+        }
+    }
+
+    /// The attempt taken at `at` had the right password: the name's failures are cleared, and
+    /// the address's count loses that attempt (not the others: one known account must not
+    /// reset the count of an address guessing others).
+    pub fn succeeded(&self, name: &str, client: Option<IpAddr>, at: DateTime<Utc>) {
         let mut failures = self.failures.lock().expect("throttle lock");
         failures.remove(&format!("name:{}", name.trim().to_lowercase()));
+        if let Some(ip) = client
+            && let Some(times) = failures.get_mut(&format!("addr:{ip}"))
+            && let Some(i) = times.iter().rposition(|t| *t == at)
+        {
+            times.remove(i);
+        }
     }
 
     /// Names and addresses tracked, for tests of the bound.
@@ -314,43 +421,47 @@ mod tests {
     }
 
     #[test]
-    fn ten_failures_in_ten_minutes_lock_out_until_the_first_leaves_the_window() {
+    fn ten_attempts_in_ten_minutes_lock_out_until_the_first_leaves_the_window() {
         let throttle = SignInThrottle::default();
         let ip: IpAddr = "203.0.113.9".parse().unwrap();
         for i in 0..10 {
-            assert_eq!(throttle.refused("lan", Some(ip), t(i * 30)), None);
-            throttle.failed("lan", Some(ip), t(i * 30));
+            assert_eq!(throttle.attempt("lan", Some(ip), t(i * 30)), Ok(()));
         }
         // Another name from the same address is refused as well; the same name from elsewhere too.
-        let wait = throttle.refused("binh", Some(ip), t(300)).unwrap();
+        let wait = throttle.attempt("binh", Some(ip), t(300)).unwrap_err();
         assert_eq!(wait, chrono::Duration::seconds(300));
-        assert!(throttle.refused("LAN ", None, t(300)).is_some());
-        assert_eq!(throttle.refused("binh", None, t(300)), None);
+        assert!(throttle.attempt("LAN ", None, t(300)).is_err());
+        assert_eq!(throttle.attempt("binh", None, t(300)), Ok(()));
         // Ten minutes after the first failure, one more attempt is allowed.
-        assert_eq!(throttle.refused("lan", Some(ip), t(600)), None);
+        assert_eq!(throttle.attempt("lan", Some(ip), t(600)), Ok(()));
     }
 
     #[test]
-    fn success_clears_the_name_but_not_the_address() {
+    fn a_success_gives_back_its_attempt_and_clears_the_name_only() {
         let throttle = SignInThrottle::default();
         let ip: IpAddr = "203.0.113.9".parse().unwrap();
-        for i in 0..10 {
-            throttle.failed(&format!("u{i}"), Some(ip), t(i));
+        for i in 0..9 {
+            throttle.attempt(&format!("u{i}"), Some(ip), t(i)).unwrap();
         }
-        throttle.succeeded("u9");
-        assert!(throttle.refused("someone", Some(ip), t(20)).is_some());
+        // Signing in right many times from the office does not lock it out.
+        for i in 10..30 {
+            throttle.attempt("lan", Some(ip), t(i)).unwrap();
+            throttle.succeeded("lan", Some(ip), t(i));
+        }
+        throttle.attempt("someone", Some(ip), t(40)).unwrap();
+        assert!(throttle.attempt("someone-else", Some(ip), t(41)).is_err());
     }
 
     #[test]
     fn the_table_stays_bounded() {
         let throttle = SignInThrottle::default();
         for i in 0..(MAX_THROTTLE_KEYS as i64 + 10) {
-            throttle.failed(&format!("name{i}"), None, t(i / 1000));
+            let _ = throttle.attempt(&format!("name{i}"), None, t(i / 1000));
         }
         assert!(throttle.tracked() <= MAX_THROTTLE_KEYS);
-        // Long after, a new failure sweeps the expired ones.
+        // Long after, a new attempt sweeps the expired ones.
         for i in 0..MAX_THROTTLE_KEYS as i64 {
-            throttle.failed(&format!("late{i}"), None, t(100_000));
+            let _ = throttle.attempt(&format!("late{i}"), None, t(100_000));
         }
         assert!(throttle.tracked() <= MAX_THROTTLE_KEYS);
     }

@@ -28,6 +28,7 @@ pub use state::WebState;
 /// requests in flight, every answer with the security headers.
 pub fn router(state: WebState) -> Router {
     use guard::RouteLimits;
+    let trusted = state.config.trusted_proxies.clone();
     let callbacks = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
@@ -44,7 +45,11 @@ pub fn router(state: WebState) -> Router {
         .merge(RouteLimits::EXPORTS.apply(pages::export_routes()))
         .with_state(state)
         .layer(axum::middleware::map_response(guard::security_headers));
-    guard::capped(app, guard::MAX_CONCURRENT_REQUESTS)
+    guard::per_client(
+        guard::capped(app, guard::MAX_CONCURRENT_REQUESTS),
+        trusted,
+        guard::MAX_REQUESTS_PER_CLIENT,
+    )
 }
 
 /// The console's one script (pages allow no inline script).

@@ -38,7 +38,7 @@ pub use check::{
     MAX_FREE_SMS_SEGMENTS, MAX_SMS_TEXT_CHARS, MAX_TAG_CHARS, MAX_TAGS, MAX_TELEGRAM_TEXT_CHARS,
     MAX_TITLE_CHARS,
 };
-pub use store::{due, mark_done, mark_sending, sent};
+pub use store::{due, mark_done, mark_sending};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -221,7 +221,9 @@ pub(super) async fn editors_since_approval(db: &Db, id: i64) -> Result<Vec<Strin
 }
 
 /// Moves content `id`, seen at `version` in state `from`, to `to`; an approval records its
-/// approver and the version approved. False when it changed meanwhile.
+/// approver and the version approved. False when it changed meanwhile — and, for an approval,
+/// when the approver wrote the content or a version of it since its last approval: checked in
+/// the same statement, so no edit can slip between the check and the approval.
 pub(super) async fn transition(
     tx: &mut sqlx::AnyConnection,
     id: i64,
@@ -234,7 +236,11 @@ pub(super) async fn transition(
         "UPDATE contents SET state = $1, updated_at = $2,
              approver = CASE WHEN $3 = 1 THEN $4 ELSE approver END,
              approved_version = CASE WHEN $3 = 1 THEN version ELSE approved_version END
-         WHERE id = $5 AND state = $6 AND version = $7",
+         WHERE id = $5 AND state = $6 AND version = $7
+           AND ($3 = 0 OR (author <> $4 AND NOT EXISTS (
+               SELECT 1 FROM content_versions v
+               WHERE v.content_id = contents.id AND v.editor = $4
+                 AND v.version > COALESCE(contents.approved_version, 0))))",
     )
     .bind(to.as_str())
     .bind(to_epoch(now))
@@ -287,17 +293,20 @@ pub async fn due(
 }
 
 /// Marks approved content as sending, with its occurrence; false when someone else got there
-/// first (edited, cancelled, or another instance sent it). Part of the scheduler's transaction.
+/// first (edited, cancelled, or another instance sent it). `version` is the version whose texts
+/// the scheduler rendered: if the item was edited and approved again since, the texts in hand
+/// are not the approved ones, and nothing is marked. Part of the scheduler's transaction.
 pub async fn mark_sending(
     conn: &mut sqlx::AnyConnection,
     id: i64,
+    version: i64,
     occurrence_id: i64,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
     static SENDING: LazyLock<String> = LazyLock::new(|| {
         format!(
             "UPDATE contents SET state = {}, occurrence_id = $1, updated_at = $2
-             WHERE id = $3 AND state = {}",
+             WHERE id = $3 AND state = {} AND version = $4 AND approved_version = $4",
             State::Sending.sql(),
             State::Approved.sql()
         )
@@ -306,6 +315,7 @@ pub async fn mark_sending(
         .bind(occurrence_id)
         .bind(to_epoch(now))
         .bind(id)
+        .bind(version)
         .execute(&mut *conn)
         .await?
         .rows_affected();
@@ -330,21 +340,4 @@ pub async fn mark_done(db: &Db, now: DateTime<Utc>) -> Result<u64, sqlx::Error> 
         .execute(&db.pool)
         .await?
         .rows_affected())
-}
-
-/// (id, title) of content that has gone out, for the dashboard's campaign filter.
-pub async fn sent(db: &Db) -> Result<Vec<(i64, String)>, ConsoleError> {
-    static SENT: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "SELECT id, title FROM contents WHERE state IN ({}, {}) ORDER BY send_at DESC, id DESC",
-            State::Sending.sql(),
-            State::Done.sql()
-        )
-    });
-    let rows = sqlx::query(AssertSqlSafe(SENT.as_str()))
-        .fetch_all(&db.pool)
-        .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect()
 }

@@ -177,14 +177,15 @@ impl Console {
         seen: i64,
     ) -> Result<Content, ConsoleError> {
         actor.require(Permission::Approve)?;
-        let content = self.content(actor, id).await?;
+        // The version seen first, then who wrote it; `transition` checks both again in the
+        // statement that approves, so an edit between these reads approves nothing.
+        let content = self.as_seen(actor, id, Some(seen)).await?;
         if self.writers(&content).await?.contains(&actor.id) {
             return Err(ConsoleError::Forbidden(
                 "Bạn đã soạn hoặc sửa nội dung này nên không được tự duyệt; xin chuyển cho một người duyệt khác."
                     .to_string(),
             ));
         }
-        let content = self.as_seen(actor, id, Some(seen)).await?;
         if content.state != State::AwaitingApproval {
             return Err(ConsoleError::Conflict(
                 "Chỉ duyệt được nội dung đang chờ duyệt.".to_string(),
@@ -246,6 +247,19 @@ impl Console {
     pub async fn contents(&self, actor: &Actor) -> Result<Vec<Content>, ConsoleError> {
         actor.require(Permission::ViewQueue)?;
         self.contents_in_scope(actor).await
+    }
+
+    /// Content sent or being sent to an audience within the actor's area, newest first: the
+    /// dashboard's campaign filter, which any role that sees the dashboard may use.
+    pub async fn sent_campaigns(&self, actor: &Actor) -> Result<Vec<(i64, String)>, ConsoleError> {
+        let mut sent: Vec<Content> = self
+            .contents_in_scope(actor)
+            .await?
+            .into_iter()
+            .filter(|c| matches!(c.state, State::Sending | State::Done))
+            .collect();
+        sent.sort_by_key(|c| std::cmp::Reverse((c.send_at, c.id)));
+        Ok(sent.into_iter().map(|c| (c.id, c.title)).collect())
     }
 
     /// Every item whose audience lies within the actor's area, whatever their role may see.

@@ -88,7 +88,7 @@ async fn dashboard_data(
         })
         .collect();
     let activities_audience: u64 = d.activities.iter().map(|a| a.audience.max(0) as u64).sum();
-    let campaigns = crate::console::content::sent(&state.db).await?;
+    let campaigns = console.sent_campaigns(&auth.actor).await?;
     let data = json!({
         "d": d,
         "rows": rows,

@@ -71,11 +71,18 @@ pub(super) async fn login(
             ),
         ));
     }
-    // What was typed, cut short: a pasted novel must not go into the log or the throttle.
-    let typed: String = form.name.trim().chars().take(40).collect();
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let client = guard::client_address(peer, forwarded, &state.config.trusted_proxies);
-    if let Some(wait) = state.throttle.refused(&typed, client, now) {
+    // What was typed, cut short, without control characters: a pasted novel or a NUL must
+    // not go into the log, the throttle or the database.
+    let typed: String = form
+        .name
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(40)
+        .collect();
+    let forwarded = guard::forwarded_for(&headers);
+    let client = guard::client_address(peer, forwarded.as_deref(), &state.config.trusted_proxies);
+    if let Err(wait) = state.throttle.attempt(&typed, client, now) {
         let minutes = (wait.num_seconds() + 59) / 60;
         let mut page = login_page(
             StatusCode::TOO_MANY_REQUESTS,
@@ -91,8 +98,13 @@ pub(super) async fn login(
         );
         return Ok(page);
     }
-    let Some(session) = accounts::sign_in(&state.db, &typed, &form.password, now).await? else {
-        state.throttle.failed(&typed, client, now);
+    // A name with control characters is no account's: refused like a wrong password.
+    let checked = if typed.chars().count() == form.name.trim().chars().count() {
+        accounts::sign_in(&state.db, &typed, &form.password, now).await?
+    } else {
+        None
+    };
+    let Some(session) = checked else {
         let from = client.map(|ip| format!("từ địa chỉ {ip}"));
         audit::record_repeated(
             &state.db,
@@ -111,7 +123,7 @@ pub(super) async fn login(
             Some("Tên đăng nhập hoặc mật khẩu không đúng."),
         ));
     };
-    state.throttle.succeeded(&typed);
+    state.throttle.succeeded(&typed, client, now);
     let actor = session.user.actor();
     audit::record(
         &state.db.pool,
