@@ -85,6 +85,11 @@ impl Setup {
             }
             for schedule in calendar.schedules() {
                 for &kind in &schedule.channels {
+                    if let Some(problem) =
+                        templates.missing_opt_out(&schedule.template, kind, &sample)
+                    {
+                        problems.push(problem);
+                    }
                     if !templates.has(&schedule.template, kind) {
                         problems.push(Problem::new(
                             &schedule.file,
@@ -101,6 +106,20 @@ impl Setup {
             }
         }
         let mut warnings = calendar.warnings.clone();
+        let sends_sms = calendar.schedules().iter().any(|s| {
+            s.channels
+                .iter()
+                .any(|&k| config.channels.get(k).is_some_and(|d| d.opt_out_line))
+        });
+        if sends_sms && config.sms.reply_number.is_none() {
+            warnings.push(Problem::new(
+                &config.path,
+                None,
+                "warning: sms.reply_number is not set, so campaign SMS tell residents to ask their \
+                 commune's People's Committee to stop; set the short code or number that \
+                 receives replies (a brandname alone cannot) so they can text TC",
+            ));
+        }
         // Two campaign messages to one person on one day are too many, unless meant.
         let this_year = Utc::now().with_timezone(&config.campaign.time_zone).year();
         let (from, to) = (

@@ -648,7 +648,7 @@ async fn on_admin_command(
             }
             let title = crate::audience::clip_name(msg.chat.title().unwrap_or("Tổ chức"));
             register_organisation(&state.db, msg.chat.id, &title, code, now).await?;
-            let area = &config.areas.get(code).expect("checked").name;
+            let area = &config.areas.get(code).expect("checked").in_sentence;
             reply(
                 &bot,
                 msg.chat.id,
@@ -879,7 +879,7 @@ async fn choose_commune(
         chat,
         format!(
             "Bạn đã đăng ký nhận tin cho <b>{}</b>. Gửi /khuvuc để đổi xã, /hotro khi cần giúp đỡ, /stop để dừng.",
-            esc(&area.name)
+            esc(&area.in_sentence)
         ),
     )
     .await
@@ -923,7 +923,7 @@ async fn move_organisation(
         chat.id,
         format!(
             "Tổ chức đã chuyển sang nhận tin dành cho <b>{}</b>.",
-            esc(&area.name)
+            esc(&area.in_sentence)
         ),
     )
     .await

@@ -895,6 +895,7 @@ fn render_preview(
             area_code: &area.code,
             area_name: &area.name,
             observance: &observance_name,
+            theme: "",
             observance_date,
             date,
         },

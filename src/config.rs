@@ -21,6 +21,9 @@ pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_TELEGRAM_API_URL: &str = "https://api.telegram.org";
 
 pub use crate::channel::{ChannelKind, ChannelSet};
+pub use area_kind::{AreaKind, AreaName};
+
+mod area_kind;
 
 /// The validated configuration every other part is built from.
 #[derive(Debug, Clone)]
@@ -59,6 +62,10 @@ pub struct SmsConfig {
     /// Brandname or number shown as the sender (`LOA_SMS_FROM`).
     pub from: String,
     pub gateway: Option<SmsGateway>,
+    /// The number residents text `TC` to in order to stop (`LOA_SMS_REPLY_NUMBER`): a short
+    /// code or a mobile number that reaches Loa's `/webhooks/sms/mo`. A brandname alone
+    /// cannot receive replies; without one the opt-out line names the commune's contact point.
+    pub reply_number: Option<String>,
 }
 
 #[derive(Clone, PartialEq)]
@@ -234,7 +241,12 @@ impl Default for DispatchConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Area {
     pub code: String,
+    /// The name standing alone, its kind capitalised: "Xã Thường Thắng".
     pub name: String,
+    /// The name inside a sentence: "xã Thường Thắng".
+    pub in_sentence: String,
+    /// Xã, phường, thị trấn, …: from `kind`, else from the name's first word.
+    pub kind: Option<AreaKind>,
     pub parent: Option<String>,
     /// As configured; a unit without one takes the sum of its children.
     pub population: Option<u64>,
@@ -452,6 +464,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawSms {
     from: Option<String>,
+    reply_number: Option<Spanned<String>>,
     price_per_segment: Option<f64>,
     kannel: Option<RawKannel>,
     http: Option<HttpGateway>,
@@ -552,6 +565,7 @@ struct RawChannelLimits {
 struct RawArea {
     code: Spanned<String>,
     name: String,
+    kind: Option<Spanned<String>>,
     parent: Option<Spanned<String>>,
     population: Option<u64>,
     contact_point: Option<String>,
@@ -888,14 +902,39 @@ impl Config {
             (None, Some(http)) => Some(SmsGateway::Http(http)),
             (None, None) => None,
         };
-        let sms = SmsConfig {
+        let mut sms = SmsConfig {
             from: env
                 .get("LOA_SMS_FROM")
                 .map(str::to_string)
                 .or(raw_sms.from)
                 .unwrap_or_default(),
             gateway,
+            reply_number: None,
         };
+        let reply_line = raw_sms
+            .reply_number
+            .as_ref()
+            .map(|n| line_of_offset(source, n.span().start));
+        match env
+            .get("LOA_SMS_REPLY_NUMBER")
+            .map(str::to_string)
+            .or(raw_sms.reply_number.map(Spanned::into_inner))
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+        {
+            Some(n) if n.len() >= 3 && n.len() <= 15 && n.chars().all(|c| c.is_ascii_digit()) => {
+                sms.reply_number = Some(n);
+            }
+            Some(n) => problems.push(Problem::new(
+                path,
+                reply_line,
+                format!(
+                    "sms.reply_number (or LOA_SMS_REPLY_NUMBER): {n:?} is not a number residents \
+                     can text: 3 to 15 digits, e.g. 8079 or 0912345678"
+                ),
+            )),
+            None => {}
+        }
         if sms.gateway.is_some() && sms.from.trim().is_empty() {
             problems.push(Problem::new(
                 path,
@@ -1051,6 +1090,15 @@ fn validate_areas(path: &Path, source: &str, raw: &[RawArea], problems: &mut Pro
                 format!("areas.code: {code:?} is used twice (first on line {first})"),
             ));
         }
+        if let Some(kind) = &area.kind
+            && let Err(e) = kind.get_ref().parse::<AreaKind>()
+        {
+            problems.push(Problem::new(
+                path,
+                at(kind.span().start),
+                format!("areas.kind: {e}"),
+            ));
+        }
         if area.name.trim().is_empty() {
             problems.push(Problem::new(
                 path,
@@ -1072,9 +1120,20 @@ fn validate_areas(path: &Path, source: &str, raw: &[RawArea], problems: &mut Pro
     }
     let areas: Vec<Area> = raw
         .iter()
-        .map(|a| Area {
+        .map(|a| {
+            (
+                a,
+                AreaName::new(
+                    a.kind.as_ref().and_then(|k| k.get_ref().parse().ok()),
+                    &a.name,
+                ),
+            )
+        })
+        .map(|(a, name)| Area {
             code: a.code.get_ref().clone(),
-            name: a.name.trim().to_string(),
+            name: name.full,
+            in_sentence: name.in_sentence,
+            kind: name.kind,
             parent: a.parent.as_ref().map(|p| p.get_ref().clone()),
             population: a.population,
             contact_point: a.contact_point.clone().filter(|c| !c.trim().is_empty()),

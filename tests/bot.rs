@@ -87,7 +87,7 @@ async fn start_asks_consent_then_a_commune_and_subscribes() {
         .user_presses(RESIDENT, consent.message_id, "area:bac-ly");
     bot.poll_once(0).await.unwrap();
     let confirmation = app.telegram.sent_to(RESIDENT).last().unwrap().text.clone();
-    assert!(confirmation.contains("Xã Bắc Lý"), "{confirmation}");
+    assert!(confirmation.contains("xã Bắc Lý"), "{confirmation}");
     assert_eq!(
         app.count("SELECT COUNT(*) FROM persons p JOIN contacts c ON c.person_id = p.id WHERE p.area_code = 'bac-ly' AND c.address = '5001'").await,
         1
@@ -281,7 +281,7 @@ async fn organisations_are_registered_by_an_admin_and_counted_apart() {
         replies[0].text
     );
     assert!(
-        replies[1].text.contains("là tổ chức của Xã Bắc Lý"),
+        replies[1].text.contains("là tổ chức của xã Bắc Lý"),
         "{}",
         replies[1].text
     );

@@ -55,6 +55,7 @@ const FAX_CHANNEL: Descriptor = Descriptor {
     address: AddressKind::PhoneNumber,
     confirms_delivery: false,
     staff_text: true,
+    opt_out_line: false,
     limits: ChannelLimits {
         per_second: 5,
         per_address_per_second: None,

@@ -140,6 +140,63 @@ fn check_points_at_the_broken_template_and_schedule() {
 }
 
 #[test]
+fn check_fails_a_campaign_sms_that_does_not_say_how_to_stop() {
+    let dir = copy_of_repo();
+    let template = dir.path().join("messages/ngay-gia-dinh.sms.hbs");
+    let text = std::fs::read_to_string(&template).unwrap();
+    let without = text.replace("\n{{sms.opt_out}}", "");
+    assert_ne!(without, text);
+    std::fs::write(&template, without).unwrap();
+    let out = loa(dir.path(), &["check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(
+            "messages/ngay-gia-dinh.sms.hbs:1: a campaign SMS must end with {{sms.opt_out}}"
+        ),
+        "{}",
+        stdout(&out)
+    );
+
+    // The shipped files warn while no number receives replies, and not once one is set.
+    let shipped = loa(&repo_root(), &["check"]);
+    assert!(stdout(&shipped).contains("warning: sms.reply_number is not set"));
+    let config = dir.path().join("loa.toml");
+    let toml = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&template, text).unwrap();
+    std::fs::write(
+        &config,
+        toml.replace("[sms]\n", "[sms]\nreply_number = \"8079\"\n"),
+    )
+    .unwrap();
+    let out = loa(dir.path(), &["check"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("reply_number"), "{}", stdout(&out));
+    let preview = loa(
+        dir.path(),
+        &["preview", "ngay-gia-dinh", "--area", "tt-thang"],
+    );
+    assert!(
+        stdout(&preview).contains("Từ chối nhận tin: soạn TC gửi 8079\n"),
+        "{}",
+        stdout(&preview)
+    );
+
+    // A number residents cannot text is refused with its line.
+    std::fs::write(
+        &config,
+        toml.replace("[sms]\n", "[sms]\nreply_number = \"UBND HHoa\"\n"),
+    )
+    .unwrap();
+    let out = loa(dir.path(), &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("sms.reply_number"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
 fn run_refuses_to_start_half_configured() {
     let dir = copy_of_repo();
     let config = std::fs::read_to_string(dir.path().join("loa.toml")).unwrap();

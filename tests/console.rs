@@ -225,8 +225,9 @@ async fn content_is_sent_only_after_someone_other_than_its_author_approves_it() 
 
     // Editing approved content sends it back to draft: it must be approved again.
     let mut changed = afternoon(content("Nói chuyện chuyên đề (sửa)", &["bac-ly"]));
-    changed["sms_text"] =
-        json!("UBND huyen: moi ba con du buoi noi chuyen ve binh dang gioi tai {{area.name}}.");
+    changed["sms_text"] = json!(
+        "UBND huyen: moi ba con du buoi noi chuyen ve binh dang gioi tai {{area.in_sentence}}."
+    );
     let (status, item) = c
         .api_as(
             &writer,
@@ -281,11 +282,13 @@ async fn content_is_sent_only_after_someone_other_than_its_author_approves_it() 
     assert_eq!(telegram.len(), 1);
     assert_eq!(
         telegram[0].text,
-        "Kính gửi Nguyễn Thị Hoa: tuần này xã Xã Bắc Lý tổ chức nói chuyện về bình đẳng giới."
+        "Kính gửi Nguyễn Thị Hoa: tuần này xã Bắc Lý tổ chức nói chuyện về bình đẳng giới."
     );
     assert_eq!(
         c.kannel.sent()[0].text,
-        "UBND huyen: moi ba con du buoi noi chuyen ve binh dang gioi tai Xã Bắc Lý."
+        "UBND huyen: moi ba con du buoi noi chuyen ve binh dang gioi tai xã Bắc Lý.\n\
+         Từ chối nhận tin: báo UBND xã Bắc Lý",
+        "a campaign SMS typed without the opt-out line gets it"
     );
     // A second tick sends nothing again; once every delivery is finished the content is done.
     assert!(

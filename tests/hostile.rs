@@ -41,7 +41,7 @@ async fn staff_text_is_never_a_template() {
     assert_eq!(status, StatusCode::OK, "{preview}");
     assert_eq!(
         preview["channels"][1]["text"],
-        format!("{RECURSION} Nguyễn Thị Lan"),
+        format!("{RECURSION} Nguyễn Thị Lan\nTừ chối nhận tin: báo UBND xã Bắc Lý"),
         "the SMS preview is the text as typed, the placeholder filled in for a sample person"
     );
     let (status, item) = c.api_as(&staff, "POST", "/api/contents", Some(body)).await;
@@ -82,7 +82,10 @@ async fn staff_text_is_never_a_template() {
         loa::templates::escape_telegram_html(XSS),
         "Telegram shows the braces and the tag as text"
     );
-    assert_eq!(c.kannel.sent()[0].text, format!("{RECURSION} Lê Văn Nam"));
+    assert_eq!(
+        c.kannel.sent()[0].text,
+        format!("{RECURSION} Lê Văn Nam\nTừ chối nhận tin: báo UBND xã Bắc Lý")
+    );
 }
 
 /// The tags of an HTML page, as written (`<span class="x">`).

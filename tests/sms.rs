@@ -62,7 +62,7 @@ async fn an_sms_counts_as_reaching_someone_only_when_reported_delivered() {
     assert_eq!(sms.from, "UBND HHoa");
     assert_eq!(sms.coding, "2", "accented Vietnamese goes as UCS-2");
     assert!(
-        sms.text.contains("Xã Hòa Sơn"),
+        sms.text.contains("xã Hòa Sơn"),
         "diacritics intact: {}",
         sms.text
     );
@@ -173,7 +173,7 @@ async fn a_stop_word_by_sms_opts_out_with_one_confirmation_a_day() {
         .collect();
     assert_eq!(help.len(), 1);
     assert!(
-        help[0].text.contains("111") && help[0].text.contains("TC"),
+        help[0].text.contains("111") && help[0].text.contains("TC") && help[0].text.contains("DK"),
         "{}",
         help[0].text
     );
@@ -198,6 +198,46 @@ async fn a_stop_word_by_sms_opts_out_with_one_confirmation_a_day() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 401);
+}
+
+/// TC and unknown words say how to come back; "Đăng ký" (DK) takes a number back.
+#[tokio::test]
+async fn a_number_that_opted_out_can_subscribe_again_by_sms() {
+    let (mut app, kannel, base) = app_with_kannel("2023-03-05T09:00:00+07:00").await;
+    app.subscribe_sms("Trần Thị Mai", "hoa-son", "+84912345678")
+        .await;
+    let client = reqwest::Client::new();
+    let mo = |text: &str| {
+        client
+            .post(format!("{base}/webhooks/sms/mo"))
+            .header("X-Loa-Webhook-Secret", SECRET)
+            .json(&serde_json::json!({"from": "0912345678", "text": text}))
+            .send()
+    };
+    mo("TC").await.unwrap();
+    let told = kannel.sent().last().unwrap().text.clone();
+    assert!(
+        told.contains("soạn DK"),
+        "the opt-out reply says how to come back: {told}"
+    );
+
+    // The next day: "Đăng ký", as people type it.
+    app.set_clock("2023-03-06T09:00:00+07:00");
+    mo(" Đăng ký ").await.unwrap();
+    let back = kannel.sent().last().unwrap().text.clone();
+    assert!(back.contains("nhận lại tin"), "{back}");
+    assert!(back.contains("soạn TC"), "and how to stop again: {back}");
+
+    app.set_clock("2023-03-08T08:00:00+07:00");
+    let created = app.engine.scheduler.tick().await.unwrap().created;
+    assert_eq!(created[0].recipients, 1, "subscribed again");
+    app.engine.dispatcher.step().await.unwrap();
+    let campaign = kannel.sent().last().unwrap().text.clone();
+    assert!(campaign.contains("8/3"), "{campaign}");
+    assert!(
+        campaign.ends_with("Từ chối nhận tin: báo UBND xã Hòa Sơn"),
+        "every campaign SMS ends with how to stop: {campaign}"
+    );
 }
 
 #[tokio::test]
@@ -389,7 +429,7 @@ async fn an_http_brandname_gateway_described_in_config_sends_with_a_request_id()
         .unwrap();
     assert_eq!(auth, "Bearer khoa-api");
     assert!(
-        body["Content"].as_str().unwrap().contains("Xã Hòa Sơn"),
+        body["Content"].as_str().unwrap().contains("xã Hòa Sơn"),
         "{body}"
     );
     assert_eq!(body["IsUnicode"], 1);

@@ -136,6 +136,9 @@ pub struct Descriptor {
     /// Whether staff may type free text for it in the console (a channel that sends only
     /// pre-approved templates cannot).
     pub staff_text: bool,
+    /// Whether every campaign message on it ends with how to stop (`{{sms.opt_out}}`): where
+    /// the reader has no button or command to leave by, as on SMS.
+    pub opt_out_line: bool,
     pub limits: ChannelLimits,
     pub price: Price,
 }
@@ -160,6 +163,7 @@ pub const TELEGRAM: Descriptor = Descriptor {
     address: AddressKind::ChatId,
     confirms_delivery: false,
     staff_text: true,
+    opt_out_line: false,
     limits: ChannelLimits {
         per_second: 30,
         per_address_per_second: Some(1),
@@ -177,6 +181,7 @@ pub const SMS: Descriptor = Descriptor {
     address: AddressKind::PhoneNumber,
     confirms_delivery: true,
     staff_text: true,
+    opt_out_line: true,
     limits: ChannelLimits {
         per_second: 10,
         per_address_per_second: None,

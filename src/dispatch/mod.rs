@@ -392,14 +392,13 @@ impl Dispatcher {
         let context = self.context(d);
         match &d.body {
             Some(body) => {
-                let format = self
+                let channel = self
                     .config
                     .channels
                     .get(d.channel)
-                    .ok_or_else(|| format!("no channel {}", d.channel))?
-                    .format;
-                let text = staff::fill(body, format, &context);
-                Ok(format.finish(text, &BodySettings::default()))
+                    .ok_or_else(|| format!("no channel {}", d.channel))?;
+                let text = staff::compose(body, channel, &context);
+                Ok(channel.format.finish(text, &BodySettings::default()))
             }
             None => self
                 .templates
@@ -500,6 +499,7 @@ impl Dispatcher {
                 area_code: &d.area_code,
                 area_name: &d.area_name,
                 observance: &d.observance,
+                theme: "",
                 observance_date: d.observance_date.as_deref().and_then(|s| s.parse().ok()),
                 date: d.fire_at.with_timezone(&tz).date_naive(),
             },

@@ -8,5 +8,8 @@
 mod replies;
 mod reports;
 
-pub use replies::{HELP_REPLY, Inbound, InboundOutcome, OPT_OUT_REPLY, is_stop_word};
+pub use replies::{
+    HELP_REPLY, Inbound, InboundOutcome, OPT_OUT_REPLY, RESUBSCRIBE_REPLY, is_start_word,
+    is_stop_word,
+};
 pub use reports::{ReportOutcome, delivery_of_provider_message, record_delivery_report};

@@ -1,5 +1,6 @@
-//! Text messages residents send to the SMS number: a stop word opts the number out; anything
-//! else gets a short help reply with the hotlines. At most one automatic reply goes to a number
+//! Text messages residents send to the SMS number: a stop word opts the number out, a
+//! subscribe word (DK) takes a number that opted out back; anything else gets a short help
+//! reply with the hotlines and both words. At most one automatic reply goes to a number
 //! per local day, so two machines answering each other cannot run up a bill.
 
 use std::sync::Arc;
@@ -17,24 +18,48 @@ use crate::templates::{MessageContext, Recipient, Templates, unaccent};
 
 /// Template of the opt-out confirmation.
 pub const OPT_OUT_REPLY: &str = "tra-loi-huy";
+/// Template of the reply to a number that subscribed again.
+pub const RESUBSCRIBE_REPLY: &str = "tra-loi-dang-ky";
 /// Template of the help reply.
 pub const HELP_REPLY: &str = "tra-loi-tro-giup";
 
 /// Words that mean "stop", compared without diacritics and case.
 const STOP_WORDS: [&str; 5] = ["STOP", "HUY", "DUNG", "TU CHOI", "TC"];
 
+/// Words that mean "send me messages again".
+const START_WORDS: [&str; 3] = ["DK", "DANG KY", "START"];
+
+/// A text as compared with the words: without diacritics, upper case, single spaces.
+fn plain(text: &str) -> String {
+    let plain: String = unaccent(&text.nfc().collect::<String>()).to_uppercase();
+    plain.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Whether a text asks to stop: STOP, HUY, HỦY, DUNG, DỪNG, TU CHOI, TỪ CHỐI, TC — any case,
 /// with or without diacritics, surrounding spaces ignored.
 pub fn is_stop_word(text: &str) -> bool {
-    let plain: String = unaccent(&text.nfc().collect::<String>()).to_uppercase();
-    let words: Vec<&str> = plain.split_whitespace().collect();
-    STOP_WORDS.contains(&words.join(" ").as_str())
+    STOP_WORDS.contains(&plain(text).as_str())
+}
+
+/// Whether a text asks to receive messages again: DK, ĐĂNG KÝ, DANG KY, START.
+pub fn is_start_word(text: &str) -> bool {
+    START_WORDS.contains(&plain(text).as_str())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InboundOutcome {
-    OptedOut { replied: bool },
-    Helped { replied: bool },
+    OptedOut {
+        replied: bool,
+    },
+    /// The number's person had opted out and is back (`subscribed` false: nobody with this
+    /// number had opted out, or the number is unknown, which only the commune can add).
+    Resubscribed {
+        subscribed: bool,
+        replied: bool,
+    },
+    Helped {
+        replied: bool,
+    },
 }
 
 pub struct Inbound {
@@ -55,17 +80,42 @@ impl Inbound {
         // Masked like any number in a log line: the caller logs this error.
         let number = MobileNumber::parse(from)
             .map_err(|e| anyhow::anyhow!("sender {}: {}", mask_address(e.input()), e.reason()))?;
-        let stop = is_stop_word(text);
-        if stop {
+        if is_stop_word(text) {
             self.opt_out(&number, now).await?;
+            let replied = self.reply_once_a_day(&number, OPT_OUT_REPLY, now).await?;
+            return Ok(InboundOutcome::OptedOut { replied });
         }
-        let template = if stop { OPT_OUT_REPLY } else { HELP_REPLY };
-        let replied = self.reply_once_a_day(&number, template, now).await?;
-        Ok(if stop {
-            InboundOutcome::OptedOut { replied }
-        } else {
-            InboundOutcome::Helped { replied }
-        })
+        if is_start_word(text) {
+            let subscribed = self.opt_in(&number).await?;
+            let template = if subscribed {
+                RESUBSCRIBE_REPLY
+            } else {
+                HELP_REPLY
+            };
+            let replied = self.reply_once_a_day(&number, template, now).await?;
+            return Ok(InboundOutcome::Resubscribed {
+                subscribed,
+                replied,
+            });
+        }
+        let replied = self.reply_once_a_day(&number, HELP_REPLY, now).await?;
+        Ok(InboundOutcome::Helped { replied })
+    }
+
+    /// Takes back the opt-out of the people this number belongs to; false when none had one.
+    async fn opt_in(&self, number: &MobileNumber) -> anyhow::Result<bool> {
+        let updated = sqlx::query(
+            "UPDATE persons SET opted_out_at = NULL
+             WHERE opted_out_at IS NOT NULL
+               AND id IN (SELECT person_id FROM contacts WHERE channel = $1 AND address = $2)",
+        )
+        .bind(ChannelKind::Sms.as_str())
+        .bind(number.as_str())
+        .execute(&self.db.pool)
+        .await?
+        .rows_affected();
+        tracing::info!(number = %mask_address(number.as_str()), persons = updated, "subscribed again by SMS");
+        Ok(updated > 0)
     }
 
     async fn opt_out(&self, number: &MobileNumber, now: DateTime<Utc>) -> anyhow::Result<()> {
@@ -136,6 +186,7 @@ impl Inbound {
                 area_code: &area,
                 area_name: &area_name,
                 observance: "",
+                theme: "",
                 observance_date: None,
                 date: today,
             },

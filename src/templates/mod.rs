@@ -23,10 +23,14 @@ use unicode_normalization::is_nfc;
 
 pub use crate::channel::format::{DEFAULT_SMS_MAX_SEGMENTS, TELEGRAM_MAX_CHARS};
 use crate::channel::{BodySettings, ChannelKind, ChannelSet, Descriptor};
-use crate::config::Config;
+use crate::config::{AreaKind, AreaName, Config};
 use crate::diagnostics::{Problem, Problems};
 pub use crate::text::telegram_html::{self, escape as escape_telegram_html};
 pub use crate::text::{SmsEncoding, SmsSize, sms_size, unaccent, vietnamese_date};
+
+/// The longest official theme (the gender-equality month's, 2021–2024): a template that fits
+/// with it fits with any year's.
+pub const SAMPLE_THEME: &str = "Đảm bảo an sinh xã hội, tăng quyền năng và tạo cơ hội cho phụ nữ và trẻ em gái nhằm thực hiện bình đẳng giới và xóa bỏ bạo lực trên cơ sở giới";
 
 /// What a template says about itself in its first-line comment: its SMS budget in parts and
 /// whether it goes without diacritics.
@@ -39,6 +43,9 @@ pub struct MessageContext {
     pub area: AreaVars,
     /// The observance's name, e.g. "Ngày Quốc tế Phụ nữ 8/3".
     pub observance: String,
+    /// The observance's official theme for the message's year, or empty when none is known:
+    /// templates write `{{#if theme}}…{{/if}}` and never a slogan of their own.
+    pub theme: String,
     /// The observance's (first) day this time round, as `2023-03-08`.
     pub observance_date: String,
     /// The occurrence's local date in words: "ngày 8 tháng 3 năm 2023".
@@ -49,6 +56,37 @@ pub struct MessageContext {
     pub support: SupportVars,
     /// People and units honoured this year, as staff entered them.
     pub honours: Vec<HonourVars>,
+    pub sms: SmsVars,
+}
+
+/// What an SMS must say besides its message.
+#[derive(Debug, Clone, Serialize)]
+pub struct SmsVars {
+    /// How to stop: "Từ chối nhận tin: soạn TC gửi 8079". Every campaign SMS ends with it.
+    pub opt_out: String,
+}
+
+impl SmsVars {
+    /// The opt-out line for someone in `area_code`: text `TC` to `sms.reply_number`, or, where
+    /// no number receives replies, tell the commune's People's Committee (its office keeps the
+    /// contact point; its full title would take a third of an SMS).
+    pub fn for_area(config: &Config, area_code: &str) -> Self {
+        let place = config.areas.get(area_code).map_or_else(
+            || config.campaign.sender.clone(),
+            |a| format!("UBND {}", a.in_sentence),
+        );
+        SmsVars::new(config.sms.reply_number.as_deref(), &place)
+    }
+
+    /// `office`: who to tell when no number receives replies, e.g. "UBND xã Thường Thắng".
+    fn new(reply_number: Option<&str>, office: &str) -> Self {
+        SmsVars {
+            opt_out: match reply_number {
+                Some(number) => format!("Từ chối nhận tin: soạn TC gửi {number}"),
+                None => format!("Từ chối nhận tin: báo {office}"),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -59,7 +97,28 @@ pub struct PersonVars {
 #[derive(Debug, Clone, Serialize)]
 pub struct AreaVars {
     pub code: String,
+    /// Standing alone, capitalised: "Xã Thường Thắng" (a heading, a greeting line).
     pub name: String,
+    /// Inside a sentence: "bà con xã Thường Thắng".
+    pub in_sentence: String,
+    /// "trưởng thôn" in a xã, "tổ trưởng tổ dân phố" in a thị trấn or phường.
+    pub local_leader: String,
+    /// "công an xã", "công an thị trấn", "công an phường".
+    pub police: String,
+}
+
+impl AreaVars {
+    /// The variables of an area `name`d as configured, of `kind` (else read from the name).
+    pub fn new(code: &str, name: &str, kind: Option<AreaKind>) -> Self {
+        let name = AreaName::new(kind, name);
+        AreaVars {
+            code: code.to_string(),
+            local_leader: name.local_leader().to_string(),
+            police: name.police(),
+            name: name.full,
+            in_sentence: name.in_sentence,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -95,22 +154,38 @@ pub struct HonourVars {
 #[derive(Debug, Clone)]
 pub struct SampleData {
     pub campaign: CampaignVars,
-    /// The longest area name configured: a text that fits with it fits everywhere.
-    pub area_name: String,
+    /// Each area variable at its longest among the areas configured (the name of one, the
+    /// local leader of another): a text that fits with them fits everywhere.
+    pub area: AreaVars,
     pub support: SupportVars,
     pub honours: Vec<HonourVars>,
+    /// The longest opt-out line any area gets.
+    pub sms: SmsVars,
 }
 
 impl SampleData {
     /// Sample data from the configuration: its campaign, hotlines, honours (or a sample honour
-    /// when none is entered yet) and its longest area name.
+    /// when none is entered yet) and its longest area variables.
     pub fn from_config(config: &Config) -> Self {
-        let longest_area = config
+        let all: Vec<AreaVars> = config
             .areas
             .iter()
-            .max_by_key(|a| a.name.chars().count())
-            .map(|a| a.name.clone())
-            .unwrap_or_default();
+            .map(|a| AreaVars::new(&a.code, &a.name, a.kind))
+            .collect();
+        let longest = |field: fn(&AreaVars) -> &String| {
+            all.iter()
+                .map(field)
+                .max_by_key(|v| v.chars().count())
+                .cloned()
+                .unwrap_or_default()
+        };
+        let longest_area = AreaVars {
+            code: "mau".to_string(),
+            name: longest(|a| &a.name),
+            in_sentence: longest(|a| &a.in_sentence),
+            local_leader: longest(|a| &a.local_leader),
+            police: longest(|a| &a.police),
+        };
         let longest_contact = config
             .areas
             .iter()
@@ -126,8 +201,14 @@ impl SampleData {
             });
         }
         SampleData {
+            sms: config
+                .areas
+                .iter()
+                .map(|a| SmsVars::for_area(config, &a.code))
+                .max_by_key(|v| v.opt_out.chars().count())
+                .unwrap_or_else(|| SmsVars::new(config.sms.reply_number.as_deref(), "UBND")),
             campaign: CampaignVars::from(config),
-            area_name: longest_area,
+            area: longest_area,
             support: SupportVars {
                 hotlines: config
                     .support
@@ -177,6 +258,8 @@ pub struct Recipient<'a> {
     pub area_code: &'a str,
     pub area_name: &'a str,
     pub observance: &'a str,
+    /// The observance's theme for the year, `""` when none is known.
+    pub theme: &'a str,
     /// The observance's first day; the message's own date when unknown.
     pub observance_date: Option<NaiveDate>,
     /// The local date the message is for.
@@ -192,11 +275,13 @@ impl MessageContext {
             person: PersonVars {
                 name: r.person_name.to_string(),
             },
-            area: AreaVars {
-                code: r.area_code.to_string(),
-                name: r.area_name.to_string(),
-            },
+            area: AreaVars::new(
+                r.area_code,
+                r.area_name,
+                config.areas.get(r.area_code).and_then(|a| a.kind),
+            ),
             observance: r.observance.to_string(),
+            theme: r.theme.to_string(),
             observance_date: r.observance_date.unwrap_or(r.date).to_string(),
             date: vietnamese_date(r.date),
             date_iso: r.date.to_string(),
@@ -220,6 +305,7 @@ impl MessageContext {
                 .filter(|h| h.year == r.date.year())
                 .map(HonourVars::from)
                 .collect(),
+            sms: SmsVars::for_area(config, r.area_code),
         }
     }
 
@@ -230,17 +316,16 @@ impl MessageContext {
             person: PersonVars {
                 name: "Nguyễn Thị Phương Thảo".to_string(),
             },
-            area: AreaVars {
-                code: "mau".to_string(),
-                name: data.area_name.clone(),
-            },
+            area: data.area.clone(),
             observance: observance.to_string(),
+            theme: SAMPLE_THEME.to_string(),
             observance_date: "2023-03-08".to_string(),
             date: vietnamese_date(date),
             date_iso: date.to_string(),
             campaign: data.campaign.clone(),
             support: data.support.clone(),
             honours: data.honours.clone(),
+            sms: data.sms.clone(),
         }
     }
 }
@@ -469,6 +554,34 @@ impl Templates {
         self.get(name, kind).map(|l| l.path.as_path())
     }
 
+    /// A campaign template for a channel whose messages must say how to stop
+    /// ([`Descriptor::opt_out_line`]) that does not end with `{{sms.opt_out}}`: the problem,
+    /// naming the file and its last line.
+    pub fn missing_opt_out(
+        &self,
+        name: &str,
+        kind: ChannelKind,
+        context: &MessageContext,
+    ) -> Option<Problem> {
+        let loaded = self.get(name, kind)?;
+        if !self.channels.get(kind)?.opt_out_line {
+            return None;
+        }
+        let text = self.render(name, kind, context).ok()?;
+        // An unaccented template sends its opt-out line unaccented too.
+        if unaccent(text.trim_end()).ends_with(&unaccent(&context.sms.opt_out)) {
+            return None;
+        }
+        let lines = std::fs::read_to_string(&loaded.path)
+            .map(|s| s.lines().count())
+            .ok();
+        Some(Problem::new(
+            &loaded.path,
+            lines,
+            "a campaign SMS must end with {{sms.opt_out}} (how to stop receiving messages)",
+        ))
+    }
+
     fn get(&self, name: &str, kind: ChannelKind) -> Option<&Loaded> {
         self.loaded.get(&(name.to_string(), kind))
     }
@@ -559,7 +672,7 @@ impl Templates {
 fn render_message(e: &handlebars::RenderError) -> String {
     match e.reason() {
         RenderErrorReason::MissingVariable(Some(var)) => format!(
-            "unknown variable {var:?} (known: person.name, area.name, area.code, observance, observance_date, date, date_iso, campaign.name, campaign.sender, support.hotlines, support.contact_point, honours)"
+            "unknown variable {var:?} (known: person.name, theme, area.name, area.in_sentence, area.local_leader, area.police, area.code, observance, observance_date, date, date_iso, campaign.name, campaign.sender, support.hotlines, support.contact_point, honours, sms.opt_out)"
         ),
         reason => reason.to_string(),
     }
@@ -584,11 +697,12 @@ mod tests {
 
     fn data() -> SampleData {
         SampleData {
+            sms: SmsVars::new(Some("8079"), "UBND xã Hoàng Lương"),
             campaign: CampaignVars {
                 name: "Kế hoạch".into(),
                 sender: "UBND huyện".into(),
             },
-            area_name: "Xã Hoàng Lương".into(),
+            area: AreaVars::new("hoang-luong", "Xã Hoàng Lương", None),
             support: SupportVars {
                 hotlines: vec![HotlineVars {
                     name: "Tổng đài quốc gia bảo vệ trẻ em".into(),

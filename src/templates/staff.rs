@@ -11,23 +11,27 @@
 use unicode_normalization::UnicodeNormalization;
 
 use super::MessageContext;
-use crate::channel::BodyFormat;
+use crate::channel::{BodyFormat, Descriptor};
 
 /// What staff may insert into a text they type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placeholder {
     PersonName,
     AreaName,
+    AreaInSentence,
     SupportContactPoint,
     CampaignSender,
+    SmsOptOut,
 }
 
 impl Placeholder {
-    pub const ALL: [Placeholder; 4] = [
+    pub const ALL: [Placeholder; 6] = [
         Placeholder::PersonName,
         Placeholder::AreaName,
+        Placeholder::AreaInSentence,
         Placeholder::SupportContactPoint,
         Placeholder::CampaignSender,
+        Placeholder::SmsOptOut,
     ];
 
     /// The name between the braces: `person.name`.
@@ -35,8 +39,10 @@ impl Placeholder {
         match self {
             Placeholder::PersonName => "person.name",
             Placeholder::AreaName => "area.name",
+            Placeholder::AreaInSentence => "area.in_sentence",
             Placeholder::SupportContactPoint => "support.contact_point",
             Placeholder::CampaignSender => "campaign.sender",
+            Placeholder::SmsOptOut => "sms.opt_out",
         }
     }
 
@@ -49,11 +55,19 @@ impl Placeholder {
     pub fn meaning(self) -> &'static str {
         match self {
             Placeholder::PersonName => "the recipient's name",
-            Placeholder::AreaName => "the recipient's commune",
+            Placeholder::AreaName => {
+                "the recipient's commune, standing alone (\"Xã Thường Thắng\")"
+            }
+            Placeholder::AreaInSentence => {
+                "the recipient's commune inside a sentence (\"bà con xã Thường Thắng\")"
+            }
             Placeholder::SupportContactPoint => {
                 "the contact point for help in the recipient's commune (or the nearest one above it)"
             }
             Placeholder::CampaignSender => "who speaks, `campaign.sender` of `loa.toml`",
+            Placeholder::SmsOptOut => {
+                "how to stop receiving (texting `TC` to `sms.reply_number`); added at the end of an SMS that lacks it"
+            }
         }
     }
 
@@ -61,9 +75,15 @@ impl Placeholder {
     pub fn label(self) -> &'static str {
         match self {
             Placeholder::PersonName => "tên người nhận",
-            Placeholder::AreaName => "xã, thị trấn của người nhận",
+            Placeholder::AreaName => {
+                "tên xã, thị trấn của người nhận, đứng riêng (Xã Thường Thắng)"
+            }
+            Placeholder::AreaInSentence => {
+                "tên xã, thị trấn của người nhận, trong câu (bà con xã Thường Thắng)"
+            }
             Placeholder::SupportContactPoint => "đầu mối hỗ trợ tại xã, thị trấn của người nhận",
             Placeholder::CampaignSender => "cơ quan gửi tin",
+            Placeholder::SmsOptOut => "cách từ chối nhận tin (tự thêm vào cuối tin SMS)",
         }
     }
 
@@ -76,8 +96,10 @@ impl Placeholder {
         match self {
             Placeholder::PersonName => &context.person.name,
             Placeholder::AreaName => &context.area.name,
+            Placeholder::AreaInSentence => &context.area.in_sentence,
             Placeholder::SupportContactPoint => &context.support.contact_point,
             Placeholder::CampaignSender => &context.campaign.sender,
+            Placeholder::SmsOptOut => &context.sms.opt_out,
         }
     }
 }
@@ -86,6 +108,22 @@ impl Placeholder {
 pub fn normalise(text: &str) -> String {
     let text: String = text.replace("\r\n", "\n").nfc().collect();
     text.trim().to_string()
+}
+
+/// Staff text as `channel` sends it: on a channel whose campaign messages end with how to
+/// stop, the `{{sms.opt_out}}` line is added when the author left it out, then the placeholders
+/// are filled in ([`fill`]).
+pub fn compose(text: &str, channel: &Descriptor, context: &MessageContext) -> String {
+    let opt_out = Placeholder::SmsOptOut.token();
+    if channel.opt_out_line && !text.contains(&opt_out) {
+        fill(
+            &format!("{}\n{opt_out}", text.trim_end()),
+            channel.format,
+            context,
+        )
+    } else {
+        fill(text, channel.format, context)
+    }
 }
 
 /// The text to send in `format`: each placeholder replaced by its value, everything else as
@@ -158,17 +196,20 @@ pub fn readme_table() -> String {
 mod tests {
     use super::*;
     use crate::channel::{SMS_TEXT, TELEGRAM_HTML};
-    use crate::templates::{CampaignVars, SampleData, SupportVars};
+    use crate::templates::{AreaVars, CampaignVars, SampleData, SmsVars, SupportVars};
 
     fn context() -> MessageContext {
         MessageContext::sample(
             "8/3",
             &SampleData {
+                sms: SmsVars {
+                    opt_out: "Từ chối nhận tin: soạn TC gửi 8079".into(),
+                },
                 campaign: CampaignVars {
                     name: "Kế hoạch".into(),
                     sender: "UBND huyện <Hiệp Hòa>".into(),
                 },
-                area_name: "Xã Đoan Bái".into(),
+                area: AreaVars::new("doan-bai", "Xã Đoan Bái", None),
                 support: SupportVars {
                     hotlines: vec![],
                     contact_point: "Hội LHPN xã & Công an xã".into(),

@@ -278,7 +278,7 @@ pub fn hidden_field(page: &str, name: &str) -> String {
 pub fn content(title: &str, areas: &[&str]) -> Value {
     json!({
         "title": title,
-        "telegram_text": "Kính gửi {{person.name}}: tuần này xã {{area.name}} tổ chức nói chuyện về bình đẳng giới.",
+        "telegram_text": "Kính gửi {{person.name}}: tuần này {{area.in_sentence}} tổ chức nói chuyện về bình đẳng giới.",
         "sms_text": "UBND huyen: tuan nay co buoi noi chuyen ve binh dang gioi tai {{area.name}}.",
         "channels": ["telegram", "sms"],
         "areas": areas,

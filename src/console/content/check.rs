@@ -215,6 +215,7 @@ impl Console {
                 area_code: area.map(|a| a.code.as_str()).unwrap_or(""),
                 area_name: area.map(|a| a.name.as_str()).unwrap_or(""),
                 observance: observance.map(|o| o.name.as_str()).unwrap_or(""),
+                theme: "",
                 observance_date: observance.map(|o| o.date_for(date)),
                 date,
             },
@@ -242,6 +243,16 @@ impl Console {
                 if !self.templates.has(name, kind) {
                     return Err(format!(
                         "Mẫu {name:?} không có bản cho kênh {}.",
+                        channel.label
+                    ));
+                }
+                if self
+                    .templates
+                    .missing_opt_out(name, kind, context)
+                    .is_some()
+                {
+                    return Err(format!(
+                        "Mẫu {name:?} không kết thúc bằng dòng hướng dẫn từ chối nhận tin nên không gửi qua {} được.",
                         channel.label
                     ));
                 }
@@ -282,7 +293,7 @@ impl Console {
                 };
                 let text = channel
                     .format
-                    .finish(staff::fill(text, channel.format, context), &settings);
+                    .finish(staff::compose(text, channel, context), &settings);
                 let rendered = Rendered {
                     sms: channel.format.size(&text),
                     text,
