@@ -111,6 +111,21 @@ impl Setup {
                 .iter()
                 .any(|&k| config.channels.get(k).is_some_and(|d| d.opt_out_line))
         });
+        if config
+            .support
+            .lines(crate::config::Serves::Adults)
+            .next()
+            .is_none()
+        {
+            warnings.push(Problem::new(
+                &config.path,
+                None,
+                "warning: [support] has no line for adults facing violence (serves = \"adults\"): \
+                 support messages name only the commune's contact point and the emergency numbers; \
+                 add the national domestic-violence line or a counselling line once it is \
+                 confirmed to answer",
+            ));
+        }
         if sends_sms && config.sms.reply_number.is_none() {
             warnings.push(Problem::new(
                 &config.path,

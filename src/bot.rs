@@ -523,7 +523,17 @@ async fn stop(bot: &Bot, state: &State, chat: ChatId) -> anyhow::Result<()> {
 fn support_text(config: &Config, area: Option<&str>) -> String {
     let mut text = String::from("<b>Cần giúp đỡ khi bị bạo lực?</b>\n\n");
     for h in &config.support.hotlines {
-        text.push_str(&format!("• {}: <b>{}</b>\n", esc(&h.name), esc(&h.number)));
+        let cost = if h.free {
+            "miễn phí"
+        } else {
+            "có tính cước"
+        };
+        text.push_str(&format!(
+            "• {}: <b>{}</b> ({}, {cost})\n",
+            esc(&h.name),
+            esc(&h.number),
+            esc(&h.hours)
+        ));
     }
     let point = area
         .and_then(|a| config.areas.contact_point(a))

@@ -131,8 +131,37 @@ pub struct Support {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Hotline {
+    /// Who the line is for: a woman facing violence at home is not pointed at the children's
+    /// line or the ambulance.
+    pub serves: Serves,
+    /// Its full name: "Tổng đài quốc gia bảo vệ trẻ em".
     pub name: String,
+    /// A few words printed beside the number wherever it appears, SMS included: "bảo vệ trẻ em".
+    pub label: String,
     pub number: String,
+    /// When it answers: "24/7", "7h30–17h, thứ Hai đến thứ Sáu".
+    pub hours: String,
+    /// Whether the call costs the caller nothing (1900 numbers are charged).
+    pub free: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Serves {
+    /// Adults facing violence: the national domestic-violence line, counselling lines, the
+    /// province's and commune's own numbers.
+    Adults,
+    /// Children: the child-protection line 111.
+    Children,
+    /// Emergencies: police 113, ambulance 115.
+    Emergency,
+}
+
+impl Support {
+    /// The lines for `serves`, in file order.
+    pub fn lines(&self, serves: Serves) -> impl Iterator<Item = &Hotline> {
+        self.hotlines.iter().filter(move |h| h.serves == serves)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -867,11 +896,25 @@ impl Config {
 
         let areas = validate_areas(path, source, &raw.areas, &mut problems);
         for hotline in &raw.support.hotlines {
-            if hotline.name.trim().is_empty() || hotline.number.trim().is_empty() {
+            let empty = [
+                ("name", &hotline.name),
+                ("label", &hotline.label),
+                ("number", &hotline.number),
+                ("hours", &hotline.hours),
+            ]
+            .into_iter()
+            .filter(|(_, v)| v.trim().is_empty())
+            .map(|(k, _)| k)
+            .collect::<Vec<_>>();
+            if !empty.is_empty() {
                 problems.push(Problem::new(
                     path,
                     None,
-                    "support.hotlines: each needs a name and a number",
+                    format!(
+                        "support.hotlines: the line {:?} has no {}",
+                        hotline.number,
+                        empty.join(", ")
+                    ),
                 ));
             }
         }

@@ -197,6 +197,32 @@ fn check_fails_a_campaign_sms_that_does_not_say_how_to_stop() {
 }
 
 #[test]
+fn check_fails_a_support_number_printed_without_what_it_is() {
+    let dir = copy_of_repo();
+    let template = dir.path().join("messages/pcbldg-ho-tro.sms.hbs");
+    let text = std::fs::read_to_string(&template).unwrap();
+    let bare = text.replace("{{labelled}}", "{{number}}");
+    assert_ne!(bare, text);
+    std::fs::write(&template, bare).unwrap();
+    let out = loa(dir.path(), &["check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(
+            "messages/pcbldg-ho-tro.sms.hbs:2: lists 113 without saying what it is: print {{labelled}} (\"113 (công an)\")"
+        ),
+        "{}",
+        stdout(&out)
+    );
+    // The shipped files warn that no line for adults facing violence is configured yet.
+    let shipped = loa(&repo_root(), &["check"]);
+    assert!(
+        stdout(&shipped).contains("warning: [support] has no line for adults"),
+        "{}",
+        stdout(&shipped)
+    );
+}
+
+#[test]
 fn run_refuses_to_start_half_configured() {
     let dir = copy_of_repo();
     let config = std::fs::read_to_string(dir.path().join("loa.toml")).unwrap();

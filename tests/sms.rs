@@ -163,7 +163,7 @@ async fn a_stop_word_by_sms_opts_out_with_one_confirmation_a_day() {
         replies[0].text
     );
 
-    // Anything else: a short help reply with the hotlines, once.
+    // Anything else: a short help reply with the emergency lines, labelled, once.
     mo("0987654321", "cho toi hoi").await.unwrap();
     mo("0987654321", "alo").await.unwrap();
     let help: Vec<_> = kannel
@@ -173,7 +173,9 @@ async fn a_stop_word_by_sms_opts_out_with_one_confirmation_a_day() {
         .collect();
     assert_eq!(help.len(), 1);
     assert!(
-        help[0].text.contains("111") && help[0].text.contains("TC") && help[0].text.contains("DK"),
+        help[0].text.contains("113 (công an)")
+            && help[0].text.contains("TC")
+            && help[0].text.contains("DK"),
         "{}",
         help[0].text
     );

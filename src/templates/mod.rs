@@ -131,15 +131,42 @@ pub struct CampaignVars {
 /// Where people affected by violence can get help.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct SupportVars {
+    /// Every line, in file order.
     pub hotlines: Vec<HotlineVars>,
+    /// Lines for adults facing violence; empty until an operator configures one.
+    pub adults: Vec<HotlineVars>,
+    /// The child-protection line.
+    pub children: Vec<HotlineVars>,
+    /// Police and ambulance.
+    pub emergency: Vec<HotlineVars>,
     /// The person's commune contact point (or the nearest one up the area tree).
     pub contact_point: String,
+}
+
+impl SupportVars {
+    fn new(support: &crate::config::Support, contact_point: String) -> Self {
+        use crate::config::Serves;
+        let lines = |serves| support.lines(serves).map(HotlineVars::from).collect();
+        SupportVars {
+            hotlines: support.hotlines.iter().map(HotlineVars::from).collect(),
+            adults: lines(Serves::Adults),
+            children: lines(Serves::Children),
+            emergency: lines(Serves::Emergency),
+            contact_point,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct HotlineVars {
     pub name: String,
+    /// Printed beside the number: "bảo vệ trẻ em".
+    pub label: String,
     pub number: String,
+    pub hours: String,
+    pub free: bool,
+    /// The number with its label, as an SMS prints it: "111 (bảo vệ trẻ em)".
+    pub labelled: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -209,15 +236,7 @@ impl SampleData {
                 .unwrap_or_else(|| SmsVars::new(config.sms.reply_number.as_deref(), "UBND")),
             campaign: CampaignVars::from(config),
             area: longest_area,
-            support: SupportVars {
-                hotlines: config
-                    .support
-                    .hotlines
-                    .iter()
-                    .map(HotlineVars::from)
-                    .collect(),
-                contact_point: longest_contact,
-            },
+            support: SupportVars::new(&config.support, longest_contact),
             honours,
         }
     }
@@ -236,7 +255,11 @@ impl From<&crate::config::Hotline> for HotlineVars {
     fn from(h: &crate::config::Hotline) -> Self {
         HotlineVars {
             name: h.name.clone(),
+            label: h.label.clone(),
             number: h.number.clone(),
+            hours: h.hours.clone(),
+            free: h.free,
+            labelled: format!("{} ({})", h.number, h.label),
         }
     }
 }
@@ -286,19 +309,14 @@ impl MessageContext {
             date: vietnamese_date(r.date),
             date_iso: r.date.to_string(),
             campaign: CampaignVars::from(config),
-            support: SupportVars {
-                hotlines: config
-                    .support
-                    .hotlines
-                    .iter()
-                    .map(HotlineVars::from)
-                    .collect(),
-                contact_point: config
+            support: SupportVars::new(
+                &config.support,
+                config
                     .areas
                     .contact_point(r.area_code)
                     .unwrap_or_default()
                     .to_string(),
-            },
+            ),
             honours: config
                 .honours
                 .iter()
@@ -654,6 +672,16 @@ impl Templates {
             return Some(Problem::new(path, line, render_message(&e)));
         }
         let rendered = self.preview(name, kind, context).ok()?;
+        if let Some(problem) = unlabelled_number(&rendered.text, &context.support) {
+            // The line that prints a number: `{{number}}`, or the number typed in.
+            let line = std::fs::read_to_string(path).ok().and_then(|source| {
+                source
+                    .lines()
+                    .position(|l| l.contains("number}}") || l.contains(problem.number))
+                    .map(|i| i + 1)
+            });
+            return Some(Problem::new(path, line, problem.message));
+        }
         let format = self.channels.get(kind)?.format;
         format
             .check(&rendered.text, &loaded.settings)
@@ -667,6 +695,53 @@ impl Templates {
                 other => Problem::new(path, None, other.to_string()),
             })
     }
+}
+
+struct Unlabelled<'a> {
+    number: &'a str,
+    message: String,
+}
+
+/// A support line's number printed without what it is: its label or name must stand near it
+/// (on the same line, within a few words), or a reader in distress dials the ambulance for a
+/// counsellor.
+fn unlabelled_number<'a>(text: &str, support: &'a SupportVars) -> Option<Unlabelled<'a>> {
+    const NEAR: usize = 60;
+    for line in text.lines() {
+        for h in &support.hotlines {
+            let mut from = 0;
+            while let Some(at) = line[from..].find(&h.number) {
+                let at = from + at;
+                let end = at + h.number.len();
+                from = end;
+                // The number itself, not part of a longer one.
+                let digit = |c: Option<char>| c.is_some_and(|c| c.is_ascii_digit());
+                if digit(line[..at].chars().last()) || digit(line[end..].chars().next()) {
+                    continue;
+                }
+                let start = line[..at]
+                    .char_indices()
+                    .rev()
+                    .nth(NEAR)
+                    .map_or(0, |(i, _)| i);
+                let stop = line[end..]
+                    .char_indices()
+                    .nth(NEAR)
+                    .map_or(line.len(), |(i, _)| end + i);
+                let near = &line[start..stop];
+                if !near.contains(&h.label) && !near.contains(&h.name) {
+                    return Some(Unlabelled {
+                        number: &h.number,
+                        message: format!(
+                            "lists {} without saying what it is: print {{{{labelled}}}} (\"{}\"), {{{{label}}}} or {{{{name}}}} beside it",
+                            h.number, h.labelled
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    None
 }
 
 fn render_message(e: &handlebars::RenderError) -> String {
@@ -703,13 +778,19 @@ mod tests {
                 sender: "UBND huyện".into(),
             },
             area: AreaVars::new("hoang-luong", "Xã Hoàng Lương", None),
-            support: SupportVars {
-                hotlines: vec![HotlineVars {
-                    name: "Tổng đài quốc gia bảo vệ trẻ em".into(),
-                    number: "111".into(),
-                }],
-                contact_point: "Hội LHPN xã".into(),
-            },
+            support: SupportVars::new(
+                &crate::config::Support {
+                    hotlines: vec![crate::config::Hotline {
+                        serves: crate::config::Serves::Children,
+                        name: "Tổng đài quốc gia bảo vệ trẻ em".into(),
+                        label: "bảo vệ trẻ em".into(),
+                        number: "111".into(),
+                        hours: "24/7".into(),
+                        free: true,
+                    }],
+                },
+                "Hội LHPN xã".into(),
+            ),
             honours: vec![],
         }
     }

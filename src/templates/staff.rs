@@ -211,8 +211,8 @@ mod tests {
                 },
                 area: AreaVars::new("doan-bai", "Xã Đoan Bái", None),
                 support: SupportVars {
-                    hotlines: vec![],
                     contact_point: "Hội LHPN xã & Công an xã".into(),
+                    ..SupportVars::default()
                 },
                 honours: vec![],
             },
