@@ -69,6 +69,7 @@ impl Setup {
             config.campaign.time_zone,
             &config.areas,
             &config.channels,
+            &config.holidays,
         );
         let templates = Templates::load(&config.messages_dir, &config.channels)
             .map_err(|p| problems.extend(p))

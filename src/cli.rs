@@ -13,6 +13,7 @@ use sqlx::Row;
 
 use crate::app::{self, Setup};
 use crate::audience::import::ImportError;
+use crate::calendar::PlanStatus;
 use crate::clock::{SharedClock, SystemClock, VirtualClock};
 use crate::config::Env;
 use crate::console::accounts;
@@ -554,15 +555,31 @@ fn plan(
         PlanFormat::Table => {
             for fire in &plan {
                 let channels: Vec<&str> = fire.channels.iter().map(|c| c.as_str()).collect();
-                outln!(
+                let line = format!(
                     "{}  {:<32} {:<24} {}",
                     fire.at,
                     fire.schedule,
                     fire.template,
                     channels.join(",")
                 );
+                match fire.note() {
+                    Some(note) => outln!("{line}  {note}"),
+                    None => outln!("{line}"),
+                }
             }
-            outln!("{} fire times from {from} to {to} ({tz})", plan.len());
+            let count = |status: PlanStatus| plan.iter().filter(|f| f.status == status).count();
+            let firing = plan.iter().filter(|f| f.fires()).count();
+            let (moved, stopped) = (
+                count(PlanStatus::Moved),
+                count(PlanStatus::Skipped) + count(PlanStatus::Merged),
+            );
+            if moved + stopped == 0 {
+                outln!("{firing} fire times from {from} to {to} ({tz})");
+            } else {
+                outln!(
+                    "{firing} fire times from {from} to {to} ({tz}); public holidays moved {moved} to the next working day and stopped {stopped}"
+                );
+            }
         }
     }
     Ok(())

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use chrono::NaiveTime;
+use chrono::{NaiveDate, NaiveTime};
 use chrono_tz::Tz;
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -53,7 +53,40 @@ pub struct Config {
     pub sms: SmsConfig,
     /// Shared secret the SMS gateways' callbacks must carry (`LOA_WEBHOOK_SECRET`).
     pub webhook_secret: Option<String>,
+    /// `[[holidays]]`: days off the government announced, per year, beyond what the calendar
+    /// computes (see `calendar::holidays` for what an entry overrides).
+    pub holidays: Vec<HolidayRange>,
 }
+
+/// One `[[holidays]]` entry: days off in `year`, `from` to `to` inclusive — the Tết break or
+/// the National Day pair as the government set them that year, a compensatory day, a bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HolidayRange {
+    pub year: i32,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// What residents would call it; without one the calendar names it after the holiday it
+    /// overlaps.
+    pub name: Option<String>,
+}
+
+impl HolidayRange {
+    pub fn contains(&self, date: NaiveDate) -> bool {
+        self.from <= date && date <= self.to
+    }
+
+    pub fn days(&self) -> impl Iterator<Item = NaiveDate> + '_ {
+        self.from.iter_days().take_while(|d| *d <= self.to)
+    }
+}
+
+/// Years a `[[holidays]]` entry may name: Loa's calendar looks no further (its lunar dates are
+/// an astronomical approximation), so a year outside is a typo.
+pub const HOLIDAY_YEARS: std::ops::RangeInclusive<i32> = 1900..=2199;
+
+/// A government break is at most nine or ten days; a longer `[[holidays]]` range is a typo
+/// (and would silence the campaign for a month).
+pub const MAX_HOLIDAY_RANGE_DAYS: i64 = 31;
 
 /// Sending SMS: the sender name, what a part costs, and the gateway (none: SMS deliveries
 /// wait, or go to the `log` channel when nothing at all is configured).
@@ -487,6 +520,17 @@ struct RawConfig {
     honours: Vec<Honour>,
     #[serde(default)]
     sms: RawSms,
+    #[serde(default)]
+    holidays: Vec<RawHolidays>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHolidays {
+    year: Spanned<i32>,
+    from: Spanned<String>,
+    to: Spanned<String>,
+    name: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -919,6 +963,8 @@ impl Config {
             }
         }
 
+        let holidays = validate_holidays(path, source, &raw.holidays, &mut problems);
+
         let raw_sms = raw.sms;
         let kannel_url = env
             .get("LOA_KANNEL_URL")
@@ -1016,6 +1062,7 @@ impl Config {
             honours: raw.honours,
             sms,
             webhook_secret,
+            holidays,
         })
     }
 }
@@ -1100,6 +1147,100 @@ fn channel_limits(
         }
     }
     channels
+}
+
+/// `[[holidays]]` entries: `year`, `from` and `to` as `MM-DD` of that year, `from` ≤ `to`
+/// (a range never crosses the new year: the Tết break starts on 20 January at the earliest).
+fn validate_holidays(
+    path: &Path,
+    source: &str,
+    raw: &[RawHolidays],
+    problems: &mut Problems,
+) -> Vec<HolidayRange> {
+    let mut out = Vec::new();
+    for entry in raw {
+        let year = *entry.year.get_ref();
+        let line = Some(line_of_offset(source, entry.year.span().start));
+        // Names the entry in every message: two entries of one year differ by their dates.
+        let label = format!(
+            "holidays (year {year}, {} to {}{})",
+            entry.from.get_ref(),
+            entry.to.get_ref(),
+            entry
+                .name
+                .as_ref()
+                .map(|n| format!(", {n:?}"))
+                .unwrap_or_default()
+        );
+        let before = problems.0.len();
+        if !HOLIDAY_YEARS.contains(&year) {
+            problems.push(Problem::new(
+                path,
+                line,
+                format!(
+                    "{label}: year must be between {} and {}",
+                    HOLIDAY_YEARS.start(),
+                    HOLIDAY_YEARS.end()
+                ),
+            ));
+            continue;
+        }
+        let mut date = |field: &str, value: &Spanned<String>| {
+            let text = value.get_ref().trim();
+            let parsed = text
+                .split_once('-')
+                .filter(|(m, d)| m.len() == 2 && d.len() == 2)
+                .and_then(|(m, d)| Some((m.parse::<u32>().ok()?, d.parse::<u32>().ok()?)))
+                .and_then(|(m, d)| NaiveDate::from_ymd_opt(year, m, d));
+            if parsed.is_none() {
+                problems.push(Problem::new(
+                    path,
+                    Some(line_of_offset(source, value.span().start)),
+                    format!("{label}: {field}: {text:?} is not a date MM-DD of {year}"),
+                ));
+            }
+            parsed
+        };
+        let (from, to) = (date("from", &entry.from), date("to", &entry.to));
+        if let (Some(from), Some(to)) = (from, to) {
+            if from > to {
+                problems.push(Problem::new(
+                    path,
+                    line,
+                    format!(
+                        "{label}: from is after to; a range stays within its year (write one entry per year)"
+                    ),
+                ));
+            } else if (to - from).num_days() + 1 > MAX_HOLIDAY_RANGE_DAYS {
+                problems.push(Problem::new(
+                    path,
+                    line,
+                    format!(
+                        "{label}: {} days off in a row; at most {MAX_HOLIDAY_RANGE_DAYS}",
+                        (to - from).num_days() + 1
+                    ),
+                ));
+            }
+        }
+        if let Some(name) = &entry.name
+            && name.trim().is_empty()
+        {
+            problems.push(Problem::new(
+                path,
+                line,
+                format!("{label}: name must not be empty (leave it out instead)"),
+            ));
+        }
+        if let (Some(from), Some(to), true) = (from, to, problems.0.len() == before) {
+            out.push(HolidayRange {
+                year,
+                from,
+                to,
+                name: entry.name.as_ref().map(|n| n.trim().to_string()),
+            });
+        }
+    }
+    out
 }
 
 fn validate_areas(path: &Path, source: &str, raw: &[RawArea], problems: &mut Problems) -> AreaTree {
@@ -1293,6 +1434,63 @@ population = 500
             problems.contains("loa.toml:6: campaign.target_band"),
             "{problems}"
         );
+    }
+
+    #[test]
+    fn holidays_are_read_per_year() {
+        let src = format!(
+            "{MINIMAL}\n[[holidays]]\nyear = 2024\nfrom = \"02-08\"\nto = \"02-14\"\n\n[[holidays]]\nyear = 2024\nfrom = \"09-03\"\nto = \"09-03\"\nname = \"Quốc khánh\"\n"
+        );
+        let config = parse(&src, &Env::default()).unwrap();
+        let date = |m, d| NaiveDate::from_ymd_opt(2024, m, d).unwrap();
+        assert_eq!(config.holidays.len(), 2);
+        assert_eq!(
+            (config.holidays[0].from, config.holidays[0].to),
+            (date(2, 8), date(2, 14))
+        );
+        assert_eq!(config.holidays[0].name, None);
+        assert_eq!(config.holidays[1].name.as_deref(), Some("Quốc khánh"));
+        assert!(config.holidays[0].contains(date(2, 10)));
+        assert_eq!(config.holidays[0].days().count(), 7);
+    }
+
+    #[test]
+    fn bad_holidays_name_their_entry_and_line() {
+        let entry = |year: &str, from: &str, to: &str| {
+            format!("\n[[holidays]]\nyear = {year}\nfrom = \"{from}\"\nto = \"{to}\"\n")
+        };
+        let src = format!(
+            "{MINIMAL}{}{}{}{}{}",
+            entry("2024", "02-14", "02-08"),
+            entry("2023", "02-29", "03-01"),
+            entry("2024", "2024-02-08", "02-14"),
+            entry("1066", "01-01", "01-01"),
+            entry("2025", "01-01", "03-01"),
+        );
+        // The first entry's `year` line: after MINIMAL and a blank line and `[[holidays]]`.
+        let first = MINIMAL.lines().count() + 3;
+        let problems = parse(&src, &Env::default()).unwrap_err().to_string();
+        for expected in [
+            format!("loa.toml:{first}: holidays (year 2024, 02-14 to 02-08): from is after to"),
+            format!(
+                "loa.toml:{}: holidays (year 2023, 02-29 to 03-01): from: \"02-29\" is not a date MM-DD of 2023",
+                first + 6
+            ),
+            format!(
+                "loa.toml:{}: holidays (year 2024, 2024-02-08 to 02-14): from: \"2024-02-08\" is not a date MM-DD of 2024",
+                first + 11
+            ),
+            format!(
+                "loa.toml:{}: holidays (year 1066, 01-01 to 01-01): year must be between 1900 and 2199",
+                first + 15
+            ),
+            format!(
+                "loa.toml:{}: holidays (year 2025, 01-01 to 03-01): 60 days off in a row; at most 31",
+                first + 20
+            ),
+        ] {
+            assert!(problems.contains(&expected), "{expected}\nin:\n{problems}");
+        }
     }
 
     #[test]

@@ -22,7 +22,8 @@
 //! * [`channel`] — what a channel is: kind, descriptor, body format, limits, price; the set.
 //! * [`config`] — `loa.toml` plus environment overrides, validated; the area tree; the channels.
 //! * [`delivery`] — a delivery's states and attempts, spelled once.
-//! * [`calendar`] — schedule files; cron in the campaign time zone, date windows. Pure.
+//! * [`calendar`] — schedule files; cron in the campaign time zone, date windows; public
+//!   holidays (lunar dates computed) moving or skipping fire times. Pure.
 //! * [`templates`] — handlebars over `messages/`, one registry per channel; staff text's fixed
 //!   placeholders (never compiled).
 //! * [`audience`] — persons, contacts, areas, tags; the audience of the fan-out.

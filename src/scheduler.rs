@@ -12,7 +12,7 @@ use chrono_tz::Tz;
 use sqlx::Row;
 
 use crate::audience::AudienceFilter;
-use crate::calendar::{Audience, Calendar, Schedule};
+use crate::calendar::{Audience, Calendar, Fire, Schedule};
 use crate::channel::{ChannelKind, ChannelSet};
 use crate::clock::SharedClock;
 use crate::config::AreaTree;
@@ -69,12 +69,14 @@ struct OccurrenceSpec<'a> {
 }
 
 impl<'a> OccurrenceSpec<'a> {
-    fn of_schedule(schedule: &'a Schedule, fire_at: DateTime<Utc>) -> Self {
+    /// `rule_at`: when the schedule's rule put the fire time, which differs from the fire
+    /// time when a holiday moved it; the observance it belongs to is the rule's.
+    fn of_schedule(schedule: &'a Schedule, rule_at: DateTime<Utc>) -> Self {
         OccurrenceSpec {
             schedule_id: &schedule.id,
             template: &schedule.template,
             observance: &schedule.observance,
-            observance_date: schedule.observance_date(fire_at),
+            observance_date: schedule.observance_date(rule_at),
             channels: &schedule.channels,
             audience: &schedule.audience,
             expires_after: schedule.expires_after,
@@ -128,14 +130,17 @@ impl Scheduler {
             let after = since
                 .unwrap_or(now - schedule.expires_after)
                 .max(now - Duration::days(MAX_CATCH_UP_DAYS));
-            for at in schedule.fire_times(after, now) {
-                let at = at.to_utc();
+            // Holidays applied: the same fire times `loa plan` shows.
+            for fire in schedule.fires(after, now).into_iter().filter(Fire::fires) {
+                let (at, rule_at) = (fire.at.to_utc(), fire.rule_at().to_utc());
                 if at + schedule.expires_after <= now {
-                    if let Some(missed) = self.record_missed(schedule, at).await? {
+                    if let Some(missed) = self.record_missed(schedule, at, rule_at).await? {
                         tracing::warn!(schedule = %missed.schedule_id, at = %at, "missed while Loa was down; not sent");
                         report.missed.push(missed);
                     }
-                } else if let Some(created) = self.create_occurrence(schedule, at).await? {
+                } else if let Some(created) =
+                    self.create_occurrence_for(schedule, at, rule_at).await?
+                {
                     tracing::info!(
                         schedule = %created.schedule_id,
                         at = %at,
@@ -236,10 +241,11 @@ impl Scheduler {
         &self,
         schedule: &Schedule,
         fire_at: DateTime<Utc>,
+        rule_at: DateTime<Utc>,
     ) -> anyhow::Result<Option<CreatedOccurrence>> {
         let now = self.clock.now();
         let mut conn = self.db.pool.acquire().await?;
-        let spec = OccurrenceSpec::of_schedule(schedule, fire_at);
+        let spec = OccurrenceSpec::of_schedule(schedule, rule_at);
         let id = insert_occurrence(&mut conn, &spec, fire_at, now, "missed").await?;
         Ok(id.map(|id| CreatedOccurrence {
             id,
@@ -255,8 +261,18 @@ impl Scheduler {
         schedule: &Schedule,
         fire_at: DateTime<Utc>,
     ) -> anyhow::Result<Option<CreatedOccurrence>> {
+        self.create_occurrence_for(schedule, fire_at, fire_at).await
+    }
+
+    /// The same for a fire time its rule put at `rule_at` (a holiday moved it to `fire_at`).
+    async fn create_occurrence_for(
+        &self,
+        schedule: &Schedule,
+        fire_at: DateTime<Utc>,
+        rule_at: DateTime<Utc>,
+    ) -> anyhow::Result<Option<CreatedOccurrence>> {
         let mut tx = self.db.pool.begin().await?;
-        let spec = OccurrenceSpec::of_schedule(schedule, fire_at);
+        let spec = OccurrenceSpec::of_schedule(schedule, rule_at);
         let Some((id, recipients)) = self.insert_and_fan_out(&mut tx, &spec, fire_at).await? else {
             return Ok(None);
         };

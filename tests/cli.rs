@@ -86,6 +86,151 @@ fn plan_json_lists_2023_fire_times_with_the_campaign_offset() {
 }
 
 #[test]
+fn the_2024_plan_has_no_fire_time_on_a_holiday_and_shows_the_tet_move() {
+    let args = |format: &'static str| {
+        [
+            "plan",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-12-31",
+            "--format",
+            format,
+        ]
+    };
+    let out = loa(&repo_root(), &args("json"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let setup = loa::app::Setup::load(&repo_root().join("loa.toml"), &Env::default()).unwrap();
+    let holidays = setup.calendar.holidays();
+    let mut moved = Vec::new();
+    for fire in &plan {
+        let at = fire["at"].as_str().unwrap();
+        let day = NaiveDate::parse_from_str(&at[..10], "%Y-%m-%d").unwrap();
+        assert_eq!(
+            fire["status"]
+                .as_str()
+                .map(|s| s == "skipped" || s == "merged"),
+            Some(false),
+            "{fire}"
+        );
+        assert_eq!(holidays.on(day), None, "{at} is a holiday");
+        if fire["status"] == "moved" {
+            moved.push((
+                at,
+                fire["moved_from"].as_str().unwrap(),
+                fire["holiday"].as_str().unwrap(),
+            ));
+        }
+    }
+    // The announced break ran from Thursday 8 to Wednesday 14 February.
+    assert_eq!(
+        moved,
+        [(
+            "2024-02-15T09:00:00+07:00",
+            "2024-02-10T09:00:00+07:00",
+            "Tết Nguyên Đán"
+        )]
+    );
+
+    let out = loa(&repo_root(), &args("table"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    let line = table
+        .lines()
+        .find(|l| l.starts_with("2024-02-15T09:00:00+07:00"))
+        .unwrap_or_else(|| panic!("no line for 15 February:\n{table}"));
+    assert!(
+        line.contains("chinh-sach-phap-luat-hang-thang")
+            && line.ends_with("moved from 2024-02-10 (Tết Nguyên Đán)"),
+        "{line}"
+    );
+    assert!(!table.contains("2024-02-10T"), "{table}");
+    assert!(
+        table
+            .trim_end()
+            .ends_with("public holidays moved 1 to the next working day and stopped 0"),
+        "{table}"
+    );
+}
+
+#[test]
+fn a_schedule_on_tet_passes_check_and_the_plan_shows_it_moved_or_skipped() {
+    let dir = copy_of_repo();
+    // Two messages on Tết 2025 (29 January; the announced break is 25 January – 2 February):
+    // one moves to Monday 3 February, one is skipped.
+    std::fs::write(
+        dir.path().join("schedules/tet.toml"),
+        "[[schedule]]\nid = \"tet-move\"\nobservance = \"truyen-thong-thuong-xuyen\"\ntemplate = \"chinh-sach-phap-luat\"\ncron = \"0 0 8 29 1 *\"\nonly_year = 2025\nchannels = [\"telegram\"]\n\n\
+         [[schedule]]\nid = \"tet-skip\"\nobservance = \"truyen-thong-thuong-xuyen\"\ntemplate = \"chinh-sach-phap-luat\"\ncron = \"0 0 8 30 1 *\"\nonly_year = 2025\non_holiday = \"skip\"\nchannels = [\"telegram\"]\n",
+    )
+    .unwrap();
+    let out = loa(dir.path(), &["check"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    let out = loa(
+        dir.path(),
+        &["plan", "--from", "2025-01-01", "--to", "2025-02-28"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    let line_of = |id: &str| {
+        table
+            .lines()
+            .find(|l| l.contains(id))
+            .unwrap_or_else(|| panic!("no {id}:\n{table}"))
+            .to_string()
+    };
+    let moved = line_of("tet-move");
+    assert!(moved.starts_with("2025-02-03T08:00:00+07:00"), "{moved}");
+    assert!(
+        moved.ends_with("moved from 2025-01-29 (Tết Nguyên Đán)"),
+        "{moved}"
+    );
+    let skipped = line_of("tet-skip");
+    assert!(
+        skipped.starts_with("2025-01-30T08:00:00+07:00"),
+        "{skipped}"
+    );
+    assert!(
+        skipped.ends_with("skipped: 2025-01-30 is Tết Nguyên Đán"),
+        "{skipped}"
+    );
+
+    // A bad value is a problem of the schedule's file and line.
+    std::fs::write(
+        dir.path().join("schedules/tet.toml"),
+        "[[schedule]]\nid = \"tet-move\"\nobservance = \"truyen-thong-thuong-xuyen\"\ntemplate = \"chinh-sach-phap-luat\"\ncron = \"0 0 8 29 1 *\"\non_holiday = \"postpone\"\nchannels = [\"telegram\"]\n",
+    )
+    .unwrap();
+    let out = loa(dir.path(), &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("schedules/tet.toml:6: on_holiday: \"postpone\" must be"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn a_bad_holidays_entry_is_a_config_problem() {
+    let dir = copy_of_repo();
+    let config = dir.path().join("loa.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let broken = text.replacen("from = \"02-08\"", "from = \"02-18\"", 1);
+    assert_ne!(broken, text);
+    std::fs::write(&config, broken).unwrap();
+    let out = loa(dir.path(), &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = stdout(&out);
+    assert!(
+        report.contains("loa.toml:")
+            && report.contains("holidays (year 2024, 02-18 to 02-14): from is after to"),
+        "{report}"
+    );
+}
+
+#[test]
 fn check_accepts_the_shipped_files() {
     let out = loa(&repo_root(), &["check"]);
     assert!(

@@ -432,3 +432,50 @@ async fn a_lead_up_message_counts_the_days_to_its_observance() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn the_monthly_message_keeps_off_tet_and_the_scheduler_agrees_with_the_plan() {
+    // Today the monthly message fires on Saturday 10 February 2024, the first day of Tết. Loa
+    // runs through February ticking every three hours; what it creates is what `loa plan`
+    // shows: the message on Thursday 15th, after the announced break (8–14 February).
+    let mut app = TestApp::spawn_at("2024-02-01T00:00:00+07:00").await;
+    app.subscribe("Nguyễn Thị Lan", "bac-ly", 4001).await;
+    let mut created = Vec::new();
+    for _ in 0..29 * 8 {
+        app.advance(Duration::hours(3));
+        let report = app.engine.scheduler.tick().await.unwrap();
+        assert!(report.missed.is_empty(), "{:?}", report.missed);
+        created.extend(
+            report
+                .created
+                .into_iter()
+                .map(|o| (o.schedule_id, o.fire_at)),
+        );
+    }
+    let tz = app.setup.config.campaign.time_zone;
+    let planned: Vec<(String, chrono::DateTime<chrono::Utc>)> = app
+        .setup
+        .calendar
+        .plan(
+            chrono::NaiveDate::from_ymd_opt(2024, 2, 1).unwrap(),
+            chrono::NaiveDate::from_ymd_opt(2024, 2, 29).unwrap(),
+            tz,
+        )
+        .into_iter()
+        .filter(|p| p.fires())
+        .map(|p| (p.schedule, at(&p.at)))
+        .collect();
+    assert_eq!(created, planned);
+    assert_eq!(
+        created,
+        [(
+            "chinh-sach-phap-luat-hang-thang".to_string(),
+            at("2024-02-15T09:00:00+07:00")
+        )]
+    );
+    // One occurrence, keyed by the time it fired, with its resident's delivery.
+    let stored = occurrences(&app.db).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].fire_at, at("2024-02-15T09:00:00+07:00"));
+    assert_eq!(stored[0].recipients, 1);
+}

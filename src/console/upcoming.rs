@@ -72,6 +72,9 @@ impl Console {
         for fire in self
             .calendar
             .plan(today, (end.with_timezone(&tz)).date_naive(), tz)
+            .into_iter()
+            // What actually goes out: moved fire times at their new time, skipped ones not at all.
+            .filter(|fire| fire.fires())
         {
             let Some(schedule) = self.calendar.get(&fire.schedule) else {
                 continue;

@@ -9,10 +9,19 @@
 //!
 //! Everything is evaluated in the campaign's time zone, never UTC: "08:00 on 8 March" is 08:00
 //! in Hà Nội. Pure: after loading, nothing here touches a file, a database or the clock.
+//!
+//! A fire time that falls on a public holiday ([`holidays`]: Tết, 30/4, 2/9, … with the lunar
+//! ones from [`lunar`]) moves to the next working day at the same time, or is skipped, as its
+//! schedule's `on_holiday` says. [`Schedule::fires`] is the one place that applies this: the
+//! scheduler, `loa plan`, the demo and the console all ask it, so they cannot disagree.
 
-use std::collections::{BTreeMap, HashMap};
+pub mod holidays;
+pub mod lunar;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -20,8 +29,10 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::channel::{ChannelKind, ChannelSet};
-use crate::config::AreaTree;
+use crate::config::{AreaTree, HolidayRange};
 use crate::diagnostics::{Problem, Problems, from_toml_error, line_of_offset};
+
+pub use holidays::{Holidays, OnHoliday, Shift};
 
 /// A greeting that could not be sent within this long after its fire time is not sent at all.
 pub const DEFAULT_EXPIRES_AFTER: &str = "12h";
@@ -30,6 +41,8 @@ pub const DEFAULT_EXPIRES_AFTER: &str = "12h";
 pub struct Calendar {
     observances: Vec<Observance>,
     schedules: Vec<Schedule>,
+    /// Vietnam's public holidays with `loa.toml`'s `[[holidays]]`; every schedule shares them.
+    holidays: Arc<Holidays>,
     /// Not errors, but worth an operator's look (e.g. a rule that never fires).
     pub warnings: Vec<Problem>,
 }
@@ -83,6 +96,10 @@ pub struct Schedule {
     pub skipped_years: Vec<i32>,
     /// This schedule may share a day with another on purpose.
     pub same_day_ok: bool,
+    /// What a fire time on a public holiday becomes.
+    pub on_holiday: OnHoliday,
+    /// The calendar's holidays.
+    pub holidays: Arc<Holidays>,
     /// Where it was written, for problems found later (e.g. a missing template).
     pub file: PathBuf,
     pub line: usize,
@@ -234,21 +251,185 @@ pub struct FireTime<'a> {
     pub at: DateTime<Tz>,
 }
 
+/// A fire time of a schedule as the holiday rule left it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fire {
+    /// When it fires; for one that does not fire (skipped, merged), when its rule put it.
+    pub at: DateTime<Tz>,
+    pub holiday: HolidayShift,
+}
+
+/// What a public holiday did to a fire time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HolidayShift {
+    /// Nothing: it fires when its rule says.
+    None,
+    /// Its rule put it at `from`, on `holiday`; it fires at `at`, the next working day.
+    Moved { from: DateTime<Tz>, holiday: String },
+    /// On `holiday` with `on_holiday = "skip"` (or no working day followed): it does not fire.
+    Skipped { holiday: String },
+    /// On `holiday`, moved onto `into`, a time the schedule fires anyway: it fires once, there.
+    Merged { into: DateTime<Tz>, holiday: String },
+}
+
+impl Fire {
+    /// Whether a message goes out at `at`.
+    pub fn fires(&self) -> bool {
+        matches!(
+            self.holiday,
+            HolidayShift::None | HolidayShift::Moved { .. }
+        )
+    }
+
+    /// When the schedule's rule put it, before any move.
+    pub fn rule_at(&self) -> DateTime<Tz> {
+        match &self.holiday {
+            HolidayShift::Moved { from, .. } => *from,
+            _ => self.at,
+        }
+    }
+}
+
 /// One line of `loa plan`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PlannedFire {
     pub schedule: String,
-    /// RFC 3339 with the campaign offset, e.g. `2023-03-08T08:00:00+07:00`.
+    /// RFC 3339 with the campaign offset, e.g. `2023-03-08T08:00:00+07:00`: when it fires, or
+    /// for one that does not (`skipped`, `merged`), when its rule put it.
     pub at: String,
     pub template: String,
     pub channels: Vec<ChannelKind>,
     pub observance: String,
     pub audience: Vec<String>,
+    pub status: PlanStatus,
+    /// `moved`: where the rule put it (RFC 3339), on a holiday.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moved_from: Option<String>,
+    /// `merged`: the fire time it joined (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
+    /// The holiday that moved, skipped or merged it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holiday: Option<String>,
+}
+
+/// A fire time in the plan: whether and why it fires where it does.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanStatus {
+    /// When its rule says.
+    Fires,
+    /// On the next working day: its rule put it on a holiday.
+    Moved,
+    /// Not at all: on a holiday, and its schedule says `on_holiday = "skip"`.
+    Skipped,
+    /// Not separately: moved off a holiday onto a time its schedule fires anyway.
+    Merged,
+}
+
+impl PlannedFire {
+    /// Whether a message goes out.
+    pub fn fires(&self) -> bool {
+        matches!(self.status, PlanStatus::Fires | PlanStatus::Moved)
+    }
+
+    /// What the holiday rule did, for people: "moved from 2024-02-10 (Tết Nguyên Đán)".
+    pub fn note(&self) -> Option<String> {
+        let holiday = self.holiday.as_deref().unwrap_or_default();
+        let date = |rfc3339: &str| rfc3339.get(..10).unwrap_or(rfc3339).to_string();
+        match self.status {
+            PlanStatus::Fires => None,
+            PlanStatus::Moved => Some(format!(
+                "moved from {} ({holiday})",
+                date(self.moved_from.as_deref().unwrap_or_default())
+            )),
+            PlanStatus::Skipped => Some(format!("skipped: {} is {holiday}", date(&self.at))),
+            PlanStatus::Merged => Some(format!(
+                "merged: {} is {holiday}; fires once at {}",
+                date(&self.at),
+                self.merged_into.as_deref().unwrap_or_default()
+            )),
+        }
+    }
 }
 
 impl Schedule {
-    /// Fire times in `(after, until]`, in time order, in the schedule's time zone.
+    /// Fire times in `(after, until]`, in time order, in the schedule's time zone: those that
+    /// fire, holidays applied (see [`Schedule::fires`]).
     pub fn fire_times(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> Vec<DateTime<Tz>> {
+        self.fires(after, until)
+            .into_iter()
+            .filter(Fire::fires)
+            .map(|f| f.at)
+            .collect()
+    }
+
+    /// Every fire time in `(after, until]` with what the holiday rule did to it, in time order:
+    /// moved ones at their new time (one moved into the range from a holiday before it is in;
+    /// one moved out of it is not), skipped and merged ones at their rule's time.
+    ///
+    /// A fire time whose local date is a public holiday moves to the next working day (not a
+    /// Saturday, Sunday or holiday) at the same local time, unless the schedule says
+    /// `on_holiday = "skip"` (it does not fire) or `"send"` (it stays). A move onto a time the
+    /// schedule already fires merges into it: one occurrence, since (schedule, fire time) is
+    /// its key anyway. `only_year`, overrides and cron windows apply to the rule's time.
+    pub fn fires(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> Vec<Fire> {
+        if until <= after {
+            return Vec::new();
+        }
+        let lookback = match self.on_holiday {
+            OnHoliday::Move => {
+                // The days off just before `after`'s day may have moved a fire time into range.
+                let day = after.with_timezone(&self.time_zone).date_naive();
+                let first = self.holidays.non_working_run_before(day);
+                after.min(local_midnight(first, self.time_zone) - Duration::seconds(1))
+            }
+            OnHoliday::Skip | OnHoliday::Send => after,
+        };
+        let mut fires: Vec<Fire> = self
+            .rule_times(lookback, until)
+            .into_iter()
+            .map(|at| match self.holidays.shift(at, self.on_holiday) {
+                Shift::Stays => Fire {
+                    at,
+                    holiday: HolidayShift::None,
+                },
+                Shift::Moved { to, holiday } => Fire {
+                    at: to,
+                    holiday: HolidayShift::Moved { from: at, holiday },
+                },
+                Shift::Skipped { holiday } => Fire {
+                    at,
+                    holiday: HolidayShift::Skipped { holiday },
+                },
+            })
+            .collect();
+        // Unmoved ones first at each instant, then moves by their rule's time: the first keeps
+        // the instant, later ones merge into it.
+        fires.sort_by_key(|f| (f.at, f.rule_at() != f.at, f.rule_at()));
+        let mut taken: BTreeSet<DateTime<Tz>> = BTreeSet::new();
+        for fire in &mut fires {
+            if !fire.fires() || taken.insert(fire.at) {
+                continue;
+            }
+            // Taken: rule times are distinct and unmoved ones sort first, so this one moved.
+            if let HolidayShift::Moved { from, holiday } = &fire.holiday {
+                *fire = Fire {
+                    at: *from,
+                    holiday: HolidayShift::Merged {
+                        into: fire.at,
+                        holiday: holiday.clone(),
+                    },
+                };
+            }
+        }
+        fires.retain(|f| after < f.at.to_utc() && f.at.to_utc() <= until);
+        fires.sort_by_key(|f| f.at);
+        fires
+    }
+
+    /// The rule's own times in `(after, until]`, before holidays: in time order, distinct.
+    fn rule_times(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> Vec<DateTime<Tz>> {
         if until <= after {
             return Vec::new();
         }
@@ -326,6 +507,11 @@ impl Calendar {
         self.schedules.iter().find(|s| s.id == id)
     }
 
+    /// The public holidays every schedule's fire times are checked against.
+    pub fn holidays(&self) -> &Holidays {
+        &self.holidays
+    }
+
     /// Every fire time in `(after, until]`, in time order.
     pub fn fire_times(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> Vec<FireTime<'_>> {
         let mut out: Vec<FireTime<'_>> = self
@@ -344,25 +530,49 @@ impl Calendar {
         out
     }
 
-    /// Every fire time on the local dates `from..=to` of the campaign time zone.
+    /// Every fire time on the local dates `from..=to` of the campaign time zone, in time
+    /// order: those that fire (as their rule says, or moved off a holiday) and those a holiday
+    /// stopped (skipped, merged), marked so.
     pub fn plan(&self, from: NaiveDate, to: NaiveDate, tz: Tz) -> Vec<PlannedFire> {
         let start = local_midnight(from, tz) - Duration::seconds(1);
         let end = local_midnight(to + Duration::days(1), tz) - Duration::seconds(1);
-        self.fire_times(start, end)
-            .into_iter()
-            .map(|f| PlannedFire {
-                schedule: f.schedule.id.clone(),
-                at: f.at.with_timezone(&tz).to_rfc3339(),
-                template: f.schedule.template.clone(),
-                channels: f.schedule.channels.clone(),
-                observance: f.schedule.observance.clone(),
-                audience: if f.schedule.audience.areas.is_empty() {
-                    vec!["all".to_string()]
-                } else {
-                    f.schedule.audience.areas.clone()
-                },
-            })
-            .collect()
+        let local = |at: DateTime<Tz>| at.with_timezone(&tz).to_rfc3339();
+        let mut out: Vec<(DateTime<Tz>, PlannedFire)> = Vec::new();
+        for s in &self.schedules {
+            for fire in s.fires(start, end) {
+                let (status, moved_from, merged_into, holiday) = match fire.holiday {
+                    HolidayShift::None => (PlanStatus::Fires, None, None, None),
+                    HolidayShift::Moved { from, holiday } => {
+                        (PlanStatus::Moved, Some(local(from)), None, Some(holiday))
+                    }
+                    HolidayShift::Skipped { holiday } => {
+                        (PlanStatus::Skipped, None, None, Some(holiday))
+                    }
+                    HolidayShift::Merged { into, holiday } => {
+                        (PlanStatus::Merged, None, Some(local(into)), Some(holiday))
+                    }
+                };
+                let planned = PlannedFire {
+                    schedule: s.id.clone(),
+                    at: local(fire.at),
+                    template: s.template.clone(),
+                    channels: s.channels.clone(),
+                    observance: s.observance.clone(),
+                    audience: if s.audience.areas.is_empty() {
+                        vec!["all".to_string()]
+                    } else {
+                        s.audience.areas.clone()
+                    },
+                    status,
+                    moved_from,
+                    merged_into,
+                    holiday,
+                };
+                out.push((fire.at, planned));
+            }
+        }
+        out.sort_by(|(a, x), (b, y)| a.cmp(b).then_with(|| x.schedule.cmp(&y.schedule)));
+        out.into_iter().map(|(_, p)| p).collect()
     }
 
     /// Local dates on which two schedules that may reach the same person both fire, neither
@@ -400,14 +610,17 @@ impl Calendar {
     }
 
     /// Reads every `*.toml` in `dir`, in name order, checking area codes against `areas` and
-    /// channel names against `channels`.
+    /// channel names against `channels`; fire times keep off the public holidays, with
+    /// `holidays` (the `[[holidays]]` of `loa.toml`) applied.
     pub fn load(
         dir: &Path,
         default_tz: Tz,
         areas: &AreaTree,
         channels: &ChannelSet,
+        holidays: &[HolidayRange],
     ) -> Result<Calendar, Problems> {
-        let (calendar, problems) = Calendar::load_partial(dir, default_tz, areas, channels);
+        let (calendar, problems) =
+            Calendar::load_partial(dir, default_tz, areas, channels, holidays);
         problems.into_result(calendar)
     }
 
@@ -418,11 +631,14 @@ impl Calendar {
         default_tz: Tz,
         areas: &AreaTree,
         channels: &ChannelSet,
+        holidays: &[HolidayRange],
     ) -> (Calendar, Problems) {
         let mut problems = Problems::default();
+        let holidays = Arc::new(Holidays::new(holidays.to_vec()));
         let mut calendar = Calendar {
             observances: Vec::new(),
             schedules: Vec::new(),
+            holidays: Arc::clone(&holidays),
             warnings: Vec::new(),
         };
         let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
@@ -485,6 +701,7 @@ impl Calendar {
                     areas,
                     channels,
                     observances: &observances,
+                    holidays: &holidays,
                 };
                 let Some(schedule) = parse_schedule(file, source, r, &known, &mut problems) else {
                     continue;
@@ -564,7 +781,8 @@ fn never_fires(schedule: &Schedule) -> Option<Problem> {
                 schedule.window.is_none_or(|w| w.contains(at.date_naive()))
                     && schedule.only_year.is_none_or(|y| y == at.year())
             }),
-        Rule::Offset { .. } => !schedule.fire_times(from, to).is_empty(),
+        // The rule's own times: a holiday is not what "never fires" warns about.
+        Rule::Offset { .. } => !schedule.rule_times(from, to).is_empty(),
     };
     (!fires).then(|| {
         Problem::new(
@@ -653,6 +871,7 @@ struct RawSchedule {
     replaces: Option<Spanned<String>>,
     #[serde(default)]
     same_day_ok: bool,
+    on_holiday: Option<Spanned<String>>,
     #[serde(default)]
     audience: RawAudience,
 }
@@ -729,6 +948,7 @@ struct Known<'a> {
     areas: &'a AreaTree,
     channels: &'a ChannelSet,
     observances: &'a HashMap<String, Observance>,
+    holidays: &'a Arc<Holidays>,
 }
 
 fn parse_schedule(
@@ -743,6 +963,7 @@ fn parse_schedule(
         areas,
         channels: known_channels,
         observances,
+        holidays,
     } = *known;
     let before = problems.0.len();
     let line = |offset: usize| Some(line_of_offset(source, offset));
@@ -885,6 +1106,20 @@ fn parse_schedule(
             Duration::hours(12)
         }),
     };
+    let on_holiday = match &r.on_holiday {
+        None => OnHoliday::default(),
+        Some(value) => OnHoliday::parse(value.get_ref()).unwrap_or_else(|| {
+            problem(
+                line(value.span().start),
+                format!(
+                    "on_holiday: {:?} must be {}",
+                    value.get_ref(),
+                    OnHoliday::NAMES
+                ),
+            );
+            OnHoliday::default()
+        }),
+    };
     if r.replaces.is_some() && r.only_year.is_none() {
         let at = r.replaces.as_ref().and_then(|x| line(x.span().start));
         problem(
@@ -949,6 +1184,8 @@ fn parse_schedule(
         only_year: r.only_year,
         skipped_years: Vec::new(),
         same_day_ok: r.same_day_ok,
+        on_holiday,
+        holidays: Arc::clone(holidays),
         file: file.to_path_buf(),
         line: id_line.unwrap_or(1),
         template_line: line_of_offset(source, r.template.span().start),
@@ -964,6 +1201,13 @@ mod tests {
         [[observance]]\nid='action'\nname='Tháng hành động'\nfrom='11-15'\nto='12-15'\n";
 
     fn load(files: &[(&str, &str)]) -> (Calendar, Problems) {
+        load_with_holidays(files, &[])
+    }
+
+    fn load_with_holidays(
+        files: &[(&str, &str)],
+        holidays: &[HolidayRange],
+    ) -> (Calendar, Problems) {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("0-observances.toml"), OBSERVANCES).unwrap();
         for (name, body) in files {
@@ -976,7 +1220,13 @@ mod tests {
         )
         .unwrap()
         .areas;
-        Calendar::load_partial(dir.path(), Ho_Chi_Minh, &areas, &ChannelSet::builtin())
+        Calendar::load_partial(
+            dir.path(),
+            Ho_Chi_Minh,
+            &areas,
+            &ChannelSet::builtin(),
+            holidays,
+        )
     }
 
     fn ok(body: &str) -> Calendar {
@@ -1120,5 +1370,243 @@ mod tests {
         assert!(parse_duration("12").is_err());
         assert!(parse_duration("0h").is_err());
         assert!(parse_duration("soon").is_err());
+    }
+
+    /// A monthly message on the 10th at 09:00, with `extra` lines (e.g. on_holiday).
+    fn monthly(extra: &str) -> String {
+        format!(
+            "[[schedule]]\nid='m'\nobservance='iwd'\ntemplate='t'\ncron='0 0 9 10 * *'\nchannels=['sms']\n{extra}"
+        )
+    }
+
+    fn fires_in(c: &Calendar, id: &str, from: &str, to: &str) -> Vec<(String, HolidayShift)> {
+        c.get(id)
+            .unwrap()
+            .fires(utc(from), utc(to))
+            .into_iter()
+            .map(|f| (f.at.to_rfc3339(), f.holiday))
+            .collect()
+    }
+
+    fn moved(from: &str, holiday: &str) -> HolidayShift {
+        HolidayShift::Moved {
+            from: DateTime::parse_from_rfc3339(from)
+                .unwrap()
+                .with_timezone(&Ho_Chi_Minh),
+            holiday: holiday.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_fire_time_on_tet_moves_to_the_next_working_day() {
+        let c = ok(&monthly(""));
+        // Saturday 10 February 2024 is the first day of Tết; the computed break ends on
+        // Tuesday 13th. January and March are untouched.
+        assert_eq!(
+            fires_in(
+                &c,
+                "m",
+                "2024-01-01T00:00:00+07:00",
+                "2024-03-31T00:00:00+07:00"
+            ),
+            [
+                ("2024-01-10T09:00:00+07:00".to_string(), HolidayShift::None),
+                (
+                    "2024-02-14T09:00:00+07:00".to_string(),
+                    moved("2024-02-10T09:00:00+07:00", holidays::TET)
+                ),
+                ("2024-03-10T09:00:00+07:00".to_string(), HolidayShift::None),
+            ]
+        );
+        // 10 March 2024 is a Sunday: a weekend alone moves nothing.
+        // The government's break (8–14 February) moves it one day further.
+        let (c, problems) = load_with_holidays(
+            &[("s.toml", &monthly(""))],
+            &[HolidayRange {
+                year: 2024,
+                from: NaiveDate::from_ymd_opt(2024, 2, 8).unwrap(),
+                to: NaiveDate::from_ymd_opt(2024, 2, 14).unwrap(),
+                name: None,
+            }],
+        );
+        assert!(problems.is_empty(), "{problems}");
+        assert_eq!(
+            fires(
+                &c,
+                "m",
+                "2024-02-01T00:00:00+07:00",
+                "2024-02-29T00:00:00+07:00"
+            ),
+            ["2024-02-15T09:00:00+07:00"]
+        );
+    }
+
+    #[test]
+    fn a_moved_fire_time_belongs_to_the_range_it_lands_in() {
+        let c = ok(&monthly(""));
+        // Ticks before the move's day see nothing; the tick that reaches it fires it, although
+        // its rule's time (10 February) is long past: the scheduler and the plan agree.
+        assert!(
+            fires(
+                &c,
+                "m",
+                "2024-02-09T00:00:00+07:00",
+                "2024-02-14T08:59:59+07:00"
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            fires(
+                &c,
+                "m",
+                "2024-02-14T08:00:00+07:00",
+                "2024-02-14T09:00:00+07:00"
+            ),
+            ["2024-02-14T09:00:00+07:00"]
+        );
+        assert!(
+            fires(
+                &c,
+                "m",
+                "2024-02-14T09:00:00+07:00",
+                "2024-02-20T00:00:00+07:00"
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn skip_and_send_and_a_bad_value() {
+        let skip = ok(&monthly("on_holiday='skip'\n"));
+        assert!(
+            fires(
+                &skip,
+                "m",
+                "2024-02-01T00:00:00+07:00",
+                "2024-02-29T00:00:00+07:00"
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            fires_in(
+                &skip,
+                "m",
+                "2024-02-01T00:00:00+07:00",
+                "2024-02-29T00:00:00+07:00"
+            ),
+            [(
+                "2024-02-10T09:00:00+07:00".to_string(),
+                HolidayShift::Skipped {
+                    holiday: holidays::TET.to_string()
+                }
+            )]
+        );
+        let send = ok(&monthly("on_holiday='send'\n"));
+        assert_eq!(
+            fires(
+                &send,
+                "m",
+                "2024-02-01T00:00:00+07:00",
+                "2024-02-29T00:00:00+07:00"
+            ),
+            ["2024-02-10T09:00:00+07:00"]
+        );
+        let (_, problems) = load(&[("s.toml", &monthly("on_holiday='later'\n"))]);
+        assert!(
+            problems
+                .to_string()
+                .contains("s.toml:7: on_holiday: \"later\" must be \"move\", \"skip\" or \"send\""),
+            "{problems}"
+        );
+    }
+
+    #[test]
+    fn moves_onto_a_time_already_taken_fire_once() {
+        // Daily at 09:00: Friday 9 – Tuesday 13 February 2024 are Tết; all five move to
+        // Wednesday 14th, where the schedule fires anyway. Saturday 17th and Sunday 18th are
+        // no holidays and keep their messages.
+        let c = ok(
+            "[[schedule]]\nid='d'\nobservance='iwd'\ntemplate='t'\ncron='0 0 9 * * *'\nchannels=['sms']\n",
+        );
+        let all = fires_in(
+            &c,
+            "d",
+            "2024-02-08T00:00:00+07:00",
+            "2024-02-18T23:00:00+07:00",
+        );
+        let firing: Vec<&str> = all
+            .iter()
+            .filter(|(_, h)| matches!(h, HolidayShift::None | HolidayShift::Moved { .. }))
+            .map(|(at, _)| &at[..10])
+            .collect();
+        assert_eq!(
+            firing,
+            [
+                "2024-02-08",
+                "2024-02-14",
+                "2024-02-15",
+                "2024-02-16",
+                "2024-02-17",
+                "2024-02-18"
+            ]
+        );
+        let merged: Vec<&str> = all
+            .iter()
+            .filter(|(_, h)| matches!(h, HolidayShift::Merged { .. }))
+            .map(|(at, _)| &at[..10])
+            .collect();
+        assert_eq!(
+            merged,
+            [
+                "2024-02-09",
+                "2024-02-10",
+                "2024-02-11",
+                "2024-02-12",
+                "2024-02-13"
+            ]
+        );
+        // Merged into the unmoved 14th: no move survives.
+        assert!(
+            all.iter()
+                .all(|(_, h)| !matches!(h, HolidayShift::Moved { .. }))
+        );
+    }
+
+    #[test]
+    fn the_plan_shows_the_move_and_its_holiday() {
+        let c = ok(&monthly(""));
+        let plan = c.plan(
+            NaiveDate::from_ymd_opt(2024, 2, 1).unwrap(),
+            NaiveDate::from_ymd_opt(2024, 2, 29).unwrap(),
+            Ho_Chi_Minh,
+        );
+        assert_eq!(plan.len(), 1);
+        assert_eq!(plan[0].at, "2024-02-14T09:00:00+07:00");
+        assert_eq!(plan[0].status, PlanStatus::Moved);
+        assert_eq!(
+            plan[0].moved_from.as_deref(),
+            Some("2024-02-10T09:00:00+07:00")
+        );
+        assert_eq!(
+            plan[0].note().as_deref(),
+            Some("moved from 2024-02-10 (Tết Nguyên Đán)")
+        );
+        let json = serde_json::to_value(&plan[0]).unwrap();
+        assert_eq!(json["status"], "moved");
+        assert_eq!(json["holiday"], "Tết Nguyên Đán");
+        assert!(json.get("merged_into").is_none());
+
+        let skip = ok(&monthly("on_holiday='skip'\n"));
+        let plan = skip.plan(
+            NaiveDate::from_ymd_opt(2024, 2, 1).unwrap(),
+            NaiveDate::from_ymd_opt(2024, 2, 29).unwrap(),
+            Ho_Chi_Minh,
+        );
+        assert_eq!(plan.len(), 1);
+        assert!(!plan[0].fires());
+        assert_eq!(
+            plan[0].note().as_deref(),
+            Some("skipped: 2024-02-10 is Tết Nguyên Đán")
+        );
     }
 }
