@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::{Datelike, NaiveDate, Utc};
+use chrono::{Datelike, Utc};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -29,15 +29,13 @@ use crate::dispatch::{Dispatcher, Transports};
 use crate::inbound::Inbound;
 use crate::scheduler::Scheduler;
 use crate::store::{Db, redact_url};
-use crate::templates::{MessageContext, SampleData, Templates};
+use crate::templates::Templates;
 use crate::web::{self, WebState};
 use teloxide::Bot;
 use teloxide::payloads::SetWebhookSetters;
 use teloxide::prelude::Requester;
 
-/// The longest observance name of the 2023 plan: templates are checked with it.
-const SAMPLE_OBSERVANCE: &str =
-    "Tháng hành động vì bình đẳng giới và phòng ngừa, ứng phó với bạo lực trên cơ sở giới";
+mod review;
 
 /// Everything read from disk, checked against each other: config, schedules, templates.
 #[derive(Debug, Clone)]
@@ -75,86 +73,10 @@ impl Setup {
             .map_err(|p| problems.extend(p))
             .ok();
         if let Some(templates) = &templates {
-            // Every template once, with the longest observance name of the plan, so a missing
-            // variable or an overlong text shows even in a template no schedule uses yet.
-            let sample =
-                MessageContext::sample(SAMPLE_OBSERVANCE, &SampleData::from_config(&config));
-            for (name, kind) in templates.names() {
-                if let Some(problem) = templates.check(name, kind, &sample) {
-                    problems.push(problem);
-                }
-            }
-            for schedule in calendar.schedules() {
-                for &kind in &schedule.channels {
-                    if let Some(problem) =
-                        templates.missing_opt_out(&schedule.template, kind, &sample)
-                    {
-                        problems.push(problem);
-                    }
-                    if !templates.has(&schedule.template, kind) {
-                        problems.push(Problem::new(
-                            &schedule.file,
-                            Some(schedule.template_line),
-                            format!(
-                                "template: no {}/{}.{kind}.hbs for channel {kind} of schedule {:?}",
-                                config.messages_dir.display(),
-                                schedule.template,
-                                schedule.id
-                            ),
-                        ));
-                    }
-                }
-            }
+            problems.extend(review::template_problems(&config, &calendar, templates));
         }
-        let mut warnings = calendar.warnings.clone();
-        let sends_sms = calendar.schedules().iter().any(|s| {
-            s.channels
-                .iter()
-                .any(|&k| config.channels.get(k).is_some_and(|d| d.opt_out_line))
-        });
-        if config
-            .support
-            .lines(crate::config::Serves::Adults)
-            .next()
-            .is_none()
-        {
-            warnings.push(Problem::new(
-                &config.path,
-                None,
-                "warning: [support] has no line for adults facing violence (serves = \"adults\"): \
-                 support messages name only the commune's contact point and the emergency numbers; \
-                 add the national domestic-violence line or a counselling line once it is \
-                 confirmed to answer",
-            ));
-        }
-        if sends_sms && config.sms.reply_number.is_none() {
-            warnings.push(Problem::new(
-                &config.path,
-                None,
-                "warning: sms.reply_number is not set, so campaign SMS tell residents to ask their \
-                 commune's People's Committee to stop; set the short code or number that \
-                 receives replies (a brandname alone cannot) so they can text TC",
-            ));
-        }
-        // Two campaign messages to one person on one day are too many, unless meant.
         let this_year = Utc::now().with_timezone(&config.campaign.time_zone).year();
-        let (from, to) = (
-            NaiveDate::from_ymd_opt(this_year.min(2023), 1, 1).expect("valid"),
-            NaiveDate::from_ymd_opt(this_year + 2, 12, 31).expect("valid"),
-        );
-        for (day, a, b) in
-            calendar.same_day_collisions(from, to, config.campaign.time_zone, &config.areas)
-        {
-            let file = calendar
-                .get(&b)
-                .map_or(config.schedules_dir.clone(), |s| s.file.clone());
-            let line = calendar.get(&b).map(|s| s.line);
-            warnings.push(Problem::new(
-                &file,
-                line,
-                format!("warning: schedules {a:?} and {b:?} both fire on {day}; mark one same_day_ok = true if that is meant"),
-            ));
-        }
+        let warnings = review::warnings(&config, &calendar, templates.as_ref(), this_year);
         match templates {
             Some(templates) if problems.is_empty() => Ok(Setup {
                 config: Arc::new(config),
@@ -164,6 +86,12 @@ impl Setup {
             }),
             _ => Err(problems),
         }
+    }
+
+    /// The observances whose messages print their theme but have none for a year of `years`
+    /// (`loa plan` warns of its range).
+    pub fn missing_themes(&self, years: std::ops::RangeInclusive<i32>) -> Vec<Problem> {
+        review::missing_themes(&self.config, &self.calendar, &self.templates, years)
     }
 
     /// Telegram through the Bot API when a token is set. With no credentials at all, every
@@ -386,7 +314,9 @@ impl Application {
             channels = %self.engine.dispatcher.transports().describe(),
             now = %self.clock.now().with_timezone(&config.campaign.time_zone).to_rfc3339(),
             "Loa is starting: {}",
-            config.campaign.name
+            config
+                .campaign
+                .name_in(self.clock.now().with_timezone(&config.campaign.time_zone).year())
         );
         tracing::info!("web server on http://{}", self.listener.local_addr()?);
         if crate::console::accounts::count_users(&self.engine.db).await? == 0 {

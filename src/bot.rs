@@ -300,15 +300,47 @@ fn help_text() -> String {
     esc(&Command::descriptions().to_string())
 }
 
-/// The consent text: what, how often, how to stop.
-fn consent_text(config: &Config) -> String {
+/// The consent text: what, how often (counted from this year's calendar), how to stop.
+fn consent_text(state: &BotState) -> String {
+    let config = &state.config;
+    let tz = config.campaign.time_zone;
+    let year = state.clock.now().with_timezone(&tz).year();
+    let most = most_in_a_month(&state.calendar, year, tz);
+    let quiet = match config.dispatch.quiet_hours {
+        Some((from, to)) => format!(
+            ", không gửi từ {} đến {}",
+            from.format("%H:%M"),
+            to.format("%H:%M")
+        ),
+        None => String::new(),
+    };
     format!(
-        "<b>{}</b>\n\nBạn sẽ nhận tin tuyên truyền về bình đẳng giới và phòng, chống bạo lực gia đình của {}, \
-         khoảng 2–3 tin mỗi tháng, không gửi từ 21 giờ đến 7 giờ sáng. Gửi /stop bất cứ lúc nào để dừng.\n\n\
+        "<b>{}</b>\n\nBạn sẽ nhận tin tuyên truyền về bình đẳng giới và phòng, chống bạo lực gia đình của {}: \
+         nhiều nhất {most} tin trong một tháng, \
+         phần lớn các tháng ít hơn{quiet}. Gửi /stop bất cứ lúc nào để dừng.\n\n\
          Chọn xã, thị trấn nơi bạn sống để đồng ý nhận tin:",
-        esc(&config.campaign.name),
+        esc(&config.campaign.name_in(year)),
         esc(&config.campaign.sender)
     )
+}
+
+/// The most campaign messages one person can get in a month of `year`: every schedule that
+/// goes out counted, whatever its audience, so the consent text never understates.
+fn most_in_a_month(calendar: &Calendar, year: i32, tz: chrono_tz::Tz) -> usize {
+    let (Some(from), Some(to)) = (
+        chrono::NaiveDate::from_ymd_opt(year, 1, 1),
+        chrono::NaiveDate::from_ymd_opt(year, 12, 31),
+    ) else {
+        return 0;
+    };
+    let mut per_month = [0usize; 12];
+    for fire in calendar.plan(from, to, tz).iter().filter(|f| f.fires()) {
+        // `at` is RFC 3339: YYYY-MM-…
+        if let Some(month) = fire.at.get(5..7).and_then(|m| m.parse::<usize>().ok()) {
+            per_month[month.clamp(1, 12) - 1] += 1;
+        }
+    }
+    per_month.into_iter().max().unwrap_or(0)
 }
 
 /// Pages of the commune keyboard.
@@ -371,7 +403,7 @@ async fn on_command(
     match cmd {
         Command::Start | Command::Khuvuc => {
             let text = if cmd == Command::Start {
-                consent_text(config)
+                consent_text(&state)
             } else {
                 "Chọn xã, thị trấn mới của bạn:".to_string()
             };

@@ -582,6 +582,10 @@ fn plan(
             }
         }
     }
+    // On stderr, so the JSON stays clean for the tools that read it.
+    for warning in setup.missing_themes(from.year()..=to.year()) {
+        eprintln!("{warning}");
+    }
     Ok(())
 }
 
@@ -901,10 +905,9 @@ fn render_preview(
     };
     let tz = config.campaign.time_zone;
     let date = date.unwrap_or_else(|| Utc::now().with_timezone(&tz).date_naive());
-    let observance_date = schedule.map(|s| {
-        let noon = crate::calendar::local_midnight(date, tz) + chrono::Duration::hours(12);
-        s.observance_date(noon)
-    });
+    let noon = crate::calendar::local_midnight(date, tz) + chrono::Duration::hours(12);
+    let observance_date = schedule.map(|s| s.observance_date(noon));
+    let theme = schedule.and_then(|s| s.theme(noon)).unwrap_or_default();
     let context = MessageContext::for_recipient(
         config,
         &crate::templates::Recipient {
@@ -912,7 +915,7 @@ fn render_preview(
             area_code: &area.code,
             area_name: &area.name,
             observance: &observance_name,
-            theme: "",
+            theme,
             observance_date,
             date,
         },

@@ -208,11 +208,20 @@ pub struct Honour {
 
 #[derive(Debug, Clone)]
 pub struct Campaign {
+    /// The plan's name; `{year}` in it stands for the year of the message or report, so one
+    /// configuration serves every year: "Kế hoạch … năm {year}".
     pub name: String,
     /// Who speaks in the messages, e.g. "UBND huyện Hiệp Hòa".
     pub sender: String,
     pub time_zone: Tz,
     pub target: TargetBand,
+}
+
+impl Campaign {
+    /// The plan's name for `year`.
+    pub fn name_in(&self, year: i32) -> String {
+        self.name.replace("{year}", &year.to_string())
+    }
 }
 
 /// The share of the population the plan aims to reach (40–60 % in the 2023 plan).

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use sqlx::Row;
 
@@ -61,6 +61,8 @@ struct OccurrenceSpec<'a> {
     template: &'a str,
     observance: &'a str,
     observance_date: NaiveDate,
+    /// The observance's theme for that round, `""` when none is known.
+    theme: &'a str,
     channels: &'a [ChannelKind],
     audience: &'a Audience,
     expires_after: Duration,
@@ -77,6 +79,7 @@ impl<'a> OccurrenceSpec<'a> {
             template: &schedule.template,
             observance: &schedule.observance,
             observance_date: schedule.observance_date(rule_at),
+            theme: schedule.theme(rule_at).unwrap_or_default(),
             channels: &schedule.channels,
             audience: &schedule.audience,
             expires_after: schedule.expires_after,
@@ -179,6 +182,9 @@ impl Scheduler {
                 observance_date: observance
                     .map(|o| o.date_for(local_date))
                     .unwrap_or(local_date),
+                theme: observance
+                    .and_then(|o| o.themes.get(&o.date_for(local_date).year()))
+                    .map_or("", String::as_str),
                 channels: &item.channels,
                 audience: &audience,
                 expires_after: QUEUED_CONTENT_EXPIRES_AFTER,
@@ -347,8 +353,8 @@ async fn insert_occurrence(
         .join(",");
     let row = sqlx::query(
         "INSERT INTO occurrences (schedule_id, fire_at, template, observance, channels, expires_at, created_at,
-             observance_date, status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             observance_date, status, theme)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (schedule_id, fire_at) DO NOTHING
          RETURNING id",
     )
@@ -361,6 +367,7 @@ async fn insert_occurrence(
     .bind(to_epoch(now))
     .bind(spec.observance_date.to_string())
     .bind(status)
+    .bind(spec.theme)
     .fetch_optional(&mut *conn)
     .await?;
     let Some(id) = row.map(|r| r.try_get::<i64, _>(0)).transpose()? else {

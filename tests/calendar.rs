@@ -141,16 +141,25 @@ fn nobody_gets_two_campaign_messages_on_one_day() {
         &setup.config.areas,
     );
     assert!(collisions.is_empty(), "{collisions:?}");
-    // The shipped files warn of nothing else once the number that receives replies is set
+    // The shipped files warn of nothing else once the number that receives replies is set,
+    // but what an operator must confirm: a line for adults facing violence (shipped commented
+    // out) and the themes of years not yet announced (which depend on today's date).
     let configured = Setup::load(
         &repo_root().join("loa.toml"),
         &Env::default().with("LOA_SMS_REPLY_NUMBER", "8079"),
     )
     .unwrap_or_else(|p| panic!("{p}"));
-    // (and a line for adults facing violence, shipped commented out until confirmed).
-    let remaining: Vec<String> = configured.warnings.iter().map(|w| w.to_string()).collect();
-    assert_eq!(remaining.len(), 1, "{remaining:?}");
-    assert!(remaining[0].contains("no line for adults"), "{remaining:?}");
-    assert_eq!(setup.warnings.len(), 2, "{:?}", setup.warnings);
-    assert!(setup.warnings[1].to_string().contains("sms.reply_number"));
+    let remaining: Vec<String> = configured
+        .warnings
+        .iter()
+        .map(|w| w.to_string())
+        .filter(|w| !w.contains("no line for adults") && !w.contains("has no theme for"))
+        .collect();
+    assert!(remaining.is_empty(), "{remaining:?}");
+    assert!(
+        setup
+            .warnings
+            .iter()
+            .any(|w| w.to_string().contains("sms.reply_number"))
+    );
 }

@@ -368,6 +368,72 @@ fn check_fails_a_support_number_printed_without_what_it_is() {
 }
 
 #[test]
+fn themes_come_from_the_schedules_by_year_and_plan_warns_of_a_year_without_one() {
+    // 2024's June month has its theme; the message of 1 June carries it.
+    let out = loa(
+        &repo_root(),
+        &[
+            "preview",
+            "pcbldg-phat-dong",
+            "--date",
+            "2024-06-01",
+            "--area",
+            "tt-thang",
+        ],
+    );
+    assert!(
+        stdout(&out).contains("“Chấm dứt bạo lực, vun đắp yêu thương”"),
+        "{}",
+        stdout(&out)
+    );
+    // 2023's was another; the same template says so without being edited.
+    let out = loa(
+        &repo_root(),
+        &[
+            "preview",
+            "pcbldg-phat-dong",
+            "--date",
+            "2023-06-01",
+            "--area",
+            "tt-thang",
+        ],
+    );
+    assert!(
+        stdout(&out).contains("“Gia đình hạnh phúc – Quốc gia thịnh vượng”"),
+        "{}",
+        stdout(&out)
+    );
+    // 2022's June month has no confirmed theme: the message goes without one, and the plan warns.
+    let out = loa(
+        &repo_root(),
+        &[
+            "preview",
+            "pcbldg-phat-dong",
+            "--date",
+            "2022-06-01",
+            "--area",
+            "tt-thang",
+        ],
+    );
+    assert!(!stdout(&out).contains("chủ đề"), "{}", stdout(&out));
+    let out = loa(
+        &repo_root(),
+        &["plan", "--from", "2022-01-01", "--to", "2022-12-31"],
+    );
+    assert!(out.status.success());
+    let warned = stderr(&out);
+    assert!(
+        warned.contains("06-thang-phong-chong-bao-luc-gia-dinh.toml:")
+            && warned.contains("\"thang-phong-chong-bao-luc-gia-dinh\" has no theme for 2022"),
+        "{warned}"
+    );
+    assert!(
+        !warned.contains("\"thang-binh-dang-gioi\""),
+        "2022 has one: {warned}"
+    );
+}
+
+#[test]
 fn run_refuses_to_start_half_configured() {
     let dir = copy_of_repo();
     let config = std::fs::read_to_string(dir.path().join("loa.toml")).unwrap();

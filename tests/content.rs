@@ -84,3 +84,38 @@ fn no_kind_word_is_capitalised_inside_a_sentence_in_any_kind_of_commune() {
     }
     assert!(problems.is_empty(), "{problems:#?}");
 }
+
+/// Slogans belong to the schedules, by year; none is written into a template.
+#[test]
+fn no_template_carries_a_theme_of_its_own() {
+    let setup = Setup::load(&repo_root().join("loa.toml"), &Env::default())
+        .unwrap_or_else(|p| panic!("{p}"));
+    let mut slogans: Vec<String> = setup
+        .calendar
+        .observances()
+        .iter()
+        .flat_map(|o| o.themes.values().cloned())
+        .collect();
+    // Slogans templates once carried, wrongly or for one year only.
+    slogans.extend(
+        [
+            "Bình đẳng giới – Phát triển bền vững",
+            "Gia đình bình yên – Xã hội hạnh phúc",
+        ]
+        .map(String::from),
+    );
+    assert!(slogans.len() > 5, "the shipped schedules carry themes");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(repo_root().join("messages")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for slogan in &slogans {
+            // Compared without case and dash style: "Gia đình hạnh phúc, quốc gia thịnh vượng".
+            let plain = |s: &str| s.to_lowercase().replace([',', '–', '-'], "");
+            if plain(&text).contains(&plain(slogan)) {
+                found.push(format!("{}: {slogan}", path.display()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "{found:#?}");
+}

@@ -416,6 +416,36 @@ async fn support_messages_name_the_hotlines_and_the_residents_own_contact_point(
     );
 }
 
+/// The theme is the schedules' for the message's year, fixed on the occurrence when it is
+/// created: the same template says 2024's theme in 2024.
+#[tokio::test]
+async fn the_june_launch_carries_the_theme_of_its_year() {
+    let mut app = TestApp::spawn_at("2024-06-01T07:59:00+07:00").await;
+    app.subscribe("Nguyễn Thị Lan", "tt-thang", 2001).await;
+    app.advance(Duration::minutes(1));
+    let created = app.engine.scheduler.tick().await.unwrap().created;
+    assert_eq!(created[0].schedule_id, "pcbldg-phat-dong");
+    let stored = app
+        .count(
+            "SELECT COUNT(*) FROM occurrences WHERE schedule_id = 'pcbldg-phat-dong'
+             AND theme = 'Chấm dứt bạo lực, vun đắp yêu thương'",
+        )
+        .await;
+    assert_eq!(stored, 1, "the theme is kept with the occurrence");
+    app.engine.dispatcher.step().await.unwrap();
+    let text = &app.telegram.sent_to(2001)[0].text;
+    assert!(
+        text.contains("với chủ đề:\n\n<b>“Chấm dứt bạo lực, vun đắp yêu thương”</b>"),
+        "{text}"
+    );
+    // Names and roles as a thị trấn has them.
+    assert!(text.contains("mỗi gia đình ở thị trấn Thắng"), "{text}");
+    assert!(
+        text.contains("tổ trưởng tổ dân phố, công an thị trấn"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn a_lead_up_message_counts_the_days_to_its_observance() {
     let mut app = TestApp::spawn_at("2023-10-18T07:59:00+07:00").await;

@@ -27,6 +27,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
+use unicode_normalization::UnicodeNormalization;
 
 use crate::channel::{ChannelKind, ChannelSet};
 use crate::config::{AreaTree, HolidayRange};
@@ -55,6 +56,9 @@ pub struct Observance {
     pub name: String,
     /// First and last day, inclusive; the same for a single day.
     pub span: Window,
+    /// The official theme of each year it has one (`themes = { 2024 = "…" }`), by the year
+    /// its round starts in; a year nobody has confirmed stays out.
+    pub themes: BTreeMap<i32, String>,
 }
 
 impl Observance {
@@ -82,6 +86,7 @@ pub struct Schedule {
     /// The observance's name, as residents read it.
     pub observance: String,
     observance_span: Window,
+    observance_themes: BTreeMap<i32, String>,
     pub template: String,
     pub rule: Rule,
     pub window: Option<Window>,
@@ -473,8 +478,20 @@ impl Schedule {
             id: self.observance_id.clone(),
             name: self.observance.clone(),
             span: self.observance_span,
+            themes: BTreeMap::new(),
         };
         observance.date_for(at.with_timezone(&self.time_zone).date_naive())
+    }
+
+    /// The observance's theme for the round a message put at `rule_at` belongs to.
+    pub fn theme(&self, rule_at: DateTime<Utc>) -> Option<&str> {
+        let year = self.observance_date(rule_at).year();
+        self.observance_themes.get(&year).map(String::as_str)
+    }
+
+    /// The observance's themes by year.
+    pub fn themes(&self) -> &BTreeMap<i32, String> {
+        &self.observance_themes
     }
 
     /// The rule as a reader would write it, for tables.
@@ -851,6 +868,9 @@ struct RawObservance {
     /// …or a span.
     from: Option<String>,
     to: Option<String>,
+    /// The official theme by year: `themes = { 2024 = "…" }`.
+    #[serde(default)]
+    themes: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -911,10 +931,29 @@ fn parse_observance(raw: &RawObservance) -> Result<Observance, String> {
             ));
         }
     };
+    let mut themes = BTreeMap::new();
+    for (year, theme) in &raw.themes {
+        let year = year
+            .trim()
+            .parse::<i32>()
+            .ok()
+            .filter(|y| (2000..=2100).contains(y))
+            .ok_or_else(|| {
+                format!("observance {id:?}: themes: {year:?} is not a year (2000–2100)")
+            })?;
+        let theme: String = theme.trim().nfc().collect();
+        if theme.is_empty() {
+            return Err(format!(
+                "observance {id:?}: themes.{year} is empty (leave the year out instead)"
+            ));
+        }
+        themes.insert(year, theme);
+    }
     Ok(Observance {
         id,
         name: raw.name.trim().to_string(),
         span,
+        themes,
     })
 }
 
@@ -1171,6 +1210,7 @@ fn parse_schedule(
         observance_id: observance.id.clone(),
         observance: observance.name.clone(),
         observance_span: observance.span,
+        observance_themes: observance.themes.clone(),
         template: r.template.get_ref().clone(),
         rule: rule?,
         window,

@@ -35,6 +35,8 @@ pub struct ClaimedDelivery {
     pub fire_at: DateTime<Utc>,
     /// The observance's first day (YYYY-MM-DD), for "days until" in templates.
     pub observance_date: Option<String>,
+    /// The observance's theme for the occurrence's year, `""` when none is known.
+    pub theme: String,
     /// The occurrence's channels in order of preference: where a delivery falls back to.
     pub occurrence_channels: Vec<ChannelKind>,
     /// `resident` or `organisation`.
@@ -142,7 +144,7 @@ pub(super) async fn claim(
     let rows = sqlx::query(
         "SELECT d.id, d.person_id, d.contact_id, d.channel, c.address, c.active, p.name, p.opted_out_at,
                 p.area_code, a.name, o.template, o.observance, o.fire_at, d.failures, o.observance_date,
-                o.channels, p.kind, b.body
+                o.channels, p.kind, b.body, o.theme
          FROM deliveries d
          JOIN contacts c ON c.id = d.contact_id
          JOIN persons p ON p.id = d.person_id
@@ -184,6 +186,7 @@ pub(super) async fn claim(
                     .collect(),
                 person_kind: r.try_get(16)?,
                 body: r.try_get(17)?,
+                theme: r.try_get(18)?,
             })
         })
         .collect()

@@ -499,7 +499,7 @@ impl Dispatcher {
                 area_code: &d.area_code,
                 area_name: &d.area_name,
                 observance: &d.observance,
-                theme: "",
+                theme: &d.theme,
                 observance_date: d.observance_date.as_deref().and_then(|s| s.parse().ok()),
                 date: d.fire_at.with_timezone(&tz).date_naive(),
             },

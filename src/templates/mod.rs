@@ -234,7 +234,7 @@ impl SampleData {
                 .map(|a| SmsVars::for_area(config, &a.code))
                 .max_by_key(|v| v.opt_out.chars().count())
                 .unwrap_or_else(|| SmsVars::new(config.sms.reply_number.as_deref(), "UBND")),
-            campaign: CampaignVars::from(config),
+            campaign: CampaignVars::new(config, 2023),
             area: longest_area,
             support: SupportVars::new(&config.support, longest_contact),
             honours,
@@ -242,10 +242,11 @@ impl SampleData {
     }
 }
 
-impl From<&Config> for CampaignVars {
-    fn from(config: &Config) -> Self {
+impl CampaignVars {
+    /// The campaign as a message of `year` names it.
+    pub fn new(config: &Config, year: i32) -> Self {
         CampaignVars {
-            name: config.campaign.name.clone(),
+            name: config.campaign.name_in(year),
             sender: config.campaign.sender.clone(),
         }
     }
@@ -308,7 +309,7 @@ impl MessageContext {
             observance_date: r.observance_date.unwrap_or(r.date).to_string(),
             date: vietnamese_date(r.date),
             date_iso: r.date.to_string(),
-            campaign: CampaignVars::from(config),
+            campaign: CampaignVars::new(config, r.date.year()),
             support: SupportVars::new(
                 &config.support,
                 config

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use handlebars::Handlebars;
 use serde_json::{Value, json};
 
@@ -57,7 +57,9 @@ pub(super) fn page(
     let body = render(view, &data);
     let layout = json!({
         "title": title,
-        "campaign": state.config.campaign.name,
+        "campaign": state.config.campaign.name_in(
+            state.clock.now().with_timezone(&state.config.campaign.time_zone).year()
+        ),
         "body": body,
         "user": auth.map(|a| a.actor.name.clone()),
         "csrf": auth.and_then(|a| a.csrf()),

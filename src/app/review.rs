@@ -1,0 +1,197 @@
+//! What `loa check` says about the configuration, schedules and templates taken together, as a
+//! reviewer of the content would: problems that stop Loa (a template a schedule names but that
+//! does not exist, a campaign SMS that does not say how to stop) and warnings worth an
+//! operator's look (no line for adults facing violence, no number that receives replies, a year
+//! without its theme, two messages to one person on one day).
+
+use chrono::NaiveDate;
+
+use crate::calendar::{Calendar, Schedule};
+use crate::config::{Config, Serves};
+use crate::diagnostics::{Problem, Problems};
+use crate::templates::{MessageContext, SampleData, Templates};
+
+/// The longest observance name of the 2023 plan: templates are checked with it.
+const SAMPLE_OBSERVANCE: &str =
+    "Tháng hành động vì bình đẳng giới và phòng ngừa, ứng phó với bạo lực trên cơ sở giới";
+
+fn sample(config: &Config) -> MessageContext {
+    MessageContext::sample(SAMPLE_OBSERVANCE, &SampleData::from_config(config))
+}
+
+/// Every template once, with the longest values the configuration holds, so a missing
+/// variable or an overlong text shows even in a template no schedule uses yet; then each
+/// schedule's templates: present for each of its channels, and ending with how to stop where
+/// the channel asks for it.
+pub(super) fn template_problems(
+    config: &Config,
+    calendar: &Calendar,
+    templates: &Templates,
+) -> Problems {
+    let sample = sample(config);
+    let mut problems = Problems::default();
+    for (name, kind) in templates.names() {
+        if let Some(problem) = templates.check(name, kind, &sample) {
+            problems.push(problem);
+        }
+    }
+    for schedule in calendar.schedules() {
+        for &kind in &schedule.channels {
+            if let Some(problem) = templates.missing_opt_out(&schedule.template, kind, &sample) {
+                problems.push(problem);
+            }
+            if !templates.has(&schedule.template, kind) {
+                problems.push(Problem::new(
+                    &schedule.file,
+                    Some(schedule.template_line),
+                    format!(
+                        "template: no {}/{}.{kind}.hbs for channel {kind} of schedule {:?}",
+                        config.messages_dir.display(),
+                        schedule.template,
+                        schedule.id
+                    ),
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Warnings: worth an operator's look, not a reason to refuse to start. `this_year` is the
+/// campaign's current year.
+pub(super) fn warnings(
+    config: &Config,
+    calendar: &Calendar,
+    templates: Option<&Templates>,
+    this_year: i32,
+) -> Vec<Problem> {
+    let mut warnings = calendar.warnings.clone();
+    if config.support.lines(Serves::Adults).next().is_none() {
+        warnings.push(Problem::new(
+            &config.path,
+            None,
+            "warning: [support] has no line for adults facing violence (serves = \"adults\"): \
+             support messages name only the commune's contact point and the emergency numbers; \
+             add the national domestic-violence line or a counselling line once it is \
+             confirmed to answer",
+        ));
+    }
+    let sends_sms = calendar.schedules().iter().any(|s| {
+        s.channels
+            .iter()
+            .any(|&k| config.channels.get(k).is_some_and(|d| d.opt_out_line))
+    });
+    if sends_sms && config.sms.reply_number.is_none() {
+        warnings.push(Problem::new(
+            &config.path,
+            None,
+            "warning: sms.reply_number is not set, so campaign SMS tell residents to ask their \
+             commune's People's Committee to stop; set the short code or number that \
+             receives replies (a brandname alone cannot) so they can text TC",
+        ));
+    }
+    if let Some(templates) = templates {
+        warnings.extend(missing_themes(
+            config,
+            calendar,
+            templates,
+            this_year..=this_year + 1,
+        ));
+    }
+    // Two campaign messages to one person on one day are too many, unless meant.
+    let (from, to) = (
+        NaiveDate::from_ymd_opt(this_year.min(2023), 1, 1).expect("valid"),
+        NaiveDate::from_ymd_opt(this_year + 2, 12, 31).expect("valid"),
+    );
+    for (day, a, b) in
+        calendar.same_day_collisions(from, to, config.campaign.time_zone, &config.areas)
+    {
+        let file = calendar
+            .get(&b)
+            .map_or(config.schedules_dir.clone(), |s| s.file.clone());
+        let line = calendar.get(&b).map(|s| s.line);
+        warnings.push(Problem::new(
+            &file,
+            line,
+            format!("warning: schedules {a:?} and {b:?} both fire on {day}; mark one same_day_ok = true if that is meant"),
+        ));
+    }
+    warnings
+}
+
+/// Whether any of `schedule`'s templates prints `{{theme}}`: it reads differently with a theme
+/// than without.
+fn uses_theme(config: &Config, templates: &Templates, schedule: &Schedule) -> bool {
+    let with = sample(config);
+    let mut without = with.clone();
+    without.theme = String::new();
+    schedule.channels.iter().any(|&kind| {
+        let text = |context| templates.render(&schedule.template, kind, context).ok();
+        text(&with) != text(&without)
+    })
+}
+
+/// For each observance whose messages print its theme: the years of `years` in which one of
+/// them goes out with no theme known, as one warning naming the observance's file and line.
+pub(super) fn missing_themes(
+    config: &Config,
+    calendar: &Calendar,
+    templates: &Templates,
+    years: std::ops::RangeInclusive<i32>,
+) -> Vec<Problem> {
+    let tz = config.campaign.time_zone;
+    let mut out = Vec::new();
+    for observance in calendar.observances() {
+        let themed: Vec<&Schedule> = calendar
+            .schedules()
+            .iter()
+            .filter(|s| s.observance_id == observance.id && uses_theme(config, templates, s))
+            .collect();
+        if themed.is_empty() {
+            continue;
+        }
+        let missing: Vec<String> = years
+            .clone()
+            .filter(|year| !observance.themes.contains_key(year))
+            .filter(|&year| {
+                let (Some(from), Some(to)) = (
+                    NaiveDate::from_ymd_opt(year, 1, 1),
+                    NaiveDate::from_ymd_opt(year + 1, 12, 31),
+                ) else {
+                    return false;
+                };
+                // A round that starts in `year` (a span may run into the next).
+                themed.iter().any(|s| {
+                    calendar.plan(from, to, tz).iter().any(|f| {
+                        f.schedule == s.id
+                            && f.fires()
+                            && chrono::DateTime::parse_from_rfc3339(&f.at).is_ok_and(|at| {
+                                s.observance_date(at.to_utc()).format("%Y").to_string()
+                                    == year.to_string()
+                            })
+                    })
+                })
+            })
+            .map(|year| year.to_string())
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let names: Vec<&str> = themed.iter().map(|s| s.template.as_str()).collect();
+        let first = themed[0];
+        out.push(Problem::new(
+            &first.file,
+            Some(first.line),
+            format!(
+                "warning: observance {:?} has no theme for {}, which its templates {} print \
+                 ({{{{theme}}}}): add themes.{} = \"…\" to its [[observance]], with the source, \
+                 once the theme is announced (until then the messages go without one)",
+                observance.id,
+                missing.join(", "),
+                names.join(", "),
+                missing[0]
+            ),
+        ));
+    }
+    out
+}
