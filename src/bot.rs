@@ -52,6 +52,8 @@ pub enum Command {
     Khuvuc,
     #[command(description = "đường dây nóng và nơi hỗ trợ khi bị bạo lực")]
     Hotro,
+    #[command(description = "cho biết họ tên để tin nhắn gọi đúng tên bạn: /ten Nguyễn Thị Lan")]
+    Ten(String),
     #[command(description = "xem hướng dẫn này")]
     Help,
 }
@@ -413,6 +415,10 @@ async fn on_command(
                 .await?;
         }
         Command::Stop => stop(&bot, &state, msg.chat.id).await?,
+        Command::Ten(name) => {
+            let text = give_name(&state, msg.chat.id, &name).await?;
+            reply(&bot, msg.chat.id, text).await?;
+        }
         Command::Hotro => {
             // Nothing about who asked is stored: only a lookup of their commune, if known.
             let area = person_of_chat(&state.db, msg.chat.id)
@@ -446,6 +452,8 @@ async fn on_group_command(
     let organisation = person_of_chat(&state.db, chat).await?;
     match cmd {
         Command::Help => reply(bot, chat, help_text()).await,
+        // A group's name is its title, set when it is registered.
+        Command::Ten(_) => Ok(()),
         Command::Hotro => {
             let area = organisation.map(|p| p.area);
             reply(bot, chat, support_text(config, area.as_deref())).await
@@ -973,6 +981,35 @@ async fn move_organisation(
 
 /// Creates the person and their Telegram contact, or moves them to `area` and subscribes them
 /// again if they had stopped.
+/// `/ten <name>`: the name messages greet this subscriber by. The answer, in HTML.
+async fn give_name(state: &State, chat: ChatId, typed: &str) -> anyhow::Result<String> {
+    let name: String = typed
+        .nfc()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if name.is_empty() {
+        return Ok("Xin gửi họ tên kèm lệnh, ví dụ: /ten Nguyễn Thị Lan".to_string());
+    }
+    if name.chars().count() > 100 {
+        return Ok("Họ tên dài quá 100 ký tự; xin gửi lại.".to_string());
+    }
+    let Some(person) = person_of_chat(&state.db, chat).await? else {
+        return Ok("Bạn chưa đăng ký nhận tin. Gửi /start để đăng ký.".to_string());
+    };
+    sqlx::query("UPDATE persons SET name = $1, name_given = 1 WHERE id = $2")
+        .bind(&name)
+        .bind(person.id)
+        .execute(&state.db.pool)
+        .await?;
+    Ok(format!(
+        "Cảm ơn. Từ nay tin nhắn sẽ gửi tới ông/bà <b>{}</b>.",
+        esc(&name)
+    ))
+}
+
 async fn subscribe(state: &State, chat: ChatId, name: &str, area: &str) -> anyhow::Result<()> {
     let now = state.clock.now();
     match person_of_chat(&state.db, chat).await? {
@@ -992,6 +1029,12 @@ async fn subscribe(state: &State, chat: ChatId, name: &str, area: &str) -> anyho
             let person =
                 crate::audience::add_person(&state.db, &state.config.areas, name, area, &[], now)
                     .await?;
+            // A Telegram display name is not a name the person gave: messages greet them
+            // without it until they send /ten.
+            sqlx::query("UPDATE persons SET name_given = 0 WHERE id = $1")
+                .bind(person)
+                .execute(&state.db.pool)
+                .await?;
             crate::audience::add_contact(
                 &state.db,
                 person,

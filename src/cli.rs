@@ -912,6 +912,8 @@ fn render_preview(
         config,
         &crate::templates::Recipient {
             person_name: name,
+            person_kind: "resident",
+            name_given: true,
             area_code: &area.code,
             area_name: &area.name,
             observance: &observance_name,

@@ -124,6 +124,41 @@ async fn subscribed(app: &TestApp, bot: &mut loa::bot::Poller, user: i64, area: 
     bot.poll_once(0).await.unwrap();
 }
 
+/// A Telegram display name ("Cư dân", a nickname) is never printed as "ông/bà <nickname>":
+/// messages greet a subscriber by name only once they give it with /ten.
+#[tokio::test]
+async fn messages_greet_by_name_only_a_name_the_resident_gave() {
+    let mut app = app().await;
+    let mut bot = app.bot().await;
+    subscribed(&app, &mut bot, 6200, "bac-ly").await;
+    app.set_clock("2023-03-08T08:00:00+07:00");
+    app.engine.scheduler.tick().await.unwrap();
+    app.engine.dispatcher.step().await.unwrap();
+    let first = app
+        .telegram
+        .sent_to(6200)
+        .into_iter()
+        .find(|m| m.text.contains("8/3"))
+        .unwrap();
+    assert!(first.text.contains("Kính gửi ông/bà ("), "{}", first.text);
+    assert!(!first.text.contains("Cư dân"), "{}", first.text);
+
+    app.telegram.user_says(6200, "/ten   Nguyễn  Thị Lan ");
+    bot.poll_once(0).await.unwrap();
+    let answer = app.telegram.sent_to(6200).last().unwrap().text.clone();
+    assert!(answer.contains("ông/bà <b>Nguyễn Thị Lan</b>"), "{answer}");
+    app.telegram.user_says(6200, "/ten");
+    bot.poll_once(0).await.unwrap();
+    let usage = app.telegram.sent_to(6200).last().unwrap().text.clone();
+    assert!(usage.contains("/ten Nguyễn Thị Lan"), "{usage}");
+
+    app.set_clock("2023-06-01T08:00:00+07:00");
+    app.engine.scheduler.tick().await.unwrap();
+    app.engine.dispatcher.step().await.unwrap();
+    let june = app.telegram.sent_to(6200).last().unwrap().text.clone();
+    assert!(june.contains("Kính gửi ông/bà Nguyễn Thị Lan,"), "{june}");
+}
+
 #[tokio::test]
 async fn stop_in_any_spelling_opts_out_at_once_and_nothing_more_is_sent() {
     let mut app = app().await;

@@ -248,7 +248,7 @@ fn check_points_at_the_broken_template_and_schedule() {
     let template = dir.path().join("messages/quoc-te-phu-nu.telegram.hbs");
     let text = std::fs::read_to_string(&template).unwrap();
     // Line 3 names a variable that does not exist.
-    let broken = text.replacen("{{person.name}}", "{{person.nmae}}", 1);
+    let broken = text.replacen("{{person.salutation}}", "{{person.salutaton}}", 1);
     assert_ne!(broken, text);
     std::fs::write(&template, broken).unwrap();
     std::fs::write(
@@ -261,7 +261,9 @@ fn check_points_at_the_broken_template_and_schedule() {
     assert_eq!(out.status.code(), Some(1));
     let report = stdout(&out);
     assert!(
-        report.contains("messages/quoc-te-phu-nu.telegram.hbs:3: unknown variable \"person.nmae\""),
+        report.contains(
+            "messages/quoc-te-phu-nu.telegram.hbs:3: unknown variable \"person.salutaton\""
+        ),
         "{report}"
     );
     assert!(

@@ -41,6 +41,8 @@ pub struct ClaimedDelivery {
     pub occurrence_channels: Vec<ChannelKind>,
     /// `resident` or `organisation`.
     pub person_kind: String,
+    /// Whether the person gave their name (import, `/ten`), or it is a Telegram display name.
+    pub name_given: bool,
     pub failures: i64,
     /// The occurrence's own text for this channel (queued content), instead of `template`.
     pub body: Option<String>,
@@ -144,7 +146,7 @@ pub(super) async fn claim(
     let rows = sqlx::query(
         "SELECT d.id, d.person_id, d.contact_id, d.channel, c.address, c.active, p.name, p.opted_out_at,
                 p.area_code, a.name, o.template, o.observance, o.fire_at, d.failures, o.observance_date,
-                o.channels, p.kind, b.body, o.theme
+                o.channels, p.kind, b.body, o.theme, p.name_given
          FROM deliveries d
          JOIN contacts c ON c.id = d.contact_id
          JOIN persons p ON p.id = d.person_id
@@ -187,6 +189,7 @@ pub(super) async fn claim(
                 person_kind: r.try_get(16)?,
                 body: r.try_get(17)?,
                 theme: r.try_get(18)?,
+                name_given: r.try_get::<i64, _>(19)? != 0,
             })
         })
         .collect()

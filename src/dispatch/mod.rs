@@ -496,6 +496,8 @@ impl Dispatcher {
             &self.config,
             &Recipient {
                 person_name: &d.person_name,
+                person_kind: &d.person_kind,
+                name_given: d.name_given,
                 area_code: &d.area_code,
                 area_name: &d.area_name,
                 observance: &d.observance,

@@ -183,6 +183,8 @@ impl Inbound {
             &self.config,
             &Recipient {
                 person_name: "",
+                person_kind: "resident",
+                name_given: true,
                 area_code: &area,
                 area_name: &area_name,
                 observance: "",

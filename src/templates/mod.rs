@@ -92,6 +92,24 @@ impl SmsVars {
 #[derive(Debug, Clone, Serialize)]
 pub struct PersonVars {
     pub name: String,
+    /// How a message greets them: "Kính gửi ông/bà Nguyễn Thị Lan" when they gave that name,
+    /// "Kính gửi ông/bà" when all Loa has is a Telegram display name, "Kính gửi: <title>" for an
+    /// organisation.
+    pub salutation: String,
+}
+
+impl PersonVars {
+    fn new(name: &str, kind: &str, name_given: bool) -> Self {
+        let salutation = match (kind, name_given) {
+            ("organisation", _) => format!("Kính gửi: {name}"),
+            (_, true) if !name.trim().is_empty() => format!("Kính gửi ông/bà {name}"),
+            _ => "Kính gửi ông/bà".to_string(),
+        };
+        PersonVars {
+            name: name.to_string(),
+            salutation,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -279,6 +297,10 @@ impl From<&crate::config::Honour> for HonourVars {
 #[derive(Debug, Clone)]
 pub struct Recipient<'a> {
     pub person_name: &'a str,
+    /// `resident` or `organisation`.
+    pub person_kind: &'a str,
+    /// Whether `person_name` is a name they gave, not a Telegram display name.
+    pub name_given: bool,
     pub area_code: &'a str,
     pub area_name: &'a str,
     pub observance: &'a str,
@@ -296,9 +318,7 @@ impl MessageContext {
     pub fn for_recipient(config: &Config, r: &Recipient<'_>) -> Self {
         use chrono::Datelike;
         MessageContext {
-            person: PersonVars {
-                name: r.person_name.to_string(),
-            },
+            person: PersonVars::new(r.person_name, r.person_kind, r.name_given),
             area: AreaVars::new(
                 r.area_code,
                 r.area_name,
@@ -332,9 +352,7 @@ impl MessageContext {
     pub fn sample(observance: &str, data: &SampleData) -> Self {
         let date = NaiveDate::from_ymd_opt(2023, 3, 6).expect("valid date");
         MessageContext {
-            person: PersonVars {
-                name: "Nguyễn Thị Phương Thảo".to_string(),
-            },
+            person: PersonVars::new("Nguyễn Thị Phương Thảo", "resident", true),
             area: data.area.clone(),
             observance: observance.to_string(),
             theme: SAMPLE_THEME.to_string(),
@@ -748,7 +766,7 @@ fn unlabelled_number<'a>(text: &str, support: &'a SupportVars) -> Option<Unlabel
 fn render_message(e: &handlebars::RenderError) -> String {
     match e.reason() {
         RenderErrorReason::MissingVariable(Some(var)) => format!(
-            "unknown variable {var:?} (known: person.name, theme, area.name, area.in_sentence, area.local_leader, area.police, area.code, observance, observance_date, date, date_iso, campaign.name, campaign.sender, support.hotlines, support.contact_point, honours, sms.opt_out)"
+            "unknown variable {var:?} (known: person.name, person.salutation, theme, area.name, area.in_sentence, area.local_leader, area.police, area.code, observance, observance_date, date, date_iso, campaign.name, campaign.sender, support.hotlines, support.contact_point, honours, sms.opt_out)"
         ),
         reason => reason.to_string(),
     }

@@ -17,6 +17,7 @@ use crate::channel::{BodyFormat, Descriptor};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placeholder {
     PersonName,
+    PersonSalutation,
     AreaName,
     AreaInSentence,
     SupportContactPoint,
@@ -25,8 +26,9 @@ pub enum Placeholder {
 }
 
 impl Placeholder {
-    pub const ALL: [Placeholder; 6] = [
+    pub const ALL: [Placeholder; 7] = [
         Placeholder::PersonName,
+        Placeholder::PersonSalutation,
         Placeholder::AreaName,
         Placeholder::AreaInSentence,
         Placeholder::SupportContactPoint,
@@ -38,6 +40,7 @@ impl Placeholder {
     pub fn name(self) -> &'static str {
         match self {
             Placeholder::PersonName => "person.name",
+            Placeholder::PersonSalutation => "person.salutation",
             Placeholder::AreaName => "area.name",
             Placeholder::AreaInSentence => "area.in_sentence",
             Placeholder::SupportContactPoint => "support.contact_point",
@@ -55,6 +58,9 @@ impl Placeholder {
     pub fn meaning(self) -> &'static str {
         match self {
             Placeholder::PersonName => "the recipient's name",
+            Placeholder::PersonSalutation => {
+                "the greeting: \"Kính gửi ông/bà <name>\" with a name the person gave, \"Kính gửi ông/bà\" with only a Telegram display name, \"Kính gửi: <title>\" for an organisation"
+            }
             Placeholder::AreaName => {
                 "the recipient's commune, standing alone (\"Xã Thường Thắng\")"
             }
@@ -75,6 +81,9 @@ impl Placeholder {
     pub fn label(self) -> &'static str {
         match self {
             Placeholder::PersonName => "tên người nhận",
+            Placeholder::PersonSalutation => {
+                "lời chào: Kính gửi ông/bà …, hoặc Kính gửi: tên tổ chức"
+            }
             Placeholder::AreaName => {
                 "tên xã, thị trấn của người nhận, đứng riêng (Xã Thường Thắng)"
             }
@@ -95,6 +104,7 @@ impl Placeholder {
     fn value(self, context: &MessageContext) -> &str {
         match self {
             Placeholder::PersonName => &context.person.name,
+            Placeholder::PersonSalutation => &context.person.salutation,
             Placeholder::AreaName => &context.area.name,
             Placeholder::AreaInSentence => &context.area.in_sentence,
             Placeholder::SupportContactPoint => &context.support.contact_point,

@@ -212,6 +212,8 @@ impl Console {
             config,
             &Recipient {
                 person_name: "Nguyễn Thị Lan",
+                person_kind: "resident",
+                name_given: true,
                 area_code: area.map(|a| a.code.as_str()).unwrap_or(""),
                 area_name: area.map(|a| a.name.as_str()).unwrap_or(""),
                 observance: observance.map(|o| o.name.as_str()).unwrap_or(""),
