@@ -48,11 +48,13 @@ pub enum Command {
     Start,
     #[command(description = "dừng nhận tin")]
     Stop,
-    #[command(description = "đổi xã, thị trấn của bạn")]
+    #[command(description = "đổi xã, thị trấn nhận tin")]
     Khuvuc,
     #[command(description = "đường dây nóng và nơi hỗ trợ khi bị bạo lực")]
     Hotro,
-    #[command(description = "cho biết họ tên để tin nhắn gọi đúng tên bạn: /ten Nguyễn Thị Lan")]
+    #[command(
+        description = "cho biết họ tên để tin nhắn ghi đúng tên ông/bà, ví dụ: /ten Nguyễn Thị Lan"
+    )]
     Ten(String),
     #[command(description = "xem hướng dẫn này")]
     Help,
@@ -317,10 +319,10 @@ fn consent_text(state: &BotState) -> String {
         None => String::new(),
     };
     format!(
-        "<b>{}</b>\n\nBạn sẽ nhận tin tuyên truyền về bình đẳng giới và phòng, chống bạo lực gia đình của {}: \
+        "<b>{}</b>\n\nÔng/bà sẽ nhận tin tuyên truyền về bình đẳng giới và phòng, chống bạo lực gia đình của {}: \
          nhiều nhất {most} tin trong một tháng, \
          phần lớn các tháng ít hơn{quiet}. Gửi /stop bất cứ lúc nào để dừng.\n\n\
-         Chọn xã, thị trấn nơi bạn sống để đồng ý nhận tin:",
+         Xin chọn xã, thị trấn nơi ông/bà sinh sống để đồng ý nhận tin:",
         esc(&config.campaign.name_in(year)),
         esc(&config.campaign.sender)
     )
@@ -407,7 +409,7 @@ async fn on_command(
             let text = if cmd == Command::Start {
                 consent_text(&state)
             } else {
-                "Chọn xã, thị trấn mới của bạn:".to_string()
+                "Xin chọn xã, thị trấn mới:".to_string()
             };
             bot.send_message(msg.chat.id, text)
                 .parse_mode(ParseMode::Html)
@@ -461,7 +463,7 @@ async fn on_group_command(
         // Residents subscribe in a private chat, never in a group: one short pointer there.
         Command::Start => {
             let text = format!(
-                "Để đăng ký nhận tin, xin mời bạn nhắn riêng cho @{} và gửi lệnh /start.",
+                "Để đăng ký nhận tin, xin mời ông/bà nhắn riêng cho @{} và gửi lệnh /start.",
                 esc(me.username())
             );
             reply(bot, chat, text).await
@@ -544,7 +546,7 @@ async fn stop(bot: &Bot, state: &State, chat: ChatId) -> anyhow::Result<()> {
             reply(
                 bot,
                 chat,
-                "Bạn đã dừng nhận tin. Cảm ơn bạn đã theo dõi. Gửi /start nếu muốn nhận lại."
+                "Ông/bà đã dừng nhận tin. Cảm ơn ông/bà đã theo dõi. Gửi /start nếu muốn nhận lại."
                     .into(),
             )
             .await
@@ -553,7 +555,7 @@ async fn stop(bot: &Bot, state: &State, chat: ChatId) -> anyhow::Result<()> {
             reply(
                 bot,
                 chat,
-                "Bạn chưa đăng ký nhận tin. Gửi /start để đăng ký.".into(),
+                "Ông/bà chưa đăng ký nhận tin. Gửi /start để đăng ký.".into(),
             )
             .await
         }
@@ -561,20 +563,9 @@ async fn stop(bot: &Bot, state: &State, chat: ChatId) -> anyhow::Result<()> {
 }
 
 fn support_text(config: &Config, area: Option<&str>) -> String {
+    use crate::config::Serves;
     let mut text = String::from("<b>Cần giúp đỡ khi bị bạo lực?</b>\n\n");
-    for h in &config.support.hotlines {
-        let cost = if h.free {
-            "miễn phí"
-        } else {
-            "có tính cước"
-        };
-        text.push_str(&format!(
-            "• {}: <b>{}</b> ({}, {cost})\n",
-            esc(&h.name),
-            esc(&h.number),
-            esc(&h.hours)
-        ));
-    }
+    // The nearest help first: the commune's own contact point.
     let point = area
         .and_then(|a| config.areas.contact_point(a))
         .or_else(|| {
@@ -585,6 +576,29 @@ fn support_text(config: &Config, area: Option<&str>) -> String {
         });
     if let Some(point) = point {
         text.push_str(&format!("• Tại địa phương: {}\n", esc(point)));
+    }
+    for serves in [Serves::Adults, Serves::Children, Serves::Emergency] {
+        for h in config.support.lines(serves) {
+            let cost = if h.free {
+                "miễn phí"
+            } else {
+                "có tính cước"
+            };
+            let prefix = match serves {
+                Serves::Adults => String::new(),
+                Serves::Children => "Trẻ em bị bạo lực, xâm hại – ".to_string(),
+                Serves::Emergency => format!("Khẩn cấp – {}: ", esc(&h.label)),
+            };
+            let name = match serves {
+                Serves::Emergency => String::new(),
+                _ => format!("{}: ", esc(&h.name)),
+            };
+            text.push_str(&format!(
+                "• {prefix}{name}<b>{}</b> ({}, {cost})\n",
+                esc(&h.number),
+                esc(&h.hours)
+            ));
+        }
     }
     text.push_str("\nNgười báo tin được giữ bí mật theo quy định của pháp luật.");
     text
@@ -729,7 +743,7 @@ async fn register_organisation(
     match existing {
         Some(r) => {
             let id: i64 = r.try_get(0)?;
-            sqlx::query("UPDATE persons SET name = $1, area_code = $2, kind = 'organisation', opted_out_at = NULL WHERE id = $3")
+            sqlx::query("UPDATE persons SET name = $1, area_code = $2, kind = 'organisation', opted_out_at = NULL, opted_out_via = NULL WHERE id = $3")
                 .bind(title)
                 .bind(area)
                 .bind(id)
@@ -790,7 +804,7 @@ async fn on_contact(bot: Bot, msg: Message, state: State) -> anyhow::Result<()> 
         return reply(
             &bot,
             msg.chat.id,
-            "Hãy chia sẻ số điện thoại của chính bạn.".into(),
+            "Xin ông/bà chia sẻ số điện thoại của chính mình.".into(),
         )
         .await;
     }
@@ -831,7 +845,7 @@ async fn on_contact(bot: Bot, msg: Message, state: State) -> anyhow::Result<()> 
             reply(
                 &bot,
                 msg.chat.id,
-                "Cảm ơn bạn. Tin nhắn sẽ được gửi qua Telegram thay cho SMS.".into(),
+                "Cảm ơn ông/bà. Tin nhắn sẽ được gửi qua Telegram thay cho SMS.".into(),
             )
             .await
         }
@@ -839,7 +853,7 @@ async fn on_contact(bot: Bot, msg: Message, state: State) -> anyhow::Result<()> 
             reply(
                 &bot,
                 msg.chat.id,
-                "Cảm ơn bạn. Gửi /start để chọn xã và đăng ký nhận tin.".into(),
+                "Cảm ơn ông/bà. Gửi /start để chọn xã, thị trấn và đăng ký nhận tin.".into(),
             )
             .await
         }
@@ -891,9 +905,9 @@ async fn on_callback(bot: Bot, q: CallbackQuery, state: State) -> anyhow::Result
             Err(_) => false,
         };
         let text = if recorded {
-            "Cảm ơn bạn đã đọc tin!"
+            "Cảm ơn ông/bà đã đọc tin!"
         } else {
-            "Cảm ơn bạn!"
+            "Xin cảm ơn!"
         };
         bot.answer_callback_query(q.id).text(text).await?;
     } else {
@@ -928,7 +942,7 @@ async fn choose_commune(
         bot,
         chat,
         format!(
-            "Bạn đã đăng ký nhận tin cho <b>{}</b>. Gửi /khuvuc để đổi xã, /hotro khi cần giúp đỡ, /stop để dừng.",
+            "Ông/bà đã đăng ký nhận tin dành cho <b>{}</b>. Gửi /khuvuc để đổi xã, thị trấn; /hotro khi cần giúp đỡ; /stop để dừng nhận tin.",
             esc(&area.in_sentence)
         ),
     )
@@ -997,7 +1011,7 @@ async fn give_name(state: &State, chat: ChatId, typed: &str) -> anyhow::Result<S
         return Ok("Họ tên dài quá 100 ký tự; xin gửi lại.".to_string());
     }
     let Some(person) = person_of_chat(&state.db, chat).await? else {
-        return Ok("Bạn chưa đăng ký nhận tin. Gửi /start để đăng ký.".to_string());
+        return Ok("Ông/bà chưa đăng ký nhận tin. Gửi /start để đăng ký.".to_string());
     };
     sqlx::query("UPDATE persons SET name = $1, name_given = 1 WHERE id = $2")
         .bind(&name)
@@ -1005,7 +1019,7 @@ async fn give_name(state: &State, chat: ChatId, typed: &str) -> anyhow::Result<S
         .execute(&state.db.pool)
         .await?;
     Ok(format!(
-        "Cảm ơn. Từ nay tin nhắn sẽ gửi tới ông/bà <b>{}</b>.",
+        "Cảm ơn ông/bà. Từ nay tin nhắn sẽ được gửi tới ông/bà <b>{}</b>.",
         esc(&name)
     ))
 }
@@ -1014,7 +1028,7 @@ async fn subscribe(state: &State, chat: ChatId, name: &str, area: &str) -> anyho
     let now = state.clock.now();
     match person_of_chat(&state.db, chat).await? {
         Some(person) => {
-            sqlx::query("UPDATE persons SET area_code = $1, opted_out_at = NULL WHERE id = $2")
+            sqlx::query("UPDATE persons SET area_code = $1, opted_out_at = NULL, opted_out_via = NULL WHERE id = $2")
                 .bind(area)
                 .bind(person.id)
                 .execute(&state.db.pool)

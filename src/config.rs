@@ -965,7 +965,11 @@ impl Config {
                     None,
                     format!(
                         "support.hotlines: the line {:?} has no {}",
-                        hotline.number,
+                        if hotline.name.trim().is_empty() {
+                            &hotline.number
+                        } else {
+                            &hotline.name
+                        },
                         empty.join(", ")
                     ),
                 ));
@@ -1283,14 +1287,29 @@ fn validate_areas(path: &Path, source: &str, raw: &[RawArea], problems: &mut Pro
                 format!("areas.code: {code:?} is used twice (first on line {first})"),
             ));
         }
-        if let Some(kind) = &area.kind
-            && let Err(e) = kind.get_ref().parse::<AreaKind>()
-        {
-            problems.push(Problem::new(
-                path,
-                at(kind.span().start),
-                format!("areas.kind: {e}"),
-            ));
+        if let Some(kind) = &area.kind {
+            match kind.get_ref().parse::<AreaKind>() {
+                Err(e) => problems.push(Problem::new(
+                    path,
+                    at(kind.span().start),
+                    format!("areas.kind: {e}"),
+                )),
+                // "Xã Đoan Bái" with kind = "phường" would read "Phường Xã Đoan Bái".
+                Ok(given) => {
+                    if let Some((named, _)) = AreaKind::split(&area.name)
+                        && named != given
+                    {
+                        problems.push(Problem::new(
+                            path,
+                            at(kind.span().start),
+                            format!(
+                                "areas.kind: area {code:?} is a {given} but its name {:?} says {named}",
+                                area.name.trim()
+                            ),
+                        ));
+                    }
+                }
+            }
         }
         if area.name.trim().is_empty() {
             problems.push(Problem::new(

@@ -140,7 +140,7 @@ async fn messages_greet_by_name_only_a_name_the_resident_gave() {
         .into_iter()
         .find(|m| m.text.contains("8/3"))
         .unwrap();
-    assert!(first.text.contains("Kính gửi ông/bà ("), "{}", first.text);
+    assert!(first.text.contains("Kính gửi ông/bà,"), "{}", first.text);
     assert!(!first.text.contains("Cư dân"), "{}", first.text);
 
     app.telegram.user_says(6200, "/ten   Nguyễn  Thị Lan ");
@@ -169,7 +169,7 @@ async fn stop_in_any_spelling_opts_out_at_once_and_nothing_more_is_sent() {
         app.telegram.user_says(user, word);
         bot.poll_once(0).await.unwrap();
         let reply = app.telegram.sent_to(user).last().unwrap().text.clone();
-        assert!(reply.contains("Bạn đã dừng nhận tin"), "{word}: {reply}");
+        assert!(reply.contains("Ông/bà đã dừng nhận tin"), "{word}: {reply}");
     }
     // Someone who stops after the fan-out gets nothing either: checked at send time.
     subscribed(&app, &mut bot, 6100, "mai-dinh").await;
@@ -277,11 +277,11 @@ async fn the_read_button_records_one_engagement_per_person_per_occurrence() {
     bot.poll_once(0).await.unwrap();
     assert_eq!(app.count("SELECT COUNT(*) FROM engagements").await, 1);
     let answers = app.telegram.other_calls("answerCallbackQuery");
-    assert_eq!(answers.last().unwrap().params["text"], "Cảm ơn bạn!");
+    assert_eq!(answers.last().unwrap().params["text"], "Xin cảm ơn!");
     assert!(
         answers
             .iter()
-            .any(|a| a.params["text"] == "Cảm ơn bạn đã đọc tin!")
+            .any(|a| a.params["text"] == "Cảm ơn ông/bà đã đọc tin!")
     );
     let c = &app.setup.config;
     let report = loa::reach::report(

@@ -40,6 +40,15 @@ pub(super) fn template_problems(
             if let Some(problem) = templates.missing_opt_out(&schedule.template, kind, &sample) {
                 problems.push(problem);
             }
+            // With each theme its observance really has: one longer than the sample's must
+            // fit the template's budget too.
+            for theme in schedule.themes().values() {
+                let mut themed = sample.clone();
+                themed.theme = theme.clone();
+                if let Some(problem) = templates.check(&schedule.template, kind, &themed) {
+                    problems.push(problem);
+                }
+            }
             if !templates.has(&schedule.template, kind) {
                 problems.push(Problem::new(
                     &schedule.file,

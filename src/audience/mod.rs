@@ -119,11 +119,15 @@ pub async fn add_contact(
 
 /// The person asked to receive nothing more: every later send to them is skipped.
 pub async fn opt_out(db: &Db, person_id: i64, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE persons SET opted_out_at = $1 WHERE id = $2 AND opted_out_at IS NULL")
-        .bind(to_epoch(now))
-        .bind(person_id)
-        .execute(&db.pool)
-        .await?;
+    // An opt-out given here is not one a text message may take back (`opted_out_via`).
+    sqlx::query(
+        "UPDATE persons SET opted_out_at = COALESCE(opted_out_at, $1), opted_out_via = NULL
+         WHERE id = $2",
+    )
+    .bind(to_epoch(now))
+    .bind(person_id)
+    .execute(&db.pool)
+    .await?;
     Ok(())
 }
 

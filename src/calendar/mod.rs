@@ -941,6 +941,9 @@ fn parse_observance(raw: &RawObservance) -> Result<Observance, String> {
             .ok_or_else(|| {
                 format!("observance {id:?}: themes: {year:?} is not a year (2000–2100)")
             })?;
+        if themes.contains_key(&year) {
+            return Err(format!("observance {id:?}: themes: {year} is given twice"));
+        }
         let theme: String = theme.trim().nfc().collect();
         if theme.is_empty() {
             return Err(format!(

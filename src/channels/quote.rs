@@ -63,7 +63,12 @@ fn blank_bot_tokens(text: &str) -> String {
             .take_while(|(_, c)| c.is_ascii_digit())
             .count();
         let colon = digits_from + digits;
-        if boundary && digits >= 3 && chars.get(colon).is_some_and(|(_, c)| *c == ':') {
+        if !boundary {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        if digits >= 3 && chars.get(colon).is_some_and(|(_, c)| *c == ':') {
             let secret = chars[colon + 1..]
                 .iter()
                 .take_while(|(_, c)| token_char(*c))
@@ -74,8 +79,13 @@ fn blank_bot_tokens(text: &str) -> String {
                 continue;
             }
         }
-        out.push(c);
-        i += 1;
+        // Not a token: nothing inside this run of digits starts one either (each position follows
+        // a digit), so it is copied whole; one pass, however long the run.
+        let end = colon.max(i + 1).min(chars.len());
+        for (_, c) in &chars[i..end] {
+            out.push(*c);
+        }
+        i = end;
     }
     out
 }
@@ -127,11 +137,11 @@ impl Secrets {
             // As `reqwest`'s `query` writes it: `a=` stripped from `a=<encoded>`.
             let encoded = serde_urlencoded::to_string([("a", value)]).unwrap_or_default();
             let encoded = encoded.trim_start_matches("a=").to_string();
-            all.extend([
-                value.to_string(),
-                json.trim_matches('"').to_string(),
-                encoded,
-            ]);
+            let json = json.trim_matches('"').to_string();
+            // PHP's json_encode writes `/` as `\/`; percent-escapes come in either case.
+            let php = json.replace('/', "\\/");
+            let lower = lowercase_escapes(&encoded);
+            all.extend([value.to_string(), json, php, encoded, lower]);
         }
         all.sort_by_key(|s| std::cmp::Reverse(s.len()));
         all.dedup();
@@ -143,6 +153,19 @@ impl Secrets {
             text.replace(secret, "<secret>")
         })
     }
+}
+
+/// `%2F` → `%2f`: the other spelling of the same URL-encoding.
+fn lowercase_escapes(encoded: &str) -> String {
+    let mut out = String::with_capacity(encoded.len());
+    let mut chars = encoded.chars();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '%' {
+            out.extend(chars.by_ref().take(2).map(|h| h.to_ascii_lowercase()));
+        }
+    }
+    out
 }
 
 /// Parameter names that carry credentials, compared without case or separators
@@ -210,7 +233,14 @@ fn blank_credentials(text: &str) -> String {
 /// and URLs and tokens redacted.
 pub fn excerpt(body: &str, message: &Outbound<'_>, secrets: &Secrets) -> String {
     const MAX_CHARS: usize = 80;
-    let mut text = redact(&blank_credentials(&secrets.hide(body.trim())));
+    // Only the head of a long answer is ever quoted: clean that, not megabytes of it.
+    const HEAD_CHARS: usize = 2048;
+    let body = body.trim();
+    let head = body
+        .char_indices()
+        .nth(HEAD_CHARS)
+        .map_or(body, |(i, _)| &body[..i]);
+    let mut text = redact(&blank_credentials(&secrets.hide(head)));
     let national = message.address.replacen("+84", "0", 1);
     let bare = message.address.trim_start_matches('+');
     let mut echoed = vec![message.address, national.as_str(), bare, message.text];

@@ -148,9 +148,24 @@ impl Channel for KannelChannel {
                 SendError::Retryable(format!("kannel unreachable: {}", describe_http_error(&e)))
             })?;
         let status = response.status();
-        let body = response.text().await.unwrap_or_default();
+        let body = answer_text(response).await;
         classify_kannel(status.as_u16(), body.trim(), message, &self.secrets)
     }
+}
+
+/// A gateway's answer as text, at most its first 64 KiB: a gateway's verdict is short, and a
+/// misbehaving one (an error page, a log dump) must not fill the dispatcher's memory.
+async fn answer_text(mut response: reqwest::Response) -> String {
+    const MAX_BYTES: usize = 64 * 1024;
+    let mut bytes = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() >= MAX_BYTES {
+            bytes.truncate(MAX_BYTES);
+            break;
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Kannel's answers: `0: Accepted for delivery` and `3: Queued for later delivery` (202) are
@@ -297,7 +312,7 @@ impl Channel for HttpSmsChannel {
             SendError::Retryable(format!("gateway unreachable: {}", describe_http_error(&e)))
         })?;
         let status = response.status();
-        let text = response.text().await.unwrap_or_default();
+        let text = answer_text(response).await;
         // A provider's answer may echo the number or the text: only an excerpt is quoted.
         let quoted = || excerpt(&text, message, &self.secrets);
         if status.is_server_error() || status.as_u16() == 429 {

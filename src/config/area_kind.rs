@@ -60,16 +60,28 @@ impl AreaKind {
 
     /// Who leads the smallest unit of residents: a village (thôn) in a xã or đặc khu, a
     /// residential group (tổ dân phố) in towns and wards.
+    /// A unit above the commune (a message to a whole district or province) names both.
     pub fn local_leader(self) -> &'static str {
         match self {
-            AreaKind::Xa | AreaKind::DacKhu | AreaKind::Huyen | AreaKind::Tinh => "trưởng thôn",
-            _ => "tổ trưởng tổ dân phố",
+            AreaKind::Xa | AreaKind::DacKhu => "trưởng thôn",
+            AreaKind::Phuong | AreaKind::ThiTran | AreaKind::Quan => "tổ trưởng tổ dân phố",
+            AreaKind::Huyen | AreaKind::ThiXa | AreaKind::ThanhPho | AreaKind::Tinh => {
+                "trưởng thôn, tổ trưởng tổ dân phố"
+            }
         }
     }
 
-    /// The police of the unit: "công an xã", "công an thị trấn".
+    /// The police residents go to: their commune's ("công an xã", "công an thị trấn"). Above
+    /// the commune, still the commune's: district police were disbanded in 2025, and a resident
+    /// reports to the police where they live.
     pub fn police(self) -> String {
-        format!("công an {}", self.word())
+        match self {
+            AreaKind::Huyen => "công an xã, thị trấn".to_string(),
+            AreaKind::Quan | AreaKind::ThiXa | AreaKind::ThanhPho | AreaKind::Tinh => {
+                "công an xã, phường".to_string()
+            }
+            commune => format!("công an {}", commune.word()),
+        }
     }
 
     /// The kind a full name starts with ("Xã Đoan Bái", "thị trấn Thắng"), with the bare name.

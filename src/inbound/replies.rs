@@ -102,15 +102,20 @@ impl Inbound {
         Ok(InboundOutcome::Helped { replied })
     }
 
-    /// Takes back the opt-out of the people this number belongs to; false when none had one.
+    /// Takes back an opt-out this number sent, for the people whose active contact it still
+    /// is; false when there was none. An opt-out given another way (Telegram's /stop, a request
+    /// at the commune) or from another number is not this number's to undo, and a number that is
+    /// no longer the person's (recycled, deactivated) undoes nothing.
     async fn opt_in(&self, number: &MobileNumber) -> anyhow::Result<bool> {
         let updated = sqlx::query(
-            "UPDATE persons SET opted_out_at = NULL
-             WHERE opted_out_at IS NOT NULL
-               AND id IN (SELECT person_id FROM contacts WHERE channel = $1 AND address = $2)",
+            "UPDATE persons SET opted_out_at = NULL, opted_out_via = NULL
+             WHERE opted_out_at IS NOT NULL AND opted_out_via = $3
+               AND id IN (SELECT person_id FROM contacts
+                          WHERE channel = $1 AND address = $2 AND active = 1)",
         )
         .bind(ChannelKind::Sms.as_str())
         .bind(number.as_str())
+        .bind(format!("sms:{}", number.as_str()))
         .execute(&self.db.pool)
         .await?
         .rows_affected();
@@ -120,13 +125,14 @@ impl Inbound {
 
     async fn opt_out(&self, number: &MobileNumber, now: DateTime<Utc>) -> anyhow::Result<()> {
         let updated = sqlx::query(
-            "UPDATE persons SET opted_out_at = $1
+            "UPDATE persons SET opted_out_at = $1, opted_out_via = $4
              WHERE opted_out_at IS NULL
                AND id IN (SELECT person_id FROM contacts WHERE channel = $2 AND address = $3)",
         )
         .bind(to_epoch(now))
         .bind(ChannelKind::Sms.as_str())
         .bind(number.as_str())
+        .bind(format!("sms:{}", number.as_str()))
         .execute(&self.db.pool)
         .await?
         .rows_affected();

@@ -124,16 +124,38 @@ pub fn normalise(text: &str) -> String {
 /// stop, the `{{sms.opt_out}}` line is added when the author left it out, then the placeholders
 /// are filled in ([`fill`]).
 pub fn compose(text: &str, channel: &Descriptor, context: &MessageContext) -> String {
-    let opt_out = Placeholder::SmsOptOut.token();
-    if channel.opt_out_line && !text.contains(&opt_out) {
-        fill(
-            &format!("{}\n{opt_out}", text.trim_end()),
-            channel.format,
-            context,
-        )
-    } else {
-        fill(text, channel.format, context)
+    if !channel.opt_out_line {
+        return fill(text, channel.format, context);
     }
+    // Wherever the author put it (first, twice, `{{ sms.opt_out }}`), it goes once, last.
+    let body = without(text, Placeholder::SmsOptOut);
+    let opt_out = Placeholder::SmsOptOut.token();
+    fill(
+        &format!("{}\n{opt_out}", body.trim_end()),
+        channel.format,
+        context,
+    )
+}
+
+/// `text` without any spelling of `placeholder` (as [`fill`] would recognise it).
+fn without(text: &str, placeholder: Placeholder) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        match after.find("}}") {
+            Some(end) if Placeholder::parse(&after[..end]) == Some(placeholder) => {
+                out.push_str(&rest[..start]);
+                rest = &after[end + 2..];
+            }
+            _ => {
+                out.push_str(&rest[..start + 1]);
+                rest = &rest[start + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The text to send in `format`: each placeholder replaced by its value, everything else as

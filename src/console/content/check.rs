@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, TimeZone, Utc};
 
 use super::{ChannelPreview, ContentInput, Preview};
 use crate::audience;
@@ -192,7 +192,9 @@ impl Console {
         }
     }
 
-    /// The context a preview renders with: a sample person in the first area of the audience.
+    /// The context a preview renders with: a sample person in the area of the audience whose
+    /// name is longest — its name and its opt-out line are the longest any recipient gets, so
+    /// a text that fits there fits everywhere it goes.
     fn preview_context(
         &self,
         areas: &[String],
@@ -202,9 +204,14 @@ impl Console {
         let config = &self.config;
         let tz = config.campaign.time_zone;
         let date = at.with_timezone(&tz).date_naive();
-        let area = areas
-            .first()
-            .and_then(|c| config.areas.get(c))
+        let audience: Vec<&crate::config::Area> = if areas.is_empty() {
+            config.areas.iter().collect()
+        } else {
+            areas.iter().flat_map(|c| config.areas.subtree(c)).collect()
+        };
+        let area = audience
+            .into_iter()
+            .max_by_key(|a| a.in_sentence.chars().count())
             .or_else(|| config.areas.leaves().next());
         let observance =
             observance.and_then(|id| self.calendar.observances().iter().find(|o| o.id == id));
@@ -217,7 +224,9 @@ impl Console {
                 area_code: area.map(|a| a.code.as_str()).unwrap_or(""),
                 area_name: area.map(|a| a.name.as_str()).unwrap_or(""),
                 observance: observance.map(|o| o.name.as_str()).unwrap_or(""),
-                theme: "",
+                theme: observance
+                    .and_then(|o| o.themes.get(&o.date_for(date).year()))
+                    .map_or("", String::as_str),
                 observance_date: observance.map(|o| o.date_for(date)),
                 date,
             },
