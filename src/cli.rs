@@ -994,6 +994,12 @@ fn sms_sizes(setup: &Setup) -> String {
         &SampleData::from_config(&setup.config),
     );
     let mut out = String::from("SMS with sample data:\n");
+    let width = setup
+        .templates
+        .names()
+        .map(|(name, _)| name.chars().count())
+        .max()
+        .unwrap_or(0);
     for (name, kind) in setup.templates.names() {
         let Some(channel) = setup.config.channels.get(kind) else {
             continue;
@@ -1003,7 +1009,7 @@ fn sms_sizes(setup: &Setup) -> String {
         }) = setup.templates.preview(name, kind, &sample)
         {
             out.push_str(&format!(
-                "  {name:<28} {} part(s), {} {} units (budget {}), {:.0} VND per message\n",
+                "  {name:<width$} {} part(s), {} {} units (budget {}), {:.0} VND per message\n",
                 size.segments,
                 size.units,
                 size.encoding,

@@ -146,6 +146,14 @@ async fn seed(
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get(0)?;
+            // One in four is young (`thanh-nien`), for the youth's summer messages.
+            if n.is_multiple_of(4) {
+                sqlx::query("INSERT INTO person_tags (person_id, tag) VALUES ($1, $2)")
+                    .bind(person_id)
+                    .bind("thanh-nien")
+                    .execute(&mut *tx)
+                    .await?;
+            }
             // 45 % Telegram only, 35 % SMS only, 20 % both.
             let roll: f64 = rng.random();
             let telegram = (roll < 0.65).then(|| 7_000_000_000 + n as i64);

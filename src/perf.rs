@@ -387,7 +387,7 @@ async fn synthesise_year(db: &Db, occurrences: usize) -> anyhow::Result<i64> {
         let at = day.and_hms_opt(1, 0, 0).context("time")?.and_utc();
         let id: i64 = sqlx::query(
             "INSERT INTO occurrences (schedule_id, fire_at, template, observance, channels, expires_at, created_at)
-             VALUES ($1, $2, 'chinh-sach-phap-luat', 'Truyền thông', 'telegram', $3, $2) RETURNING id",
+             VALUES ($1, $2, 'phap-luat-01-binh-dang-gioi', 'Truyền thông', 'telegram', $3, $2) RETURNING id",
         )
         .bind(format!("bench-{k}"))
         .bind(to_epoch(at))

@@ -141,7 +141,7 @@ fn the_2024_plan_has_no_fire_time_on_a_holiday_and_shows_the_tet_move() {
         .find(|l| l.starts_with("2024-02-15T09:00:00+07:00"))
         .unwrap_or_else(|| panic!("no line for 15 February:\n{table}"));
     assert!(
-        line.contains("chinh-sach-phap-luat-hang-thang")
+        line.contains("phap-luat-02-chien-luoc")
             && line.ends_with("moved from 2024-02-10 (Tết Nguyên Đán)"),
         "{line}"
     );
@@ -155,14 +155,76 @@ fn the_2024_plan_has_no_fire_time_on_a_holiday_and_shows_the_tet_move() {
 }
 
 #[test]
+fn check_warns_of_a_template_sent_more_than_three_times_a_year() {
+    // The shipped series sends each template once a year.
+    let out = loa(&repo_root(), &["check"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(!stdout(&out).contains("is sent"), "{}", stdout(&out));
+
+    // As it was: one template on the 10th of seven months, and again in the action month.
+    let dir = copy_of_repo();
+    let series = dir
+        .path()
+        .join("schedules/quy-i-iv-chinh-sach-phap-luat.toml");
+    std::fs::write(
+        &series,
+        "# The monthly message, one template for all.\n\n\
+         [[schedule]]\nid = \"chinh-sach-phap-luat-hang-thang\"\nobservance = \"truyen-thong-thuong-xuyen\"\n\
+         template = \"phap-luat-01-binh-dang-gioi\"\ncron = \"0 0 9 10 1,2,4,5,7,8,9 *\"\n\
+         channels = [\"telegram\", \"sms\"]\n",
+    )
+    .unwrap();
+    let month = dir.path().join("schedules/11-15-thang-binh-dang-gioi.toml");
+    let text = std::fs::read_to_string(&month).unwrap();
+    let again = text.replace(
+        "template = \"bdg-chuong-trinh-bao-luc-gioi\"",
+        "template = \"phap-luat-01-binh-dang-gioi\"",
+    );
+    assert_ne!(again, text);
+    std::fs::write(&month, again).unwrap();
+
+    let out = loa(dir.path(), &["check"]);
+    // A warning, not a problem: Loa still starts.
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let report = stdout(&out);
+    let warnings: Vec<&str> = report.lines().filter(|l| l.contains(" is sent ")).collect();
+    assert_eq!(warnings.len(), 1, "{report}");
+    // At the template line of the schedule that sends it most.
+    assert!(
+        warnings[0].starts_with("schedules/quy-i-iv-chinh-sach-phap-luat.toml:6: warning: template \"phap-luat-01-binh-dang-gioi\" is sent 8 times in "),
+        "{}",
+        warnings[0]
+    );
+    assert!(
+        warnings[0].contains("by \"chinh-sach-phap-luat-hang-thang\", \"bdg-tuan-3-phap-luat\""),
+        "{}",
+        warnings[0]
+    );
+    // This year's and next year's plan are counted.
+    let this_year: i32 = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Ho_Chi_Minh)
+        .format("%Y")
+        .to_string()
+        .parse()
+        .unwrap();
+    for year in [this_year, this_year + 1] {
+        assert!(
+            warnings[0].contains(&format!("8 times in {year}")),
+            "{}",
+            warnings[0]
+        );
+    }
+}
+
+#[test]
 fn a_schedule_on_tet_passes_check_and_the_plan_shows_it_moved_or_skipped() {
     let dir = copy_of_repo();
     // Two messages on Tết 2025 (29 January; the announced break is 25 January – 2 February):
     // one moves to Monday 3 February, one is skipped.
     std::fs::write(
         dir.path().join("schedules/tet.toml"),
-        "[[schedule]]\nid = \"tet-move\"\nobservance = \"truyen-thong-thuong-xuyen\"\ntemplate = \"chinh-sach-phap-luat\"\ncron = \"0 0 8 29 1 *\"\nonly_year = 2025\nchannels = [\"telegram\"]\n\n\
-         [[schedule]]\nid = \"tet-skip\"\nobservance = \"truyen-thong-thuong-xuyen\"\ntemplate = \"chinh-sach-phap-luat\"\ncron = \"0 0 8 30 1 *\"\nonly_year = 2025\non_holiday = \"skip\"\nchannels = [\"telegram\"]\n",
+        "[[schedule]]\nid = \"tet-move\"\nobservance = \"truyen-thong-thuong-xuyen\"\ntemplate = \"phap-luat-01-binh-dang-gioi\"\ncron = \"0 0 8 29 1 *\"\nonly_year = 2025\nchannels = [\"telegram\"]\n\n\
+         [[schedule]]\nid = \"tet-skip\"\nobservance = \"truyen-thong-thuong-xuyen\"\ntemplate = \"phap-luat-01-binh-dang-gioi\"\ncron = \"0 0 8 30 1 *\"\nonly_year = 2025\non_holiday = \"skip\"\nchannels = [\"telegram\"]\n",
     )
     .unwrap();
     let out = loa(dir.path(), &["check"]);
@@ -200,7 +262,7 @@ fn a_schedule_on_tet_passes_check_and_the_plan_shows_it_moved_or_skipped() {
     // A bad value is a problem of the schedule's file and line.
     std::fs::write(
         dir.path().join("schedules/tet.toml"),
-        "[[schedule]]\nid = \"tet-move\"\nobservance = \"truyen-thong-thuong-xuyen\"\ntemplate = \"chinh-sach-phap-luat\"\ncron = \"0 0 8 29 1 *\"\non_holiday = \"postpone\"\nchannels = [\"telegram\"]\n",
+        "[[schedule]]\nid = \"tet-move\"\nobservance = \"truyen-thong-thuong-xuyen\"\ntemplate = \"phap-luat-01-binh-dang-gioi\"\ncron = \"0 0 8 29 1 *\"\non_holiday = \"postpone\"\nchannels = [\"telegram\"]\n",
     )
     .unwrap();
     let out = loa(dir.path(), &["check"]);

@@ -80,7 +80,7 @@ async fn at_most_two_campaign_messages_a_day_the_rest_wait_for_tomorrow_or_expir
     for id in [
         "quoc-te-phu-nu-8-3",
         "quoc-te-phu-nu-truoc",
-        "chinh-sach-phap-luat-hang-thang",
+        "phap-luat-02-chien-luoc",
     ] {
         let mut s = schedule(&app, id);
         // Valid long enough to wait until tomorrow (an expiring one expires instead: see

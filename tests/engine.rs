@@ -464,8 +464,8 @@ async fn a_lead_up_message_counts_the_days_to_its_observance() {
 }
 
 #[tokio::test]
-async fn the_monthly_message_keeps_off_tet_and_the_scheduler_agrees_with_the_plan() {
-    // Today the monthly message fires on Saturday 10 February 2024, the first day of Tết. Loa
+async fn the_series_keeps_off_tet_and_the_scheduler_agrees_with_the_plan() {
+    // The series' February message fires on Saturday 10 February 2024, the first day of Tết. Loa
     // runs through February ticking every three hours; what it creates is what `loa plan`
     // shows: the message on Thursday 15th, after the announced break (8–14 February).
     let mut app = TestApp::spawn_at("2024-02-01T00:00:00+07:00").await;
@@ -499,7 +499,7 @@ async fn the_monthly_message_keeps_off_tet_and_the_scheduler_agrees_with_the_pla
     assert_eq!(
         created,
         [(
-            "chinh-sach-phap-luat-hang-thang".to_string(),
+            "phap-luat-02-chien-luoc".to_string(),
             at("2024-02-15T09:00:00+07:00")
         )]
     );
@@ -508,4 +508,66 @@ async fn the_monthly_message_keeps_off_tet_and_the_scheduler_agrees_with_the_pla
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].fire_at, at("2024-02-15T09:00:00+07:00"));
     assert_eq!(stored[0].recipients, 1);
+}
+
+/// The series' May message speaks of the 2022 law on domestic violence as coming while it is
+/// (sent on 10 May 2023) and as in force a year later.
+#[tokio::test]
+async fn the_law_on_domestic_violence_is_announced_before_1_july_2023_and_in_force_after() {
+    for (now, chat, before) in [
+        ("2023-05-10T08:59:00+07:00", 5001, true),
+        ("2024-05-10T08:59:00+07:00", 5002, false),
+    ] {
+        let mut app = TestApp::spawn_at(now).await;
+        app.subscribe("Nguyễn Thị Lan", "bac-ly", chat).await;
+        app.advance(Duration::minutes(1));
+        let created = app.engine.scheduler.tick().await.unwrap().created;
+        assert_eq!(created.len(), 1);
+        assert_eq!(created[0].schedule_id, "phap-luat-05-bao-luc-gia-dinh");
+        app.engine.dispatcher.step().await.unwrap();
+        let text = &app.telegram.sent_to(chat)[0].text;
+        assert!(text.contains("13/2022/QH15"), "{text}");
+        assert_eq!(
+            text.contains("<b>có hiệu lực từ ngày 1/7/2023</b>"),
+            before,
+            "{now}: {text}"
+        );
+        assert_eq!(text.contains("thông qua ngày 14/11/2022"), before, "{text}");
+    }
+}
+
+/// The youth schedule reaches the residents tagged `thanh-nien`, and only them.
+#[tokio::test]
+async fn the_summer_message_for_the_youth_reaches_only_thanh_nien() {
+    let mut app = TestApp::spawn_at("2023-07-20T08:59:00+07:00").await;
+    let now = app.clock_now();
+    let young = loa::audience::add_person(
+        &app.db,
+        &app.setup.config.areas,
+        "Đỗ Văn Nam",
+        "tt-thang",
+        &["thanh-nien"],
+        now,
+    )
+    .await
+    .unwrap();
+    loa::audience::add_contact(
+        &app.db,
+        young,
+        loa::config::ChannelKind::Telegram,
+        "6001",
+        now,
+    )
+    .await
+    .unwrap();
+    app.subscribe("Nguyễn Thị Lan", "tt-thang", 6002).await;
+    app.advance(Duration::minutes(1));
+    let created = app.engine.scheduler.tick().await.unwrap().created;
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].schedule_id, "thanh-nien-07-tinh-yeu-ton-trong");
+    assert_eq!(created[0].recipients, 1);
+    app.engine.dispatcher.step().await.unwrap();
+    let text = &app.telegram.sent_to(6001)[0].text;
+    assert!(text.contains("các bạn thanh niên thị trấn Thắng"), "{text}");
+    assert!(app.telegram.sent_to(6002).is_empty());
 }

@@ -2,14 +2,15 @@
 //! reviewer of the content would: problems that stop Loa (a template a schedule names but that
 //! does not exist, a campaign SMS that does not say how to stop) and warnings worth an
 //! operator's look (no line for adults facing violence, no number that receives replies, a year
-//! without its theme, two messages to one person on one day).
+//! without its theme, two messages to one person on one day, a template sent more than 3 times
+//! in a year).
 
 use chrono::NaiveDate;
 
 use crate::calendar::{Calendar, Schedule};
 use crate::config::{Config, Serves};
 use crate::diagnostics::{Problem, Problems};
-use crate::templates::{MessageContext, SampleData, Templates};
+use crate::templates::{MessageContext, SampleData, Templates, vietnamese_date};
 
 /// The longest observance name of the 2023 plan: templates are checked with it.
 const SAMPLE_OBSERVANCE: &str =
@@ -19,7 +20,19 @@ fn sample(config: &Config) -> MessageContext {
     MessageContext::sample(SAMPLE_OBSERVANCE, &SampleData::from_config(config))
 }
 
-/// Every template once, with the longest values the configuration holds, so a missing
+/// The sample again, dated long after every date a template compares with (`before`), so the
+/// text a template says once a law is in force is checked as well as what it says before.
+fn later_sample(config: &Config) -> MessageContext {
+    let mut later = sample(config);
+    let date = NaiveDate::from_ymd_opt(2099, 12, 29).expect("valid date");
+    later.date = vietnamese_date(date);
+    later.date_iso = date.to_string();
+    later.observance_date = "2099-12-31".to_string();
+    later
+}
+
+/// Every template, with the longest values the configuration holds (dated in 2023 and in 2099,
+/// for templates that say one thing before a date and another after), so a missing
 /// variable or an overlong text shows even in a template no schedule uses yet; then each
 /// schedule's templates: present for each of its channels, and ending with how to stop where
 /// the channel asks for it.
@@ -29,9 +42,13 @@ pub(super) fn template_problems(
     templates: &Templates,
 ) -> Problems {
     let sample = sample(config);
+    let later = later_sample(config);
     let mut problems = Problems::default();
     for (name, kind) in templates.names() {
-        if let Some(problem) = templates.check(name, kind, &sample) {
+        if let Some(problem) = templates
+            .check(name, kind, &sample)
+            .or_else(|| templates.check(name, kind, &later))
+        {
             problems.push(problem);
         }
     }
@@ -107,6 +124,11 @@ pub(super) fn warnings(
             this_year..=this_year + 1,
         ));
     }
+    warnings.extend(repeated_templates(
+        config,
+        calendar,
+        this_year..=this_year + 1,
+    ));
     // Two campaign messages to one person on one day are too many, unless meant.
     let (from, to) = (
         NaiveDate::from_ymd_opt(this_year.min(2023), 1, 1).expect("valid"),
@@ -199,6 +221,80 @@ pub(super) fn missing_themes(
                 missing.join(", "),
                 names.join(", "),
                 missing[0]
+            ),
+        ));
+    }
+    out
+}
+
+/// A resident who reads the same message more than this many times a year stops reading it.
+pub const MAX_SENDS_PER_TEMPLATE_PER_YEAR: usize = 3;
+
+/// For each template the plan sends more than [`MAX_SENDS_PER_TEMPLATE_PER_YEAR`] times in one
+/// of `years` (counting the fire times that go out, whichever schedules send it): one warning at
+/// the `template` line of the schedule that sends it most (the first of those in a tie), naming
+/// every schedule that sends it, most first.
+pub(super) fn repeated_templates(
+    config: &Config,
+    calendar: &Calendar,
+    years: std::ops::RangeInclusive<i32>,
+) -> Vec<Problem> {
+    use std::collections::BTreeMap;
+    let tz = config.campaign.time_zone;
+    // template -> year -> fire times that go out; schedule -> fire times over all the years.
+    let mut by_template: BTreeMap<String, BTreeMap<i32, usize>> = BTreeMap::new();
+    let mut by_schedule: BTreeMap<String, usize> = BTreeMap::new();
+    for year in years {
+        let (Some(from), Some(to)) = (
+            NaiveDate::from_ymd_opt(year, 1, 1),
+            NaiveDate::from_ymd_opt(year, 12, 31),
+        ) else {
+            continue;
+        };
+        for fire in calendar
+            .plan(from, to, tz)
+            .into_iter()
+            .filter(|f| f.fires())
+        {
+            *by_schedule.entry(fire.schedule).or_default() += 1;
+            *by_template
+                .entry(fire.template)
+                .or_default()
+                .entry(year)
+                .or_default() += 1;
+        }
+    }
+    let mut out = Vec::new();
+    for (template, by_year) in by_template {
+        let over: Vec<String> = by_year
+            .iter()
+            .filter(|(_, n)| **n > MAX_SENDS_PER_TEMPLATE_PER_YEAR)
+            .map(|(year, n)| format!("{n} times in {year}"))
+            .collect();
+        if over.is_empty() {
+            continue;
+        }
+        // The schedules that send it, those that send it most first (a stable sort keeps
+        // the calendar's order among equals); the warning points at the first.
+        let mut users: Vec<&Schedule> = calendar
+            .schedules()
+            .iter()
+            .filter(|s| s.template == template)
+            .collect();
+        users.sort_by_key(|s| std::cmp::Reverse(by_schedule.get(&s.id).copied().unwrap_or(0)));
+        let Some(most) = users.first() else {
+            continue;
+        };
+        let ids: Vec<String> = users.iter().map(|s| format!("{:?}", s.id)).collect();
+        out.push(Problem::new(
+            &most.file,
+            Some(most.template_line),
+            format!(
+                "warning: template {template:?} is sent {} by {}; residents stop \
+                 reading a message they get more than {MAX_SENDS_PER_TEMPLATE_PER_YEAR} times a \
+                 year: give the repeats templates of their own",
+                over.join(", "),
+                ids.join(", ")
             ),
         ));
     }

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use handlebars::{
-    Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason,
-    handlebars_helper,
+    Context, Handlebars, Helper, HelperDef, HelperResult, JsonValue, Output, RenderContext,
+    RenderError, RenderErrorReason, ScopedJson, handlebars_helper,
 };
 use serde::Serialize;
 use unicode_normalization::is_nfc;
@@ -405,6 +405,48 @@ fn days_until(
     Ok(())
 }
 
+/// `{{#if (before date_iso "2023-07-01")}}…{{else}}…{{/if}}`: whether the first date comes
+/// before the second, both written like `2023-07-01` (so a message can speak of a law as coming
+/// until the day it takes effect). Used as a subexpression it gives a boolean; anything but
+/// such a date, or a variable strict mode does not find, is an error with the template's line.
+struct Before;
+
+impl HelperDef for Before {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        r: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        if h.params().len() != 2 {
+            return Err(RenderErrorReason::Other(
+                "before: give two dates, e.g. (before date_iso \"2023-07-01\")".to_string(),
+            )
+            .into());
+        }
+        let date = |i: usize| -> Result<NaiveDate, RenderErrorReason> {
+            let param = h.param(i).expect("two parameters");
+            if r.strict_mode() && param.is_value_missing() {
+                return Err(RenderErrorReason::MissingVariable(
+                    param.relative_path().cloned(),
+                ));
+            }
+            param
+                .value()
+                .as_str()
+                .and_then(|v| NaiveDate::parse_from_str(v, "%Y-%m-%d").ok())
+                .ok_or_else(|| {
+                    RenderErrorReason::Other(format!(
+                        "before: {} is not a date like 2023-07-01",
+                        param.value()
+                    ))
+                })
+        };
+        Ok(ScopedJson::Derived(JsonValue::Bool(date(0)? < date(1)?)))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     #[error("no template {name:?} for channel {channel}")]
@@ -489,6 +531,7 @@ fn registry(channel: &Descriptor) -> Handlebars<'static> {
     hb.register_helper("vn_date", Box::new(vn_date));
     hb.register_helper("unaccent", Box::new(unaccent_helper));
     hb.register_helper("days_until", Box::new(days_until));
+    hb.register_helper("before", Box::new(Before));
     hb
 }
 
@@ -895,6 +938,45 @@ mod tests {
             t.render("u", ChannelKind::Sms, &sample()).unwrap(),
             "Xa Hoang Luong; còn 2 ngày"
         );
+    }
+
+    #[test]
+    fn before_compares_dates_and_speaks_of_a_law_as_coming_until_it_takes_effect() {
+        let (_d, t) = load(&[
+            (
+                "l.sms.hbs",
+                "{{#if (before date_iso \"2023-07-01\")}}có hiệu lực từ ngày 1/7/2023{{else}}đang có hiệu lực{{/if}}",
+            ),
+            (
+                "m.sms.hbs",
+                "x\n{{#if (before dat_iso \"2023-07-01\")}}a{{/if}}",
+            ),
+            ("n.sms.hbs", "{{#if (before date \"2023-07-01\")}}a{{/if}}"),
+            ("o.sms.hbs", "{{#if (before date_iso)}}a{{/if}}"),
+        ]);
+        let t = t.unwrap();
+        let on = |day: &str| {
+            let mut ctx = sample();
+            ctx.date_iso = day.to_string();
+            t.render("l", ChannelKind::Sms, &ctx).unwrap()
+        };
+        assert_eq!(on("2023-05-10"), "có hiệu lực từ ngày 1/7/2023");
+        assert_eq!(on("2023-06-30"), "có hiệu lực từ ngày 1/7/2023");
+        assert_eq!(
+            on("2023-07-01"),
+            "đang có hiệu lực",
+            "on the day it is in force"
+        );
+        assert_eq!(on("2024-05-10"), "đang có hiệu lực");
+        // Strict mode still finds a misspelt variable, with its line.
+        let p = t.check("m", ChannelKind::Sms, &sample()).unwrap();
+        assert_eq!(p.line, Some(2), "{p}");
+        assert!(p.message.contains("dat_iso"), "{p}");
+        // A date in words is not compared as if it were one.
+        let p = t.check("n", ChannelKind::Sms, &sample()).unwrap();
+        assert!(p.message.contains("not a date like 2023-07-01"), "{p}");
+        let p = t.check("o", ChannelKind::Sms, &sample()).unwrap();
+        assert!(p.message.contains("give two dates"), "{p}");
     }
 
     #[test]
