@@ -565,7 +565,7 @@ struct RawKannel {
 #[serde(deny_unknown_fields)]
 struct RawSupport {
     #[serde(default)]
-    hotlines: Vec<Hotline>,
+    hotlines: Vec<Spanned<Hotline>>,
 }
 
 #[derive(Deserialize)]
@@ -948,7 +948,8 @@ impl Config {
         };
 
         let areas = validate_areas(path, source, &raw.areas, &mut problems);
-        for hotline in &raw.support.hotlines {
+        for spanned in &raw.support.hotlines {
+            let hotline = spanned.get_ref();
             let empty = [
                 ("name", &hotline.name),
                 ("label", &hotline.label),
@@ -962,7 +963,7 @@ impl Config {
             if !empty.is_empty() {
                 problems.push(Problem::new(
                     path,
-                    None,
+                    Some(line_of_offset(source, spanned.span().start)),
                     format!(
                         "support.hotlines: the line {:?} has no {}",
                         if hotline.name.trim().is_empty() {
@@ -1070,7 +1071,12 @@ impl Config {
             channels,
             areas,
             support: Support {
-                hotlines: raw.support.hotlines,
+                hotlines: raw
+                    .support
+                    .hotlines
+                    .into_iter()
+                    .map(Spanned::into_inner)
+                    .collect(),
             },
             honours: raw.honours,
             sms,

@@ -417,7 +417,7 @@ fn check_fails_a_support_number_printed_without_what_it_is() {
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(
         stdout(&out).contains(
-            "messages/pcbldg-ho-tro.sms.hbs:2: lists 113 without saying what it is: print {{labelled}} (\"113 (công an)\")"
+            "messages/pcbldg-ho-tro.sms.hbs:2: lists 111 without saying what it is: print {{labelled}} (\"111 (bảo vệ trẻ em)\")"
         ),
         "{}",
         stdout(&out)

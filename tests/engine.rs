@@ -73,7 +73,7 @@ async fn eight_march_fires_once_at_0800_and_each_subscriber_gets_their_message()
         let to_chat = app.telegram.sent_to(chat);
         assert_eq!(to_chat.len(), 1, "chat {chat} gets exactly one message");
         let message = &to_chat[0];
-        let commune = &app.setup.config.areas.get(area).unwrap().name;
+        let commune = &app.setup.config.areas.get(area).unwrap().in_sentence;
         assert!(
             message.text.contains(name),
             "name rendered: {}",

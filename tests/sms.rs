@@ -158,7 +158,7 @@ async fn a_stop_word_by_sms_opts_out_with_one_confirmation_a_day() {
         .collect();
     assert_eq!(replies.len(), 1, "one automatic reply a day");
     assert!(
-        replies[0].text.contains("đã được hủy nhận tin"),
+        replies[0].text.contains("đã ngừng nhận tin"),
         "{}",
         replies[0].text
     );

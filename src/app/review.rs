@@ -62,7 +62,12 @@ pub(super) fn template_problems(
             for theme in schedule.themes().values() {
                 let mut themed = sample.clone();
                 themed.theme = theme.clone();
-                if let Some(problem) = templates.check(&schedule.template, kind, &themed) {
+                if let Some(problem) = templates.check(&schedule.template, kind, &themed)
+                    && !problems
+                        .0
+                        .iter()
+                        .any(|p| p.to_string() == problem.to_string())
+                {
                     problems.push(problem);
                 }
             }

@@ -140,8 +140,9 @@ impl Secrets {
             let json = json.trim_matches('"').to_string();
             // PHP's json_encode writes `/` as `\/`; percent-escapes come in either case.
             let php = json.replace('/', "\\/");
-            let lower = lowercase_escapes(&encoded);
-            all.extend([value.to_string(), json, php, encoded, lower]);
+            // Compared with the answer's escapes lower-cased (see `hide`).
+            let encoded = lowercase_escapes(&encoded);
+            all.extend([value.to_string(), json, php, encoded]);
         }
         all.sort_by_key(|s| std::cmp::Reverse(s.len()));
         all.dedup();
@@ -149,9 +150,11 @@ impl Secrets {
     }
 
     fn hide(&self, text: &str) -> String {
-        self.0.iter().fold(text.to_string(), |text, secret| {
-            text.replace(secret, "<secret>")
-        })
+        // `%2F` and `%2f` are one escape: compare with every escape in lower case.
+        let text = lowercase_escapes(text);
+        self.0
+            .iter()
+            .fold(text, |text, secret| text.replace(secret, "<secret>"))
     }
 }
 

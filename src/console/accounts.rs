@@ -43,7 +43,8 @@ impl User {
             id: format!("user:{}", self.name),
             name: self.name.clone(),
             role: self.role,
-            area: self.area.clone(),
+            // An admin is the whole district's, whatever an older database says.
+            area: self.area.clone().filter(|_| self.role != Role::Admin),
         }
     }
 }
@@ -535,12 +536,15 @@ pub async fn token_actor(
     }
     let name: String = row.try_get("name")?;
     let role: String = row.try_get("role")?;
+    let role =
+        Role::parse(&role).ok_or_else(|| anyhow::anyhow!("unknown role {role:?} in api_tokens"))?;
+    let area: Option<String> = row.try_get("area_code")?;
     Ok(Some(Actor {
         id: format!("token:{name}"),
         name,
-        role: Role::parse(&role)
-            .ok_or_else(|| anyhow::anyhow!("unknown role {role:?} in api_tokens"))?,
-        area: row.try_get("area_code")?,
+        role,
+        // An admin is the whole district's, whatever an older database says.
+        area: area.filter(|_| role != Role::Admin),
     }))
 }
 
