@@ -498,6 +498,45 @@ fn themes_come_from_the_schedules_by_year_and_plan_warns_of_a_year_without_one()
 }
 
 #[test]
+fn check_warns_of_a_slogan_in_a_template_and_a_fire_time_on_a_holiday() {
+    let dir = copy_of_repo();
+    // A theme written into a template, as the library once had.
+    let template = dir.path().join("messages/pcbldg-tong-ket.telegram.hbs");
+    let text = std::fs::read_to_string(&template).unwrap();
+    std::fs::write(
+        &template,
+        format!("{text}\n<b>Chấm dứt bạo lực, vun đắp yêu thương</b>\n"),
+    )
+    .unwrap();
+    // A message on 1 January, a public holiday every year.
+    std::fs::write(
+        dir.path().join("schedules/tet-duong-lich.toml"),
+        "[[schedule]]\nid = \"chuc-mung-nam-moi\"\nobservance = \"truyen-thong-thuong-xuyen\"\ntemplate = \"phap-luat-01-binh-dang-gioi\"\ncron = \"0 0 9 1 1 *\"\nchannels = [\"telegram\"]\nsame_day_ok = true\n",
+    )
+    .unwrap();
+    let out = loa(dir.path(), &["check"]);
+    let report = stdout(&out);
+    let lines = text.lines().count();
+    assert!(
+        report.contains(&format!(
+            "messages/pcbldg-tong-ket.telegram.hbs:{}: warning: this template writes a yearly theme",
+            lines + 2
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "schedules/tet-duong-lich.toml:2: warning: schedule \"chuc-mung-nam-moi\" at "
+        ) && report.contains("moved from"),
+        "{report}"
+    );
+    // The shipped files carry neither.
+    let shipped = stdout(&loa(&repo_root(), &["check"]));
+    assert!(!shipped.contains("writes a yearly theme"), "{shipped}");
+    assert!(!shipped.contains("moved from"), "{shipped}");
+}
+
+#[test]
 fn run_refuses_to_start_half_configured() {
     let dir = copy_of_repo();
     let config = std::fs::read_to_string(dir.path().join("loa.toml")).unwrap();

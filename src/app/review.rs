@@ -122,6 +122,10 @@ pub(super) fn warnings(
         ));
     }
     if let Some(templates) = templates {
+        warnings.extend(slogans_in_templates(calendar, templates));
+    }
+    warnings.extend(holiday_moves(config, calendar, this_year..=this_year + 1));
+    if let Some(templates) = templates {
         warnings.extend(missing_themes(
             config,
             calendar,
@@ -153,6 +157,74 @@ pub(super) fn warnings(
         ));
     }
     warnings
+}
+
+/// A theme written into a template: it would be sent every year, right or wrong. Themes belong
+/// in the schedules, by year (`{{theme}}`). Compared without case or dash style.
+fn slogans_in_templates(calendar: &Calendar, templates: &Templates) -> Vec<Problem> {
+    let plain = |s: &str| s.to_lowercase().replace([',', '–', '-', '—'], "");
+    let themes: Vec<String> = calendar
+        .observances()
+        .iter()
+        .flat_map(|o| o.themes.values().map(|t| plain(t)))
+        .collect();
+    let mut out = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, kind) in templates.names() {
+        let Some(path) = templates.file(name, kind) else {
+            continue;
+        };
+        let Ok(source) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        for (i, line) in source.lines().enumerate() {
+            let line_plain = plain(line);
+            if let Some(theme) = themes.iter().find(|t| line_plain.contains(t.as_str()))
+                && seen.insert((path.to_path_buf(), i))
+            {
+                out.push(Problem::new(
+                    path,
+                    Some(i + 1),
+                    format!(
+                        "warning: this template writes a yearly theme ({theme:?}) into its text; \
+                         print {{{{theme}}}} and keep the theme in the schedules, by year"
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Fire times of `years` that a public holiday moves or stops: not wrong, but worth seeing.
+fn holiday_moves(
+    config: &Config,
+    calendar: &Calendar,
+    years: std::ops::RangeInclusive<i32>,
+) -> Vec<Problem> {
+    let (Some(from), Some(to)) = (
+        NaiveDate::from_ymd_opt(*years.start(), 1, 1),
+        NaiveDate::from_ymd_opt(*years.end(), 12, 31),
+    ) else {
+        return Vec::new();
+    };
+    calendar
+        .plan(from, to, config.campaign.time_zone)
+        .iter()
+        .filter_map(|fire| {
+            let note = fire.note()?;
+            let schedule = calendar.get(&fire.schedule)?;
+            Some(Problem::new(
+                &schedule.file,
+                Some(schedule.line),
+                format!(
+                    "warning: schedule {:?} at {}: {note}",
+                    fire.schedule,
+                    fire.at.get(..16).unwrap_or(&fire.at)
+                ),
+            ))
+        })
+        .collect()
 }
 
 /// Whether any of `schedule`'s templates prints `{{theme}}`: it reads differently with a theme
