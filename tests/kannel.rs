@@ -103,7 +103,9 @@ async fn a_vietnamese_sms_through_kannel_is_delivered_and_reported() {
             .map(|(_, data)| decode_ucs2(data))
             .collect();
         assert!(
-            text.contains("Ngày Quốc tế Phụ nữ 8/3") && text.contains("Xã Hòa Sơn"),
+            text.contains("Ngày Quốc tế Phụ nữ 8/3")
+                && text.contains("xã Hòa Sơn")
+                && text.ends_with("Từ chối nhận tin: báo UBND xã Hòa Sơn"),
             "{text}"
         );
     }

@@ -128,13 +128,22 @@ pub fn compose(text: &str, channel: &Descriptor, context: &MessageContext) -> St
         return fill(text, channel.format, context);
     }
     // Wherever the author put it (first, twice, `{{ sms.opt_out }}`), it goes once, last.
-    let body = without(text, Placeholder::SmsOptOut);
-    let opt_out = Placeholder::SmsOptOut.token();
-    fill(
-        &format!("{}\n{opt_out}", body.trim_end()),
+    let body = fill(
+        without(text, Placeholder::SmsOptOut).trim_end(),
         channel.format,
         context,
-    )
+    );
+    let mut line = fill(&Placeholder::SmsOptOut.token(), channel.format, context);
+    // A text typed without diacritics goes as GSM-7, at half the price of UCS-2 per part: an
+    // accented line would switch the whole message to UCS-2, so it follows the text.
+    if channel
+        .format
+        .size(&body)
+        .is_some_and(|size| size.encoding == crate::text::SmsEncoding::Gsm7)
+    {
+        line = crate::text::unaccent(&line);
+    }
+    format!("{body}\n{line}")
 }
 
 /// `text` without any spelling of `placeholder` (as [`fill`] would recognise it).
@@ -303,6 +312,26 @@ mod tests {
     fn text_is_nfc_and_trimmed() {
         let decomposed: String = "  Hòa\r\nbình  ".nfd().collect();
         assert_eq!(fill(&decomposed, &SMS_TEXT, &context()), "Hòa\nbình");
+    }
+
+    #[test]
+    fn the_opt_out_line_goes_last_once_and_follows_the_text_s_alphabet() {
+        let sms = &crate::channel::SMS;
+        // Typed first and spaced: still once, and last.
+        assert_eq!(
+            compose("{{ sms.opt_out }} Moi ba con du hop.", sms, &context()),
+            "Moi ba con du hop.\nTu choi nhan tin: soan TC gui 8079",
+            "an unaccented text stays GSM-7: the line loses its marks"
+        );
+        assert_eq!(
+            compose("Mời bà con dự họp.", sms, &context()),
+            "Mời bà con dự họp.\nTừ chối nhận tin: soạn TC gửi 8079"
+        );
+        // Telegram has /stop: nothing is added.
+        assert_eq!(
+            compose("Mời bà con dự họp.", &crate::channel::TELEGRAM, &context()),
+            "Mời bà con dự họp."
+        );
     }
 
     #[test]
