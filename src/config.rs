@@ -321,8 +321,11 @@ pub struct Area {
     pub parent: Option<String>,
     /// As configured; a unit without one takes the sum of its children.
     pub population: Option<u64>,
-    /// Where residents get help locally, e.g. the commune's culture and social affairs officer.
+    /// Where residents get help locally, e.g. the commune's culture and social affairs officer,
+    /// with its phone number when one is configured: "UBND xã Bắc Lý (…), ĐT 0204 3871 234".
     pub contact_point: Option<String>,
+    /// The contact point's phone number (`contact_phone`), as configured.
+    pub contact_phone: Option<String>,
 }
 
 /// The areas of `loa.toml` as a tree, in file order.
@@ -651,6 +654,7 @@ struct RawArea {
     parent: Option<Spanned<String>>,
     population: Option<u64>,
     contact_point: Option<String>,
+    contact_phone: Option<Spanned<String>>,
 }
 
 impl Config {
@@ -1317,6 +1321,30 @@ fn validate_areas(path: &Path, source: &str, raw: &[RawArea], problems: &mut Pro
                 }
             }
         }
+        if let Some(phone) = &area.contact_phone {
+            let digits = phone.get_ref().chars().filter(char::is_ascii_digit).count();
+            let allowed = phone
+                .get_ref()
+                .chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '.' | '-' | '+' | '(' | ')'));
+            if !allowed || !(3..=15).contains(&digits) {
+                problems.push(Problem::new(
+                    path,
+                    at(phone.span().start),
+                    format!(
+                        "areas.contact_phone: area {code:?}: {:?} is not a phone number",
+                        phone.get_ref()
+                    ),
+                ));
+            }
+            if area.contact_point.is_none() {
+                problems.push(Problem::new(
+                    path,
+                    at(phone.span().start),
+                    format!("areas.contact_phone: area {code:?} has a phone but no contact_point"),
+                ));
+            }
+        }
         if area.name.trim().is_empty() {
             problems.push(Problem::new(
                 path,
@@ -1354,7 +1382,22 @@ fn validate_areas(path: &Path, source: &str, raw: &[RawArea], problems: &mut Pro
             kind: name.kind,
             parent: a.parent.as_ref().map(|p| p.get_ref().clone()),
             population: a.population,
-            contact_point: a.contact_point.clone().filter(|c| !c.trim().is_empty()),
+            contact_point: a
+                .contact_point
+                .as_deref()
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(
+                    |point| match a.contact_phone.as_ref().map(|p| p.get_ref().trim()) {
+                        Some(phone) if !phone.is_empty() => format!("{point}, ĐT {phone}"),
+                        _ => point.to_string(),
+                    },
+                ),
+            contact_phone: a
+                .contact_phone
+                .as_ref()
+                .map(|p| p.get_ref().trim().to_string())
+                .filter(|p| !p.is_empty()),
         })
         .collect();
     let tree = AreaTree::new(areas);

@@ -537,6 +537,48 @@ fn check_warns_of_a_slogan_in_a_template_and_a_fire_time_on_a_holiday() {
 }
 
 #[test]
+fn a_contact_point_s_phone_is_printed_with_it_and_checked() {
+    let dir = copy_of_repo();
+    let config = dir.path().join("loa.toml");
+    let toml = std::fs::read_to_string(&config).unwrap();
+    let with_phone = toml.replacen(
+        "contact_point = \"UBND xã Bắc Lý (công chức Văn hóa – Xã hội)\"",
+        "contact_point = \"UBND xã Bắc Lý (công chức Văn hóa – Xã hội)\"\ncontact_phone = \"0204 3871 234\"",
+        1,
+    );
+    assert_ne!(with_phone, toml);
+    std::fs::write(&config, &with_phone).unwrap();
+    let out = loa(dir.path(), &["check"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(!stdout(&out).contains(" bac-ly,"), "{}", stdout(&out));
+    let preview = loa(
+        dir.path(),
+        &["preview", "pcbldg-ho-tro", "--area", "bac-ly"],
+    );
+    assert!(
+        stdout(&preview).contains("UBND xã Bắc Lý (công chức Văn hóa – Xã hội), ĐT 0204 3871 234"),
+        "{}",
+        stdout(&preview)
+    );
+    std::fs::write(
+        &config,
+        with_phone.replace(
+            "contact_phone = \"0204 3871 234\"",
+            "contact_phone = \"gọi UBND\"",
+        ),
+    )
+    .unwrap();
+    let out = loa(dir.path(), &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out)
+            .contains("areas.contact_phone: area \"bac-ly\": \"gọi UBND\" is not a phone number"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
 fn run_refuses_to_start_half_configured() {
     let dir = copy_of_repo();
     let config = std::fs::read_to_string(dir.path().join("loa.toml")).unwrap();

@@ -107,6 +107,24 @@ pub(super) fn warnings(
              confirmed to answer",
         ));
     }
+    let without_phone: Vec<&str> = config
+        .areas
+        .iter()
+        .filter(|a| a.contact_point.is_some() && a.contact_phone.is_none())
+        .map(|a| a.code.as_str())
+        .collect();
+    if !without_phone.is_empty() {
+        warnings.push(Problem::new(
+            &config.path,
+            None,
+            format!(
+                "warning: {} contact point(s) have no contact_phone, so messages name a place to \
+                 go but no number to call: {}",
+                without_phone.len(),
+                without_phone.join(", ")
+            ),
+        ));
+    }
     let sends_sms = calendar.schedules().iter().any(|s| {
         s.channels
             .iter()
