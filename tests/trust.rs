@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::console::{Console, content, hidden_field, spawn_console, spawn_console_with};
+use common::console::{content, spawn_console, spawn_console_with};
 use loa::channels::sms::KannelChannel;
 use loa::channels::{Channel, Outbound};
 use loa::config::ChannelKind;
@@ -18,20 +18,6 @@ fn id_of(item: &Value) -> i64 {
     item["id"].as_i64().expect("an id")
 }
 
-/// A sign-in form as a browser gets it: its cookie and its CSRF token.
-async fn login_form(c: &Console) -> (String, String) {
-    let form = c.http.get(c.url("/login")).send().await.unwrap();
-    let cookie = form.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let token = hidden_field(&form.text().await.unwrap(), "_csrf");
-    (cookie, token)
-}
-
 /// Rule 4: after 10 failures for one name, further attempts get 429 with the password
 /// unchecked. Guesses sent at once all pass the throttle's check before any failure is
 /// counted, so each of them has its password checked.
@@ -41,7 +27,7 @@ async fn parallel_guesses_get_no_more_than_ten_password_checks() {
     c.sign_in("lan", Role::Staff, None).await;
     let mut forms = Vec::new();
     for _ in 0..40 {
-        forms.push(login_form(&c).await);
+        forms.push(c.login_form().await);
     }
     let mut tasks = Vec::new();
     for (i, (cookie, token)) in forms.into_iter().enumerate() {
@@ -83,7 +69,7 @@ async fn a_forged_first_forwarded_for_line_does_not_choose_the_address() {
     .await;
     let mut statuses = Vec::new();
     for i in 0..12 {
-        let (cookie, token) = login_form(&c).await;
+        let (cookie, token) = c.login_form().await;
         let status = c
             .http
             .post(c.url("/login"))
@@ -116,7 +102,7 @@ async fn a_forged_first_forwarded_for_line_does_not_choose_the_address() {
 #[tokio::test]
 async fn a_nul_in_a_sign_in_name_is_not_stored() {
     let c = spawn_console().await;
-    let (cookie, token) = login_form(&c).await;
+    let (cookie, token) = c.login_form().await;
     let r = c
         .http
         .post(c.url("/login"))
@@ -477,7 +463,7 @@ async fn typed_markup_is_text_on_every_page() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (cookie, token) = login_form(&c).await;
+    let (cookie, token) = c.login_form().await;
     c.http
         .post(c.url("/login"))
         .header("cookie", cookie)

@@ -147,13 +147,8 @@ impl Console {
             .await
     }
 
-    async fn log_in_via(
-        &self,
-        name: &str,
-        password: &str,
-        next: &str,
-        forwarded: Option<&str>,
-    ) -> reqwest::Response {
+    /// A sign-in form as a browser gets it: its cookie and its CSRF token.
+    pub async fn login_form(&self) -> (String, String) {
         let form = self.http.get(self.url("/login")).send().await.unwrap();
         let cookie = form.headers()["set-cookie"]
             .to_str()
@@ -163,6 +158,17 @@ impl Console {
             .unwrap()
             .to_string();
         let token = hidden_field(&form.text().await.unwrap(), "_csrf");
+        (cookie, token)
+    }
+
+    async fn log_in_via(
+        &self,
+        name: &str,
+        password: &str,
+        next: &str,
+        forwarded: Option<&str>,
+    ) -> reqwest::Response {
+        let (cookie, token) = self.login_form().await;
         let mut request = self.http.post(self.url("/login")).header("cookie", cookie);
         if let Some(forwarded) = forwarded {
             request = request.header("x-forwarded-for", forwarded);
