@@ -319,7 +319,7 @@ fn import_contacts_reports_bad_rows_by_line_and_never_duplicates() {
         Lê Thị Hoa,02043123456,tt-thang,\n\
         Phạm Văn Đức,0987654322,xa-khong-co,\n\
         ,0987654323,bac-ly,\n\
-        Đỗ Thị Yến,+84 98 765 4324,dong-lo,thanh-nien;hoi-phu-nu\n";
+        Đỗ Thị Yến,+84 98 765 4324,xa dong lo,thanh-nien;hoi-phu-nu\n";
     std::fs::write(dir.path().join("danh-ba.csv"), csv).unwrap();
     let first = loa(dir.path(), &["import", "contacts", "danh-ba.csv"]);
     let out = String::from_utf8_lossy(&first.stdout);
@@ -329,7 +329,7 @@ fn import_contacts_reports_bad_rows_by_line_and_never_duplicates() {
         "{out}"
     );
     assert!(
-        out.contains("danh-ba.csv:5: area: unknown area code \"xa-khong-co\""),
+        out.contains("danh-ba.csv:5: area: unknown area \"xa-khong-co\" (neither a code nor a name in loa.toml)"),
         "{out}"
     );
     assert!(out.contains("danh-ba.csv:6: name is empty"), "{out}");
@@ -351,6 +351,67 @@ fn import_contacts_reports_bad_rows_by_line_and_never_duplicates() {
         "{err}"
     );
     assert!(err.contains("nothing was imported"), "{err}");
+}
+
+/// A commune's list names communes, not codes: every commune of the district, in the spellings
+/// people type (as written, without diacritics in lower case, the bare name), imports without a
+/// rejected row, each person in their commune.
+#[tokio::test]
+async fn communes_by_name_as_people_type_them_import_without_a_rejection() {
+    let dir = common::copy_of_repo();
+    let setup = loa::app::Setup::load(&dir.path().join("loa.toml"), &loa::config::Env::default())
+        .unwrap_or_else(|p| panic!("{p}"));
+    let mut csv = String::from("name,phone,area\n");
+    let mut expected = Vec::new();
+    let mut n = 0;
+    for area in setup.config.areas.leaves() {
+        let bare = area
+            .name
+            .split_once(' ')
+            .map_or(area.name.as_str(), |(_, b)| b);
+        // "Thị trấn Thắng": the bare name is after two words.
+        let bare = bare.strip_prefix("trấn ").unwrap_or(bare);
+        for spelling in [
+            area.name.clone(),
+            loa::templates::unaccent(&area.name).to_lowercase(),
+            bare.to_string(),
+        ] {
+            n += 1;
+            let phone = format!("0912{n:06}");
+            csv.push_str(&format!("Người {n},{phone},{spelling}\n"));
+            expected.push((format!("+84912{n:06}"), area.code.clone()));
+        }
+    }
+    std::fs::write(dir.path().join("ds.csv"), csv).unwrap();
+    let out = loa(dir.path(), &["import", "contacts", "ds.csv"]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(
+        report.contains(&format!("{n} added, 0 updated, 0 rejected")),
+        "{report}"
+    );
+    // The binary ran in `dir`: its database is `dir/data/loa.db`.
+    let db_url = format!("sqlite://{}/data/loa.db", dir.path().display());
+    let db = loa::app::Setup::load(
+        &dir.path().join("loa.toml"),
+        &loa::config::Env::default().with("LOA_DATABASE_URL", db_url),
+    )
+    .unwrap_or_else(|p| panic!("{p}"))
+    .open_database()
+    .await
+    .unwrap();
+    for (phone, code) in expected {
+        let row = sqlx::query(
+            "SELECT p.area_code FROM contacts c JOIN persons p ON p.id = c.person_id
+             WHERE c.address = $1",
+        )
+        .bind(&phone)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        let area: String = sqlx::Row::try_get(&row, 0).unwrap();
+        assert_eq!(area, code, "{phone}");
+    }
 }
 
 #[tokio::test]

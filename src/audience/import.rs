@@ -152,12 +152,15 @@ pub async fn import_contacts(
                 continue;
             }
         };
-        if !areas.contains(&area) {
-            report
-                .rejected
-                .push(reject(format!("area: unknown area code {area:?}")));
-            continue;
-        }
+        // A code, or a name as communes write it ("Xã Đoan Bái", "xa doan bai").
+        let area = match super::area_match::find_area(areas, &area) {
+            super::area_match::AreaMatch::Found(found) => found.code.clone(),
+            other => {
+                let problem = other.problem(&area).unwrap_or_default();
+                report.rejected.push(reject(format!("area: {problem}")));
+                continue;
+            }
+        };
         if !seen.insert(phone.clone()) {
             report.rejected.push(reject(format!(
                 "phone: {phone} appears earlier in the file"

@@ -3,6 +3,7 @@
 //!
 //! Owns the tables `areas`, `persons`, `person_tags`, `contacts`.
 
+pub mod area_match;
 pub mod import;
 pub mod phone;
 
