@@ -632,11 +632,18 @@ async fn import_contacts(config: &Path, env: &Env, file: &Path) -> Result<(), Cl
         ImportError::Database(e) => CliError::Other(e.into()),
         other => CliError::Input(other.to_string()),
     })?;
+    for r in &report.adjusted {
+        outln!("{}:{}: imported; {}", file.display(), r.line, r.reason);
+    }
     for r in &report.rejected {
         outln!("{}:{}: {}", file.display(), r.line, r.reason);
     }
+    let adjusted = match report.adjusted.len() {
+        0 => String::new(),
+        n => format!("; {n} number(s) read differently from how they were typed (above)"),
+    };
     outln!(
-        "{} added, {} updated, {} rejected",
+        "{} added, {} updated, {} rejected{adjusted}",
         report.added,
         report.updated,
         report.rejected.len()

@@ -414,6 +414,33 @@ async fn communes_by_name_as_people_type_them_import_without_a_rejection() {
     }
 }
 
+/// Numbers as a commune's old spreadsheet holds them: pre-2018 prefixes, a leading zero Excel
+/// dropped, a float, two numbers in a cell. Each is imported as the number meant, and the
+/// report says what was read differently; a 1900 number is refused with its reason.
+#[test]
+fn old_and_mangled_numbers_import_as_meant_and_are_reported() {
+    let dir = common::copy_of_repo();
+    let csv = "name,phone,area\n\
+        Nguyễn Thị Lan,01662345678,bac-ly\n\
+        Trần Văn Hùng,1682345679,bac-ly\n\
+        Lê Thị Hoa,912345670.0,bac-ly\n\
+        Phạm Văn Đức,\"02043871234, 0987654321\",bac-ly\n\
+        Đỗ Thị Yến,1900969680,bac-ly\n";
+    std::fs::write(dir.path().join("cu.csv"), csv).unwrap();
+    let out = loa(dir.path(), &["import", "contacts", "cu.csv"]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "cu.csv:2: imported; phone: converted from the pre-2018 number 01662345678 to 0362345678",
+        "cu.csv:3: imported; phone: its leading zero, dropped by the spreadsheet, was put back; converted from the pre-2018 number 01682345679 to 0382345679",
+        "cu.csv:4: imported; phone: read \"912345670.0\" as 912345670; its leading zero",
+        "cu.csv:5: imported; phone: the cell holds 2 numbers; the first mobile one, +84987654321, was taken",
+        "cu.csv:6: phone: \"1900969680\" is a 1900/1800 service number, not a mobile",
+        "4 added, 0 updated, 1 rejected; 4 number(s) read differently",
+    ] {
+        assert!(report.contains(expected), "{expected}\n{report}");
+    }
+}
+
 #[tokio::test]
 async fn a_report_that_arrives_before_the_send_is_recorded_is_kept() {
     // The SMSC can report "delivered" before the worker that sent the message has written

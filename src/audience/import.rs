@@ -46,6 +46,10 @@ pub struct ImportReport {
     pub added: usize,
     pub updated: usize,
     pub rejected: Vec<Rejected>,
+    /// Rows imported after their number was read differently from how it was typed (an old
+    /// 11-digit prefix converted, a dropped leading zero put back, a second number left out):
+    /// each with what was done, for the operator to see.
+    pub adjusted: Vec<Rejected>,
 }
 
 /// A row that passed validation.
@@ -145,8 +149,16 @@ pub async fn import_contacts(
             )));
             continue;
         }
-        let phone = match MobileNumber::parse(&phone) {
-            Ok(p) => p,
+        let phone = match super::phone_cell::read_cell(&phone) {
+            Ok(read) => {
+                if !read.notes.is_empty() {
+                    report.adjusted.push(Rejected {
+                        line,
+                        reason: format!("phone: {}", read.notes.join("; ")),
+                    });
+                }
+                read.number
+            }
             Err(e) => {
                 report.rejected.push(reject(format!("phone: {e}")));
                 continue;
@@ -184,6 +196,9 @@ pub async fn import_contacts(
             tags,
         });
     }
+    // A row refused after its number was read says so once, as refused.
+    let refused: HashSet<u64> = report.rejected.iter().map(|r| r.line).collect();
+    report.adjusted.retain(|a| !refused.contains(&a.line));
     // Batches in transactions: a crash leaves whole batches, and a re-run completes the rest.
     for batch in valid.chunks(1000) {
         let mut tx = db.pool.begin().await?;

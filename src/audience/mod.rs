@@ -6,6 +6,7 @@
 pub mod area_match;
 pub mod import;
 pub mod phone;
+pub mod phone_cell;
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;

@@ -13,6 +13,8 @@ pub enum PhoneError {
     Invalid(String),
     Landline(String),
     Foreign(String),
+    /// A 1900/1800 service number: no SMS reaches a person there.
+    Service(String),
 }
 
 impl PhoneError {
@@ -22,7 +24,8 @@ impl PhoneError {
             PhoneError::NotANumber(s)
             | PhoneError::Invalid(s)
             | PhoneError::Landline(s)
-            | PhoneError::Foreign(s) => s,
+            | PhoneError::Foreign(s)
+            | PhoneError::Service(s) => s,
         }
     }
 
@@ -33,6 +36,7 @@ impl PhoneError {
             PhoneError::Invalid(_) => "is not a valid Vietnamese number",
             PhoneError::Landline(_) => "is a landline; SMS needs a mobile number",
             PhoneError::Foreign(_) => "is not a Vietnamese number",
+            PhoneError::Service(_) => "is a 1900/1800 service number, not a mobile",
         }
     }
 }
