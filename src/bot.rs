@@ -32,7 +32,7 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::reach::{self, BandStatus};
 use crate::store::{Db, to_epoch};
-use crate::templates::{escape_telegram_html as esc, unaccent};
+use crate::templates::escape_telegram_html as esc;
 
 /// Communes per page of the choice keyboard: a page fits a phone screen.
 const AREAS_PER_PAGE: usize = 8;
@@ -772,8 +772,8 @@ async fn register_organisation(
     Ok(())
 }
 
-/// Free text: "dừng", "hủy", "huỷ" stop (any case, with or without diacritics); anything else
-/// gets the help.
+/// Free text: a stop word first ("Dừng nhận tin", "huỷ", "TC"; see `text::stop_words`) stops;
+/// anything else gets the help.
 async fn on_text(bot: Bot, msg: Message, state: State) -> anyhow::Result<()> {
     let Some(text) = msg.text() else {
         return Ok(());
@@ -781,8 +781,7 @@ async fn on_text(bot: Bot, msg: Message, state: State) -> anyhow::Result<()> {
     if !msg.chat.is_private() {
         return Ok(());
     }
-    let plain = unaccent(&text.nfc().collect::<String>()).to_lowercase();
-    if matches!(plain.trim(), "dung" | "huy") {
+    if crate::text::stop_words::is_stop_phrase(text) {
         return stop(&bot, &state, msg.chat.id).await;
     }
     reply(&bot, msg.chat.id, help_text()).await

@@ -4,6 +4,8 @@
 
 mod common;
 
+use unicode_normalization::UnicodeNormalization;
+
 use std::process::Command;
 
 use chrono::Duration;
@@ -200,6 +202,49 @@ async fn a_stop_word_by_sms_opts_out_with_one_confirmation_a_day() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 401);
+}
+
+/// Stop phrases as people write them, NFD included; words that only fold to a stop word do not.
+#[tokio::test]
+async fn stop_phrases_as_people_write_them_opt_out_and_look_alikes_do_not() {
+    let (app, _kannel, base) = app_with_kannel("2023-03-06T09:00:00+07:00").await;
+    let client = reqwest::Client::new();
+    let cases = [
+        ("+84912000201", "DỪNG NHẬN TIN", true),
+        ("+84912000202", "TC UBND HHoa", true),
+        ("+84912000203", "Huy dang ky.", true),
+        (
+            "+84912000204",
+            &"Dừng nhận tin".nfd().collect::<String>(),
+            true,
+        ),
+        ("+84912000205", "Đúng rồi", false),
+        ("+84912000206", "Dùng thế nào?", false),
+        ("+84912000207", "Dũng đây", false),
+    ];
+    for (number, text, _) in &cases {
+        app.subscribe_sms("Người dân", "hoa-son", number).await;
+        let status = client
+            .post(format!("{base}/webhooks/sms/mo"))
+            .header("X-Loa-Webhook-Secret", SECRET)
+            .json(&serde_json::json!({"from": number, "text": text}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200, "{text}");
+    }
+    for (number, text, stops) in cases {
+        let sql = format!(
+            "SELECT COUNT(*) FROM persons p JOIN contacts c ON c.person_id = p.id
+             WHERE c.address = '{number}' AND p.opted_out_at IS NOT NULL"
+        );
+        let opted_out: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+        assert_eq!(opted_out == 1, stops, "{text:?}");
+    }
 }
 
 /// TC and unknown words say how to come back; "Đăng ký" (DK) takes a number back.

@@ -7,14 +7,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
-use unicode_normalization::UnicodeNormalization;
 
 use crate::audience::phone::MobileNumber;
 use crate::channel::ChannelKind;
 use crate::channels::{Channel, Outbound, mask_address};
 use crate::config::Config;
 use crate::store::{Db, to_epoch};
-use crate::templates::{MessageContext, Recipient, Templates, unaccent};
+use crate::templates::{MessageContext, Recipient, Templates};
 
 /// Template of the opt-out confirmation.
 pub const OPT_OUT_REPLY: &str = "tra-loi-huy";
@@ -23,27 +22,15 @@ pub const RESUBSCRIBE_REPLY: &str = "tra-loi-dang-ky";
 /// Template of the help reply.
 pub const HELP_REPLY: &str = "tra-loi-tro-giup";
 
-/// Words that mean "stop", compared without diacritics and case.
-const STOP_WORDS: [&str; 5] = ["STOP", "HUY", "DUNG", "TU CHOI", "TC"];
-
-/// Words that mean "send me messages again".
-const START_WORDS: [&str; 3] = ["DK", "DANG KY", "START"];
-
-/// A text as compared with the words: without diacritics, upper case, single spaces.
-fn plain(text: &str) -> String {
-    let plain: String = unaccent(&text.nfc().collect::<String>()).to_uppercase();
-    plain.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Whether a text asks to stop: STOP, HUY, HỦY, DUNG, DỪNG, TU CHOI, TỪ CHỐI, TC — any case,
-/// with or without diacritics, surrounding spaces ignored.
+/// Whether a text asks to stop: a stop word first, as people write it
+/// ([`crate::text::stop_words`]).
 pub fn is_stop_word(text: &str) -> bool {
-    STOP_WORDS.contains(&plain(text).as_str())
+    crate::text::stop_words::is_stop_phrase(text)
 }
 
-/// Whether a text asks to receive messages again: DK, ĐĂNG KÝ, DANG KY, START.
+/// Whether a text asks to receive messages again: DK, ĐĂNG KÝ, DANG KY, START first.
 pub fn is_start_word(text: &str) -> bool {
-    START_WORDS.contains(&plain(text).as_str())
+    crate::text::stop_words::is_start_phrase(text)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,7 +225,7 @@ mod tests {
         ] {
             assert!(is_stop_word(text), "{text:?}");
         }
-        for text in ["Hủy giúp tôi cái", "toi muon hoi", "STOPP", ""] {
+        for text in ["Đúng rồi", "toi muon hoi", "STOPP", ""] {
             assert!(!is_stop_word(text), "{text:?}");
         }
     }

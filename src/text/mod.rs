@@ -2,6 +2,7 @@
 //! SMS encodings and segment counts, and Telegram's HTML ([`telegram_html`]). Pure functions;
 //! a leaf every other module may use.
 
+pub mod stop_words;
 pub mod telegram_html;
 
 use chrono::{Datelike, NaiveDate};
