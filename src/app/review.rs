@@ -5,7 +5,7 @@
 //! without its theme, two messages to one person on one day, a template sent more than 3 times
 //! in a year).
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 
 use crate::calendar::{Calendar, Schedule};
 use crate::config::{Config, Serves};
@@ -246,14 +246,13 @@ fn holiday_moves(
 }
 
 /// Whether any of `schedule`'s templates prints `{{theme}}`: it reads differently with a theme
-/// than without.
-fn uses_theme(config: &Config, templates: &Templates, schedule: &Schedule) -> bool {
-    let with = sample(config);
+/// (`with`, the sample context) than without.
+fn uses_theme(templates: &Templates, schedule: &Schedule, with: &MessageContext) -> bool {
     let mut without = with.clone();
     without.theme = String::new();
     schedule.channels.iter().any(|&kind| {
         let text = |context| templates.render(&schedule.template, kind, context).ok();
-        text(&with) != text(&without)
+        text(with) != text(&without)
     })
 }
 
@@ -266,39 +265,40 @@ pub(super) fn missing_themes(
     years: std::ops::RangeInclusive<i32>,
 ) -> Vec<Problem> {
     let tz = config.campaign.time_zone;
+    let with = sample(config);
+    // What goes out in each year's rounds (a span may run into the next year): planned once.
+    let plans: Vec<(i32, Vec<crate::calendar::PlannedFire>)> = years
+        .clone()
+        .filter_map(|year| {
+            let from = NaiveDate::from_ymd_opt(year, 1, 1)?;
+            let to = NaiveDate::from_ymd_opt(year + 1, 12, 31)?;
+            Some((year, calendar.plan(from, to, tz)))
+        })
+        .collect();
     let mut out = Vec::new();
     for observance in calendar.observances() {
         let themed: Vec<&Schedule> = calendar
             .schedules()
             .iter()
-            .filter(|s| s.observance_id == observance.id && uses_theme(config, templates, s))
+            .filter(|s| s.observance_id == observance.id && uses_theme(templates, s, &with))
             .collect();
         if themed.is_empty() {
             continue;
         }
-        let missing: Vec<String> = years
-            .clone()
-            .filter(|year| !observance.themes.contains_key(year))
-            .filter(|&year| {
-                let (Some(from), Some(to)) = (
-                    NaiveDate::from_ymd_opt(year, 1, 1),
-                    NaiveDate::from_ymd_opt(year + 1, 12, 31),
-                ) else {
-                    return false;
-                };
-                // A round that starts in `year` (a span may run into the next).
-                themed.iter().any(|s| {
-                    calendar.plan(from, to, tz).iter().any(|f| {
+        let missing: Vec<String> = plans
+            .iter()
+            .filter(|(year, _)| !observance.themes.contains_key(year))
+            .filter(|(year, plan)| {
+                // A round that starts in `year`.
+                plan.iter().filter(|f| f.fires()).any(|f| {
+                    themed.iter().any(|s| {
                         f.schedule == s.id
-                            && f.fires()
-                            && chrono::DateTime::parse_from_rfc3339(&f.at).is_ok_and(|at| {
-                                s.observance_date(at.to_utc()).format("%Y").to_string()
-                                    == year.to_string()
-                            })
+                            && chrono::DateTime::parse_from_rfc3339(&f.at)
+                                .is_ok_and(|at| s.observance_date(at.to_utc()).year() == *year)
                     })
                 })
             })
-            .map(|year| year.to_string())
+            .map(|(year, _)| year.to_string())
             .collect();
         if missing.is_empty() {
             continue;

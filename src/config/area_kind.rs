@@ -22,6 +22,20 @@ pub enum AreaKind {
     Tinh,
 }
 
+/// The kinds, longest word first, so "thị xã" is not read as a "thị…" something; a constant,
+/// as the dispatcher reads every recipient's area name.
+const LONGEST: [AreaKind; 9] = [
+    AreaKind::ThanhPho,
+    AreaKind::ThiTran,
+    AreaKind::DacKhu,
+    AreaKind::Phuong,
+    AreaKind::ThiXa,
+    AreaKind::Huyen,
+    AreaKind::Quan,
+    AreaKind::Tinh,
+    AreaKind::Xa,
+];
+
 impl AreaKind {
     pub const ALL: [AreaKind; 9] = [
         AreaKind::Xa,
@@ -87,10 +101,7 @@ impl AreaKind {
     /// The kind a full name starts with ("Xã Đoan Bái", "thị trấn Thắng"), with the bare name.
     pub fn split(name: &str) -> Option<(AreaKind, &str)> {
         let name = name.trim();
-        // Longest words first, so "thị xã" is not read as a "thị…" something.
-        let mut kinds = AreaKind::ALL;
-        kinds.sort_by_key(|k| std::cmp::Reverse(k.word().chars().count()));
-        kinds.into_iter().find_map(|kind| {
+        LONGEST.into_iter().find_map(|kind| {
             let word = kind.word();
             let head: String = name.chars().take(word.chars().count()).collect();
             let rest = &name[head.len()..];
@@ -206,6 +217,13 @@ mod tests {
         assert_eq!(other.in_sentence, "Khu dân cư số 3");
         // A place called "Xã" alone is not split into nothing.
         assert_eq!(AreaName::new(None, "Xã").full, "Xã");
+    }
+
+    #[test]
+    fn kind_words_are_tried_longest_first() {
+        let lengths: Vec<usize> = LONGEST.iter().map(|k| k.word().chars().count()).collect();
+        assert!(lengths.windows(2).all(|w| w[0] >= w[1]), "{lengths:?}");
+        assert_eq!(LONGEST.len(), AreaKind::ALL.len());
     }
 
     #[test]
