@@ -314,8 +314,8 @@ pub struct MessageFilter {
 
 impl MessageFilter {
     /// Its conditions over `occurrences o` and the person id column `person`, each starting
-    /// with ` AND`.
-    fn conditions(&self, person: &str, sql: &mut Sql) {
+    /// with ` AND`; a tag derived from a birth year is taken as of `year`.
+    fn conditions(&self, person: &str, year: i32, sql: &mut Sql) {
         if let Some(observance) = &self.observance {
             sql.push(" AND o.observance = ").bind(observance.as_str());
         }
@@ -323,11 +323,8 @@ impl MessageFilter {
             sql.push(" AND o.schedule_id = ").bind(schedule.as_str());
         }
         if let Some(tag) = &self.tag {
-            sql.push(&format!(
-                " AND EXISTS (SELECT 1 FROM person_tags t WHERE t.person_id = {person} AND t.tag = "
-            ))
-            .bind(tag.as_str())
-            .push(")");
+            sql.push(" AND ");
+            crate::audience::tag_condition(sql, person, tag, year);
         }
     }
 }
@@ -408,7 +405,7 @@ pub async fn channel_split(
             to + Duration::days(1),
             tz,
         )));
-    filter.conditions("d.person_id", &mut sql);
+    filter.conditions("d.person_id", to.year(), &mut sql);
     sql.push(
         " GROUP BY d.person_id) r
          JOIN persons p ON p.id = r.person_id
@@ -453,7 +450,7 @@ pub async fn engaged_filtered(
     sql.bind(from.to_string())
         .push(" AND e.day <= ")
         .bind(to.to_string());
-    filter.conditions("e.person_id", &mut sql);
+    filter.conditions("e.person_id", to.year(), &mut sql);
     sql.push(" GROUP BY e.area_code");
     let mut out = HashMap::new();
     for row in sql.query()?.fetch_all(&db.pool).await? {

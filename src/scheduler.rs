@@ -324,7 +324,8 @@ impl Scheduler {
             .push(", ")
             .bind(now)
             .push(" FROM (");
-        AudienceFilter::new(spec.audience, spec.channels, &self.areas).picks(&mut fan_out);
+        let year = fire_at.with_timezone(&self.time_zone).year();
+        AudienceFilter::new(spec.audience, spec.channels, &self.areas, year).picks(&mut fan_out);
         // (`WHERE true`: SQLite needs a WHERE before an upsert's ON CONFLICT in INSERT … SELECT.)
         fan_out.push(") chosen WHERE true ON CONFLICT (occurrence_id, person_id) DO NOTHING");
         let recipients = fan_out.query()?.execute(&mut *tx).await?.rows_affected();

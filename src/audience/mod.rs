@@ -159,10 +159,13 @@ pub struct AudienceFilter {
     areas: Vec<String>,
     tags: Vec<String>,
     channels: Vec<ChannelKind>,
+    /// The year derived tags are computed for (`thanh-nien`: the ages in that year).
+    year: i32,
 }
 
 impl AudienceFilter {
-    pub fn new(audience: &Audience, channels: &[ChannelKind], areas: &AreaTree) -> Self {
+    /// The audience as of `year` (the local year of the send).
+    pub fn new(audience: &Audience, channels: &[ChannelKind], areas: &AreaTree, year: i32) -> Self {
         let mut codes: Vec<String> = audience
             .areas
             .iter()
@@ -174,6 +177,7 @@ impl AudienceFilter {
             areas: codes,
             tags: audience.tags.clone(),
             channels: channels.to_vec(),
+            year,
         }
     }
 
@@ -196,11 +200,8 @@ impl AudienceFilter {
                 .push(")");
         }
         for tag in &self.tags {
-            sql.push(
-                " AND EXISTS (SELECT 1 FROM person_tags t WHERE t.person_id = p.id AND t.tag = ",
-            )
-            .bind(tag.as_str())
-            .push(")");
+            sql.push(" AND ");
+            tag_condition(sql, "p.id", tag, self.year);
         }
     }
 
@@ -234,6 +235,33 @@ impl AudienceFilter {
     }
 }
 
+/// The tag of young people, which a birth year also gives: aged 16 to 30 in the year an
+/// audience or a report is computed for (the Youth Law's ages), so it never goes stale.
+pub const TAG_YOUTH: &str = "thanh-nien";
+/// Ages of [`TAG_YOUTH`], inclusive.
+pub const YOUTH_AGES: (i32, i32) = (16, 30);
+
+/// `(condition)`: the person whose id is the column `person` carries `tag` in `year` — as a
+/// stored tag or, for [`TAG_YOUTH`], by their birth year.
+pub fn tag_condition(sql: &mut Sql, person: &str, tag: &str, year: i32) {
+    sql.push(&format!(
+        "(EXISTS (SELECT 1 FROM person_tags t WHERE t.person_id = {person} AND t.tag = "
+    ))
+    .bind(tag)
+    .push(")");
+    if tag == TAG_YOUTH {
+        let (youngest, oldest) = YOUTH_AGES;
+        sql.push(&format!(
+            " OR EXISTS (SELECT 1 FROM persons y WHERE y.id = {person} AND y.birth_year BETWEEN "
+        ))
+        .bind(year - oldest)
+        .push(" AND ")
+        .bind(year - youngest)
+        .push(")");
+    }
+    sql.push(")");
+}
+
 /// Above any contact id: `rank * PICK_SCALE + id` orders by rank, then by id.
 const PICK_SCALE: i64 = 1 << 40;
 
@@ -243,24 +271,26 @@ pub async fn count(
     audience: &Audience,
     channels: &[ChannelKind],
     areas: &AreaTree,
+    year: i32,
 ) -> Result<i64, sqlx::Error> {
     let mut sql = Sql::new(
         "SELECT COUNT(DISTINCT p.id) FROM persons p JOIN contacts c ON c.person_id = p.id WHERE ",
     );
-    AudienceFilter::new(audience, channels, areas).condition(&mut sql);
+    AudienceFilter::new(audience, channels, areas, year).condition(&mut sql);
     sql.query()?.fetch_one(&db.pool).await?.try_get(0)
 }
 
 /// How many persons an audience reaches on each channel: each person counts once, on the
-/// channel the fan-out would pick for them (the first of `channels` they have).
+/// channel the fan-out would pick for them (the first of `channels` they have), in `year`.
 pub async fn count_by_channel(
     db: &Db,
     audience: &Audience,
     channels: &[ChannelKind],
     areas: &AreaTree,
+    year: i32,
 ) -> Result<std::collections::BTreeMap<ChannelKind, i64>, sqlx::Error> {
     let mut sql = Sql::new("SELECT channel, COUNT(*) FROM (");
-    AudienceFilter::new(audience, channels, areas).picks(&mut sql);
+    AudienceFilter::new(audience, channels, areas, year).picks(&mut sql);
     sql.push(") chosen GROUP BY channel");
     let mut out = std::collections::BTreeMap::new();
     for row in sql.query()?.fetch_all(&db.pool).await? {

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod content;
 pub mod dashboard;
 mod deliveries;
+pub mod imports;
 pub mod upcoming;
 
 pub use deliveries::{DeliveryLog, DeliveryLogLine};
@@ -98,6 +99,8 @@ pub enum Permission {
     /// The delivery log names persons and their contacts.
     ExportDeliveries,
     ViewAudit,
+    /// Import residents' lists (within the account's area).
+    ImportContacts,
 }
 
 impl Permission {
@@ -111,6 +114,7 @@ impl Permission {
             Permission::Approve => matches!(role, Approver | Admin),
             Permission::ExportDeliveries => matches!(role, Official | Admin),
             Permission::ViewAudit => role == Admin,
+            Permission::ImportContacts => matches!(role, Staff | Admin),
         }
     }
 }
@@ -239,6 +243,8 @@ mod tests {
         assert!(!Permission::EditContent.allows(Role::Official));
         assert!(!Permission::ViewAudit.allows(Role::Approver));
         assert!(!Permission::ExportDeliveries.allows(Role::Staff));
+        assert!(!Permission::ImportContacts.allows(Role::Official));
+        assert!(!Permission::ImportContacts.allows(Role::Approver));
         assert!(Role::ALL.iter().all(|r| Permission::ViewFigures.allows(*r)));
         assert_eq!(Role::parse(" approver"), Some(Role::Approver));
         assert_eq!(Role::parse("root"), None);

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, Utc};
 use serde::Serialize;
 
 use super::content::State;
@@ -63,9 +63,14 @@ impl Console {
                 areas: narrowed,
                 tags: tags.to_vec(),
             };
-            let split =
-                audience::count_by_channel(&self.db, &audience, channels, &self.config.areas)
-                    .await?;
+            let split = audience::count_by_channel(
+                &self.db,
+                &audience,
+                channels,
+                &self.config.areas,
+                today.year(),
+            )
+            .await?;
             counted.insert(key, split.clone());
             Ok(Some(split))
         };

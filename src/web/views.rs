@@ -31,6 +31,7 @@ static VIEWS: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
         ("content", include_str!("views/content.hbs")),
         ("activities", include_str!("views/activities.hbs")),
         ("audit", include_str!("views/audit.hbs")),
+        ("import", include_str!("views/import.hbs")),
     ] {
         hb.register_template_string(name, source)
             .unwrap_or_else(|e| panic!("views/{name}.hbs: {e}"));
@@ -65,6 +66,7 @@ pub(super) fn page(
         "csrf": auth.and_then(|a| a.csrf()),
         "can_queue": auth.is_some_and(|a| Permission::ViewQueue.allows(a.actor.role)),
         "can_audit": auth.is_some_and(|a| Permission::ViewAudit.allows(a.actor.role)),
+        "can_import": auth.is_some_and(|a| Permission::ImportContacts.allows(a.actor.role)),
     });
     (status, Html(render("layout", &layout))).into_response()
 }

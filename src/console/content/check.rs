@@ -389,8 +389,10 @@ impl Console {
             .unwrap_or_else(|_| self.clock.now());
         let context = self.preview_context(&areas, observance.as_deref(), at);
         let audience = Audience { areas, tags };
+        let year = at.with_timezone(&self.config.campaign.time_zone).year();
         let split =
-            audience::count_by_channel(&self.db, &audience, &channels, &self.config.areas).await?;
+            audience::count_by_channel(&self.db, &audience, &channels, &self.config.areas, year)
+                .await?;
         let template = non_empty(&input.template);
         let mut out = Vec::new();
         for &kind in &channels {

@@ -5,7 +5,7 @@
 //!
 //! One file per page: [`sign_in`] (sign-in, sign-out, password), [`dashboard`](mod@dashboard)
 //! (and the printable report), [`calendar`](mod@calendar), [`content`] (the queue and a
-//! content's page), [`activities`], [`audit`], [`exports`] (CSV); [`common`] holds what they
+//! content's page), [`activities`], [`audit`], [`exports`] (CSV), [`imports`] (residents' lists); [`common`] holds what they
 //! share, the `PageAuth` extractor first. This file only puts their routes together.
 
 mod activities;
@@ -15,6 +15,7 @@ mod common;
 mod content;
 mod dashboard;
 mod exports;
+mod imports;
 mod sign_in;
 
 use axum::Router;
@@ -51,9 +52,13 @@ pub(super) fn routes() -> Router<WebState> {
         .route("/audit", get(audit_page))
 }
 
-/// The exports: long answers, given more time than the pages.
+/// The exports and the import of lists: long answers and large uploads, given more time and
+/// room than the pages.
 pub(super) fn export_routes() -> Router<WebState> {
     Router::new()
         .route("/exports/reach.csv", get(export_reach))
         .route("/exports/deliveries.csv", get(export_deliveries))
+        .route("/import", get(imports::import_form).post(imports::upload))
+        .route("/import/confirm", post(imports::confirm))
+        .route("/import/{token}/rejected.csv", get(imports::rejected_csv))
 }

@@ -12,7 +12,6 @@ use clap::{Parser, Subcommand, ValueEnum};
 use sqlx::Row;
 
 use crate::app::{self, Setup};
-use crate::audience::import::ImportError;
 use crate::calendar::PlanStatus;
 use crate::clock::{SharedClock, SystemClock, VirtualClock};
 use crate::config::Env;
@@ -26,7 +25,7 @@ use crate::templates::{MessageContext, Rendered, SampleData};
 
 /// Writes to stdout; a closed pipe (`loa plan | head`) ends the command quietly instead of
 /// panicking.
-fn emit(text: &str) {
+pub(crate) fn emit(text: &str) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     if let Err(e) = stdout
@@ -39,13 +38,15 @@ fn emit(text: &str) {
 }
 
 macro_rules! out {
-    ($($arg:tt)*) => { emit(&format!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::cli::emit(&format!($($arg)*)) };
 }
 
 macro_rules! outln {
-    () => { emit("\n") };
-    ($($arg:tt)*) => { emit(&format!("{}\n", format!($($arg)*))) };
+    () => { $crate::cli::emit("\n") };
+    ($($arg:tt)*) => { $crate::cli::emit(&format!("{}\n", format!($($arg)*))) };
 }
+
+mod import;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -379,9 +380,10 @@ pub enum ReportCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ImportCommand {
-    /// Residents with phone numbers: CSV with columns name,phone,area[,tags] (tags separated
-    /// by ';'). Valid rows go in; each rejected row is reported; importing twice adds nobody twice.
-    Contacts { file: PathBuf },
+    /// Residents with phone numbers, from a commune's list (.xlsx, .xls, .ods or .csv). Valid
+    /// rows go in; each rejected row is reported and written to FILE.rejected.csv; importing
+    /// twice adds nobody twice.
+    Contacts(import::ContactsArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -470,8 +472,8 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
             observance,
         } => preview(config, &env, &template, area, &name, date, observance),
         Command::Import {
-            import: ImportCommand::Contacts { file },
-        } => import_contacts(config, &env, &file).await,
+            import: ImportCommand::Contacts(args),
+        } => import::contacts(config, &env, args).await,
         Command::Demo {
             speed,
             people,
@@ -605,57 +607,6 @@ fn preview(
         render_preview(&setup, template, area, name, date, observance)?
     );
     Ok(())
-}
-
-/// `loa import contacts FILE`: every rejected row reported, the others imported.
-async fn import_contacts(config: &Path, env: &Env, file: &Path) -> Result<(), CliError> {
-    let setup = Setup::load(config, env)?;
-    let db = setup.open_database().await?;
-    let lines = std::fs::read(file)
-        .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
-        .unwrap_or(0);
-    let bar = indicatif::ProgressBar::new(lines.saturating_sub(1));
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows ({eta})")
-            .expect("valid template"),
-    );
-    let report =
-        crate::audience::import::import_contacts(&db, &setup.config.areas, file, Utc::now(), |n| {
-            if n % 500 == 0 {
-                bar.set_position(n)
-            }
-        })
-        .await;
-    bar.finish_and_clear();
-    db.close().await;
-    let report = report.map_err(|e| match e {
-        ImportError::Database(e) => CliError::Other(e.into()),
-        other => CliError::Input(other.to_string()),
-    })?;
-    for r in &report.adjusted {
-        outln!("{}:{}: imported; {}", file.display(), r.line, r.reason);
-    }
-    for r in &report.rejected {
-        outln!("{}:{}: {}", file.display(), r.line, r.reason);
-    }
-    let adjusted = match report.adjusted.len() {
-        0 => String::new(),
-        n => format!("; {n} number(s) read differently from how they were typed (above)"),
-    };
-    outln!(
-        "{} added, {} updated, {} rejected{adjusted}",
-        report.added,
-        report.updated,
-        report.rejected.len()
-    );
-    if report.rejected.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::Input(format!(
-            "{} row(s) rejected; the others were imported",
-            report.rejected.len()
-        )))
-    }
 }
 
 /// `loa demo`: the year on a throwaway database, then the reach table.

@@ -1,0 +1,290 @@
+//! Which column holds what: headers as communes write them, in Vietnamese or as Loa's own
+//! exports write them, found in the first rows (a list often has a title or two above its
+//! header), and the optional columns read into what Loa keeps.
+//!
+//! | Field      | Headers (case, diacritics and punctuation aside)                       |
+//! |------------|------------------------------------------------------------------------|
+//! | name       | Họ và tên, Họ tên, Tên, name                                           |
+//! | phone      | Số điện thoại, SĐT, Điện thoại, Di động, Số di động, phone             |
+//! | area       | Xã, Phường, Thị trấn, Xã/Phường, Địa bàn, Đơn vị, area                  |
+//! | tags       | Nhãn, Nhóm, tags                                                       |
+//! | gender     | Giới tính, gender                                                      |
+//! | birth year | Năm sinh, Ngày sinh, birth_year                                        |
+//! | family name| Họ, Họ đệm, Họ và tên đệm (beside a "Tên" column: the name is both)      |
+//!
+//! Other columns (STT, Địa chỉ, Ghi chú) are left alone and named in the summary.
+
+use crate::text::unaccent;
+
+/// What a column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Name,
+    Phone,
+    Area,
+    Tags,
+    Gender,
+    BirthYear,
+    /// Family and middle names, when a list splits them from the given name ("Họ và tên
+    /// đệm" | "Tên"): the name is both, joined.
+    FamilyName,
+}
+
+impl Field {
+    /// Headers this field is known by, folded (see [`fold`]).
+    fn headers(self) -> &'static [&'static str] {
+        match self {
+            Field::Name => &["ho va ten", "ho ten", "ten", "name", "full name"],
+            Field::Phone => &[
+                "so dien thoai",
+                "sdt",
+                "so dt",
+                "dien thoai",
+                "dt",
+                "di dong",
+                "so di dong",
+                "phone",
+            ],
+            Field::Area => &[
+                "xa",
+                "phuong",
+                "thi tran",
+                "xa phuong",
+                "xa thi tran",
+                "phuong xa",
+                "dia ban",
+                "don vi",
+                "area",
+            ],
+            Field::Tags => &["nhan", "nhom", "tags", "tag"],
+            Field::Gender => &["gioi tinh", "gender"],
+            Field::BirthYear => &["nam sinh", "ngay sinh", "ngay thang nam sinh", "birth year"],
+            Field::FamilyName => &["ho", "ho dem", "ho va ten dem", "ho va chu dem"],
+        }
+    }
+
+    const ALL: [Field; 7] = [
+        Field::Name,
+        Field::Phone,
+        Field::Area,
+        Field::Tags,
+        Field::Gender,
+        Field::BirthYear,
+        Field::FamilyName,
+    ];
+}
+
+/// A header cell folded: no diacritics, lower case, punctuation and `_` as spaces.
+fn fold(text: &str) -> String {
+    unaccent(text)
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Where each field is, in the header row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Columns {
+    /// Index of the header row among the table's rows.
+    pub header_index: usize,
+    positions: [Option<usize>; 7],
+    /// Headers of the columns left alone, as written.
+    pub unused: Vec<String>,
+}
+
+impl Columns {
+    pub fn of(&self, field: Field) -> Option<usize> {
+        self.positions[field as usize]
+    }
+
+    /// The row's name: the name cell, after the family-name cell when the list splits them.
+    pub fn name(&self, cells: &[String]) -> String {
+        let given = self.get(cells, Field::Name);
+        match self.get(cells, Field::FamilyName) {
+            "" => given.to_string(),
+            family if given.is_empty() => family.to_string(),
+            family => format!("{family} {given}"),
+        }
+    }
+
+    /// A row's cell for `field`, empty when the column or the cell is missing.
+    pub fn get<'r>(&self, cells: &'r [String], field: Field) -> &'r str {
+        self.of(field)
+            .and_then(|i| cells.get(i))
+            .map_or("", String::as_str)
+    }
+}
+
+/// How many rows from the top a header row is looked for.
+pub const HEADER_SEARCH_ROWS: usize = 10;
+
+/// The header row: the first of the top rows naming both a name and a phone column. `None`
+/// when there is none.
+pub fn find(rows: &[Vec<String>]) -> Option<Columns> {
+    rows.iter()
+        .take(HEADER_SEARCH_ROWS)
+        .enumerate()
+        .find_map(|(index, cells)| {
+            let columns = read_header(index, cells);
+            (columns.of(Field::Name).is_some() && columns.of(Field::Phone).is_some())
+                .then_some(columns)
+        })
+}
+
+fn read_header(header_index: usize, cells: &[String]) -> Columns {
+    let mut positions = [None; 7];
+    let mut unused = Vec::new();
+    for (i, cell) in cells.iter().enumerate() {
+        let folded = fold(cell);
+        let field = Field::ALL
+            .into_iter()
+            .find(|f| f.headers().contains(&folded.as_str()));
+        match field {
+            // The first column of a kind counts; a second ("Điện thoại" beside "SĐT") is named.
+            Some(f) if positions[f as usize].is_none() => positions[f as usize] = Some(i),
+            _ if !cell.trim().is_empty() => unused.push(cell.trim().to_string()),
+            _ => {}
+        }
+    }
+    Columns {
+        header_index,
+        positions,
+        unused,
+    }
+}
+
+/// Tag for women and for men, from a "Giới tính" cell.
+pub const TAG_WOMEN: &str = "phu-nu";
+pub const TAG_MEN: &str = "nam";
+
+/// The tag a gender cell means: "Nữ"/"nu"/"F" → `phu-nu`, "Nam"/"M" → `nam`; `Err` with
+/// the cell when it says something else, `Ok(None)` when empty.
+pub fn gender_tag(cell: &str) -> Result<Option<&'static str>, String> {
+    match fold(cell).as_str() {
+        "" => Ok(None),
+        "nu" | "f" | "female" | "phu nu" => Ok(Some(TAG_WOMEN)),
+        "nam" | "m" | "male" => Ok(Some(TAG_MEN)),
+        _ => Err(format!("gender {cell:?} is neither Nam nor Nữ; left out")),
+    }
+}
+
+/// The birth year in a "Năm sinh" or "Ngày sinh" cell: `1990`, `1990.0`, `12/05/1990`,
+/// `1990-05-12`. `Err` when the cell holds something else or a year outside
+/// 1900..=`this_year`, `Ok(None)` when empty.
+pub fn birth_year(cell: &str, this_year: i32) -> Result<Option<i32>, String> {
+    let cell = cell.trim();
+    if cell.is_empty() {
+        return Ok(None);
+    }
+    let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    let whole = cell.strip_suffix(".0").unwrap_or(cell);
+    let year = if digits(whole) && whole.len() == 4 {
+        whole.parse().ok()
+    } else {
+        // A date: the year is its four-digit part, first (ISO) or last (dd/mm/yyyy).
+        let parts: Vec<&str> = cell.split(['/', '-', '.']).map(str::trim).collect();
+        match parts.as_slice() {
+            [y, m, d] | [d, m, y]
+                if digits(y) && y.len() == 4 && digits(m) && digits(d) && d.len() <= 2 =>
+            {
+                y.parse().ok()
+            }
+            _ => None,
+        }
+    };
+    match year {
+        Some(y) if (1900..=this_year).contains(&y) => Ok(Some(y)),
+        _ => Err(format!(
+            "birth year {cell:?} is not a year (1900–{this_year}); left out"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(cells: &[&str]) -> Vec<String> {
+        cells.iter().map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn vietnamese_headers_below_a_title() {
+        let rows = vec![
+            row(&["UBND XÃ ĐOAN BÁI", "", ""]),
+            row(&["DANH SÁCH NGƯỜI DÂN ĐĂNG KÝ NHẬN TIN"]),
+            row(&[
+                "STT",
+                "Họ và tên",
+                "SĐT",
+                "Xã/Phường",
+                "Giới tính",
+                "Năm sinh",
+                "Ghi chú",
+            ]),
+        ];
+        let columns = find(&rows).unwrap();
+        assert_eq!(columns.header_index, 2);
+        assert_eq!(columns.of(Field::Name), Some(1));
+        assert_eq!(columns.of(Field::Phone), Some(2));
+        assert_eq!(columns.of(Field::Area), Some(3));
+        assert_eq!(columns.of(Field::Gender), Some(4));
+        assert_eq!(columns.of(Field::BirthYear), Some(5));
+        assert_eq!(columns.of(Field::Tags), None);
+        assert_eq!(columns.unused, ["STT", "Ghi chú"]);
+        let split = find(&[row(&["Họ và tên đệm", "Tên", "SĐT"])]).unwrap();
+        assert_eq!(
+            split.name(&row(&["Nguyễn Thị", "Lan", "0912345678"])),
+            "Nguyễn Thị Lan"
+        );
+        for (header, field) in [
+            ("Họ tên", Field::Name),
+            ("Tên", Field::Name),
+            ("Số điện thoại", Field::Phone),
+            ("Điện thoại", Field::Phone),
+            ("Di động", Field::Phone),
+            ("Địa bàn", Field::Area),
+            ("Đơn vị", Field::Area),
+            ("Phường", Field::Area),
+            ("Nhóm", Field::Tags),
+            ("Nhãn", Field::Tags),
+            ("NGÀY SINH", Field::BirthYear),
+        ] {
+            let others = match field {
+                Field::Name => ["SĐT", "Xã"],
+                Field::Phone => ["Họ và tên", "Xã"],
+                _ => ["Họ và tên", "SĐT"],
+            };
+            let columns = find(&[row(&[others[0], others[1], header])]).unwrap();
+            assert_eq!(columns.of(field), Some(2), "{header}");
+        }
+        assert_eq!(
+            find(&[row(&["name", "phone", "area", "tags"])])
+                .unwrap()
+                .of(Field::Tags),
+            Some(3)
+        );
+        assert_eq!(find(&[row(&["Họ và tên", "Địa chỉ"])]), None);
+    }
+
+    #[test]
+    fn gender_and_birth_year_as_typed() {
+        assert_eq!(gender_tag("Nữ"), Ok(Some(TAG_WOMEN)));
+        assert_eq!(gender_tag("NU"), Ok(Some(TAG_WOMEN)));
+        assert_eq!(gender_tag("Nam"), Ok(Some(TAG_MEN)));
+        assert_eq!(gender_tag(""), Ok(None));
+        assert!(gender_tag("x").is_err());
+        assert_eq!(birth_year("1990", 2026), Ok(Some(1990)));
+        assert_eq!(birth_year("1990.0", 2026), Ok(Some(1990)));
+        assert_eq!(birth_year("12/05/1990", 2026), Ok(Some(1990)));
+        assert_eq!(birth_year("1990-05-12", 2026), Ok(Some(1990)));
+        assert_eq!(birth_year("", 2026), Ok(None));
+        assert!(birth_year("2030", 2026).is_err());
+        assert!(birth_year("90", 2026).is_err());
+        assert!(birth_year("0912345678", 2026).is_err());
+    }
+}

@@ -1,0 +1,385 @@
+//! A contact list as a commune sends it, read into rows of text: an Excel workbook (`.xlsx`,
+//! `.xls`), a LibreOffice one (`.ods`), or a CSV file saved by whatever was at hand — UTF-8
+//! with or without a byte-order mark, Windows-1258 (Vietnamese Windows' own code page, which
+//! Excel still uses for "CSV"), or the tab-separated UTF-16 that Excel calls "Unicode text".
+//!
+//! The format is read from the bytes, not the file's name (a clerk renames files); a CSV's
+//! encoding is detected unless named, and its separator (`,`, `;` as Vietnamese regional
+//! settings write, or a tab) is the one its first lines use most. Every text comes out NFC:
+//! Windows-1258 spells most Vietnamese letters as a base letter and a combining mark, and a
+//! name must compare equal however it was typed.
+
+use std::io::Cursor;
+
+use calamine::{Data, Reader};
+use unicode_normalization::UnicodeNormalization;
+
+/// The encoding of a CSV file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Utf8,
+    /// UTF-16, little-endian unless the byte-order mark says otherwise.
+    Utf16,
+    Windows1258,
+}
+
+impl Encoding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Utf8 => "UTF-8",
+            Encoding::Utf16 => "UTF-16",
+            Encoding::Windows1258 => "Windows-1258",
+        }
+    }
+}
+
+/// What the file turned out to be, for the summary ("read as …").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    Csv { encoding: Encoding, separator: char },
+    Workbook { sheet: String },
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Format::Csv {
+                encoding,
+                separator,
+            } => {
+                let separator = match separator {
+                    '\t' => "tab".to_string(),
+                    c => format!("'{c}'"),
+                };
+                write!(f, "CSV, {}, {separator}-separated", encoding.as_str())
+            }
+            Format::Workbook { sheet } => write!(f, "sheet {sheet:?}"),
+        }
+    }
+}
+
+/// One row of the file: its line (CSV) or row number (a workbook, as the spreadsheet shows
+/// it), and its cells as text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub line: u64,
+    pub cells: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    pub format: Format,
+    pub rows: Vec<Row>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SheetError {
+    #[error("no sheet named {wanted:?}; the workbook has {}", list(.sheets))]
+    NoSuchSheet { wanted: String, sheets: Vec<String> },
+    #[error("the workbook has no sheet")]
+    NoSheet,
+    #[error("not a workbook Loa can read: {0}")]
+    Workbook(String),
+    #[error("--sheet is for workbooks (.xlsx, .xls, .ods); this is a CSV file")]
+    SheetOfCsv,
+    #[error("not {} text: {detail}", .encoding.as_str())]
+    Encoding { encoding: Encoding, detail: String },
+    #[error("line {line}: {detail}")]
+    Csv { line: u64, detail: String },
+}
+
+fn list(sheets: &[String]) -> String {
+    sheets
+        .iter()
+        .map(|s| format!("{s:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The start of a ZIP archive (`.xlsx`, `.ods`) and of an OLE compound file (`.xls`).
+const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
+const OLE_MAGIC: &[u8] = &[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+
+/// Reads a file's bytes: a workbook's sheet (`sheet`, or the first), or a CSV file in
+/// `encoding` (detected when `None`).
+pub fn read(
+    bytes: &[u8],
+    sheet: Option<&str>,
+    encoding: Option<Encoding>,
+) -> Result<Table, SheetError> {
+    if bytes.starts_with(ZIP_MAGIC) || bytes.starts_with(OLE_MAGIC) {
+        read_workbook(bytes, sheet)
+    } else if sheet.is_some() {
+        Err(SheetError::SheetOfCsv)
+    } else {
+        read_csv(bytes, encoding)
+    }
+}
+
+fn read_workbook(bytes: &[u8], sheet: Option<&str>) -> Result<Table, SheetError> {
+    let mut book = calamine::open_workbook_auto_from_rs(Cursor::new(bytes))
+        .map_err(|e| SheetError::Workbook(e.to_string()))?;
+    let names = book.sheet_names();
+    let name = match sheet {
+        None => names.first().cloned().ok_or(SheetError::NoSheet)?,
+        Some(wanted) => names
+            .iter()
+            .find(|n| n.as_str() == wanted)
+            .or_else(|| names.iter().find(|n| same_name(n, wanted)))
+            .cloned()
+            .ok_or_else(|| SheetError::NoSuchSheet {
+                wanted: wanted.to_string(),
+                sheets: names.clone(),
+            })?,
+    };
+    let range = book
+        .worksheet_range(&name)
+        .map_err(|e| SheetError::Workbook(e.to_string()))?;
+    // Row numbers as the spreadsheet shows them: the range starts where its first cell is.
+    let first_row = range.start().map_or(0, |(row, _)| u64::from(row));
+    let rows = range
+        .rows()
+        .enumerate()
+        .map(|(i, cells)| Row {
+            line: first_row + i as u64 + 1,
+            cells: cells.iter().map(cell_text).collect(),
+        })
+        .filter(|row| row.cells.iter().any(|c| !c.is_empty()))
+        .collect();
+    Ok(Table {
+        format: Format::Workbook { sheet: name },
+        rows,
+    })
+}
+
+/// A sheet's name as a clerk types it on the command line: case and spacing aside.
+fn same_name(a: &str, b: &str) -> bool {
+    let fold = |s: &str| -> String {
+        s.nfc()
+            .flat_map(char::to_lowercase)
+            .filter(|c| !c.is_whitespace())
+            .collect()
+    };
+    fold(a) == fold(b)
+}
+
+/// A cell as text: whole numbers without a decimal point (a phone number Excel stored as a
+/// number is `912345678`, not `912345678.0`), dates as `YYYY-MM-DD`.
+fn cell_text(cell: &Data) -> String {
+    match cell {
+        Data::Empty => String::new(),
+        Data::String(s) => s.nfc().collect::<String>().trim().to_string(),
+        Data::Int(i) => i.to_string(),
+        Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
+        Data::Float(f) => f.to_string(),
+        Data::Bool(b) => b.to_string(),
+        Data::DateTime(d) => d
+            .as_datetime()
+            .map(|d| d.date().to_string())
+            .unwrap_or_else(|| d.as_f64().to_string()),
+        Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
+        Data::Error(e) => format!("#{e}"),
+    }
+}
+
+fn read_csv(bytes: &[u8], encoding: Option<Encoding>) -> Result<Table, SheetError> {
+    let (text, encoding) = decode(bytes, encoding)?;
+    let text: String = text.nfc().collect();
+    let separator = separator(&text);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(separator as u8)
+        .from_reader(text.as_bytes());
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| SheetError::Csv {
+            line: e.position().map_or(0, |p| p.line()),
+            detail: e.to_string(),
+        })?;
+        let line = record.position().map_or(0, |p| p.line());
+        let cells: Vec<String> = record.iter().map(|c| c.trim().to_string()).collect();
+        if cells.iter().any(|c| !c.is_empty()) {
+            rows.push(Row { line, cells });
+        }
+    }
+    Ok(Table {
+        format: Format::Csv {
+            encoding,
+            separator,
+        },
+        rows,
+    })
+}
+
+/// The text of a CSV file, and the encoding it was read in.
+fn decode(bytes: &[u8], named: Option<Encoding>) -> Result<(String, Encoding), SheetError> {
+    let encoding = named.unwrap_or_else(|| detect(bytes));
+    let text = match encoding {
+        Encoding::Utf8 => {
+            let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+            String::from_utf8(bytes.to_vec()).map_err(|e| SheetError::Encoding {
+                encoding,
+                detail: format!(
+                    "invalid byte at offset {}; if Excel saved it as plain \"CSV\", try --encoding windows-1258",
+                    e.utf8_error().valid_up_to()
+                ),
+            })?
+        }
+        Encoding::Utf16 => {
+            let big_endian = bytes.starts_with(b"\xFE\xFF")
+                || (!bytes.starts_with(b"\xFF\xFE") && looks_utf16(bytes) == Some(true));
+            let codec = if big_endian {
+                encoding_rs::UTF_16BE
+            } else {
+                encoding_rs::UTF_16LE
+            };
+            let (text, had_errors) = codec.decode_with_bom_removal(bytes);
+            if had_errors {
+                return Err(SheetError::Encoding {
+                    encoding,
+                    detail: "odd length or unpaired surrogates".into(),
+                });
+            }
+            text.into_owned()
+        }
+        // Every byte means something in Windows-1258: it cannot fail, only be the wrong guess,
+        // which a clerk sees in the summary ("read as …") and fixes with --encoding.
+        Encoding::Windows1258 => encoding_rs::WINDOWS_1258
+            .decode_without_bom_handling(bytes)
+            .0
+            .into_owned(),
+    };
+    Ok((text, encoding))
+}
+
+/// UTF-8 with or without its mark, UTF-16 by its mark or its zero bytes, else Windows-1258.
+fn detect(bytes: &[u8]) -> Encoding {
+    if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
+        Encoding::Utf16
+    } else if std::str::from_utf8(bytes).is_ok() {
+        Encoding::Utf8
+    } else if looks_utf16(bytes).is_some() {
+        Encoding::Utf16
+    } else {
+        Encoding::Windows1258
+    }
+}
+
+/// UTF-16 without a mark: text with many ASCII letters has a zero byte in every other place.
+/// `Some(true)` when the zeros come first (big-endian).
+fn looks_utf16(bytes: &[u8]) -> Option<bool> {
+    let head = &bytes[..bytes.len().min(4096) & !1];
+    let pairs = head.len() / 2;
+    if pairs < 2 {
+        return None;
+    }
+    let even = head.iter().step_by(2).filter(|&&b| b == 0).count();
+    let odd = head.iter().skip(1).step_by(2).filter(|&&b| b == 0).count();
+    if odd * 10 >= pairs * 3 && even * 10 < pairs {
+        Some(false)
+    } else if even * 10 >= pairs * 3 && odd * 10 < pairs {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// The separator the first lines use most (outside quotes): tab, `;` or `,`.
+fn separator(text: &str) -> char {
+    let mut counts = [0usize; 3];
+    let candidates = ['\t', ';', ','];
+    let mut quoted = false;
+    for c in text.lines().take(20).flat_map(|l| l.chars().chain(['\n'])) {
+        if c == '"' {
+            quoted = !quoted;
+        } else if !quoted && let Some(i) = candidates.iter().position(|&s| s == c) {
+            counts[i] += 1;
+        }
+    }
+    let best = (0..3).max_by_key(|&i| (counts[i], i)).unwrap_or(2);
+    if counts[best] == 0 {
+        ','
+    } else {
+        candidates[best]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_1258_comes_out_nfc() {
+        // "Đoan Bái" in Windows-1258: Đ is 0xD0, "á" is "a" and the combining acute 0xEC.
+        let bytes = b"name,phone,area\nL\xea Th\xfa,0912345678,\xd0oan Ba\xeci\n";
+        let table = read(bytes, None, None).unwrap();
+        assert_eq!(
+            table.format,
+            Format::Csv {
+                encoding: Encoding::Windows1258,
+                separator: ','
+            }
+        );
+        assert_eq!(table.rows[1].cells[2], "Đoan Bái");
+        assert!(
+            table.rows[1].cells[2].chars().count() == 8,
+            "NFC: one char per letter"
+        );
+    }
+
+    #[test]
+    fn utf16_unicode_text_with_tabs() {
+        let text = "Họ và tên\tSĐT\tXã\r\nNguyễn Thị Lan\t0912345678\tXã Đoan Bái\r\n";
+        let mut bytes = vec![0xFF, 0xFE];
+        bytes.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+        let table = read(&bytes, None, None).unwrap();
+        assert_eq!(
+            table.format,
+            Format::Csv {
+                encoding: Encoding::Utf16,
+                separator: '\t'
+            }
+        );
+        assert_eq!(
+            table.rows[1].cells,
+            ["Nguyễn Thị Lan", "0912345678", "Xã Đoan Bái"]
+        );
+        // Without its mark, by its zero bytes.
+        let table = read(&bytes[2..], None, None).unwrap();
+        assert_eq!(table.rows[0].cells[0], "Họ và tên");
+    }
+
+    #[test]
+    fn semicolons_and_quoted_commas() {
+        let table = read(
+            "\u{feff}Họ tên;SĐT;Xã\n\"Lan, Thị\";0912345678;Đoan Bái\n".as_bytes(),
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(table.rows[1].cells[0], "Lan, Thị");
+        assert_eq!(
+            table.rows[0].cells[0], "Họ tên",
+            "the mark is not part of the header"
+        );
+    }
+
+    #[test]
+    fn a_named_encoding_that_does_not_fit_says_so() {
+        let err = read(b"name\n\xd0oan\n", None, Some(Encoding::Utf8)).unwrap_err();
+        assert!(err.to_string().contains("windows-1258"), "{err}");
+        assert_eq!(
+            read(b"a,b\n", Some("Sheet1"), None),
+            Err(SheetError::SheetOfCsv)
+        );
+    }
+
+    #[test]
+    fn cells_as_a_clerk_sees_them() {
+        assert_eq!(cell_text(&Data::Float(912345678.0)), "912345678");
+        assert_eq!(cell_text(&Data::Float(1.5)), "1.5");
+        assert_eq!(cell_text(&Data::Int(1990)), "1990");
+        assert_eq!(cell_text(&Data::String(" Lan ".into())), "Lan");
+    }
+}

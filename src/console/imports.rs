@@ -1,0 +1,256 @@
+//! The console's import of a commune's list: upload, a dry run shown as a preview (the first
+//! rows as they will be stored, every rejection with its reason, counts per area), then the
+//! clerk's confirmation, audited. The same import as `loa import contacts`
+//! ([`crate::audience::import`]), limited to the account's area: a commune's account adds and
+//! updates only people of its own commune, and cannot move or rename anyone else's.
+//!
+//! Owns the table `pending_imports`: the uploaded bytes between preview and confirmation, one
+//! per account, for [`PENDING_FOR`].
+
+use chrono::{DateTime, Duration, Utc};
+use sqlx::Row;
+
+use super::{Actor, Console, ConsoleError, Permission, audit};
+use crate::audience::import::{ImportError, ImportOptions, ImportReport, import_bytes};
+use crate::store::to_epoch;
+
+/// How long an uploaded list waits for its confirmation (and its rejected rows stay
+/// downloadable).
+pub const PENDING_FOR: Duration = Duration::hours(1);
+
+/// An uploaded list and what importing it does (or did).
+#[derive(Debug, Clone)]
+pub struct ImportRun {
+    /// Names the upload for its confirmation and its rejected rows' file.
+    pub token: String,
+    pub file_name: String,
+    pub report: ImportReport,
+}
+
+struct Pending {
+    file_name: String,
+    sheet: Option<String>,
+    bytes: Vec<u8>,
+}
+
+impl Console {
+    /// Reads and checks an uploaded list without importing it, and keeps it for
+    /// [`Console::confirm_import`] (replacing the account's previous upload).
+    pub async fn preview_import(
+        &self,
+        actor: &Actor,
+        file_name: &str,
+        sheet: Option<&str>,
+        bytes: Vec<u8>,
+    ) -> Result<ImportRun, ConsoleError> {
+        actor.require(Permission::ImportContacts)?;
+        let file_name = clean_file_name(file_name);
+        let sheet = sheet.map(str::trim).filter(|s| !s.is_empty());
+        let report = self.run(actor, &file_name, sheet, &bytes, true).await?;
+        let now = self.clock.now();
+        let token = super::accounts::random_token();
+        let mut tx = self.db.pool.begin().await.map_err(internal)?;
+        sqlx::query("DELETE FROM pending_imports WHERE account = $1 OR created_at < $2")
+            .bind(&actor.id)
+            .bind(to_epoch(now - PENDING_FOR))
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+        sqlx::query(
+            "INSERT INTO pending_imports (token, account, file_name, sheet, bytes, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&token)
+        .bind(&actor.id)
+        .bind(&file_name)
+        .bind(sheet)
+        .bind(bytes)
+        .bind(to_epoch(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(internal)?;
+        tx.commit().await.map_err(internal)?;
+        Ok(ImportRun {
+            token,
+            file_name,
+            report,
+        })
+    }
+
+    /// Imports the list this account uploaded as `token`, once; audited.
+    pub async fn confirm_import(
+        &self,
+        actor: &Actor,
+        token: &str,
+    ) -> Result<ImportRun, ConsoleError> {
+        actor.require(Permission::ImportContacts)?;
+        let now = self.clock.now();
+        // Claimed before the import: a double click imports once.
+        let claimed = sqlx::query(
+            "UPDATE pending_imports SET confirmed_at = $1
+             WHERE token = $2 AND account = $3 AND confirmed_at IS NULL AND created_at >= $4",
+        )
+        .bind(to_epoch(now))
+        .bind(token)
+        .bind(&actor.id)
+        .bind(to_epoch(now - PENDING_FOR))
+        .execute(&self.db.pool)
+        .await
+        .map_err(internal)?
+        .rows_affected();
+        if claimed == 0 {
+            return Err(ConsoleError::Conflict(
+                "Danh sách này đã được nhập, đã quá hạn (1 giờ) hoặc không phải của tài khoản này. Vui lòng tải tệp lên lại.".into(),
+            ));
+        }
+        let pending = self.pending(actor, token, now).await?;
+        let report = self
+            .run(
+                actor,
+                &pending.file_name,
+                pending.sheet.as_deref(),
+                &pending.bytes,
+                false,
+            )
+            .await?;
+        let detail = format!(
+            "{}: {} added, {} updated, {} rejected",
+            pending.file_name,
+            report.added,
+            report.updated,
+            report.rejected.len()
+        );
+        audit::record(
+            &self.db.pool,
+            now,
+            &actor.id,
+            "contacts.import",
+            Some(&pending.file_name),
+            Some(&detail),
+        )
+        .await
+        .map_err(internal)?;
+        Ok(ImportRun {
+            token: token.to_string(),
+            file_name: pending.file_name,
+            report,
+        })
+    }
+
+    /// The rejected rows of this account's upload `token`, as a CSV file to fix and import
+    /// again; `None` when no row was rejected.
+    pub async fn rejected_rows(
+        &self,
+        actor: &Actor,
+        token: &str,
+    ) -> Result<Option<(String, Vec<u8>)>, ConsoleError> {
+        actor.require(Permission::ImportContacts)?;
+        let pending = self.pending(actor, token, self.clock.now()).await?;
+        // After the import, rows are checked as they were then: a second dry run would call
+        // every imported row an update, but refuses the same rows for the same reasons.
+        let report = self
+            .run(
+                actor,
+                &pending.file_name,
+                pending.sheet.as_deref(),
+                &pending.bytes,
+                true,
+            )
+            .await?;
+        let name = crate::audience::import::rejected_path(std::path::Path::new(&pending.file_name))
+            .display()
+            .to_string();
+        Ok(report.rejected_csv.map(|csv| (name, csv)))
+    }
+
+    async fn pending(
+        &self,
+        actor: &Actor,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Pending, ConsoleError> {
+        let row = sqlx::query(
+            "SELECT file_name, sheet, bytes FROM pending_imports
+             WHERE token = $1 AND account = $2 AND created_at >= $3",
+        )
+        .bind(token)
+        .bind(&actor.id)
+        .bind(to_epoch(now - PENDING_FOR))
+        .fetch_optional(&self.db.pool)
+        .await
+        .map_err(internal)?
+        .ok_or(ConsoleError::NotFound)?;
+        Ok(Pending {
+            file_name: row.try_get(0).map_err(internal)?,
+            sheet: row.try_get(1).map_err(internal)?,
+            bytes: row.try_get(2).map_err(internal)?,
+        })
+    }
+
+    async fn run(
+        &self,
+        actor: &Actor,
+        file_name: &str,
+        sheet: Option<&str>,
+        bytes: &[u8],
+        dry_run: bool,
+    ) -> Result<ImportReport, ConsoleError> {
+        let options = ImportOptions {
+            dry_run,
+            sheet: sheet.map(str::to_string),
+            encoding: None,
+            default_area: None,
+            scope: actor.area.clone().map(|a| vec![a]),
+        };
+        import_bytes(
+            &self.db,
+            &self.config.areas,
+            file_name,
+            bytes,
+            &options,
+            self.clock.now(),
+            |_, _| {},
+        )
+        .await
+        .map_err(|e| match e {
+            ImportError::Database(e) => internal(e),
+            other => ConsoleError::Invalid {
+                field: "file".into(),
+                message: vietnamese(&other),
+            },
+        })
+    }
+}
+
+/// Why a file cannot be imported, as the clerk is told it (the technical detail after it).
+fn vietnamese(e: &ImportError) -> String {
+    let what = match e {
+        ImportError::Header { .. } => {
+            "Không tìm thấy dòng tiêu đề trong 10 dòng đầu: danh sách cần một cột \"Họ và tên\" và một cột \"Số điện thoại\"."
+        }
+        ImportError::NoArea { .. } => {
+            "Danh sách không có cột \"Xã\" (hoặc \"Phường\", \"Địa bàn\"): xin thêm cột này, ghi xã của từng người."
+        }
+        ImportError::Sheet { .. } => {
+            "Không đọc được tệp: xin tải lên tệp Excel (.xlsx, .xls), LibreOffice (.ods) hoặc CSV, và kiểm tra tên trang tính."
+        }
+        _ => "Không đọc được tệp.",
+    };
+    format!("{what} ({e})")
+}
+
+/// The name an upload is shown and audited by: its last path part, printable, at most 100
+/// characters (a browser sends what the client chose).
+fn clean_file_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let clean: String = base.chars().filter(|c| !c.is_control()).take(100).collect();
+    if clean.trim().is_empty() {
+        "danh-sach".into()
+    } else {
+        clean
+    }
+}
+
+fn internal(e: sqlx::Error) -> ConsoleError {
+    ConsoleError::Internal(e.into())
+}
