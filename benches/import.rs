@@ -5,7 +5,8 @@
 //! The list is written the way communes write them: Vietnamese headers under a title row,
 //! communes by name (with and without diacritics), numbers with spaces, some with a pre-2018
 //! prefix or a dropped leading zero, a gender and a birth year. A second run of the same file
-//! (every row an update) is printed too.
+//! (every row an update) is printed too, and first a dry run (reading and checking every row,
+//! looking up which numbers are known: the import without its writes).
 
 use std::time::Instant;
 
@@ -40,7 +41,11 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let db = base.open_database().await?;
-        for pass in ["first import", "again (all updates)"] {
+        for (pass, dry_run) in [
+            ("dry run", true),
+            ("first import", false),
+            ("again (all updates)", false),
+        ] {
             reset_peak_rss();
             let started = Instant::now();
             let bar = indicatif::ProgressBar::new(0);
@@ -48,7 +53,10 @@ fn main() -> anyhow::Result<()> {
                 &db,
                 &base.config.areas,
                 &file,
-                &ImportOptions::default(),
+                &ImportOptions {
+                    dry_run,
+                    ..ImportOptions::default()
+                },
                 chrono::Utc::now(),
                 |done, total| {
                     bar.set_length(total);

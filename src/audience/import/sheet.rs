@@ -80,6 +80,11 @@ pub enum SheetError {
     NoSheet,
     #[error("not a workbook Loa can read: {0}")]
     Workbook(String),
+    #[error(
+        "the workbook unpacks to more than {} MB; split the list, or save it as CSV",
+        MAX_UNPACKED / 1_000_000
+    )]
+    TooLarge,
     #[error("--sheet is for workbooks (.xlsx, .xls, .ods); this is a CSV file")]
     SheetOfCsv,
     #[error("not {} text: {detail}", .encoding.as_str())]
@@ -116,7 +121,19 @@ pub fn read(
     }
 }
 
+/// The most a workbook (`.xlsx`, `.ods`: a ZIP archive) may unpack to, as its archive declares:
+/// a district's 300,000 rows take about a tenth of it; a small upload that unpacks to gigabytes
+/// (a "zip bomb") is refused before it is read.
+pub const MAX_UNPACKED: u128 = 400_000_000;
+
 fn read_workbook(bytes: &[u8], sheet: Option<&str>) -> Result<Table, SheetError> {
+    if bytes.starts_with(ZIP_MAGIC) {
+        let archive = zip::ZipArchive::new(Cursor::new(bytes))
+            .map_err(|e| SheetError::Workbook(e.to_string()))?;
+        if archive.decompressed_size().is_none_or(|n| n > MAX_UNPACKED) {
+            return Err(SheetError::TooLarge);
+        }
+    }
     let mut book = calamine::open_workbook_auto_from_rs(Cursor::new(bytes))
         .map_err(|e| SheetError::Workbook(e.to_string()))?;
     let names = book.sheet_names();
@@ -215,6 +232,19 @@ fn read_csv(bytes: &[u8], encoding: Option<Encoding>) -> Result<Table, SheetErro
 /// The text of a CSV file, and the encoding it was read in.
 fn decode(bytes: &[u8], named: Option<Encoding>) -> Result<(String, Encoding), SheetError> {
     let encoding = named.unwrap_or_else(|| detect(bytes));
+    // UTF-8 with a byte or two damaged (a file cut and pasted, a bad copy) would read as
+    // Windows-1258 and turn every name into mojibake: say where the damage is instead.
+    if named.is_none()
+        && encoding == Encoding::Windows1258
+        && let Some(line) = damaged_utf8(bytes)
+    {
+        return Err(SheetError::Encoding {
+            encoding: Encoding::Utf8,
+            detail: format!(
+                "line {line} has a damaged character, the rest of the file is UTF-8; fix that line, or name the encoding with --encoding"
+            ),
+        });
+    }
     let text = match encoding {
         Encoding::Utf8 => {
             let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
@@ -264,6 +294,24 @@ fn detect(bytes: &[u8]) -> Encoding {
     } else {
         Encoding::Windows1258
     }
+}
+
+/// The line of the first invalid byte of a file that is otherwise clearly UTF-8 (at least ten
+/// well-formed multi-byte characters for each invalid byte); `None` for any other file.
+fn damaged_utf8(bytes: &[u8]) -> Option<u64> {
+    let (mut good, mut bad, mut first_bad) = (0usize, 0usize, None);
+    for chunk in bytes.utf8_chunks() {
+        good += chunk.valid().chars().filter(|c| !c.is_ascii()).count();
+        if !chunk.invalid().is_empty() {
+            bad += 1;
+            if first_bad.is_none() {
+                let offset = chunk.invalid().as_ptr() as usize - bytes.as_ptr() as usize;
+                first_bad = Some(offset);
+            }
+        }
+    }
+    let offset = first_bad?;
+    (good >= 10 * bad).then(|| 1 + bytes[..offset].iter().filter(|&&b| b == b'\n').count() as u64)
 }
 
 /// UTF-16 without a mark: text with many ASCII letters has a zero byte in every other place.
@@ -373,6 +421,43 @@ mod tests {
             read(b"a,b\n", Some("Sheet1"), None),
             Err(SheetError::SheetOfCsv)
         );
+    }
+
+    #[test]
+    fn utf8_with_a_damaged_byte_is_not_read_as_windows_1258() {
+        let mut bytes = "Họ và tên,SĐT,Xã\nNguyễn Thị Lan,0912345678,Xã Đoan Bái\n"
+            .as_bytes()
+            .to_vec();
+        bytes.extend(b"L\xea Hoa,0912345679,Xa Doan Bai\n");
+        let err = read(&bytes, None, None).unwrap_err();
+        assert!(
+            err.to_string().contains("line 3 has a damaged character"),
+            "{err}"
+        );
+        // Named, it is read as named.
+        assert!(read(&bytes, None, Some(Encoding::Windows1258)).is_ok());
+    }
+
+    #[test]
+    fn a_workbook_that_unpacks_to_gigabytes_is_refused_unread() {
+        use std::io::Write;
+        let mut bomb = Vec::new();
+        {
+            let mut zip = zip::ZipWriter::new(Cursor::new(&mut bomb));
+            let options = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Stored);
+            zip.start_file("xl/worksheets/sheet1.xml", options).unwrap();
+            zip.write_all(b"<x/>").unwrap();
+            zip.finish().unwrap();
+        }
+        assert!(
+            read(&bomb, None, None) != Err(SheetError::TooLarge),
+            "small is fine"
+        );
+        // The central directory declares 4 GB unpacked (its size field is 24 bytes in).
+        let at = bomb.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+        bomb[at + 24..at + 28].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(read(&bomb, None, None), Err(SheetError::TooLarge));
     }
 
     #[test]

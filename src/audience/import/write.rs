@@ -2,9 +2,8 @@
 //! contacts and tags, in batches of one transaction each so a crash leaves whole batches and a
 //! re-run completes the rest.
 //!
-//! Lookups, contacts and tags go one statement per batch; a new person is one `INSERT …
-//! RETURNING id` each, because the order of a multi-row `RETURNING` is not defined on SQLite
-//! and the id must be matched to its row.
+//! Every step is one statement per batch: the lookup, the updates, the new persons (their ids
+//! matched to rows as [`insert_persons`] explains), their contacts, the tags.
 
 use std::collections::{HashMap, HashSet};
 
@@ -95,43 +94,38 @@ pub async fn write_batch(
     let numbers: Vec<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
     let outcomes = outcomes(rows, &known(&mut *tx, &numbers).await?, scope);
     let now = to_epoch(now);
+    let mut person_of: Vec<Option<i64>> = outcomes
+        .iter()
+        .map(|o| match o {
+            Outcome::Update(id) => Some(*id),
+            _ => None,
+        })
+        .collect();
+    let updates: Vec<(i64, &ValidRow)> = rows
+        .iter()
+        .zip(&outcomes)
+        .filter_map(|(row, o)| match o {
+            Outcome::Update(id) => Some((*id, row)),
+            _ => None,
+        })
+        .collect();
+    update_persons(&mut tx, &updates).await?;
+    let adding: Vec<usize> = (0..rows.len())
+        .filter(|&i| outcomes[i] == Outcome::Add)
+        .collect();
+    let added: Vec<&ValidRow> = adding.iter().map(|&i| &rows[i]).collect();
+    let ids = insert_persons(&mut tx, &added, now).await?;
     let mut new_contacts: Vec<(i64, &str)> = Vec::new();
-    let mut tags: Vec<(i64, &str)> = Vec::new();
-    for (row, outcome) in rows.iter().zip(&outcomes) {
-        let person_id = match outcome {
-            Outcome::Outside(_) => continue,
-            &Outcome::Update(person_id) => {
-                // A birth year not given leaves the one known.
-                sqlx::query(
-                    "UPDATE persons SET name = $1, area_code = $2, birth_year = COALESCE($3, birth_year)
-                     WHERE id = $4",
-                )
-                .bind(&row.name)
-                .bind(&row.area)
-                .bind(row.birth_year)
-                .bind(person_id)
-                .execute(&mut *tx)
-                .await?;
-                person_id
-            }
-            Outcome::Add => {
-                let id: i64 = sqlx::query(
-                    "INSERT INTO persons (name, area_code, birth_year, created_at) VALUES ($1, $2, $3, $4)
-                     RETURNING id",
-                )
-                .bind(&row.name)
-                .bind(&row.area)
-                .bind(row.birth_year)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get(0)?;
-                new_contacts.push((id, row.phone.as_str()));
-                id
-            }
-        };
-        tags.extend(row.tags.iter().map(|t| (person_id, t.as_str())));
+    for (&i, id) in adding.iter().zip(ids) {
+        person_of[i] = Some(id);
+        new_contacts.push((id, rows[i].phone.as_str()));
     }
+    let tags: Vec<(i64, &str)> = rows
+        .iter()
+        .zip(&person_of)
+        .filter_map(|(row, id)| id.map(|id| (id, row)))
+        .flat_map(|(id, row)| row.tags.iter().map(move |t| (id, t.as_str())))
+        .collect();
     if !new_contacts.is_empty() {
         let mut sql =
             Sql::new("INSERT INTO contacts (person_id, channel, address, created_at) VALUES ");
@@ -150,4 +144,88 @@ pub async fn write_batch(
     }
     tx.commit().await?;
     Ok(outcomes)
+}
+
+/// Known persons renamed, moved to the row's area, given the row's birth year (a row without
+/// one leaves the one known): one statement.
+async fn update_persons(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    rows: &[(i64, &ValidRow)],
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    // VALUES columns are `column1`… on both databases (SQLite names no others).
+    let mut sql = Sql::new(
+        "UPDATE persons SET name = v.column2, area_code = v.column3, birth_year = COALESCE(CAST(v.column4 AS INTEGER), persons.birth_year) FROM (VALUES ",
+    );
+    sql.tuples(rows, |t, (id, row)| {
+        t.bind(*id)
+            .bind(row.name.as_str())
+            .bind(row.area.as_str())
+            .bind(row.birth_year);
+    })
+    .push(") AS v WHERE persons.id = v.column1");
+    sql.query()?.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// New persons in one statement; their ids in the rows' order.
+///
+/// One `INSERT` numbers its rows one after the other, in order — unless another process took
+/// ids in between (PostgreSQL's sequence is shared by all sessions; SQLite's writer holds the
+/// database). The ids returned are checked to be one unbroken run; otherwise those rows are
+/// taken back and inserted one by one, each with its own `RETURNING id`.
+async fn insert_persons(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    rows: &[&ValidRow],
+    now: i64,
+) -> Result<Vec<i64>, sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = Sql::new("INSERT INTO persons (name, area_code, birth_year, created_at) VALUES ");
+    sql.tuples(rows, |t, row| {
+        t.bind(row.name.as_str())
+            .bind(row.area.as_str())
+            .bind(row.birth_year)
+            .bind(now);
+    })
+    .push(" RETURNING id");
+    let mut ids: Vec<i64> = sql
+        .query()?
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+    ids.sort_unstable();
+    let unbroken = ids.len() == rows.len()
+        && ids
+            .last()
+            .zip(ids.first())
+            .is_some_and(|(last, first)| last - first + 1 == rows.len() as i64);
+    if unbroken {
+        return Ok(ids);
+    }
+    let mut undo = Sql::new("DELETE FROM persons WHERE id IN (");
+    undo.list(ids.iter().copied()).push(")");
+    undo.query()?.execute(&mut **tx).await?;
+    let mut one_by_one = Vec::with_capacity(rows.len());
+    for row in rows {
+        one_by_one.push(
+            sqlx::query(
+                "INSERT INTO persons (name, area_code, birth_year, created_at) VALUES ($1, $2, $3, $4)
+                 RETURNING id",
+            )
+            .bind(&row.name)
+            .bind(&row.area)
+            .bind(row.birth_year)
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get(0)?,
+        );
+    }
+    Ok(one_by_one)
 }
