@@ -98,6 +98,9 @@ pub enum Permission {
     /// The delivery log names persons and their contacts.
     ExportDeliveries,
     ViewAudit,
+    /// Residents' texts ("Tin nhắn đến"): read, answer, mark handled. Officials see counts
+    /// (`ViewFigures`), never a text.
+    ReadInbox,
 }
 
 impl Permission {
@@ -105,9 +108,10 @@ impl Permission {
         use Role::*;
         match self {
             Permission::ViewFigures => true,
-            Permission::ViewQueue | Permission::EditContent | Permission::EnterActivities => {
-                matches!(role, Staff | Approver | Admin)
-            }
+            Permission::ViewQueue
+            | Permission::EditContent
+            | Permission::EnterActivities
+            | Permission::ReadInbox => matches!(role, Staff | Approver | Admin),
             Permission::Approve => matches!(role, Approver | Admin),
             Permission::ExportDeliveries => matches!(role, Official | Admin),
             Permission::ViewAudit => role == Admin,
@@ -239,6 +243,8 @@ mod tests {
         assert!(!Permission::EditContent.allows(Role::Official));
         assert!(!Permission::ViewAudit.allows(Role::Approver));
         assert!(!Permission::ExportDeliveries.allows(Role::Staff));
+        assert!(!Permission::ReadInbox.allows(Role::Official));
+        assert!(Permission::ReadInbox.allows(Role::Staff));
         assert!(Role::ALL.iter().all(|r| Permission::ViewFigures.allows(*r)));
         assert_eq!(Role::parse(" approver"), Some(Role::Approver));
         assert_eq!(Role::parse("root"), None);
