@@ -1413,15 +1413,6 @@ fn validate_areas(path: &Path, source: &str, raw: &[RawArea], problems: &mut Pro
                     ),
                 ));
             }
-            if area.contact_point.is_none() {
-                problems.push(Problem::new(
-                    path,
-                    at(chat.span().start),
-                    format!(
-                        "areas.telegram_chat: area {code:?} has a Telegram chat but no contact_point"
-                    ),
-                ));
-            }
         }
         if area.name.trim().is_empty() {
             problems.push(Problem::new(

@@ -380,3 +380,39 @@ async fn texts_are_deleted_after_the_configured_days() {
     app.engine.dispatcher.step().await.unwrap();
     assert!(inbox.kept().await.is_empty());
 }
+
+/// `telegram_chat` and `inbox.keep_days` are checked like every key, with their line.
+#[test]
+fn telegram_chat_and_keep_days_are_checked_with_their_line() {
+    use loa::config::{Config, Env};
+    let toml = "[campaign]\nname = \"x\"\nsender = \"y\"\n\
+                [inbox]\nkeep_days = 0\n\
+                [[areas]]\ncode = \"h\"\nname = \"Huyện H\"\ncontact_point = \"UBND huyện\"\ntelegram_chat = -1001\n\
+                [[areas]]\ncode = \"a\"\nname = \"Xã A\"\nparent = \"h\"\npopulation = 1\ntelegram_chat = 0\n\
+                [[areas]]\ncode = \"b\"\nname = \"Xã B\"\nparent = \"h\"\npopulation = 1\n";
+    let problems = Config::parse(std::path::Path::new("loa.toml"), toml, &Env::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        problems.contains("loa.toml:5: inbox.keep_days"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("loa.toml:16: areas.telegram_chat: area \"a\": 0 is not"),
+        "{problems}"
+    );
+    let fixed = toml
+        .replace("keep_days = 0", "keep_days = 30")
+        .replace("telegram_chat = 0\n", "");
+    let config = Config::parse(std::path::Path::new("loa.toml"), &fixed, &Env::default()).unwrap();
+    assert_eq!(config.inbox.keep_days, 30);
+    assert_eq!(
+        config.areas.telegram_chat("b"),
+        Some(-1001),
+        "the district's, above it"
+    );
+    let default = fixed.replace("[inbox]\nkeep_days = 30\n", "");
+    let config =
+        Config::parse(std::path::Path::new("loa.toml"), &default, &Env::default()).unwrap();
+    assert_eq!(config.inbox.keep_days, 90);
+}
