@@ -1403,16 +1403,16 @@ fn validate_areas(path: &Path, source: &str, raw: &[RawArea], problems: &mut Pro
                 ));
             }
         }
-        if let Some(chat) = &area.telegram_chat {
-            if *chat.get_ref() == 0 {
-                problems.push(Problem::new(
+        if let Some(chat) = &area.telegram_chat
+            && *chat.get_ref() == 0
+        {
+            problems.push(Problem::new(
                     path,
                     at(chat.span().start),
                     format!(
                         "areas.telegram_chat: area {code:?}: 0 is not a Telegram chat id (a user id, or a group's negative id)"
                     ),
                 ));
-            }
         }
         if area.name.trim().is_empty() {
             problems.push(Problem::new(
