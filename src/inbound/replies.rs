@@ -63,8 +63,9 @@ pub enum InboundOutcome {
         subscribed: bool,
         replied: bool,
     },
-    /// DK with a commune's name: the number's person moved there (`added`: an unknown number,
-    /// now a subscribed person of that commune). `area` is the commune's code.
+    /// DK with a commune's name (`area`, its code): the number's subscribed person moved there,
+    /// or (`added`) an unknown number is now a subscribed person of that commune. Neither when
+    /// the person opted out another way: they stay out, where they were.
     Registered {
         area: String,
         added: bool,
@@ -285,7 +286,7 @@ impl Inbound {
         let replied = self.reply_once_a_day(number, template, now).await?;
         Ok(InboundOutcome::Registered {
             area: area.code.clone(),
-            added: added || moved > 0,
+            added,
             replied,
         })
     }
