@@ -416,3 +416,55 @@ fn telegram_chat_and_keep_days_are_checked_with_their_line() {
         Config::parse(std::path::Path::new("loa.toml"), &default, &Env::default()).unwrap();
     assert_eq!(config.inbox.keep_days, 90);
 }
+
+/// A staff answer waits out the quiet hours (an urgent forward does not: see above), then goes
+/// back on the channel the text came by.
+#[tokio::test]
+async fn an_answer_waits_for_the_end_of_quiet_hours() {
+    use loa::console::{Actor, Role};
+    let inbox = spawn("2026-12-04T20:50:00+07:00").await;
+    let app = &inbox.app;
+    app.subscribe_sms("Trần Thị Mai", "hoa-son", NUMBER).await;
+    inbox.sms("0912345678", "Mai xã có họp không ạ?").await;
+    let id: i64 = sqlx::query_scalar("SELECT id FROM inbox")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    app.set_clock("2026-12-04T22:00:00+07:00");
+    let lan = Actor {
+        id: "user:lan".into(),
+        name: "lan".into(),
+        role: Role::Staff,
+        area: Some("hoa-son".into()),
+    };
+    let config = &app.setup.config;
+    let answered = loa::inbound::inbox::answer(
+        &app.db,
+        config,
+        &lan,
+        id,
+        "Có, 8 giờ sáng.",
+        app.clock_now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answered.state, loa::inbound::inbox::State::Answered);
+    let before = inbox.sms_to(NUMBER).len();
+    app.engine.dispatcher.step().await.unwrap();
+    assert_eq!(inbox.sms_to(NUMBER).len(), before, "not at 22:00");
+    app.set_clock("2026-12-05T07:00:00+07:00");
+    app.engine.dispatcher.step().await.unwrap();
+    let last = inbox.sms_to(NUMBER).last().unwrap().clone();
+    assert_eq!(last, format!("{}: Có, 8 giờ sáng.", config.campaign.sender));
+    // Staff of another commune cannot answer it.
+    let other = Actor {
+        area: Some("xuan-cam".into()),
+        ..lan
+    };
+    let refused =
+        loa::inbound::inbox::answer(&app.db, config, &other, id, "x", app.clock_now()).await;
+    assert!(
+        matches!(refused, Err(loa::console::ConsoleError::NotFound)),
+        "{refused:?}"
+    );
+}
