@@ -56,7 +56,7 @@ pub async fn raise(
     now: DateTime<Utc>,
 ) -> anyhow::Result<Raised> {
     let mut tx = db.pool.begin().await?;
-    let (inbox_id, area) = inbox::record_in(db, &mut tx, channel, address, text, true, now).await?;
+    let (inbox_id, area) = inbox::record_in(&mut tx, channel, address, text, true, now).await?;
     let chats = alert_chats(config, area.as_deref());
     let body = alert_text(
         config,

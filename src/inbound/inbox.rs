@@ -90,8 +90,8 @@ pub struct Counts {
 }
 
 /// The person and area of a sender, if Loa knows them.
-pub(crate) async fn sender_of(
-    db: &Db,
+async fn sender_of(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     channel: ChannelKind,
     address: &str,
 ) -> anyhow::Result<(Option<i64>, Option<String>)> {
@@ -101,7 +101,7 @@ pub(crate) async fn sender_of(
     )
     .bind(channel.as_str())
     .bind(address)
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut **tx)
     .await?;
     Ok(match row {
         Some(r) => (Some(r.try_get(0)?), Some(r.try_get(1)?)),
@@ -119,14 +119,13 @@ pub async fn record(
     now: DateTime<Utc>,
 ) -> anyhow::Result<(i64, Option<String>)> {
     let mut tx = db.pool.begin().await?;
-    let recorded = record_in(db, &mut tx, channel, address, text, urgent, now).await?;
+    let recorded = record_in(&mut tx, channel, address, text, urgent, now).await?;
     tx.commit().await?;
     Ok(recorded)
 }
 
 /// The same in the caller's transaction (an urgent text is kept with its alerts, or not at all).
 pub(super) async fn record_in(
-    db: &Db,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     channel: ChannelKind,
     address: &str,
@@ -134,7 +133,7 @@ pub(super) async fn record_in(
     urgent: bool,
     now: DateTime<Utc>,
 ) -> anyhow::Result<(i64, Option<String>)> {
-    let (person, area) = sender_of(db, channel, address).await?;
+    let (person, area) = sender_of(tx, channel, address).await?;
     // PostgreSQL refuses a NUL; nothing else a phone sends is dropped.
     let text: String = text.chars().filter(|c| *c != '\0').collect();
     let id: i64 = sqlx::query(
