@@ -486,7 +486,7 @@ async fn schedule(mut scheduler: Scheduler, stop: watch::Receiver<bool>) {
 async fn dispatch(dispatcher: &Dispatcher, idle: Duration, stop: watch::Receiver<bool>) {
     while !*stop.borrow() {
         let pause = match dispatcher.step().await {
-            Ok(report) if report.claimed > 0 => {
+            Ok(report) if report.claimed > 0 || report.outbox > 0 => {
                 tracing::debug!(?report, "dispatch step");
                 continue;
             }

@@ -27,9 +27,11 @@ use teloxide::utils::command::BotCommands;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::calendar::Calendar;
+use crate::channel::ChannelKind;
 use crate::channels::{mask_address, redact};
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::inbound::{alerts, inbox};
 use crate::reach::{self, BandStatus};
 use crate::store::{Db, to_epoch};
 use crate::templates::escape_telegram_html as esc;
@@ -772,8 +774,11 @@ async fn register_organisation(
     Ok(())
 }
 
-/// Free text: a stop word first ("Dừng nhận tin", "huỷ", "TC"; see `text::stop_words`) stops;
-/// anything else gets the help.
+/// Free text in a private chat (group chatter is never read, nor kept). In order: a call for
+/// help (`inbound::urgent`) goes to the inbox as urgent and is forwarded to the contact point
+/// and the admins, the hotlines answering the first one of the day — whatever word it starts
+/// with; a stop word first ("Dừng nhận tin", "huỷ", "TC"; see `text::stop_words`) stops; a
+/// subscribe word points to /start; anything else goes to the inbox and gets the help.
 async fn on_text(bot: Bot, msg: Message, state: State) -> anyhow::Result<()> {
     let Some(text) = msg.text() else {
         return Ok(());
@@ -781,10 +786,54 @@ async fn on_text(bot: Bot, msg: Message, state: State) -> anyhow::Result<()> {
     if !msg.chat.is_private() {
         return Ok(());
     }
-    if crate::text::stop_words::is_stop_phrase(text) {
-        return stop(&bot, &state, msg.chat.id).await;
+    let chat = msg.chat.id;
+    let now = state.clock.now();
+    let config = &state.config;
+    if crate::inbound::urgent::is_urgent(text) {
+        let address = chat.0.to_string();
+        alerts::raise(
+            &state.db,
+            config,
+            ChannelKind::Telegram,
+            &address,
+            text,
+            now,
+        )
+        .await?;
+        let first =
+            alerts::first_hotlines_today(&state.db, config, ChannelKind::Telegram, &address, now)
+                .await?;
+        let mut answer = String::from(
+            "Tin nhắn của ông/bà đã được chuyển ngay tới cán bộ phụ trách để liên hệ, hỗ trợ.",
+        );
+        if first {
+            let area = person_of_chat(&state.db, chat).await?.map(|p| p.area);
+            answer.push_str("\n\n");
+            answer.push_str(&support_text(config, area.as_deref()));
+        }
+        return reply(&bot, chat, answer).await;
     }
-    reply(&bot, msg.chat.id, help_text()).await
+    if crate::text::stop_words::is_stop_phrase(text) {
+        return stop(&bot, &state, chat).await;
+    }
+    if crate::text::stop_words::is_start_phrase(text) {
+        return reply(&bot, chat, help_text()).await;
+    }
+    inbox::record(
+        &state.db,
+        ChannelKind::Telegram,
+        &chat.0.to_string(),
+        text,
+        false,
+        now,
+    )
+    .await?;
+    let answer = format!(
+        "Cảm ơn ông/bà. Tin nhắn đã được chuyển tới cán bộ phụ trách; cán bộ sẽ trả lời tại đây \
+         khi cần.\n\n{}",
+        help_text()
+    );
+    reply(&bot, chat, answer).await
 }
 
 /// A shared phone number: a person imported with that number gets this chat as a second

@@ -56,6 +56,20 @@ pub struct Config {
     /// `[[holidays]]`: days off the government announced, per year, beyond what the calendar
     /// computes (see `calendar::holidays` for what an entry overrides).
     pub holidays: Vec<HolidayRange>,
+    /// `[inbox]`: how long residents' texts are kept.
+    pub inbox: InboxConfig,
+}
+
+/// `[inbox]`: residents' texts in the console's inbox are deleted `keep_days` after they came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboxConfig {
+    pub keep_days: u32,
+}
+
+impl Default for InboxConfig {
+    fn default() -> Self {
+        InboxConfig { keep_days: 90 }
+    }
 }
 
 /// One `[[holidays]]` entry: days off in `year`, `from` to `to` inclusive — the Tết break or
@@ -326,6 +340,9 @@ pub struct Area {
     pub contact_point: Option<String>,
     /// The contact point's phone number (`contact_phone`), as configured.
     pub contact_phone: Option<String>,
+    /// The contact point's Telegram chat (`telegram_chat`: a user or group chat id), where
+    /// urgent texts from the area's residents are forwarded at once.
+    pub telegram_chat: Option<i64>,
 }
 
 /// The areas of `loa.toml` as a tree, in file order.
@@ -467,6 +484,23 @@ impl AreaTree {
         None
     }
 
+    /// The Telegram chat of the area's contact point, else the nearest one up the tree.
+    pub fn telegram_chat(&self, code: &str) -> Option<i64> {
+        let mut cursor = self.get(code);
+        let mut steps = 0;
+        while let Some(area) = cursor {
+            if area.telegram_chat.is_some() {
+                return area.telegram_chat;
+            }
+            steps += 1;
+            if steps > self.areas.len() {
+                return None;
+            }
+            cursor = area.parent.as_deref().and_then(|p| self.get(p));
+        }
+        None
+    }
+
     /// Configured population, else the sum of the children's.
     pub fn population(&self, code: &str) -> u64 {
         match self.get(code) {
@@ -534,6 +568,14 @@ struct RawConfig {
     sms: RawSms,
     #[serde(default)]
     holidays: Vec<RawHolidays>,
+    #[serde(default)]
+    inbox: RawInbox,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawInbox {
+    keep_days: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -655,6 +697,7 @@ struct RawArea {
     population: Option<u64>,
     contact_point: Option<String>,
     contact_phone: Option<Spanned<String>>,
+    telegram_chat: Option<Spanned<i64>>,
 }
 
 impl Config {
@@ -982,6 +1025,20 @@ impl Config {
         }
 
         let holidays = validate_holidays(path, source, &raw.holidays, &mut problems);
+        let inbox = match &raw.inbox.keep_days {
+            Some(days) if !(1..=3650).contains(days.get_ref()) => {
+                problems.push(Problem::new(
+                    path,
+                    at(days.span().start),
+                    "inbox.keep_days: residents' texts are kept 1 to 3650 days (default 90)",
+                ));
+                InboxConfig::default()
+            }
+            Some(days) => InboxConfig {
+                keep_days: *days.get_ref(),
+            },
+            None => InboxConfig::default(),
+        };
 
         let raw_sms = raw.sms;
         let kannel_url = env
@@ -1086,6 +1143,7 @@ impl Config {
             sms,
             webhook_secret,
             holidays,
+            inbox,
         })
     }
 }
@@ -1345,6 +1403,17 @@ fn validate_areas(path: &Path, source: &str, raw: &[RawArea], problems: &mut Pro
                 ));
             }
         }
+        if let Some(chat) = &area.telegram_chat
+            && *chat.get_ref() == 0
+        {
+            problems.push(Problem::new(
+                    path,
+                    at(chat.span().start),
+                    format!(
+                        "areas.telegram_chat: area {code:?}: 0 is not a Telegram chat id (a user id, or a group's negative id)"
+                    ),
+                ));
+        }
         if area.name.trim().is_empty() {
             problems.push(Problem::new(
                 path,
@@ -1398,6 +1467,7 @@ fn validate_areas(path: &Path, source: &str, raw: &[RawArea], problems: &mut Pro
                 .as_ref()
                 .map(|p| p.get_ref().trim().to_string())
                 .filter(|p| !p.is_empty()),
+            telegram_chat: a.telegram_chat.as_ref().map(|c| *c.get_ref()),
         })
         .collect();
     let tree = AreaTree::new(areas);

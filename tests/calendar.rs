@@ -215,7 +215,7 @@ fn nobody_gets_two_campaign_messages_on_one_day() {
     assert!(collisions.is_empty(), "{collisions:?}");
     // The shipped files warn of nothing else once the number that receives replies is set,
     // but what an operator must confirm: a line for adults facing violence (shipped commented
-    // out), the communes' phone numbers, the themes of years not yet announced and the holiday moves of this year and the
+    // out), the communes' phone numbers and Telegram chats, the themes of years not yet announced and the holiday moves of this year and the
     // next (which depend on today's date).
     let configured = Setup::load(
         &repo_root().join("loa.toml"),
@@ -229,6 +229,7 @@ fn nobody_gets_two_campaign_messages_on_one_day() {
         .filter(|w| {
             !w.contains("no line for adults")
                 && !w.contains("no contact_phone")
+                && !w.contains("no contact point on Telegram")
                 && !w.contains("has no theme for")
                 && !w.contains("moved from")
         })

@@ -35,11 +35,28 @@ async fn every_route_refuses_callers_without_credentials_or_with_the_wrong_role(
         (Role::Admin, c.token("quan-tri", Role::Admin, None).await),
     ];
 
+    // A resident's text for the inbox's routes (an unknown number: the district's).
+    let (inbox_id, _) = loa::inbound::inbox::record(
+        &c.app.db,
+        ChannelKind::Sms,
+        "+84987000999",
+        "cho tôi hỏi",
+        false,
+        c.app.clock_now(),
+    )
+    .await
+    .unwrap();
+    let inbox_id = inbox_id.to_string();
+
     // The API: every operation of the OpenAPI document, with the roles it names.
     let doc: Value = serde_json::from_str(loa::web::api::OPENAPI).unwrap();
     let mut walked = 0;
     for (path, ops) in doc["paths"].as_object().unwrap() {
-        let path = path.replace("{id}", &id);
+        let path = if path.starts_with("/api/inbox/") {
+            path.replace("{id}", &inbox_id)
+        } else {
+            path.replace("{id}", &id)
+        };
         for (method, op) in ops.as_object().unwrap() {
             let method = method.to_uppercase();
             let body = (method != "GET").then(|| content("Một tin", &[]));
@@ -97,6 +114,10 @@ async fn every_route_refuses_callers_without_credentials_or_with_the_wrong_role(
         ("GET", "/activities"),
         ("POST", "/activities"),
         ("GET", "/audit"),
+        ("GET", "/inbox"),
+        ("GET", &format!("/inbox/{inbox_id}")),
+        ("POST", &format!("/inbox/{inbox_id}/answer")),
+        ("POST", &format!("/inbox/{inbox_id}/state")),
         ("GET", "/account/password"),
         ("POST", "/logout"),
     ];

@@ -125,6 +125,38 @@ pub(super) fn warnings(
             ),
         ));
     }
+    let no_chat: Vec<&str> = config
+        .areas
+        .leaves()
+        .filter(|a| config.areas.telegram_chat(&a.code).is_none())
+        .map(|a| a.code.as_str())
+        .collect();
+    if !no_chat.is_empty() {
+        let admins = config.telegram.as_ref().map_or(0, |t| t.admins.len());
+        let whom = if admins == 0 {
+            "to no one (no telegram.admins either)".to_string()
+        } else {
+            format!("to the {admins} admin(s) only")
+        };
+        let which = if no_chat.len() == config.areas.leaves().count() {
+            "no commune has".to_string()
+        } else {
+            format!("{} commune(s) have", no_chat.len())
+        };
+        let list = if which.starts_with("no ") {
+            String::new()
+        } else {
+            format!(": {}", no_chat.join(", "))
+        };
+        warnings.push(Problem::new(
+            &config.path,
+            None,
+            format!(
+                "warning: {which} no contact point on Telegram (telegram_chat, on the commune or \
+                 above it), so residents' urgent texts are forwarded {whom}{list}"
+            ),
+        ));
+    }
     let sends_sms = calendar.schedules().iter().any(|s| {
         s.channels
             .iter()

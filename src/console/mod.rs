@@ -101,6 +101,9 @@ pub enum Permission {
     ViewAudit,
     /// Import residents' lists (within the account's area).
     ImportContacts,
+    /// Residents' texts ("Tin nhắn đến"): read, answer, mark handled. Officials see counts
+    /// (`ViewFigures`), never a text.
+    ReadInbox,
 }
 
 impl Permission {
@@ -108,9 +111,10 @@ impl Permission {
         use Role::*;
         match self {
             Permission::ViewFigures => true,
-            Permission::ViewQueue | Permission::EditContent | Permission::EnterActivities => {
-                matches!(role, Staff | Approver | Admin)
-            }
+            Permission::ViewQueue
+            | Permission::EditContent
+            | Permission::EnterActivities
+            | Permission::ReadInbox => matches!(role, Staff | Approver | Admin),
             Permission::Approve => matches!(role, Approver | Admin),
             Permission::ExportDeliveries => matches!(role, Official | Admin),
             Permission::ViewAudit => role == Admin,
@@ -245,6 +249,8 @@ mod tests {
         assert!(!Permission::ExportDeliveries.allows(Role::Staff));
         assert!(!Permission::ImportContacts.allows(Role::Official));
         assert!(!Permission::ImportContacts.allows(Role::Approver));
+        assert!(!Permission::ReadInbox.allows(Role::Official));
+        assert!(Permission::ReadInbox.allows(Role::Staff));
         assert!(Role::ALL.iter().all(|r| Permission::ViewFigures.allows(*r)));
         assert_eq!(Role::parse(" approver"), Some(Role::Approver));
         assert_eq!(Role::parse("root"), None);

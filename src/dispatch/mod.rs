@@ -26,6 +26,7 @@
 mod cap;
 mod claim;
 mod limits;
+mod outbox;
 mod policy;
 mod record;
 mod share;
@@ -74,6 +75,8 @@ pub struct StepReport {
     pub postponed: usize,
     /// Given back unsent because the worker is stopping.
     pub released: usize,
+    /// Queued messages of the inbox sent (urgent forwards, hotlines, staff answers).
+    pub outbox: usize,
 }
 
 impl StepReport {
@@ -148,6 +151,8 @@ pub struct Dispatcher {
     stopping: AtomicBool,
     /// The queue of sends waiting for a rate-limit turn.
     turns: tokio::sync::Mutex<()>,
+    /// When this worker last deleted residents' texts past `inbox.keep_days`.
+    last_upkeep: std::sync::Mutex<Option<DateTime<Utc>>>,
 }
 
 impl Dispatcher {
@@ -170,6 +175,7 @@ impl Dispatcher {
             metrics: Arc::new(Metrics::default()),
             stopping: AtomicBool::new(false),
             turns: tokio::sync::Mutex::new(()),
+            last_upkeep: std::sync::Mutex::new(None),
         }
     }
 
@@ -214,9 +220,16 @@ impl Dispatcher {
         }
     }
 
-    /// One round: expire, claim a batch, send it, record every outcome.
+    /// One round: the inbox's upkeep and queued messages (urgent forwards first: they go even
+    /// in quiet hours), then expire, claim a batch, send it, record every outcome.
     pub async fn step(&self) -> anyhow::Result<StepReport> {
         self.heartbeat().await?;
+        self.inbox_upkeep().await?;
+        let outbox = if self.stopping.load(Ordering::SeqCst) {
+            0
+        } else {
+            self.send_outbox().await?
+        };
         let expired = claim::expire(&self.db, self.clock.now()).await?;
         if expired > 0 {
             self.metrics.count("all", "expired", expired as u64);
@@ -226,12 +239,14 @@ impl Dispatcher {
         if holding || self.stopping.load(Ordering::SeqCst) || self.is_quiet(now) {
             return Ok(StepReport {
                 expired,
+                outbox,
                 ..StepReport::default()
             });
         }
         let batch = self.claim().await?;
         let mut report = self.deliver(batch).await?;
         report.expired = expired;
+        report.outbox = outbox;
         Ok(report)
     }
 
@@ -336,7 +351,7 @@ impl Dispatcher {
                 .retry_later(&d, wait, RetryKind::Postpone, "daily cap reached")
                 .await;
         }
-        if let Some(wait) = self.wait_for_turn(&d).await {
+        if let Some(wait) = self.wait_for_turn(d.channel, &d.address).await {
             self.metrics.count(d.channel.as_str(), "postponed", 1);
             return self
                 .retry_later(&d, wait, RetryKind::Postpone, "rate limit")
@@ -510,10 +525,10 @@ impl Dispatcher {
 
     /// Waits for this message's turn under the rate limits, when the clock lets us wait;
     /// `Some(delay)` when the row should rather go back to the table for that long.
-    async fn wait_for_turn(&self, d: &ClaimedDelivery) -> Option<StdDuration> {
+    async fn wait_for_turn(&self, channel: ChannelKind, address: &str) -> Option<StdDuration> {
         let limits = &self.share.limits;
         // A chat that just got a message waits its second without holding up the others.
-        if let Permit::Wait(wait) = limits.check_chat(d.channel, &d.address) {
+        if let Permit::Wait(wait) = limits.check_chat(channel, address) {
             return Some(wait.max(StdDuration::from_secs(1)));
         }
         // Senders queue for their turn one at a time: without the queue, waiters woken
@@ -526,7 +541,7 @@ impl Dispatcher {
         }
         let started = self.clock.now();
         loop {
-            match limits.check_overall(d.channel) {
+            match limits.check_overall(channel) {
                 Permit::Now => return None,
                 Permit::Wait(wait) => {
                     let waited = (self.clock.now() - started).to_std().unwrap_or_default();

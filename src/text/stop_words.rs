@@ -69,6 +69,44 @@ pub fn is_start_phrase(text: &str) -> bool {
     starts_with_one_of(text, &START)
 }
 
+/// The words after a start word, as typed (NFC, trimmed): "DK Đoan Bái" → "Đoan Bái",
+/// "dang ky xa doan bai" → "xa doan bai"; `None` when the text does not start with one.
+pub fn after_start_phrase(text: &str) -> Option<String> {
+    if !is_start_phrase(text) {
+        return None;
+    }
+    let nfc: String = text.nfc().collect();
+    let has_marks = unaccent(&nfc) != nfc;
+    let first = words(&nfc);
+    let two = first.join(" ");
+    let two = if has_marks { two } else { unaccent(&two) };
+    let two_words = first.len() == 2
+        && START
+            .iter()
+            .any(|(marked, plain)| two == if has_marks { *marked } else { *plain });
+    let skip = if two_words { 2 } else { 1 };
+    // Past the start word(s): the end of the `skip`-th run of letters and digits.
+    let mut runs = 0;
+    let mut in_word = false;
+    let mut end = nfc.len();
+    for (i, c) in nfc.char_indices() {
+        let letter = c.is_alphanumeric();
+        if in_word && !letter {
+            runs += 1;
+            if runs == skip {
+                end = i;
+                break;
+            }
+        }
+        in_word = letter;
+    }
+    Some(
+        nfc[end..]
+            .trim_matches(|c: char| !c.is_alphanumeric())
+            .to_string(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +176,26 @@ mod tests {
         for text in ["Đang làm gì", "Dang", "Dũng"] {
             assert!(!is_start_phrase(text), "{text:?}");
         }
+    }
+
+    #[test]
+    fn the_words_after_a_start_word() {
+        for (text, rest) in [
+            ("DK Đoan Bái", "Đoan Bái"),
+            ("dk", ""),
+            ("DK.", ""),
+            ("ĐĂNG KÝ xã Đoan Bái.", "xã Đoan Bái"),
+            ("dang ky xa doan bai", "xa doan bai"),
+            ("Đăng ký", ""),
+            ("DK, Hòa Sơn", "Hòa Sơn"),
+        ] {
+            assert_eq!(after_start_phrase(text).as_deref(), Some(rest), "{text:?}");
+            assert_eq!(
+                after_start_phrase(&nfd(text)).as_deref(),
+                Some(rest),
+                "NFD {text:?}"
+            );
+        }
+        assert_eq!(after_start_phrase("cho tôi đăng ký"), None);
     }
 }

@@ -20,6 +20,7 @@ use crate::console::activities::{self, ActivityInput};
 use crate::console::content::{ContentInput, Transition};
 use crate::console::dashboard::DashboardQuery;
 use crate::console::{ConsoleError, Permission, audit};
+use crate::inbound::inbox;
 
 pub const OPENAPI: &str = include_str!("openapi.json");
 
@@ -108,6 +109,11 @@ pub(super) fn routes() -> Router<WebState> {
         .route("/api/preview", post(preview))
         .route("/api/activities", get(list_activities).post(add_activity))
         .route("/api/audit", get(audit_log))
+        .route("/api/inbox", get(list_inbox))
+        .route("/api/inbox/counts", get(inbox_counts))
+        .route("/api/inbox/{id}", get(open_inbox_item))
+        .route("/api/inbox/{id}/answer", post(answer_inbox_item))
+        .route("/api/inbox/{id}/state", post(set_inbox_state))
 }
 
 async fn openapi() -> impl IntoResponse {
@@ -285,4 +291,110 @@ async fn audit_log(
     .await
     .map_err(ConsoleError::from)?;
     Ok(Json(entries))
+}
+
+#[derive(Deserialize)]
+struct InboxQuery {
+    limit: Option<i64>,
+}
+
+/// Residents' texts of the caller's area, urgent first, then new, then the latest.
+async fn list_inbox(
+    State(state): State<WebState>,
+    ApiAuth(auth): ApiAuth,
+    uri: axum::http::Uri,
+) -> ApiResult<Vec<inbox::Item>> {
+    auth.actor.require(Permission::ReadInbox)?;
+    let q: InboxQuery = query(uri.query())?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(Json(
+        inbox::list(&state.db, &state.config, &auth.actor, limit).await?,
+    ))
+}
+
+async fn inbox_counts(
+    State(state): State<WebState>,
+    ApiAuth(auth): ApiAuth,
+) -> ApiResult<inbox::Counts> {
+    Ok(Json(
+        inbox::counts(&state.db, &state.config, &auth.actor).await?,
+    ))
+}
+
+/// One text with its sender's full number; a new one becomes read.
+async fn open_inbox_item(
+    State(state): State<WebState>,
+    ApiAuth(auth): ApiAuth,
+    Path(id): Path<String>,
+) -> ApiResult<inbox::Item> {
+    Ok(Json(
+        inbox::open(
+            &state.db,
+            &state.config,
+            &auth.actor,
+            content_id(&id)?,
+            state.clock.now(),
+        )
+        .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswerInput {
+    text: String,
+}
+
+async fn answer_inbox_item(
+    State(state): State<WebState>,
+    ApiAuth(auth): ApiAuth,
+    Path(id): Path<String>,
+    Body(bytes): Body,
+) -> ApiResult<inbox::Item> {
+    auth.actor.require(Permission::ReadInbox)?;
+    let input: AnswerInput = body(&bytes)?;
+    Ok(Json(
+        inbox::answer(
+            &state.db,
+            &state.config,
+            &auth.actor,
+            content_id(&id)?,
+            &input.text,
+            state.clock.now(),
+        )
+        .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateInput {
+    state: String,
+}
+
+async fn set_inbox_state(
+    State(state): State<WebState>,
+    ApiAuth(auth): ApiAuth,
+    Path(id): Path<String>,
+    Body(bytes): Body,
+) -> ApiResult<inbox::Item> {
+    auth.actor.require(Permission::ReadInbox)?;
+    let input: StateInput = body(&bytes)?;
+    let wanted = inbox::State::parse(&input.state).ok_or_else(|| {
+        ConsoleError::invalid(
+            "state",
+            "one of new, read, forwarded (answered comes with an answer)",
+        )
+    })?;
+    Ok(Json(
+        inbox::set_state(
+            &state.db,
+            &state.config,
+            &auth.actor,
+            content_id(&id)?,
+            wanted,
+            state.clock.now(),
+        )
+        .await?,
+    ))
 }

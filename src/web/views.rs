@@ -32,6 +32,8 @@ static VIEWS: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
         ("activities", include_str!("views/activities.hbs")),
         ("audit", include_str!("views/audit.hbs")),
         ("import", include_str!("views/import.hbs")),
+        ("inbox", include_str!("views/inbox.hbs")),
+        ("inbox_item", include_str!("views/inbox_item.hbs")),
     ] {
         hb.register_template_string(name, source)
             .unwrap_or_else(|e| panic!("views/{name}.hbs: {e}"));

@@ -5,7 +5,8 @@
 //!
 //! One file per page: [`sign_in`] (sign-in, sign-out, password), [`dashboard`](mod@dashboard)
 //! (and the printable report), [`calendar`](mod@calendar), [`content`] (the queue and a
-//! content's page), [`activities`], [`audit`], [`exports`] (CSV), [`imports`] (residents' lists); [`common`] holds what they
+//! content's page), [`activities`], [`audit`], [`inbox`] (residents' texts), [`exports`] (CSV),
+//! [`imports`] (residents' lists); [`common`] holds what they
 //! share, the `PageAuth` extractor first. This file only puts their routes together.
 
 mod activities;
@@ -16,6 +17,7 @@ mod content;
 mod dashboard;
 mod exports;
 mod imports;
+mod inbox;
 mod sign_in;
 
 use axum::Router;
@@ -28,6 +30,7 @@ use calendar::calendar;
 use content::{content_action, create_content, new_content, queue, show_content, update_content};
 use dashboard::{dashboard, report};
 use exports::{export_deliveries, export_reach};
+use inbox::{answer_item, inbox_page, set_item_state, show_item};
 use sign_in::{change_password, login, login_form, logout, password_form};
 
 use crate::web::state::WebState;
@@ -50,6 +53,10 @@ pub(super) fn routes() -> Router<WebState> {
         .route("/queue/{id}/{action}", post(content_action))
         .route("/activities", get(activities_page).post(add_activity))
         .route("/audit", get(audit_page))
+        .route("/inbox", get(inbox_page))
+        .route("/inbox/{id}", get(show_item))
+        .route("/inbox/{id}/answer", post(answer_item))
+        .route("/inbox/{id}/state", post(set_item_state))
 }
 
 /// The exports and the import of lists: long answers and large uploads, given more time and
