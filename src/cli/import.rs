@@ -85,6 +85,7 @@ pub async fn contacts(config: &Path, env: &Env, args: ContactsArgs) -> Result<()
     db.close().await;
     let report = report.map_err(|e| match e {
         ImportError::Database(e) => CliError::Other(e.into()),
+        ImportError::Crashed(e) => CliError::Other(anyhow::anyhow!(e)),
         other => CliError::Input(other.to_string()),
     })?;
     print(&args.file, &report, &setup.config.areas);

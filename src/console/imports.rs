@@ -12,7 +12,7 @@ use sqlx::Row;
 
 use super::{Actor, Console, ConsoleError, Permission, audit};
 use crate::audience::import::{ImportError, ImportOptions, ImportReport, import_bytes};
-use crate::store::to_epoch;
+use crate::store::{Db, to_epoch};
 
 /// How long an uploaded list waits for its confirmation (and its rejected rows stay
 /// downloadable).
@@ -46,25 +46,28 @@ impl Console {
         actor.require(Permission::ImportContacts)?;
         let file_name = clean_file_name(file_name);
         let sheet = sheet.map(str::trim).filter(|s| !s.is_empty());
-        let report = self.run(actor, &file_name, sheet, &bytes, true).await?;
+        let report = self
+            .run(actor, &file_name, sheet, bytes.clone(), true)
+            .await?;
         let now = self.clock.now();
+        purge_expired(&self.db, now).await.map_err(internal)?;
         let token = super::accounts::random_token();
         let mut tx = self.db.pool.begin().await.map_err(internal)?;
-        sqlx::query("DELETE FROM pending_imports WHERE account = $1 OR created_at < $2")
+        sqlx::query("DELETE FROM pending_imports WHERE account = $1")
             .bind(&actor.id)
-            .bind(to_epoch(now - PENDING_FOR))
             .execute(&mut *tx)
             .await
             .map_err(internal)?;
         sqlx::query(
-            "INSERT INTO pending_imports (token, account, file_name, sheet, bytes, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO pending_imports (token, account, file_name, sheet, bytes, rejected, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&token)
         .bind(&actor.id)
         .bind(&file_name)
         .bind(sheet)
         .bind(bytes)
+        .bind(report.rejected_csv.clone())
         .bind(to_epoch(now))
         .execute(&mut *tx)
         .await
@@ -104,15 +107,35 @@ impl Console {
             ));
         }
         let pending = self.pending(actor, token, now).await?;
-        let report = self
+        let report = match self
             .run(
                 actor,
                 &pending.file_name,
                 pending.sheet.as_deref(),
-                &pending.bytes,
+                pending.bytes,
                 false,
             )
-            .await?;
+            .await
+        {
+            Ok(report) => report,
+            Err(e) => {
+                // Not imported (or only some batches, which a second confirmation completes
+                // as updates): the clerk may confirm again.
+                sqlx::query("UPDATE pending_imports SET confirmed_at = NULL WHERE token = $1")
+                    .bind(token)
+                    .execute(&self.db.pool)
+                    .await
+                    .map_err(internal)?;
+                return Err(e);
+            }
+        };
+        // The rows refused as imported (a number another area took in between, say).
+        sqlx::query("UPDATE pending_imports SET rejected = $1 WHERE token = $2")
+            .bind(report.rejected_csv.clone())
+            .bind(token)
+            .execute(&self.db.pool)
+            .await
+            .map_err(internal)?;
         let detail = format!(
             "{}: {} added, {} updated, {} rejected",
             pending.file_name,
@@ -145,22 +168,23 @@ impl Console {
         token: &str,
     ) -> Result<Option<(String, Vec<u8>)>, ConsoleError> {
         actor.require(Permission::ImportContacts)?;
-        let pending = self.pending(actor, token, self.clock.now()).await?;
-        // After the import, rows are checked as they were then: a second dry run would call
-        // every imported row an update, but refuses the same rows for the same reasons.
-        let report = self
-            .run(
-                actor,
-                &pending.file_name,
-                pending.sheet.as_deref(),
-                &pending.bytes,
-                true,
-            )
-            .await?;
-        let name = crate::audience::import::rejected_path(std::path::Path::new(&pending.file_name))
+        let row = sqlx::query(
+            "SELECT file_name, rejected FROM pending_imports
+             WHERE token = $1 AND account = $2 AND created_at >= $3",
+        )
+        .bind(token)
+        .bind(&actor.id)
+        .bind(to_epoch(self.clock.now() - PENDING_FOR))
+        .fetch_optional(&self.db.pool)
+        .await
+        .map_err(internal)?
+        .ok_or(ConsoleError::NotFound)?;
+        let file_name: String = row.try_get(0).map_err(internal)?;
+        let rejected: Option<Vec<u8>> = row.try_get(1).map_err(internal)?;
+        let name = crate::audience::import::rejected_path(std::path::Path::new(&file_name))
             .display()
             .to_string();
-        Ok(report.rejected_csv.map(|csv| (name, csv)))
+        Ok(rejected.map(|csv| (name, csv)))
     }
 
     async fn pending(
@@ -192,14 +216,16 @@ impl Console {
         actor: &Actor,
         file_name: &str,
         sheet: Option<&str>,
-        bytes: &[u8],
+        bytes: Vec<u8>,
         dry_run: bool,
     ) -> Result<ImportReport, ConsoleError> {
+        let areas = &self.config.areas;
         let options = ImportOptions {
             dry_run,
             sheet: sheet.map(str::to_string),
             encoding: None,
-            default_area: None,
+            // A commune's account: its own list needs no commune column.
+            default_area: actor.area.clone().filter(|a| areas.is_leaf(a)),
             scope: actor.area.clone().map(|a| vec![a]),
         };
         import_bytes(
@@ -214,12 +240,25 @@ impl Console {
         .await
         .map_err(|e| match e {
             ImportError::Database(e) => internal(e),
+            ImportError::Crashed(e) => ConsoleError::Internal(anyhow::anyhow!(e)),
             other => ConsoleError::Invalid {
                 field: "file".into(),
                 message: vietnamese(&other),
             },
         })
     }
+}
+
+/// Deletes uploads past [`PENDING_FOR`]: residents' lists are not kept longer than their
+/// preview needs. Called by each upload and by the dispatcher's hourly upkeep.
+pub async fn purge_expired(db: &Db, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    Ok(
+        sqlx::query("DELETE FROM pending_imports WHERE created_at < $1")
+            .bind(to_epoch(now - PENDING_FOR))
+            .execute(&db.pool)
+            .await?
+            .rows_affected(),
+    )
 }
 
 /// Why a file cannot be imported, as the clerk is told it (the technical detail after it).

@@ -105,7 +105,8 @@ impl Dispatcher {
         Ok(sent)
     }
 
-    /// Deletes residents' texts older than `inbox.keep_days`, at most once an hour per worker.
+    /// Deletes residents' texts older than `inbox.keep_days`, and lists uploaded for import more
+    /// than an hour ago, at most once an hour per worker.
     pub(super) async fn inbox_upkeep(&self) -> anyhow::Result<()> {
         let now = self.clock.now();
         {
@@ -120,6 +121,8 @@ impl Dispatcher {
         if deleted > 0 {
             tracing::info!(deleted, "residents' texts past inbox.keep_days deleted");
         }
+        // Lists uploaded in the console and never confirmed: kept an hour, no longer.
+        crate::console::imports::purge_expired(&self.db, now).await?;
         Ok(())
     }
 }

@@ -35,15 +35,16 @@ impl Field {
     fn headers(self) -> &'static [&'static str] {
         match self {
             Field::Name => &["ho va ten", "ho ten", "ten", "name", "full name"],
+            // Best first: a header further down the list gives way to one above it.
             Field::Phone => &[
                 "so dien thoai",
                 "sdt",
                 "so dt",
                 "dien thoai",
-                "dt",
                 "di dong",
                 "so di dong",
                 "phone",
+                "dt",
             ],
             Field::Area => &[
                 "xa",
@@ -136,24 +137,73 @@ pub fn find(rows: &[Vec<String>]) -> Option<Columns> {
 }
 
 fn read_header(header_index: usize, cells: &[String]) -> Columns {
-    let mut positions = [None; 7];
-    let mut unused = Vec::new();
+    // For each field, the column whose header comes first in its list: "SĐT" is a phone
+    // number wherever it is, "ĐT" only when nothing says so better (it can be "Dân tộc").
+    let mut best: [Option<(usize, usize)>; 7] = [None; 7];
     for (i, cell) in cells.iter().enumerate() {
         let folded = fold(cell);
-        let field = Field::ALL
-            .into_iter()
-            .find(|f| f.headers().contains(&folded.as_str()));
-        match field {
-            // The first column of a kind counts; a second ("Điện thoại" beside "SĐT") is named.
-            Some(f) if positions[f as usize].is_none() => positions[f as usize] = Some(i),
-            _ if !cell.trim().is_empty() => unused.push(cell.trim().to_string()),
-            _ => {}
+        for f in Field::ALL {
+            if let Some(rank) = f.headers().iter().position(|h| *h == folded)
+                && best[f as usize].is_none_or(|(r, _)| rank < r)
+            {
+                best[f as usize] = Some((rank, i));
+            }
         }
     }
+    let positions = best.map(|b| b.map(|(_, i)| i));
+    let unused = cells
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| !c.trim().is_empty() && !positions.contains(&Some(*i)))
+        .map(|(_, c)| c.trim().to_string())
+        .collect();
     Columns {
         header_index,
         positions,
         unused,
+    }
+}
+
+/// Tags a list may give at most per person, and the longest tag (as content audiences allow).
+pub const MAX_TAGS: usize = 20;
+pub const MAX_TAG_CHARS: usize = 50;
+
+/// A "Nhãn" cell's tags as content audiences name them: without diacritics, lower case, words
+/// joined by `-` ("Hội Phụ nữ" → `hoi-phu-nu`), separated by `;` or `,`. `thanh-nien` is left
+/// to the birth year when the row gives one. Returns the tags and what was left out.
+pub fn tags(cell: &str, has_birth_year: bool) -> (Vec<String>, Vec<String>) {
+    let mut out: Vec<String> = Vec::new();
+    let mut notes = Vec::new();
+    for typed in cell
+        .split([';', ','])
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        let tag = fold(typed).replace(' ', "-");
+        if tag.is_empty() || tag.chars().count() > MAX_TAG_CHARS {
+            notes.push(format!(
+                "tag {typed:?} left out (1–{MAX_TAG_CHARS} letters)"
+            ));
+        } else if tag == crate::audience::TAG_YOUTH && has_birth_year {
+            notes.push(format!(
+                "tag {typed:?} left out: {} follows from the birth year",
+                crate::audience::TAG_YOUTH
+            ));
+        } else if out.len() == MAX_TAGS {
+            notes.push(format!("tag {typed:?} left out: at most {MAX_TAGS} tags"));
+        } else if !out.contains(&tag) {
+            out.push(tag);
+        }
+    }
+    (out, notes)
+}
+
+/// The other gender tag, which a row's gender replaces.
+pub fn other_gender(tag: &str) -> Option<&'static str> {
+    match tag {
+        TAG_WOMEN => Some(TAG_MEN),
+        TAG_MEN => Some(TAG_WOMEN),
+        _ => None,
     }
 }
 
@@ -236,6 +286,20 @@ mod tests {
         assert_eq!(columns.of(Field::BirthYear), Some(5));
         assert_eq!(columns.of(Field::Tags), None);
         assert_eq!(columns.unused, ["STT", "Ghi chú"]);
+        // "ĐT" (it can be "Dân tộc") gives way to "SĐT" wherever that is.
+        let ethnic = find(&[row(&["Họ và tên", "ĐT", "SĐT", "Xã"])]).unwrap();
+        assert_eq!(ethnic.of(Field::Phone), Some(2));
+        assert_eq!(ethnic.unused, ["ĐT"]);
+        assert_eq!(
+            tags("Hội Phụ nữ; Đoàn viên, thanh niên,,", true),
+            (
+                vec!["hoi-phu-nu".to_string(), "doan-vien".to_string()],
+                vec![
+                    "tag \"thanh niên\" left out: thanh-nien follows from the birth year"
+                        .to_string()
+                ]
+            )
+        );
         let split = find(&[row(&["Họ và tên đệm", "Tên", "SĐT"])]).unwrap();
         assert_eq!(
             split.name(&row(&["Nguyễn Thị", "Lan", "0912345678"])),

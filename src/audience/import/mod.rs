@@ -29,7 +29,7 @@ use chrono::{DateTime, Datelike, Utc};
 use super::area_match::{AreaMatch, find_area};
 use super::phone::MobileNumber;
 use crate::config::AreaTree;
-use crate::export::{Cell, excel_csv, unguard};
+use crate::export::{Cell, excel_csv, guard, unguard};
 use crate::store::Db;
 use columns::{Columns, Field};
 pub use sheet::{Encoding, Format, SheetError};
@@ -60,6 +60,8 @@ pub enum ImportError {
         path: String,
         source: std::io::Error,
     },
+    #[error("reading the file stopped: {0}")]
+    Crashed(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -154,6 +156,8 @@ pub(crate) struct ValidRow {
     phone: MobileNumber,
     area: String,
     tags: Vec<String>,
+    /// The gender tag the row gives: an update takes the other one off.
+    gender: Option<&'static str>,
     birth_year: Option<i32>,
     converted: bool,
 }
@@ -190,7 +194,7 @@ pub async fn import_file(
         file: file.clone(),
         source,
     })?;
-    import_bytes(db, areas, &file, &bytes, options, now, progress).await
+    import_bytes(db, areas, &file, bytes, options, now, progress).await
 }
 
 /// Imports a file's bytes (`file` names it in messages).
@@ -198,18 +202,28 @@ pub async fn import_bytes(
     db: &Db,
     areas: &AreaTree,
     file: &str,
-    bytes: &[u8],
+    bytes: Vec<u8>,
     options: &ImportOptions,
     now: DateTime<Utc>,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<ImportReport, ImportError> {
+    // Reading and checking is work for a processor, seconds for a district's list: off the
+    // threads that answer requests, and at most two at a time.
+    let permit = CHECKING.acquire().await.expect("never closed");
+    let checked = {
+        let (areas, file, options) = (areas.clone(), file.to_string(), options.clone());
+        tokio::task::spawn_blocking(move || check(&areas, &file, &bytes, &options, now))
+            .await
+            .map_err(|e| ImportError::Crashed(e.to_string()))?
+    };
+    drop(permit);
     let Checked {
         table,
         header_index,
         valid,
         mut refused,
         mut report,
-    } = check(areas, file, bytes, options, now)?;
+    } = checked?;
     let scope = scope_codes(areas, options);
     let total = valid.len() as u64;
     let mut done = 0;
@@ -232,18 +246,13 @@ pub async fn import_bytes(
                     counts.updated += 1;
                     report.updated += 1;
                 }
-                write::Outcome::Outside(other) => {
+                write::Outcome::Outside => {
                     counts.rejected += 1;
-                    let name = areas
-                        .get(&other)
-                        .map_or(other.as_str(), |a| a.name.as_str());
+                    // Which area, and whether this exact number: not this account's to learn.
                     refused.push((
                         row.index,
                         row.area.clone(),
-                        format!(
-                            "phone: {} belongs to a person of {name}, outside the areas this account manages",
-                            row.phone
-                        ),
+                        "phone: this number is registered in another area; only that area's staff or an admin can change its person".into(),
                     ));
                     continue;
                 }
@@ -270,6 +279,9 @@ pub async fn import_bytes(
     report.rejected_csv = rejected_csv(&table, header_index, &refused);
     Ok(report)
 }
+
+/// Files being read and checked at once, in all of this process.
+static CHECKING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// Reads every row and checks it; nothing touches the database.
 fn check(
@@ -395,8 +407,10 @@ fn rejected_csv(
         return None;
     }
     let header = &table.rows[header_index].cells;
-    let mut head: Vec<&str> = header.iter().map(String::as_str).collect();
-    head.push(REASON_HEADER);
+    // The header came from the file too: guarded like every cell.
+    let mut head: Vec<String> = header.iter().map(|h| guard(h).into_owned()).collect();
+    head.push(REASON_HEADER.to_string());
+    let head: Vec<&str> = head.iter().map(String::as_str).collect();
     let rows = refused.iter().map(|(index, _, reason)| {
         let mut out: Vec<Cell<'_>> = table.rows[*index]
             .cells
@@ -409,6 +423,19 @@ fn rejected_csv(
     });
     // CSV written into memory cannot fail.
     excel_csv(&head, rows).ok()
+}
+
+/// The longest cell read: a name, a number, a commune fit many times over; a longer one is a
+/// pasted document, and its row is refused rather than matched against every area name.
+pub const MAX_CELL_CHARS: usize = 1000;
+
+/// A name as it is stored: line breaks, tabs and other control characters as spaces, runs of
+/// spaces as one (a quoted CSV cell can hold "Lan\nThị").
+fn clean_name(name: &str) -> String {
+    name.split(|c: char| c.is_control() || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The last column of the rejected rows' file: why each row was refused. An import of the
@@ -429,8 +456,17 @@ struct RowChecker<'a> {
 impl RowChecker<'_> {
     /// The row, and what was read differently; or its area code (if known) and why not.
     fn check(&mut self, cells: &[String]) -> Result<(ValidRow, Vec<String>), (String, String)> {
+        if let Some(long) = cells.iter().find(|c| c.chars().count() > MAX_CELL_CHARS) {
+            return Err((
+                NO_AREA.to_string(),
+                format!(
+                    "a cell holds {} characters; at most {MAX_CELL_CHARS} are read",
+                    long.chars().count()
+                ),
+            ));
+        }
         let get = |field| self.columns.get(cells, field);
-        let name = self.columns.name(cells);
+        let name = clean_name(&self.columns.name(cells));
         // The area first: every rejection is counted under its area when it has one.
         let area_cell = get(Field::Area);
         let area = if area_cell.is_empty() {
@@ -476,17 +512,6 @@ impl RowChecker<'_> {
                 "phone: {phone} appears earlier in the file"
             )));
         }
-        let mut tags: Vec<String> = get(Field::Tags)
-            .split([';', ','])
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_string)
-            .collect();
-        match columns::gender_tag(get(Field::Gender)) {
-            Ok(Some(tag)) => tags.push(tag.to_string()),
-            Ok(None) => {}
-            Err(note) => notes.push(note),
-        }
         let birth_year = match columns::birth_year(get(Field::BirthYear), self.this_year) {
             Ok(year) => year,
             Err(note) => {
@@ -494,6 +519,16 @@ impl RowChecker<'_> {
                 None
             }
         };
+        let (mut tags, tag_notes) = columns::tags(get(Field::Tags), birth_year.is_some());
+        notes.extend(tag_notes);
+        let gender = match columns::gender_tag(get(Field::Gender)) {
+            Ok(gender) => gender,
+            Err(note) => {
+                notes.push(note);
+                None
+            }
+        };
+        tags.extend(gender.map(str::to_string));
         Ok((
             ValidRow {
                 index: 0,
@@ -501,6 +536,7 @@ impl RowChecker<'_> {
                 phone,
                 area,
                 tags,
+                gender,
                 birth_year,
                 converted,
             },

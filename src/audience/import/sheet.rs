@@ -149,24 +149,71 @@ fn read_workbook(bytes: &[u8], sheet: Option<&str>) -> Result<Table, SheetError>
                 sheets: names.clone(),
             })?,
     };
-    let range = book
-        .worksheet_range(&name)
-        .map_err(|e| SheetError::Workbook(e.to_string()))?;
-    // Row numbers as the spreadsheet shows them: the range starts where its first cell is.
-    let first_row = range.start().map_or(0, |(row, _)| u64::from(row));
-    let rows = range
-        .rows()
-        .enumerate()
-        .map(|(i, cells)| Row {
-            line: first_row + i as u64 + 1,
-            cells: cells.iter().map(cell_text).collect(),
-        })
-        .filter(|row| row.cells.iter().any(|c| !c.is_empty()))
-        .collect();
+    let rows = match &mut book {
+        calamine::Sheets::Xlsx(xlsx) => xlsx_rows(xlsx, &name)?,
+        other => {
+            let range = other
+                .worksheet_range(&name)
+                .map_err(|e| SheetError::Workbook(e.to_string()))?;
+            // Row numbers as the spreadsheet shows them: the range starts at its first cell.
+            let first_row = range.start().map_or(0, |(row, _)| u64::from(row));
+            range
+                .rows()
+                .enumerate()
+                .map(|(i, cells)| Row {
+                    line: first_row + i as u64 + 1,
+                    cells: cells.iter().take(MAX_COLUMNS).map(cell_text).collect(),
+                })
+                .filter(|row| row.cells.iter().any(|c| !c.is_empty()))
+                .collect()
+        }
+    };
     Ok(Table {
         format: Format::Workbook { sheet: name },
         rows,
     })
+}
+
+/// Columns read from a workbook: a list has a handful; cells further right are left alone.
+pub const MAX_COLUMNS: usize = 256;
+
+/// An `.xlsx` sheet's rows from the cells it holds, one by one. A rectangle from the first
+/// to the last cell (what `worksheet_range` builds) would let one far cell (XFD1048576) in a
+/// 5 KB file ask for hundreds of gigabytes; here only cells with a value take room.
+fn xlsx_rows<RS: std::io::Read + std::io::Seek>(
+    xlsx: &mut calamine::Xlsx<RS>,
+    name: &str,
+) -> Result<Vec<Row>, SheetError> {
+    let mut reader = xlsx
+        .worksheet_cells_reader(name)
+        .map_err(|e| SheetError::Workbook(e.to_string()))?;
+    let mut rows: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
+    while let Some(cell) = reader
+        .next_cell()
+        .map_err(|e| SheetError::Workbook(e.to_string()))?
+    {
+        let (row, column) = cell.get_position();
+        let column = column as usize;
+        if column >= MAX_COLUMNS {
+            continue;
+        }
+        let text = cell_text(&Data::from(cell.get_value().clone()));
+        if text.is_empty() {
+            continue;
+        }
+        let cells = rows.entry(row).or_default();
+        if cells.len() <= column {
+            cells.resize(column + 1, String::new());
+        }
+        cells[column] = text;
+    }
+    Ok(rows
+        .into_iter()
+        .map(|(row, cells)| Row {
+            line: u64::from(row) + 1,
+            cells,
+        })
+        .collect())
 }
 
 /// A sheet's name as a clerk types it on the command line: case and spacing aside.
@@ -208,13 +255,16 @@ fn read_csv(bytes: &[u8], encoding: Option<Encoding>) -> Result<Table, SheetErro
         .flexible(true)
         .delimiter(separator as u8)
         .from_reader(text.as_bytes());
+    // Lines counted from the record's byte offset: the reader's own count is off after "\r\n"
+    // (Excel's line ends) and blank lines.
+    let mut lines = LineCounter::new(&text);
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| SheetError::Csv {
-            line: e.position().map_or(0, |p| p.line()),
+            line: e.position().map_or(0, |p| lines.at(p.byte())),
             detail: e.to_string(),
         })?;
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(0, |p| lines.at(p.byte()));
         let cells: Vec<String> = record.iter().map(|c| c.trim().to_string()).collect();
         if cells.iter().any(|c| !c.is_empty()) {
             rows.push(Row { line, cells });
@@ -227,6 +277,44 @@ fn read_csv(bytes: &[u8], encoding: Option<Encoding>) -> Result<Table, SheetErro
         },
         rows,
     })
+}
+
+/// The line of a byte offset, for offsets that only grow.
+struct LineCounter<'t> {
+    text: &'t [u8],
+    offset: usize,
+    line: u64,
+}
+
+impl<'t> LineCounter<'t> {
+    fn new(text: &'t str) -> Self {
+        LineCounter {
+            text: text.as_bytes(),
+            offset: 0,
+            line: 1,
+        }
+    }
+
+    /// The line of the record the reader says starts at `byte` (it may point at the line end
+    /// before it, or at blank lines: those are skipped).
+    fn at(&mut self, byte: u64) -> u64 {
+        let mut byte = (byte as usize).min(self.text.len());
+        while self
+            .text
+            .get(byte)
+            .is_some_and(|b| matches!(b, b'\r' | b'\n'))
+        {
+            byte += 1;
+        }
+        if byte >= self.offset {
+            self.line += self.text[self.offset..byte]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count() as u64;
+            self.offset = byte;
+        }
+        self.line
+    }
 }
 
 /// The text of a CSV file, and the encoding it was read in.
@@ -458,6 +546,16 @@ mod tests {
         let at = bomb.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
         bomb[at + 24..at + 28].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(read(&bomb, None, None), Err(SheetError::TooLarge));
+    }
+
+    #[test]
+    fn lines_as_an_editor_numbers_them() {
+        let table = read(b"Ho ten,SDT,Xa\r\nBinh,123,a\r\nHoa,124,a\r\n", None, None).unwrap();
+        let lines: Vec<u64> = table.rows.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [1, 2, 3]);
+        let table = read(b"T\n\nHo ten,SDT,Xa\n\nBinh,123,a\nHoa,124,a\n", None, None).unwrap();
+        let lines: Vec<u64> = table.rows.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [1, 3, 5, 6]);
     }
 
     #[test]

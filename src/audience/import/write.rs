@@ -22,6 +22,7 @@ pub const BATCH: usize = 500;
 pub struct Known {
     pub person_id: i64,
     pub area_code: String,
+    pub name: String,
 }
 
 /// The persons whose SMS contact is one of `numbers`.
@@ -36,7 +37,7 @@ where
         return Ok(HashMap::new());
     }
     let mut sql = Sql::new(
-        "SELECT c.address, c.person_id, p.area_code FROM contacts c JOIN persons p ON p.id = c.person_id
+        "SELECT c.address, c.person_id, p.area_code, p.name FROM contacts c JOIN persons p ON p.id = c.person_id
          WHERE c.channel = 'sms' AND c.address IN (",
     );
     sql.list(numbers.iter().copied()).push(")");
@@ -47,6 +48,7 @@ where
             Known {
                 person_id: row.try_get(1)?,
                 area_code: row.try_get(2)?,
+                name: row.try_get(3)?,
             },
         );
     }
@@ -60,9 +62,9 @@ pub enum Outcome {
     Add,
     /// The number's person, updated.
     Update(i64),
-    /// The number's person lives in this area, outside the importing account's scope: not
-    /// theirs to rename or move.
-    Outside(String),
+    /// The number's person lives outside the importing account's scope: not theirs to rename
+    /// or move.
+    Outside,
 }
 
 /// What each row does, given the persons already known by their numbers.
@@ -74,9 +76,7 @@ pub fn outcomes(
     rows.iter()
         .map(|row| match known.get(row.phone.as_str()) {
             None => Outcome::Add,
-            Some(k) if scope.is_some_and(|s| !s.contains(&k.area_code)) => {
-                Outcome::Outside(k.area_code.clone())
-            }
+            Some(k) if scope.is_some_and(|s| !s.contains(&k.area_code)) => Outcome::Outside,
             Some(k) => Outcome::Update(k.person_id),
         })
         .collect()
@@ -92,7 +92,8 @@ pub async fn write_batch(
 ) -> Result<Vec<Outcome>, sqlx::Error> {
     let mut tx = db.pool.begin().await?;
     let numbers: Vec<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
-    let outcomes = outcomes(rows, &known(&mut *tx, &numbers).await?, scope);
+    let known = known(&mut *tx, &numbers).await?;
+    let outcomes = outcomes(rows, &known, scope);
     let now = to_epoch(now);
     let mut person_of: Vec<Option<i64>> = outcomes
         .iter()
@@ -101,15 +102,37 @@ pub async fn write_batch(
             _ => None,
         })
         .collect();
-    let updates: Vec<(i64, &ValidRow)> = rows
+    let updates: Vec<(i64, &str, &ValidRow)> = rows
         .iter()
         .zip(&outcomes)
         .filter_map(|(row, o)| match o {
-            Outcome::Update(id) => Some((*id, row)),
+            Outcome::Update(id) => {
+                let stored = known
+                    .get(row.phone.as_str())
+                    .map_or("", |k| k.name.as_str());
+                Some((*id, kept_name(stored, &row.name), row))
+            }
             _ => None,
         })
         .collect();
     update_persons(&mut tx, &updates).await?;
+    // A gender given replaces the other one ("Nam" corrected to "Nữ").
+    let regendered: Vec<(i64, &str)> = updates
+        .iter()
+        .filter_map(|(id, _, row)| {
+            row.gender
+                .and_then(super::columns::other_gender)
+                .map(|g| (*id, g))
+        })
+        .collect();
+    for chunk in regendered.chunks(BATCH) {
+        let mut sql = Sql::new("DELETE FROM person_tags WHERE (person_id, tag) IN (VALUES ");
+        sql.tuples(chunk, |t, (id, tag)| {
+            t.bind(*id).bind(*tag);
+        })
+        .push(")");
+        sql.query()?.execute(&mut *tx).await?;
+    }
     let adding: Vec<usize> = (0..rows.len())
         .filter(|&i| outcomes[i] == Outcome::Add)
         .collect();
@@ -146,22 +169,32 @@ pub async fn write_batch(
     Ok(outcomes)
 }
 
-/// Known persons renamed, moved to the row's area, given the row's birth year (a row without
-/// one leaves the one known): one statement.
+/// The name an update stores: the list's, unless it is the end of the name already known (a
+/// list with only a "Tên" column must not turn "Nguyễn Thị Lan" into "Lan").
+fn kept_name<'a>(stored: &'a str, typed: &'a str) -> &'a str {
+    if stored.len() > typed.len() && stored.ends_with(&format!(" {typed}")) {
+        stored
+    } else {
+        typed
+    }
+}
+
+/// Known persons renamed (a name the list gives is one they gave), moved to the row's area,
+/// given the row's birth year (a row without one leaves the one known): one statement.
 async fn update_persons(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    rows: &[(i64, &ValidRow)],
+    rows: &[(i64, &str, &ValidRow)],
 ) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
     }
     // VALUES columns are `column1`… on both databases (SQLite names no others).
     let mut sql = Sql::new(
-        "UPDATE persons SET name = v.column2, area_code = v.column3, birth_year = COALESCE(CAST(v.column4 AS INTEGER), persons.birth_year) FROM (VALUES ",
+        "UPDATE persons SET name = v.column2, name_given = 1, area_code = v.column3, birth_year = COALESCE(CAST(v.column4 AS INTEGER), persons.birth_year) FROM (VALUES ",
     );
-    sql.tuples(rows, |t, (id, row)| {
+    sql.tuples(rows, |t, (id, name, row)| {
         t.bind(*id)
-            .bind(row.name.as_str())
+            .bind(*name)
             .bind(row.area.as_str())
             .bind(row.birth_year);
     })

@@ -17,6 +17,9 @@ use crate::web::error::PageError;
 use crate::web::state::WebState;
 use crate::web::views::{number_vi, page};
 
+/// Refused rows listed on the page; the rest are in the CSV file.
+const SHOWN_REJECTIONS: usize = 200;
+
 fn import_page(
     state: &WebState,
     auth: &Auth,
@@ -87,13 +90,15 @@ fn run_view(state: &WebState, run: &ImportRun, done: bool) -> Value {
         "preview": r.preview.iter().map(|p| json!({
             "line": p.line,
             "name": p.name,
-            "phone": p.phone,
+            // Masked as numbers are wherever people read them; the clerk's file has them.
+            "phone": crate::channels::mask_address(&p.phone),
             "area": area_name(&p.area),
             "tags": p.tags.join(", "),
             "birth_year": p.birth_year,
         })).collect::<Vec<_>>(),
         "adjusted": r.adjusted.iter().map(|a| json!({"line": a.line, "reason": a.reason})).collect::<Vec<_>>(),
-        "rejected": r.rejected.iter().map(|a| json!({"line": a.line, "reason": a.reason})).collect::<Vec<_>>(),
+        "rejected": r.rejected.iter().take(SHOWN_REJECTIONS).map(|a| json!({"line": a.line, "reason": a.reason})).collect::<Vec<_>>(),
+        "more_rejected": r.rejected.len().checked_sub(SHOWN_REJECTIONS).filter(|n| *n > 0).map(|n| number_vi(n as u64)),
     })
 }
 
