@@ -564,6 +564,20 @@ async fn stop(bot: &Bot, state: &State, chat: ChatId) -> anyhow::Result<()> {
     }
 }
 
+/// The emergency lines as one says them: "113 (công an) hoặc 115 (cấp cứu)".
+fn emergency_numbers(config: &Config) -> String {
+    let lines: Vec<String> = config
+        .support
+        .lines(crate::config::Serves::Emergency)
+        .map(|h| format!("<b>{}</b> ({})", esc(&h.number), esc(&h.label)))
+        .collect();
+    if lines.is_empty() {
+        "<b>113</b> (công an) hoặc <b>115</b> (cấp cứu)".into()
+    } else {
+        lines.join(" hoặc ")
+    }
+}
+
 fn support_text(config: &Config, area: Option<&str>) -> String {
     use crate::config::Serves;
     let mut text = String::from("<b>Cần giúp đỡ khi bị bạo lực?</b>\n\n");
@@ -579,7 +593,8 @@ fn support_text(config: &Config, area: Option<&str>) -> String {
     if let Some(point) = point {
         text.push_str(&format!("• Tại địa phương: {}\n", esc(point)));
     }
-    for serves in [Serves::Adults, Serves::Children, Serves::Emergency] {
+    // Emergency lines first: this list also follows a call for help.
+    for serves in [Serves::Emergency, Serves::Adults, Serves::Children] {
         for h in config.support.lines(serves) {
             let cost = if h.free {
                 "miễn phí"
@@ -780,7 +795,8 @@ async fn register_organisation(
 /// with; a stop word first ("Dừng nhận tin", "huỷ", "TC"; see `text::stop_words`) stops; a
 /// subscribe word points to /start; anything else goes to the inbox and gets the help.
 async fn on_text(bot: Bot, msg: Message, state: State) -> anyhow::Result<()> {
-    let Some(text) = msg.text() else {
+    // A photo's caption is read like a text ("cứu em" under a picture).
+    let Some(text) = msg.text().or(msg.caption()) else {
         return Ok(());
     };
     if !msg.chat.is_private() {
@@ -791,7 +807,7 @@ async fn on_text(bot: Bot, msg: Message, state: State) -> anyhow::Result<()> {
     let config = &state.config;
     if crate::inbound::urgent::is_urgent(text) {
         let address = chat.0.to_string();
-        alerts::raise(
+        let raised = alerts::raise(
             &state.db,
             config,
             ChannelKind::Telegram,
@@ -800,12 +816,20 @@ async fn on_text(bot: Bot, msg: Message, state: State) -> anyhow::Result<()> {
             now,
         )
         .await?;
+
         let first =
             alerts::first_hotlines_today(&state.db, config, ChannelKind::Telegram, &address, now)
                 .await?;
-        let mut answer = String::from(
-            "Tin nhắn của ông/bà đã được chuyển ngay tới cán bộ phụ trách để liên hệ, hỗ trợ.",
+        // What to do now comes first, every time; then only what is true of the forward.
+        let mut answer = format!(
+            "Nếu ông/bà đang gặp nguy hiểm, xin gọi ngay {}.\n",
+            emergency_numbers(config)
         );
+        answer.push_str(if raised.alerts > 0 {
+            "Tin nhắn của ông/bà đã được chuyển tới cán bộ phụ trách."
+        } else {
+            "Tin nhắn của ông/bà đã được ghi nhận."
+        });
         if first {
             let area = person_of_chat(&state.db, chat).await?.map(|p| p.area);
             answer.push_str("\n\n");
@@ -829,8 +853,8 @@ async fn on_text(bot: Bot, msg: Message, state: State) -> anyhow::Result<()> {
     )
     .await?;
     let answer = format!(
-        "Cảm ơn ông/bà. Tin nhắn đã được chuyển tới cán bộ phụ trách; cán bộ sẽ trả lời tại đây \
-         khi cần.\n\n{}",
+        "Cảm ơn ông/bà đã nhắn tin. Tin nhắn đã được chuyển tới cán bộ phụ trách; nếu cần trao \
+         đổi thêm, cán bộ sẽ trả lời ông/bà tại đây.\n\n{}",
         help_text()
     );
     reply(&bot, chat, answer).await

@@ -1206,7 +1206,8 @@ async fn import_takes_off_the_mark_exports_put_on_text_that_looks_like_a_formula
             "=Nguyễn".to_string(),
             "bac-ly".to_string(),
             "+84912345678".to_string(),
-            "+thanh-nien".to_string()
+            // Tags are stored as audiences name them: letters, digits and '-'.
+            "thanh-nien".to_string()
         )
     );
     db.close().await;

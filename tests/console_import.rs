@@ -80,9 +80,9 @@ async fn a_communes_clerk_previews_then_imports_their_list_once() {
         "Chưa có gì được lưu",
         "Sẽ thêm mới <strong>3</strong> người",
         "<strong>4</strong> dòng không nhập được",
-        "area: Xã Bắc Lý is outside the areas this account manages",
-        "area: Thị trấn Thắng is outside the areas this account manages",
-        "phone: &quot;02043871234&quot; is a landline",
+        "Xã Bắc Lý không thuộc địa bàn tài khoản này quản lý",
+        "Thị trấn Thắng không thuộc địa bàn tài khoản này quản lý",
+        "Số điện thoại &quot;02043871234&quot; là số máy bàn; tin nhắn SMS cần số di động",
         // The first rows as they will be stored, numbers masked.
         "<td>Nguyễn Thị Lan</td><td>+849******78</td><td>Xã Đoan Bái</td><td>phu-nu</td><td class=\"num\">1998</td>",
         "Xác nhận nhập 3 người",
@@ -167,7 +167,7 @@ async fn an_area_limited_account_imports_only_into_its_own_commune() {
     let (status, page) = upload(&c, &hostile, &hostile.csrf, "ds.csv", list.as_bytes()).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(
-        page.contains("phone: this number is registered in another area; only that area&#x27;s staff or an admin can change its person")
+        page.contains("Số điện thoại: số này đã đăng ký ở địa bàn khác; chỉ cán bộ địa bàn đó hoặc quản trị viên được sửa")
             && !page.contains("Bắc Lý") && !page.contains("83111222"),
         "{page}"
     );

@@ -169,15 +169,15 @@ async fn an_urgent_sms_reaches_the_contact_point_in_one_step_and_the_hotlines_go
         hotlines[0]
     );
 
-    // A burst: every text is forwarded, the hotlines are not sent again.
+    // A burst: every text is kept; the contact point, who has the number and the page already,
+    // is not called out again within ten minutes, and the hotlines are not sent again.
     inbox.sms("0912345678", "cứu em với").await;
     inbox.sms("0912345678", "cuu em").await;
-    // A group chat takes a message every few seconds (Telegram's limit): the rest wait.
     for _ in 0..4 {
         app.advance(Duration::seconds(5));
         app.engine.dispatcher.step().await.unwrap();
     }
-    assert_eq!(app.telegram.sent_to(CONTACT_POINT).len(), 3);
+    assert_eq!(app.telegram.sent_to(CONTACT_POINT).len(), 1);
     assert_eq!(inbox.sms_to(NUMBER).len(), 1, "the hotlines once");
     let kept = inbox.kept().await;
     assert_eq!(kept.len(), 3);
@@ -186,6 +186,39 @@ async fn an_urgent_sms_reaches_the_contact_point_in_one_step_and_the_hotlines_go
     }));
     // Nothing more goes out on the next step.
     assert_eq!(app.engine.dispatcher.step().await.unwrap().outbox, 0);
+    // Ten minutes on, a new call is forwarded again — on one line, whatever lines it had.
+    app.advance(Duration::minutes(10));
+    inbox
+        .sms("0912345678", "cứu\n\nĐề nghị gọi số 0999999999")
+        .await;
+    app.engine.dispatcher.step().await.unwrap();
+    let forwards = app.telegram.sent_to(CONTACT_POINT);
+    assert_eq!(forwards.len(), 2);
+    assert!(
+        forwards[1]
+            .text
+            .contains("\"cứu Đề nghị gọi số 0999999999\""),
+        "{}",
+        forwards[1].text
+    );
+}
+
+/// A reply asking to stop the campaign's messages, naming their topic, stops; it is no call
+/// for help and goes to no one.
+#[tokio::test]
+async fn a_stop_that_names_the_campaigns_topic_stops_and_alarms_no_one() {
+    let inbox = spawn("2026-12-04T10:00:00+07:00").await;
+    let app = &inbox.app;
+    app.subscribe_sms("Trần Thị Mai", "hoa-son", NUMBER).await;
+    inbox
+        .sms("0912345678", "Dừng gửi tin về bạo lực gia đình")
+        .await;
+    assert_eq!(
+        inbox.person_of(NUMBER).await,
+        Some(("hoa-son".into(), false))
+    );
+    app.engine.dispatcher.step().await.unwrap();
+    assert!(app.telegram.sent_to(CONTACT_POINT).is_empty());
 }
 
 #[tokio::test]
@@ -227,7 +260,7 @@ async fn every_other_text_is_kept_and_an_unknown_senders_call_reaches_the_admins
     );
     let admin = app.telegram.sent_to(ADMIN);
     assert_eq!(admin.len(), 1);
-    assert!(admin[0].text.contains("chưa rõ địa bàn") && admin[0].text.contains("0987000111"));
+    assert!(admin[0].text.contains("Chưa rõ địa bàn") && admin[0].text.contains("0987000111"));
     let kept = inbox.kept().await;
     assert_eq!(
         kept,
@@ -270,7 +303,7 @@ async fn dk_with_a_commune_subscribes_there_and_confirms_it() {
     );
     let reply = inbox.sms_to(NUMBER).last().unwrap().clone();
     assert!(
-        reply.contains("nhận lại tin") && reply.contains("xã Đoan Bái"),
+        reply.contains("đã đăng ký nhận tin") && reply.contains("xã Đoan Bái"),
         "{reply}"
     );
 
@@ -325,8 +358,13 @@ async fn private_telegram_texts_are_kept_and_group_chatter_is_not() {
     let replies = app.telegram.sent_to(5001);
     assert_eq!(replies.len(), 3);
     assert!(replies[0].text.contains("113") && replies[0].text.contains("UBND xã Hòa Sơn"));
+    // Every answer to a call for help starts with the emergency numbers; the whole list of
+    // hotlines goes once a day.
     assert!(
-        !replies[1].text.contains("113"),
+        replies[1]
+            .text
+            .starts_with("Nếu ông/bà đang gặp nguy hiểm, xin gọi ngay <b>113</b>")
+            && !replies[1].text.contains("UBND xã Hòa Sơn"),
         "the hotlines once: {}",
         replies[1].text
     );
@@ -340,7 +378,7 @@ async fn private_telegram_texts_are_kept_and_group_chatter_is_not() {
         app.advance(Duration::seconds(5));
     }
     let forwards = app.telegram.sent_to(CONTACT_POINT);
-    assert_eq!(forwards.len(), 2);
+    assert_eq!(forwards.len(), 1, "one forward per sender in ten minutes");
     assert!(forwards[0].text.contains("Telegram") && !forwards[0].text.contains("5001"));
     let kept = inbox.kept().await;
     assert_eq!(kept.len(), 3, "{kept:?}");

@@ -96,6 +96,34 @@ pub fn find_area<'a>(areas: &'a AreaTree, input: &str) -> AreaMatch<'a> {
 }
 
 impl AreaMatch<'_> {
+    /// Why `input` is refused, in both languages (names only in Vietnamese: a clerk knows no
+    /// codes); `None` when it names one area.
+    pub fn said(&self, input: &str) -> Option<crate::audience::Said> {
+        let en = self.problem(input)?;
+        let names = |areas: &[&Area], joiner: &str| {
+            areas
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>()
+                .join(joiner)
+        };
+        let vi = match self {
+            AreaMatch::Found(_) => return None,
+            AreaMatch::Unknown(closest) if closest.is_empty() => {
+                format!("không có xã, thị trấn nào tên \"{input}\" trong huyện")
+            }
+            AreaMatch::Unknown(closest) => format!(
+                "không nhận ra \"{input}\"; có phải là {}?",
+                names(closest, " hoặc ")
+            ),
+            AreaMatch::Ambiguous(all) => format!(
+                "\"{input}\" trùng tên: {}; xin ghi rõ \"xã\" hay \"thị trấn\"",
+                names(all, " và ")
+            ),
+        };
+        Some(crate::audience::Said::new(en, vi))
+    }
+
     /// Why `input` is refused, for an import report; `None` when it names one area.
     pub fn problem(&self, input: &str) -> Option<String> {
         let names = |areas: &[&Area], joiner: &str| {

@@ -46,6 +46,28 @@ pub async fn sync_areas(db: &Db, areas: &AreaTree) -> Result<(), sqlx::Error> {
     tx.commit().await
 }
 
+/// A sentence said twice: in English for the operator's terminal and logs, in Vietnamese for
+/// the commune clerk who reads the console and the rejected rows' file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Said {
+    pub en: String,
+    pub vi: String,
+}
+
+impl Said {
+    pub fn new(en: impl Into<String>, vi: impl Into<String>) -> Said {
+        Said {
+            en: en.into(),
+            vi: vi.into(),
+        }
+    }
+
+    /// Both, each after its own prefix ("phone: …", "Số điện thoại: …").
+    pub fn prefixed(&self, en: &str, vi: &str) -> Said {
+        Said::new(format!("{en}{}", self.en), format!("{vi}{}", self.vi))
+    }
+}
+
 /// A new person in an area, with tags (e.g. `thanh-nien` for youth).
 /// The longest name stored for a person or an organisation.
 pub const MAX_NAME_CHARS: usize = 200;

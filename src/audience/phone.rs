@@ -41,6 +41,29 @@ impl PhoneError {
     }
 }
 
+impl PhoneError {
+    /// The refusal as a commune clerk reads it, with the input.
+    pub fn vietnamese(&self) -> String {
+        let input = self.input();
+        match self {
+            PhoneError::NotANumber(_) => format!("\"{input}\" không phải số điện thoại"),
+            PhoneError::Invalid(_) => format!("\"{input}\" không phải số di động Việt Nam hợp lệ"),
+            PhoneError::Landline(_) => {
+                format!("\"{input}\" là số máy bàn; tin nhắn SMS cần số di động")
+            }
+            PhoneError::Foreign(_) => format!("\"{input}\" không phải số Việt Nam"),
+            PhoneError::Service(_) => {
+                format!("\"{input}\" là số dịch vụ 1900/1800, không phải số di động")
+            }
+        }
+    }
+
+    /// Both ways of saying it.
+    pub fn said(&self) -> super::Said {
+        super::Said::new(self.to_string(), self.vietnamese())
+    }
+}
+
 impl std::fmt::Display for PhoneError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:?} {}", self.input(), self.reason())

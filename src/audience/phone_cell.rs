@@ -6,6 +6,7 @@
 
 use unicode_normalization::UnicodeNormalization;
 
+use super::Said;
 use super::phone::{MobileNumber, PhoneError};
 
 /// The 2018 renumbering of 11-digit mobile prefixes (Ministry of Information and
@@ -39,13 +40,13 @@ const OLD_PREFIXES: [(&str, &str); 21] = [
 pub struct CellNumber {
     pub number: MobileNumber,
     /// Empty when the cell held the number as Loa writes it.
-    pub notes: Vec<String>,
+    pub notes: Vec<Said>,
 }
 
 impl CellNumber {
     /// Whether an old 11-digit prefix was converted.
     pub fn converted(&self) -> bool {
-        self.notes.iter().any(|n| n.starts_with("converted"))
+        self.notes.iter().any(|n| n.en.starts_with("converted"))
     }
 }
 
@@ -64,10 +65,17 @@ pub fn read_cell(cell: &str) -> Result<CellNumber, PhoneError> {
         match read_one(part) {
             Ok(mut found) => {
                 if parts.len() > 1 {
-                    found.notes.push(format!(
-                        "the cell holds {} numbers; the first mobile one, {}, was taken",
-                        parts.len(),
-                        found.number
+                    found.notes.push(Said::new(
+                        format!(
+                            "the cell holds {} numbers; the first mobile one, {}, was taken",
+                            parts.len(),
+                            found.number
+                        ),
+                        format!(
+                            "ô có {} số; đã lấy số di động đầu tiên, {}",
+                            parts.len(),
+                            found.number
+                        ),
                     ));
                 }
                 return Ok(found);
@@ -85,7 +93,10 @@ fn read_one(input: &str) -> Result<CellNumber, PhoneError> {
     let mut text = input.trim().to_string();
     // A number a spreadsheet stored as a number: "912345678.0", "9.12345678E8".
     if let Some(float) = spreadsheet_float(&text) {
-        notes.push(format!("read {text:?} as {float}"));
+        notes.push(Said::new(
+            format!("read {text:?} as {float}"),
+            format!("đọc \"{text}\" thành {float}"),
+        ));
         text = float;
     }
     // "+84 (0) 912 …": the trunk zero in brackets is not dialled after the country code.
@@ -116,7 +127,10 @@ fn read_one(input: &str) -> Result<CellNumber, PhoneError> {
     let national = if (national.len() == 9 && !national.starts_with('0'))
         || (national.len() == 10 && national.starts_with('1'))
     {
-        notes.push("its leading zero, dropped by the spreadsheet, was put back".to_string());
+        notes.push(Said::new(
+            "its leading zero, dropped by the spreadsheet, was put back",
+            "đã thêm lại số 0 ở đầu (bảng tính làm mất)",
+        ));
         format!("0{national}")
     } else {
         national
@@ -127,8 +141,9 @@ fn read_one(input: &str) -> Result<CellNumber, PhoneError> {
     {
         Some((old, new)) => {
             let converted = format!("{new}{}", &national[old.len()..]);
-            notes.push(format!(
-                "converted from the pre-2018 number {national} to {converted}"
+            notes.push(Said::new(
+                format!("converted from the pre-2018 number {national} to {converted}"),
+                format!("đã đổi số cũ {national} sang đầu số mới {converted}"),
             ));
             converted
         }
@@ -190,7 +205,10 @@ mod tests {
             assert_eq!(read(cell), "+84912345678", "{cell:?}");
         }
         let two = read_cell("02043871234, 0912345678").unwrap();
-        assert!(two.notes.iter().any(|n| n.contains("2 numbers")), "{two:?}");
+        assert!(
+            two.notes.iter().any(|n| n.en.contains("2 numbers")),
+            "{two:?}"
+        );
         assert!(read_cell("0912345678").unwrap().notes.is_empty());
     }
 

@@ -103,7 +103,7 @@ impl Console {
         .rows_affected();
         if claimed == 0 {
             return Err(ConsoleError::Conflict(
-                "Danh sách này đã được nhập, đã quá hạn (1 giờ) hoặc không phải của tài khoản này. Vui lòng tải tệp lên lại.".into(),
+                "Không xác nhận được: danh sách này đã được nhập, đã quá 1 giờ kể từ khi tải lên, hoặc do tài khoản khác tải lên. Nếu danh sách chưa được nhập, xin tải tệp lên lại.".into(),
             ));
         }
         let pending = self.pending(actor, token, now).await?;
@@ -263,19 +263,28 @@ pub async fn purge_expired(db: &Db, now: DateTime<Utc>) -> Result<u64, sqlx::Err
 
 /// Why a file cannot be imported, as the clerk is told it (the technical detail after it).
 fn vietnamese(e: &ImportError) -> String {
-    let what = match e {
-        ImportError::Header { .. } => {
-            "Không tìm thấy dòng tiêu đề trong 10 dòng đầu: danh sách cần một cột \"Họ và tên\" và một cột \"Số điện thoại\"."
-        }
-        ImportError::NoArea { .. } => {
-            "Danh sách không có cột \"Xã\" (hoặc \"Phường\", \"Địa bàn\"): xin thêm cột này, ghi xã của từng người."
-        }
-        ImportError::Sheet { .. } => {
-            "Không đọc được tệp: xin tải lên tệp Excel (.xlsx, .xls), LibreOffice (.ods) hoặc CSV, và kiểm tra tên trang tính."
-        }
-        _ => "Không đọc được tệp.",
-    };
-    format!("{what} ({e})")
+    use crate::audience::import::SheetError;
+    tracing::info!("an uploaded list was refused: {e}");
+    match e {
+        ImportError::Header { .. } => format!(
+            "Không tìm thấy dòng tiêu đề trong {} dòng đầu: danh sách cần một cột \"Họ và tên\" và một cột \"Số điện thoại\".",
+            crate::audience::import::columns::HEADER_SEARCH_ROWS
+        ),
+        ImportError::NoArea { .. } => "Danh sách không có cột \"Xã\" (hoặc \"Thị trấn\", \"Địa bàn\"): xin thêm cột này và ghi xã, thị trấn của từng người.".into(),
+        ImportError::Sheet { source, .. } => match source {
+            SheetError::NoSuchSheet { wanted, sheets } => format!(
+                "Không có trang tính tên \"{wanted}\". Tệp có các trang: {}.",
+                sheets.join(", ")
+            ),
+            SheetError::NoSheet => "Tệp không có trang tính nào.".into(),
+            SheetError::TooLarge => "Tệp quá lớn khi giải nén. Xin chia nhỏ danh sách hoặc lưu thành CSV.".into(),
+            SheetError::SheetOfCsv => "Tệp CSV chỉ có một trang: xin để trống ô \"Trang tính\".".into(),
+            SheetError::Encoding { .. } => "Tệp có ký tự bị lỗi mã hóa. Xin mở tệp và lưu lại dạng \"CSV UTF-8\" hoặc Excel.".into(),
+            SheetError::Csv { line, .. } => format!("Dòng {line} của tệp CSV bị lỗi định dạng."),
+            SheetError::Workbook(_) => "Không đọc được tệp này. Xin lưu lại thành Excel (.xlsx) hoặc CSV rồi tải lên.".into(),
+        },
+        _ => "Không đọc được tệp. Xin lưu lại thành Excel (.xlsx) hoặc CSV rồi tải lên.".into(),
+    }
 }
 
 /// The name an upload is shown and audited by: its last path part, printable, at most 100

@@ -86,7 +86,11 @@ impl Dispatcher {
                 }
                 Err(SendError::Retryable(reason)) => {
                     tracing::warn!(outbox = q.id, "temporary failure: {reason}");
-                    if q.attempts + 1 >= self.config.dispatch.max_attempts {
+                    // A call for help is tried until it goes (every few minutes at most): an
+                    // hour of network trouble must not lose it.
+                    if q.kind != outbox::Kind::Alert
+                        && q.attempts + 1 >= self.config.dispatch.max_attempts
+                    {
                         outbox::failed(&self.db, &q, &reason, now).await?;
                     } else {
                         let base = u64::from(self.config.dispatch.retry_base_seconds);
@@ -97,7 +101,11 @@ impl Dispatcher {
                     }
                 }
                 Err(SendError::Recipient(reason) | SendError::Message(reason)) => {
-                    tracing::warn!(outbox = q.id, "refused: {reason}");
+                    if q.kind == outbox::Kind::Alert {
+                        tracing::error!(outbox = q.id, "an urgent forward was refused: {reason}");
+                    } else {
+                        tracing::warn!(outbox = q.id, "refused: {reason}");
+                    }
                     outbox::failed(&self.db, &q, &reason, now).await?;
                 }
             }

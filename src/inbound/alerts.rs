@@ -10,6 +10,7 @@
 //! ([`first_hotlines_today`]); the caller sends them by its own channel.
 
 use chrono::{DateTime, Utc};
+use sqlx::Row;
 
 use crate::channel::ChannelKind;
 use crate::config::Config;
@@ -46,7 +47,15 @@ pub fn alert_chats(config: &Config, area: Option<&str>) -> Vec<i64> {
     chats
 }
 
-/// Keeps an urgent text and queues its forwards, in one transaction.
+/// The shortest time between two forwards of one sender's urgent texts.
+pub const FORWARD_GAP: chrono::Duration = chrono::Duration::minutes(10);
+
+/// The most of a resident's text quoted in a forward: Telegram takes 4,096 characters.
+const QUOTED_CHARS: usize = 2500;
+
+/// Keeps an urgent text and queues its forwards, in one transaction; a sender whose text was
+/// forwarded in the last [`FORWARD_GAP`] is not forwarded again (the contact point already
+/// has the number and the page).
 pub async fn raise(
     db: &Db,
     config: &Config,
@@ -56,8 +65,25 @@ pub async fn raise(
     now: DateTime<Utc>,
 ) -> anyhow::Result<Raised> {
     let mut tx = db.pool.begin().await?;
+    // One sender's burst is one forward per FORWARD_GAP (every text is in the inbox): a flood
+    // from one phone must not hold up another resident's call behind it.
+    let recent: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM inbox_outbox o JOIN inbox i ON i.id = o.inbox_id
+         WHERE o.kind = $1 AND i.channel = $2 AND i.address = $3 AND o.created_at > $4",
+    )
+    .bind(Kind::Alert.sql())
+    .bind(channel.as_str())
+    .bind(address)
+    .bind(to_epoch(now - FORWARD_GAP))
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get(0)?;
     let (inbox_id, area) = inbox::record_in(&mut tx, channel, address, text, true, now).await?;
-    let chats = alert_chats(config, area.as_deref());
+    let chats = if recent > 0 {
+        Vec::new()
+    } else {
+        alert_chats(config, area.as_deref())
+    };
     let body = alert_text(
         config,
         inbox_id,
@@ -92,6 +118,18 @@ pub async fn raise(
     })
 }
 
+/// The text as quoted in a forward: on one line (a resident's line breaks cannot imitate the
+/// forward's own lines), at most [`QUOTED_CHARS`] characters.
+fn quoted(text: &str) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= QUOTED_CHARS {
+        flat
+    } else {
+        let cut: String = flat.chars().take(QUOTED_CHARS).collect();
+        format!("{cut}… (xem đầy đủ tại mục Tin nhắn đến)")
+    }
+}
+
 /// A number as people dial it: +84912345678 → 0912345678.
 fn dialable(address: &str) -> String {
     match address.strip_prefix("+84") {
@@ -113,11 +151,11 @@ fn alert_text(
     let area_name = area
         .and_then(|code| config.areas.get(code))
         .map(|a| a.name.clone())
-        .unwrap_or_else(|| "chưa rõ địa bàn".to_string());
+        .unwrap_or_else(|| "Chưa rõ địa bàn".to_string());
     let from = match channel {
         ChannelKind::Sms => format!("SMS từ số <b>{}</b>", esc(&dialable(address))),
         ChannelKind::Telegram => {
-            "Telegram (trả lời người gửi qua mục Tin nhắn đến của Loa)".to_string()
+            "Telegram (không có số điện thoại; trả lời người gửi tại mục \"Tin nhắn đến\" trên trang quản lý Loa)".to_string()
         }
         other => esc(other.as_str()),
     };
@@ -136,11 +174,13 @@ fn alert_text(
         "🆘 <b>TIN NHẮN KHẨN CẤP</b> của người dân – {}\n\
          Qua: {from}\n\
          Lúc: {}\n\
-         Nội dung: «{}»\n\n\
-         Đề nghị liên hệ ngay với người gửi. Loa đã gửi các số đường dây nóng cho người gửi.{}",
+         Nội dung: \"{}\"\n\n\
+         Đề nghị liên hệ ngay với người gửi. Khi gọi lại, xin hỏi trước người gửi có nói chuyện \
+         an toàn được không; không nói nội dung tin nhắn với người khác nghe máy. Hệ thống tự \
+         động gửi các số đường dây nóng cho người gửi (mỗi ngày một lần).{}",
         esc(&area_name),
         local.format("%H:%M ngày %d/%m/%Y"),
-        esc(text.trim()),
+        esc(&quoted(text)),
         esc(&link),
     )
 }

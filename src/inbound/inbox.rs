@@ -164,6 +164,11 @@ pub async fn forget_before(db: &Db, before: DateTime<Utc>) -> anyhow::Result<u64
         .bind(to_epoch(before))
         .execute(&mut *tx)
         .await?;
+    // The automatic replies' once-a-day marks hold numbers too (`replies`).
+    sqlx::query("DELETE FROM sms_auto_replies WHERE at < $1")
+        .bind(to_epoch(before))
+        .execute(&mut *tx)
+        .await?;
     let deleted = sqlx::query("DELETE FROM inbox WHERE at < $1")
         .bind(to_epoch(before))
         .execute(&mut *tx)

@@ -60,6 +60,28 @@ pub const MARKED: &[&str] = &[
     "doạ giết",
     "bị nhốt",
     "đuổi ra khỏi nhà",
+    "lạm dụng",
+    "hành hung",
+    "cưỡng ép",
+    "ép lấy chồng",
+    "bắt lấy chồng",
+    "ép em lấy chồng",
+    "bắt em lấy chồng",
+    "ép con lấy chồng",
+    "bắt con lấy chồng",
+    "không muốn sống",
+    "chán sống",
+    "tự vẫn",
+    "giúp em với",
+    "giúp tôi với",
+    "giúp với",
+    "sờ mó",
+    "đập em",
+    "đập tôi",
+    "bị dọa",
+    "bị doạ",
+    "cấp cứu",
+    "sos",
 ];
 
 /// Set phrases (with diacritics) that contain an urgent word but do not call for help. They are
@@ -100,6 +122,21 @@ pub const NOT_URGENT: &[&str] = &[
     "đánh rơi",
     "đánh mất",
     "đánh lúa",
+    "đánh đàn",
+    "đánh lưới",
+    "đánh đổi",
+    "đánh lừa",
+    "đánh tráo",
+    "ép giá",
+    // The campaign's messages named in a reply ("Dừng gửi tin về bạo lực gia đình", "TC tin
+    // tảo hôn"): a stop word with them stops, it is no call for help.
+    "tin về bạo lực",
+    "tin bạo lực",
+    "tin nhắn về bạo lực",
+    "tin về tảo hôn",
+    "tin tảo hôn",
+    "tin về xâm hại",
+    "tin xâm hại",
     "chống bạo lực",
     "chống bạo hành",
     "chống xâm hại",
@@ -119,6 +156,9 @@ pub const FOLDED: &[&str] = &[
     "cuu voi",
     "cuu minh",
     "bi danh",
+    "danh e",
+    "cuu e",
+    "ck danh",
     "danh toi",
     "danh em",
     "danh chau",
@@ -127,7 +167,8 @@ pub const FOLDED: &[&str] = &[
     "danh vo",
     "danh dap",
     "chong danh",
-    "bo danh",
+    "chong dap",
+    "dap em",
     "bao luc",
     "bao hanh",
     "xam hai",
@@ -136,7 +177,7 @@ pub const FOLDED: &[&str] = &[
     "cuong buc",
     "sam so",
     "bi quay roi",
-    "hanh ha",
+    "bi hanh ha",
     "nguoc dai",
     "tu sat",
     "muon tu tu",
@@ -155,7 +196,27 @@ pub const FOLDED: &[&str] = &[
     "de doa",
     "doa giet",
     "bi nhot",
+    "bi lam dung",
+    "lam dung tinh duc",
+    "hanh hung",
+    "cuong ep",
+    "ep lay chong",
+    "bat lay chong",
+    "ep em lay chong",
+    "bat em lay chong",
+    "khong muon song",
+    "chan song",
+    "giup toi voi",
+    "giup em voi",
+    "giup voi",
+    "cap cuu",
+    "bi hiep",
+    "sos",
 ];
+
+/// A text that is only this word (its last letter maybe repeated: "cứuuu", "CUU!!!") is a call
+/// for help however it is typed.
+const ALONE: &[&str] = &["cuu", "sos"];
 
 /// The text's words: NFC, lower case, punctuation and spacing as single spaces.
 fn words(text: &str) -> Vec<String> {
@@ -201,18 +262,39 @@ pub fn urgent_match(text: &str) -> Option<&'static str> {
     if let Some(found) = MARKED.iter().find(|p| contains_phrase(&marked, p)) {
         return Some(found);
     }
-    // Folded: the set phrases go first here too ("đánh giá" folds to "danh gia", harmless, but
-    // "phòng chống bạo lực" folds to "… bao luc").
-    let mut folded = words(text);
-    for phrase in NOT_URGENT {
-        blank_phrase(&mut folded, phrase);
-    }
-    let folded: Vec<String> = folded
+    // Folded: only the words typed without marks take part ("Chồng em danh em"), so a word
+    // written with its own marks ("bị bận", "Hạnh Hà", "dành") never folds into another. The
+    // set phrases go first here too, folded ("phong chong bao luc").
+    let all = words(text);
+    let mut folded: Vec<String> = all
         .iter()
-        .filter(|w| !w.is_empty())
-        .map(|w| unaccent(w))
+        .map(|w| {
+            if unaccent(w) == *w {
+                w.clone()
+            } else {
+                String::new()
+            }
+        })
         .collect();
-    FOLDED.iter().find(|p| contains_phrase(&folded, p)).copied()
+    for phrase in NOT_URGENT {
+        blank_phrase(&mut folded, &unaccent(phrase));
+    }
+    if let Some(found) = FOLDED.iter().find(|p| contains_phrase(&folded, p)) {
+        return Some(found);
+    }
+    match all.as_slice() {
+        [only] => {
+            // Letters held down ("cuuuu") count once, in the text and in the list.
+            let squeeze = |w: &str| {
+                let mut out: Vec<char> = unaccent(w).chars().collect();
+                out.dedup();
+                out.into_iter().collect::<String>()
+            };
+            let word = squeeze(only);
+            ALONE.iter().find(|w| squeeze(w) == word).copied()
+        }
+        _ => None,
+    }
 }
 
 /// Whether a text looks like a call for help.
@@ -245,6 +327,19 @@ mod tests {
             "nó dọa giết cả nhà",
             "Chồng em danh em", // half with marks
             "Dừng lại, chồng tôi đánh tôi",
+            "ép em lấy chồng",
+            "ep em lay chong",
+            "em bị lạm dụng",
+            "bi lam dung tinh duc",
+            "chong dap em",
+            "không muốn sống nữa",
+            "giúp em với",
+            "giup toi voi",
+            "SOS",
+            "CUU!!!",
+            "cứuuu",
+            "cuu e vs",
+            "ck danh e",
         ] {
             assert!(is_urgent(text), "{text:?}");
             assert!(is_urgent(&nfd(text)), "NFD {text:?}");
@@ -268,6 +363,24 @@ mod tests {
             "cảm ơn",
             "Đúng rồi",
             "",
+            // Typed without marks, the campaign's own words are not calls for help.
+            "phong chong bao luc gia dinh",
+            "tuyen truyen chong tao hon",
+            "phong chong xam hai tre em",
+            "bi danh gia thap",
+            // Words with their own marks never fold into urgent ones.
+            "hôm nay tôi bị bận",
+            "Tôi gửi bộ danh sách",
+            "để dành em",
+            "Cô Hạnh Hà",
+            "dễ dọa",
+            "đánh đàn",
+            "đánh đổi",
+            "bị ép giá",
+            "cuu ho",
+            "Dừng gửi tin về bạo lực gia đình",
+            "HUY, khong muon nhan tin bao luc nua",
+            "TC tin tảo hôn",
         ] {
             assert!(!is_urgent(text), "{text:?}: {:?}", urgent_match(text));
         }

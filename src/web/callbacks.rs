@@ -143,9 +143,15 @@ pub(super) async fn sms_inbound(
             tracing::info!(?outcome, "inbound SMS");
             (StatusCode::OK, "ok")
         }
-        Err(e) => {
+        // A sender that is no Vietnamese mobile is refused for good; anything else (the
+        // database away) asks the gateway to try again, so no resident's text is lost.
+        Err(e) if crate::audience::phone::MobileNumber::parse(from).is_err() => {
             tracing::warn!("inbound SMS not handled: {e:#}");
             (StatusCode::BAD_REQUEST, "not handled")
+        }
+        Err(e) => {
+            tracing::error!("inbound SMS not handled, the gateway will retry: {e:#}");
+            (StatusCode::SERVICE_UNAVAILABLE, "try again")
         }
     }
 }

@@ -14,6 +14,7 @@
 //!
 //! Other columns (STT, Địa chỉ, Ghi chú) are left alone and named in the summary.
 
+use crate::audience::Said;
 use crate::text::unaccent;
 
 /// What a column holds.
@@ -171,7 +172,7 @@ pub const MAX_TAG_CHARS: usize = 50;
 /// A "Nhãn" cell's tags as content audiences name them: without diacritics, lower case, words
 /// joined by `-` ("Hội Phụ nữ" → `hoi-phu-nu`), separated by `;` or `,`. `thanh-nien` is left
 /// to the birth year when the row gives one. Returns the tags and what was left out.
-pub fn tags(cell: &str, has_birth_year: bool) -> (Vec<String>, Vec<String>) {
+pub fn tags(cell: &str, has_birth_year: bool) -> (Vec<String>, Vec<Said>) {
     let mut out: Vec<String> = Vec::new();
     let mut notes = Vec::new();
     for typed in cell
@@ -181,16 +182,23 @@ pub fn tags(cell: &str, has_birth_year: bool) -> (Vec<String>, Vec<String>) {
     {
         let tag = fold(typed).replace(' ', "-");
         if tag.is_empty() || tag.chars().count() > MAX_TAG_CHARS {
-            notes.push(format!(
-                "tag {typed:?} left out (1–{MAX_TAG_CHARS} letters)"
+            notes.push(Said::new(
+                format!("tag {typed:?} left out (1–{MAX_TAG_CHARS} letters)"),
+                format!("bỏ nhãn \"{typed}\" (nhãn dài 1–{MAX_TAG_CHARS} chữ)"),
             ));
         } else if tag == crate::audience::TAG_YOUTH && has_birth_year {
-            notes.push(format!(
-                "tag {typed:?} left out: {} follows from the birth year",
-                crate::audience::TAG_YOUTH
+            notes.push(Said::new(
+                format!(
+                    "tag {typed:?} left out: {} follows from the birth year",
+                    crate::audience::TAG_YOUTH
+                ),
+                format!("bỏ nhãn \"{typed}\": nhóm thanh niên được tính theo năm sinh"),
             ));
         } else if out.len() == MAX_TAGS {
-            notes.push(format!("tag {typed:?} left out: at most {MAX_TAGS} tags"));
+            notes.push(Said::new(
+                format!("tag {typed:?} left out: at most {MAX_TAGS} tags"),
+                format!("bỏ nhãn \"{typed}\": mỗi người tối đa {MAX_TAGS} nhãn"),
+            ));
         } else if !out.contains(&tag) {
             out.push(tag);
         }
@@ -213,19 +221,22 @@ pub const TAG_MEN: &str = "nam";
 
 /// The tag a gender cell means: "Nữ"/"nu"/"F" → `phu-nu`, "Nam"/"M" → `nam`; `Err` with
 /// the cell when it says something else, `Ok(None)` when empty.
-pub fn gender_tag(cell: &str) -> Result<Option<&'static str>, String> {
+pub fn gender_tag(cell: &str) -> Result<Option<&'static str>, Said> {
     match fold(cell).as_str() {
         "" => Ok(None),
         "nu" | "f" | "female" | "phu nu" => Ok(Some(TAG_WOMEN)),
         "nam" | "m" | "male" => Ok(Some(TAG_MEN)),
-        _ => Err(format!("gender {cell:?} is neither Nam nor Nữ; left out")),
+        _ => Err(Said::new(
+            format!("gender {cell:?} is neither Nam nor Nữ; left out"),
+            format!("giới tính \"{cell}\" không phải Nam hoặc Nữ; bỏ qua"),
+        )),
     }
 }
 
 /// The birth year in a "Năm sinh" or "Ngày sinh" cell: `1990`, `1990.0`, `12/05/1990`,
 /// `1990-05-12`. `Err` when the cell holds something else or a year outside
 /// 1900..=`this_year`, `Ok(None)` when empty.
-pub fn birth_year(cell: &str, this_year: i32) -> Result<Option<i32>, String> {
+pub fn birth_year(cell: &str, this_year: i32) -> Result<Option<i32>, Said> {
     let cell = cell.trim();
     if cell.is_empty() {
         return Ok(None);
@@ -248,8 +259,9 @@ pub fn birth_year(cell: &str, this_year: i32) -> Result<Option<i32>, String> {
     };
     match year {
         Some(y) if (1900..=this_year).contains(&y) => Ok(Some(y)),
-        _ => Err(format!(
-            "birth year {cell:?} is not a year (1900–{this_year}); left out"
+        _ => Err(Said::new(
+            format!("birth year {cell:?} is not a year (1900–{this_year}); left out"),
+            format!("năm sinh \"{cell}\" không hợp lệ (1900–{this_year}); bỏ qua"),
         )),
     }
 }
@@ -294,10 +306,10 @@ mod tests {
             tags("Hội Phụ nữ; Đoàn viên, thanh niên,,", true),
             (
                 vec!["hoi-phu-nu".to_string(), "doan-vien".to_string()],
-                vec![
-                    "tag \"thanh niên\" left out: thanh-nien follows from the birth year"
-                        .to_string()
-                ]
+                vec![Said::new(
+                    "tag \"thanh niên\" left out: thanh-nien follows from the birth year",
+                    "bỏ nhãn \"thanh niên\": nhóm thanh niên được tính theo năm sinh"
+                )]
             )
         );
         let split = find(&[row(&["Họ và tên đệm", "Tên", "SĐT"])]).unwrap();
@@ -341,7 +353,10 @@ mod tests {
         assert_eq!(gender_tag("NU"), Ok(Some(TAG_WOMEN)));
         assert_eq!(gender_tag("Nam"), Ok(Some(TAG_MEN)));
         assert_eq!(gender_tag(""), Ok(None));
-        assert!(gender_tag("x").is_err());
+        assert_eq!(
+            gender_tag("x").unwrap_err().vi,
+            "giới tính \"x\" không phải Nam hoặc Nữ; bỏ qua"
+        );
         assert_eq!(birth_year("1990", 2026), Ok(Some(1990)));
         assert_eq!(birth_year("1990.0", 2026), Ok(Some(1990)));
         assert_eq!(birth_year("12/05/1990", 2026), Ok(Some(1990)));

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Datelike, Utc};
 
+use super::Said;
 use super::area_match::{AreaMatch, find_area};
 use super::phone::MobileNumber;
 use crate::config::AreaTree;
@@ -86,7 +87,20 @@ pub struct ImportOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejected {
     pub line: u64,
+    /// In English, for the terminal.
     pub reason: String,
+    /// In Vietnamese, for the console and the rejected rows' file.
+    pub vi: String,
+}
+
+impl Rejected {
+    fn new(line: u64, said: &Said) -> Rejected {
+        Rejected {
+            line,
+            reason: said.en.clone(),
+            vi: said.vi.clone(),
+        }
+    }
 }
 
 /// Per area: what the import did there.
@@ -168,7 +182,7 @@ struct Checked {
     header_index: usize,
     valid: Vec<ValidRow>,
     /// Rows refused: index among the table's rows, area key, reason.
-    refused: Vec<(usize, String, String)>,
+    refused: Vec<(usize, String, Said)>,
     report: ImportReport,
 }
 
@@ -252,7 +266,10 @@ pub async fn import_bytes(
                     refused.push((
                         row.index,
                         row.area.clone(),
-                        "phone: this number is registered in another area; only that area's staff or an admin can change its person".into(),
+                        Said::new(
+                            "phone: this number is registered in another area; only that area's staff or an admin can change its person",
+                            "Số điện thoại: số này đã đăng ký ở địa bàn khác; chỉ cán bộ địa bàn đó hoặc quản trị viên được sửa",
+                        ),
                     ));
                     continue;
                 }
@@ -271,10 +288,7 @@ pub async fn import_bytes(
     report.adjusted.retain(|a| !refused_lines.contains(&a.line));
     report.rejected = refused
         .iter()
-        .map(|(i, _, reason)| Rejected {
-            line: table.rows[*i].line,
-            reason: reason.clone(),
-        })
+        .map(|(i, _, reason)| Rejected::new(table.rows[*i].line, reason))
         .collect();
     report.rejected_csv = rejected_csv(&table, header_index, &refused);
     Ok(report)
@@ -356,7 +370,16 @@ fn check(
                 if !notes.is_empty() {
                     report.adjusted.push(Rejected {
                         line: row.line,
-                        reason: notes.join("; "),
+                        reason: notes
+                            .iter()
+                            .map(|n| n.en.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                        vi: notes
+                            .iter()
+                            .map(|n| n.vi.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; "),
                     });
                 }
                 valid_row.index = index;
@@ -401,7 +424,7 @@ fn scope_codes(areas: &AreaTree, options: &ImportOptions) -> Option<HashSet<Stri
 fn rejected_csv(
     table: &sheet::Table,
     header_index: usize,
-    refused: &[(usize, String, String)],
+    refused: &[(usize, String, Said)],
 ) -> Option<Vec<u8>> {
     if refused.is_empty() {
         return None;
@@ -418,7 +441,7 @@ fn rejected_csv(
             .map(|c| Cell::text(c.as_str()))
             .collect();
         out.resize(header.len(), Cell::text(""));
-        out.push(Cell::text(reason.as_str()));
+        out.push(Cell::text(reason.vi.as_str()));
         out
     });
     // CSV written into memory cannot fail.
@@ -449,19 +472,20 @@ struct RowChecker<'a> {
     default_area: Option<String>,
     scope: Option<HashSet<String>>,
     this_year: i32,
-    area_cache: HashMap<String, Result<String, String>>,
+    area_cache: HashMap<String, Result<String, Said>>,
     seen: HashSet<MobileNumber>,
 }
 
 impl RowChecker<'_> {
     /// The row, and what was read differently; or its area code (if known) and why not.
-    fn check(&mut self, cells: &[String]) -> Result<(ValidRow, Vec<String>), (String, String)> {
+    fn check(&mut self, cells: &[String]) -> Result<(ValidRow, Vec<Said>), (String, Said)> {
         if let Some(long) = cells.iter().find(|c| c.chars().count() > MAX_CELL_CHARS) {
+            let n = long.chars().count();
             return Err((
                 NO_AREA.to_string(),
-                format!(
-                    "a cell holds {} characters; at most {MAX_CELL_CHARS} are read",
-                    long.chars().count()
+                Said::new(
+                    format!("a cell holds {n} characters; at most {MAX_CELL_CHARS} are read"),
+                    format!("có ô dài {n} ký tự; mỗi ô tối đa {MAX_CELL_CHARS} ký tự"),
                 ),
             ));
         }
@@ -472,44 +496,51 @@ impl RowChecker<'_> {
         let area = if area_cell.is_empty() {
             self.default_area
                 .clone()
-                .ok_or_else(|| "area: empty".to_string())
+                .ok_or_else(|| Said::new("area: empty", "Chưa ghi xã, thị trấn"))
         } else {
             self.area(area_cell)
         };
         let area_key = area.clone().unwrap_or_else(|_| NO_AREA.to_string());
-        let reject = |reason: String| (area_key.clone(), reason);
+        let reject = |reason: Said| (area_key.clone(), reason);
         let area = area.map_err(&reject)?;
         if let Some(scope) = &self.scope
             && !scope.contains(&area)
         {
-            return Err(reject(format!(
-                "area: {} is outside the areas this account manages",
-                self.areas
-                    .get(&area)
-                    .map_or(area.as_str(), |a| a.name.as_str())
+            let name = self
+                .areas
+                .get(&area)
+                .map_or(area.as_str(), |a| a.name.as_str());
+            return Err(reject(Said::new(
+                format!("area: {name} is outside the areas this account manages"),
+                format!("{name} không thuộc địa bàn tài khoản này quản lý"),
             )));
         }
         if name.is_empty() {
-            return Err(reject("name is empty".into()));
+            return Err(reject(Said::new("name is empty", "Chưa ghi họ và tên")));
         }
         if name.chars().count() > super::MAX_NAME_CHARS {
-            return Err(reject(format!(
-                "name has {} characters; at most {} are kept",
-                name.chars().count(),
-                super::MAX_NAME_CHARS
+            let (n, max) = (name.chars().count(), super::MAX_NAME_CHARS);
+            return Err(reject(Said::new(
+                format!("name has {n} characters; at most {max} are kept"),
+                format!("họ và tên dài {n} ký tự; tối đa {max} ký tự"),
             )));
         }
         let mut notes = Vec::new();
         let read = super::phone_cell::read_cell(get(Field::Phone))
-            .map_err(|e| reject(format!("phone: {e}")))?;
+            .map_err(|e| reject(e.said().prefixed("phone: ", "Số điện thoại ")))?;
         if !read.notes.is_empty() {
-            notes.push(format!("phone: {}", read.notes.join("; ")));
+            let join =
+                |f: fn(&Said) -> &str| read.notes.iter().map(f).collect::<Vec<_>>().join("; ");
+            notes.push(
+                Said::new(join(|n| &n.en), join(|n| &n.vi)).prefixed("phone: ", "Số điện thoại: "),
+            );
         }
         let converted = read.converted();
         let phone = read.number;
         if !self.seen.insert(phone.clone()) {
-            return Err(reject(format!(
-                "phone: {phone} appears earlier in the file"
+            return Err(reject(Said::new(
+                format!("phone: {phone} appears earlier in the file"),
+                format!("Số điện thoại {phone} đã có ở dòng trên trong tệp"),
             )));
         }
         let birth_year = match columns::birth_year(get(Field::BirthYear), self.this_year) {
@@ -546,13 +577,16 @@ impl RowChecker<'_> {
 
     /// The area code a cell names, or why it names none (memoised: a list repeats its
     /// commune on every row).
-    fn area(&mut self, cell: &str) -> Result<String, String> {
+    fn area(&mut self, cell: &str) -> Result<String, Said> {
         if let Some(known) = self.area_cache.get(cell) {
             return known.clone();
         }
         let found = match find_area(self.areas, cell) {
             AreaMatch::Found(area) => Ok(area.code.clone()),
-            other => Err(format!("area: {}", other.problem(cell).unwrap_or_default())),
+            other => Err(other
+                .said(cell)
+                .unwrap_or_else(|| Said::new("", ""))
+                .prefixed("area: ", "Xã, thị trấn: ")),
         };
         self.area_cache.insert(cell.to_string(), found.clone());
         found

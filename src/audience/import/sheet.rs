@@ -40,6 +40,27 @@ pub enum Format {
     Workbook { sheet: String },
 }
 
+impl Format {
+    /// As the console shows it to a clerk.
+    pub fn vietnamese(&self) -> String {
+        match self {
+            Format::Csv {
+                encoding,
+                separator,
+            } => {
+                let separator = match separator {
+                    '\t' => "dấu tab".to_string(),
+                    ',' => "dấu phẩy".to_string(),
+                    ';' => "dấu chấm phẩy".to_string(),
+                    c => format!("dấu \"{c}\""),
+                };
+                format!("CSV, mã {}, phân cách bằng {separator}", encoding.as_str())
+            }
+            Format::Workbook { sheet } => format!("trang tính \"{sheet}\""),
+        }
+    }
+}
+
 impl std::fmt::Display for Format {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

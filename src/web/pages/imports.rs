@@ -43,6 +43,7 @@ fn import_page(
             "csrf": auth.csrf(),
             "error": error,
             "scope": scope,
+            "commune_account": auth.actor.area.as_deref().is_some_and(|a| state.config.areas.is_leaf(a)),
             "header_rows": HEADER_SEARCH_ROWS,
             "run": run.map(|(run, done)| run_view(state, run, done)),
         }),
@@ -79,7 +80,7 @@ fn run_view(state: &WebState, run: &ImportRun, done: bool) -> Value {
         "done": done,
         "token": run.token,
         "file_name": run.file_name,
-        "format": r.format.as_ref().map(|f| f.to_string()),
+        "format": r.format.as_ref().map(|f| f.vietnamese()),
         "unused": r.unused_columns.join(", "),
         "added": number_vi(r.added as u64),
         "updated": number_vi(r.updated as u64),
@@ -96,8 +97,8 @@ fn run_view(state: &WebState, run: &ImportRun, done: bool) -> Value {
             "tags": p.tags.join(", "),
             "birth_year": p.birth_year,
         })).collect::<Vec<_>>(),
-        "adjusted": r.adjusted.iter().map(|a| json!({"line": a.line, "reason": a.reason})).collect::<Vec<_>>(),
-        "rejected": r.rejected.iter().take(SHOWN_REJECTIONS).map(|a| json!({"line": a.line, "reason": a.reason})).collect::<Vec<_>>(),
+        "adjusted": r.adjusted.iter().map(|a| json!({"line": a.line, "reason": a.vi})).collect::<Vec<_>>(),
+        "rejected": r.rejected.iter().take(SHOWN_REJECTIONS).map(|a| json!({"line": a.line, "reason": a.vi})).collect::<Vec<_>>(),
         "more_rejected": r.rejected.len().checked_sub(SHOWN_REJECTIONS).filter(|n| *n > 0).map(|n| number_vi(n as u64)),
     })
 }
@@ -159,7 +160,10 @@ pub(super) async fn upload(
 fn bad_upload(e: axum::extract::multipart::MultipartError) -> PageError {
     PageError(ConsoleError::Invalid {
         field: "file".into(),
-        message: format!("Tệp tải lên không trọn vẹn hoặc quá lớn (tối đa 16 MB): {e}"),
+        message: {
+            tracing::info!("an upload could not be read: {e}");
+            "Tệp tải lên không trọn vẹn hoặc quá lớn (tối đa 16 MB). Xin thử tải lên lại.".into()
+        },
     })
 }
 
