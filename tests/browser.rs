@@ -557,3 +557,58 @@ async fn an_approver_opening_a_hostile_item_runs_none_of_its_authors_script() {
         .await;
     assert_ne!(title, "INLINE", "the Content-Security-Policy is enforced");
 }
+
+/// A commune clerk on a phone: picks the commune's workbook, sees what would happen, confirms;
+/// the page stays within a 390 px screen.
+#[tokio::test]
+#[ignore = "needs Debian's chromium and chromium-driver; run by .ci/run"]
+async fn a_clerk_imports_the_communes_workbook_from_a_phone() {
+    let (app, base) = seeded_app().await;
+    let browser = Browser::start().await;
+    browser
+        .call("POST", "/window/rect", json!({"width": 390, "height": 844}))
+        .await;
+    browser
+        .first_sign_in(&app, &base, "thu-ky", Role::Staff, Some("doan-bai"))
+        .await;
+    browser.goto(&format!("{base}/import")).await;
+    let workbook = common::repo_root().join("tests/fixtures/import/xa-doan-bai.xlsx");
+    // A file input takes the file's path as typed keys (WebDriver).
+    browser.type_into("#file", workbook.to_str().unwrap()).await;
+    browser.click("form[action='/import'] button").await;
+    browser
+        .wait_for(
+            "the preview",
+            "return !!document.querySelector('form[action=\"/import/confirm\"]')",
+        )
+        .await;
+    let seen = browser
+        .script(
+            "return {
+                rejected: document.querySelectorAll('#rejected tbody tr').length,
+                preview: document.querySelector('#preview tbody tr td:nth-child(2)').textContent,
+                wide: document.documentElement.scrollWidth,
+                // The commune's name on one line or two, not one letter per line.
+                first_column: document.querySelector('#by-area tbody td').getBoundingClientRect().width,
+                button: document.querySelector('form[action=\"/import/confirm\"] button').textContent,
+            }",
+        )
+        .await;
+    assert_eq!(seen["rejected"], 4, "{seen}");
+    assert_eq!(seen["preview"], "Nguyễn Thị Lan");
+    assert_eq!(seen["button"], "Xác nhận nhập 3 người");
+    assert!(
+        seen["wide"].as_i64().unwrap() <= 390,
+        "no sideways scrolling: {seen}"
+    );
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("import-preview.png");
+    std::fs::write(&path, browser.screenshot().await).unwrap();
+    eprintln!("screenshot: {}", path.display());
+    browser.click("form[action='/import/confirm'] button").await;
+    browser
+        .wait_for(
+            "the result",
+            "const n = document.querySelector('.notice'); return !!n && n.textContent.includes('thêm mới 3 người')",
+        )
+        .await;
+}

@@ -272,7 +272,7 @@ async fn a_number_that_opted_out_can_subscribe_again_by_sms() {
     app.set_clock("2023-03-06T09:00:00+07:00");
     mo(" Đăng ký ").await.unwrap();
     let back = kannel.sent().last().unwrap().text.clone();
-    assert!(back.contains("nhận lại tin"), "{back}");
+    assert!(back.contains("đã đăng ký nhận tin"), "{back}");
     assert!(back.contains("soạn TC"), "and how to stop again: {back}");
 
     app.set_clock("2023-03-08T08:00:00+07:00");

@@ -35,7 +35,7 @@ pub enum AreaMatch<'a> {
 }
 
 /// Folded text: NFC, no diacritics, lower case, punctuation as spaces, single spaces.
-fn fold(text: &str) -> String {
+pub(crate) fn fold(text: &str) -> String {
     let text: String = text.nfc().collect();
     unaccent(&text)
         .to_lowercase()

@@ -15,7 +15,9 @@
 //! Other columns (STT, Địa chỉ, Ghi chú) are left alone and named in the summary.
 
 use crate::audience::Said;
-use crate::text::unaccent;
+// Headers are folded as area names are: no diacritics, lower case, punctuation and `_` as
+// spaces.
+use crate::audience::area_match::fold;
 
 /// What a column holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,18 +76,6 @@ impl Field {
         Field::BirthYear,
         Field::FamilyName,
     ];
-}
-
-/// A header cell folded: no diacritics, lower case, punctuation and `_` as spaces.
-fn fold(text: &str) -> String {
-    unaccent(text)
-        .to_lowercase()
-        .chars()
-        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Where each field is, in the header row.
