@@ -255,3 +255,34 @@ async fn the_inbox_api_follows_the_same_rules() {
         (Some(3), Some(1))
     );
 }
+
+/// A resident who wrote gets a reply, not a stream of messages from one account: the fourth
+/// answer to one text is refused.
+#[tokio::test]
+async fn one_text_gets_a_few_answers_not_a_stream() {
+    let c = spawn_console().await;
+    c.app
+        .subscribe_sms("Trần Thị Mai", "hoa-son", HOA_SON)
+        .await;
+    sms(&c, "0912345678", "Khi nào có buổi tuyên truyền ở thôn?").await;
+    let id = id_of(&c, "Khi nào có buổi tuyên truyền ở thôn?").await;
+    let staff = c
+        .token("can-bo-hoa-son", Role::Staff, Some("hoa-son"))
+        .await;
+    let path = format!("/api/inbox/{id}/answer");
+    for n in 1..=3 {
+        let (status, _) = c
+            .api(
+                &staff,
+                "POST",
+                &path,
+                Some(json!({"text": format!("Trả lời {n}")})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "answer {n}");
+    }
+    let (status, body) = c
+        .api(&staff, "POST", &path, Some(json!({"text": "Trả lời 4"})))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+}

@@ -368,6 +368,9 @@ pub const MAX_ANSWER_CHARS: usize = 480;
 /// Answers a text on the channel it came by: queued for the dispatcher (its rate limits and
 /// quiet hours apply), the text marked answered, audited in the same transaction. Staff's
 /// words are sent as typed (never a template), after the campaign's sender name.
+/// Answers one text may get.
+pub const MAX_ANSWERS_PER_TEXT: i64 = 3;
+
 pub async fn answer(
     db: &Db,
     config: &Config,
@@ -387,6 +390,20 @@ pub async fn answer(
             "text",
             format!("Câu trả lời dài quá {MAX_ANSWER_CHARS} ký tự."),
         ));
+    }
+    // One resident who wrote gets a reply, not a correspondence: a few answers per text (one
+    // person's answer needs no second person, as a campaign message does; see README).
+    let given: i64 =
+        sqlx::query("SELECT COUNT(*) FROM inbox_outbox WHERE inbox_id = $1 AND kind = $2")
+            .bind(found.id)
+            .bind(Kind::Answer.sql())
+            .fetch_one(&db.pool)
+            .await?
+            .try_get(0)?;
+    if given >= MAX_ANSWERS_PER_TEXT {
+        return Err(ConsoleError::Conflict(format!(
+            "Tin nhắn này đã được trả lời {given} lần; xin liên hệ trực tiếp với người gửi nếu cần trao đổi thêm."
+        )));
     }
     let address = found.address.clone().unwrap_or_default();
     let body = match found.channel {
