@@ -559,7 +559,11 @@ impl RowChecker<'_> {
                 None
             }
         };
-        tags.extend(gender.map(str::to_string));
+        if let Some(g) = gender
+            && !tags.iter().any(|t| t == g)
+        {
+            tags.push(g.to_string());
+        }
         Ok((
             ValidRow {
                 index: 0,
