@@ -72,6 +72,10 @@ async fn the_console_shows_the_inbox_urgent_first_to_the_communes_staff_only() {
     let (status, page) = c.page(&lan, &format!("/inbox/{urgent}")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains(HOA_SON) && page.contains("Đã đọc"), "{page}");
+    assert!(
+        page.contains("Tin trả lời không được gửi từ 21:00 đến 07:00"),
+        "the answer box says when answers wait: {page}"
+    );
 
     // Answering needs the CSRF token; then it goes back by SMS on the next dispatch step.
     let answer = "Cán bộ xã sẽ gọi lại cho bà ngay.";

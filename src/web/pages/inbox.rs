@@ -83,6 +83,12 @@ async fn item_page(
     view["csrf"] = json!(auth.csrf());
     view["error"] = json!(error);
     view["max_answer"] = json!(inbox::MAX_ANSWER_CHARS);
+    // Answers wait out the quiet hours: the page says when, so no one expects an answer typed
+    // at 22:00 to arrive at once.
+    view["quiet"] = json!(state.config.dispatch.quiet_hours.map(|(from, to)| json!({
+        "from": from.format("%H:%M").to_string(),
+        "to": to.format("%H:%M").to_string(),
+    })));
     view["answers"] = answers
         .iter()
         .map(|(at, status, text)| {
