@@ -40,7 +40,13 @@ pub enum SendError {
     /// The provider asked us to slow down: wait exactly this long. Not a failure.
     #[error("rate limited: retry after {retry_after:?}")]
     RateLimited { retry_after: Duration },
-    /// Worth trying again later: 5xx, timeouts, connection errors, answers that do not parse.
+    /// The transport itself failed: connection refused or reset, a timeout, a 5xx. Retried
+    /// like [`SendError::Retryable`]; in a row, across recipients, such failures mark the
+    /// transport down (see `dispatch::outage`), and while it is down nothing spends attempts.
+    #[error("transport unavailable: {0}")]
+    Unavailable(String),
+    /// Worth trying again later, though the transport answered: an answer that does not parse,
+    /// a wrong token, a gateway's odd status.
     #[error("temporary failure: {0}")]
     Retryable(String),
     /// This contact cannot be reached any more (blocked the bot, account deleted, no such

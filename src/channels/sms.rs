@@ -145,7 +145,7 @@ impl Channel for KannelChannel {
             // Not `{e}`: reqwest's message quotes the URL, and this one carries the
             // credentials, the number, the text and the webhook secret.
             .map_err(|e| {
-                SendError::Retryable(format!("kannel unreachable: {}", describe_http_error(&e)))
+                SendError::Unavailable(format!("kannel unreachable: {}", describe_http_error(&e)))
             })?;
         let status = response.status();
         let body = answer_text(response).await;
@@ -185,11 +185,14 @@ pub fn classify_kannel(
         200..=299 => Err(SendError::Retryable(format!(
             "kannel answered {status} {body:?}"
         ))),
-        503 => Err(SendError::Retryable(format!(
+        503 => Err(SendError::Unavailable(format!(
             "kannel temporarily failed: {body}"
         ))),
         400..=499 => Err(SendError::Message(format!(
             "kannel refused ({status}): {body}"
+        ))),
+        500..=599 => Err(SendError::Unavailable(format!(
+            "kannel answered {status}: {body}"
         ))),
         _ => Err(SendError::Retryable(format!(
             "kannel answered {status}: {body}"
@@ -309,13 +312,19 @@ impl Channel for HttpSmsChannel {
         }
         // Not `{e}`: the URL may carry an API key, as headers and body carry the rest.
         let response = request.send().await.map_err(|e| {
-            SendError::Retryable(format!("gateway unreachable: {}", describe_http_error(&e)))
+            SendError::Unavailable(format!("gateway unreachable: {}", describe_http_error(&e)))
         })?;
         let status = response.status();
         let text = answer_text(response).await;
         // A provider's answer may echo the number or the text: only an excerpt is quoted.
         let quoted = || excerpt(&text, message, &self.secrets);
-        if status.is_server_error() || status.as_u16() == 429 {
+        if status.is_server_error() {
+            return Err(SendError::Unavailable(format!(
+                "gateway answered {status}: {}",
+                quoted()
+            )));
+        }
+        if status.as_u16() == 429 {
             return Err(SendError::Retryable(format!(
                 "gateway answered {status}: {}",
                 quoted()
@@ -371,7 +380,7 @@ mod tests {
         assert!(classify(202, "3: Queued for later delivery").is_ok());
         assert!(matches!(
             classify(503, "Temporal failure, try again later."),
-            Err(SendError::Retryable(_))
+            Err(SendError::Unavailable(_))
         ));
         assert!(matches!(
             classify(403, "Authorization failed for sendsms"),

@@ -108,7 +108,7 @@ pub fn classify(error: RequestError) -> SendError {
             ApiError::Unknown(text)
                 if text.starts_with("Internal Server Error") || text.starts_with("Bad Gateway") =>
             {
-                SendError::Retryable(redact(&text))
+                SendError::Unavailable(redact(&text))
             }
             other => SendError::Message(redact(&other.to_string())),
         },
@@ -116,7 +116,7 @@ pub fn classify(error: RequestError) -> SendError {
             SendError::Recipient(format!("group moved to chat {id}"))
         }
         RequestError::Network(e) => {
-            SendError::Retryable(format!("network: {}", describe_http_error(&e)))
+            SendError::Unavailable(format!("network: {}", describe_http_error(&e)))
         }
         RequestError::InvalidJson { source, raw } => {
             // A proxy's error page may echo the request path, `/bot<TOKEN>/…`.

@@ -376,7 +376,7 @@ impl Dispatcher {
             match &result {
                 Ok(_) => "sent",
                 Err(SendError::RateLimited { .. }) => "rate_limited",
-                Err(SendError::Retryable(_)) => "retry",
+                Err(SendError::Retryable(_) | SendError::Unavailable(_)) => "retry",
                 Err(_) => "failed",
             },
             1,
@@ -605,6 +605,9 @@ fn reason(error: &SendError) -> String {
         SendError::RateLimited { retry_after } => {
             format!("retry after {}s", retry_after.as_secs())
         }
-        SendError::Retryable(r) | SendError::Recipient(r) | SendError::Message(r) => r.clone(),
+        SendError::Retryable(r)
+        | SendError::Unavailable(r)
+        | SendError::Recipient(r)
+        | SendError::Message(r) => r.clone(),
     }
 }

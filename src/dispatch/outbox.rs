@@ -84,7 +84,7 @@ impl Dispatcher {
                     )
                     .await?;
                 }
-                Err(SendError::Retryable(reason)) => {
+                Err(SendError::Retryable(reason) | SendError::Unavailable(reason)) => {
                     tracing::warn!(outbox = q.id, "temporary failure: {reason}");
                     // A call for help is tried until it goes (every few minutes at most): an
                     // hour of network trouble must not lose it.

@@ -52,8 +52,12 @@ pub fn decide(error: &SendError, failures: i64, policy: &RetryPolicy) -> Decisio
         SendError::RateLimited { retry_after } => Decision::Postpone {
             after: *retry_after,
         },
-        SendError::Retryable(_) if failures + 1 >= i64::from(policy.max_attempts) => Decision::Dead,
-        SendError::Retryable(_) => Decision::Retry {
+        SendError::Retryable(_) | SendError::Unavailable(_)
+            if failures + 1 >= i64::from(policy.max_attempts) =>
+        {
+            Decision::Dead
+        }
+        SendError::Retryable(_) | SendError::Unavailable(_) => Decision::Retry {
             after: backoff(failures, policy.base),
         },
         SendError::Recipient(_) => Decision::FallBack,
