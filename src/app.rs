@@ -285,9 +285,10 @@ impl Application {
                 bot.run(stopped(stop_rx.clone())).await;
             }
         };
-        let (_, _, _, served, _) = tokio::join!(
+        let (_, _, _, _, served, _) = tokio::join!(
             schedule(scheduler, stop_rx.clone()),
             dispatch(&dispatcher, idle, stop_rx.clone()),
+            keep_alive(&dispatcher, stop_rx.clone()),
             polling,
             serve_web(web, listener, stopped(stop_rx.clone())),
             stop_on(shutdown, &dispatcher, stop_tx),
@@ -499,6 +500,23 @@ async fn dispatch(dispatcher: &Dispatcher, idle: Duration, stop: watch::Receiver
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = stopped(stop.clone()) => break,
+        }
+    }
+}
+
+/// Stamps the dispatcher alive every half second, apart from its steps: a step waiting on a
+/// slow gateway must not look like a dead worker (nor fence itself). A paused process stamps
+/// nothing, which is the point.
+async fn keep_alive(dispatcher: &Dispatcher, stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !*stop.borrow() {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped(stop.clone()) => break,
+        }
+        if let Err(e) = dispatcher.keep_alive().await {
+            tracing::warn!("cannot stamp this worker alive: {e:#}");
         }
     }
 }

@@ -21,6 +21,17 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The database's own clock in milliseconds since the epoch, as an SQL expression: for what
+    /// must not depend on a clock one process can move or freeze (a worker's liveness).
+    pub fn now_millis(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
+            Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the database {url}: {source}")]

@@ -1,9 +1,9 @@
 //! Taking due deliveries under a lease, and what nobody works on any more: rows of a worker
-//! that died (their lease passed) go back to the queue; rows past their occurrence's expiry
-//! end `expired`.
+//! that died or froze (see `liveness`) go back to the queue; rows past their occurrence's
+//! expiry end `expired`.
 //!
-//! A claim sets `claim_token` and `lease_until`; every later write is guarded by the token, so
-//! a worker whose lease passed and whose rows were taken over records nothing. PostgreSQL adds
+//! A claim sets `claim_token`, `claimed_by` and `lease_until`; every later write is guarded by
+//! the token, so a worker whose rows were taken over records nothing. PostgreSQL adds
 //! `FOR UPDATE SKIP LOCKED` so several processes take disjoint rows; SQLite has one writer.
 
 use std::sync::LazyLock;
@@ -14,6 +14,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use crate::channel::{ChannelKind, ChannelSet};
 use crate::delivery::Status;
+use super::liveness::RELEASE_AFTER_MS;
 use crate::store::{Backend, Db, from_epoch, to_epoch};
 
 /// A delivery this worker holds, with everything needed to render and send it.
@@ -59,17 +60,27 @@ impl ClaimedDelivery {
     }
 }
 
-/// Rows of a worker that died mid-step back to the queue once their lease passed, then every
-/// waiting row past its occurrence's expiry `expired`. Two statements, so each uses the status
-/// index. Returns how many expired.
+/// Rows of a worker that died or froze back to the queue, then every waiting row past its
+/// occurrence's expiry `expired`. A row goes back when its worker has not stamped its
+/// liveness for [`RELEASE_AFTER_MS`] by the database's clock (or has left the worker table),
+/// and in any case when its lease passed on Loa's clock. Two statements, so each uses the
+/// status index. Returns how many expired.
 pub(super) async fn expire(db: &Db, now: DateTime<Utc>) -> Result<usize, sqlx::Error> {
-    static LEASE_PASSED: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "UPDATE deliveries SET status = {pending}, lease_until = NULL, claim_token = NULL, updated_at = $1
-             WHERE status = {sending} AND lease_until < $1",
-            pending = Status::Pending.sql(),
-            sending = Status::Sending.sql(),
-        )
+    static ORPHANS: LazyLock<[String; 2]> = LazyLock::new(|| {
+        [Backend::Sqlite, Backend::Postgres].map(|backend| {
+            format!(
+                "UPDATE deliveries SET status = {pending}, lease_until = NULL, claim_token = NULL,
+                     claimed_by = NULL, updated_at = $1
+                 WHERE status = {sending}
+                   AND (lease_until < $1
+                        OR claimed_by IN (SELECT id FROM dispatch_workers
+                                          WHERE alive_at IS NULL OR alive_at < {now} - {RELEASE_AFTER_MS})
+                        OR claimed_by NOT IN (SELECT id FROM dispatch_workers))",
+                pending = Status::Pending.sql(),
+                sending = Status::Sending.sql(),
+                now = backend.now_millis(),
+            )
+        })
     });
     static EXPIRED: LazyLock<String> = LazyLock::new(|| {
         format!(
@@ -81,10 +92,16 @@ pub(super) async fn expire(db: &Db, now: DateTime<Utc>) -> Result<usize, sqlx::E
         )
     });
     let now = to_epoch(now);
-    sqlx::query(AssertSqlSafe(LEASE_PASSED.as_str()))
-        .bind(now)
-        .execute(&db.pool)
-        .await?;
+    let released = sqlx::query(AssertSqlSafe(
+        ORPHANS[usize::from(db.backend == Backend::Postgres)].as_str(),
+    ))
+    .bind(now)
+    .execute(&db.pool)
+    .await?
+    .rows_affected();
+    if released > 0 {
+        tracing::warn!(released, "rows of a worker that stopped answering are back in the queue");
+    }
     let done = sqlx::query(AssertSqlSafe(EXPIRED.as_str()))
         .bind(now)
         .execute(&db.pool)
@@ -92,11 +109,12 @@ pub(super) async fn expire(db: &Db, now: DateTime<Utc>) -> Result<usize, sqlx::E
     Ok(done.rows_affected() as usize)
 }
 
-/// Takes due deliveries under a lease until `lease_until`: per channel of `limits`, at most
-/// its number, oldest due first. The rows come back with everything a send needs — whatever
+/// Takes due deliveries for `worker` under a lease until `lease_until`: per channel of
+/// `limits`, at most its number, oldest due first. The rows come back with everything a send needs — whatever
 /// the channel, its body is the occurrence's text for that channel, if it has one.
 pub(super) async fn claim(
     db: &Db,
+    worker: &str,
     channels: &ChannelSet,
     limits: &[(ChannelKind, i64)],
     now: DateTime<Utc>,
@@ -112,7 +130,7 @@ pub(super) async fn claim(
             };
             format!(
                 "UPDATE deliveries SET status = {sending}, claim_token = $1, lease_until = $2,
-                     attempts = attempts + 1, updated_at = $3
+                     attempts = attempts + 1, updated_at = $3, claimed_by = $6
                  WHERE id IN (
                      SELECT id FROM deliveries
                      WHERE status = {pending} AND due_at <= $3 AND channel = $5
@@ -136,6 +154,7 @@ pub(super) async fn claim(
             .bind(to_epoch(now))
             .bind(limit)
             .bind(kind.as_str())
+            .bind(worker)
             .execute(&db.pool)
             .await?
             .rows_affected();
@@ -204,7 +223,7 @@ pub(super) async fn release(
     static RELEASE: LazyLock<String> = LazyLock::new(|| {
         format!(
             "UPDATE deliveries SET status = {pending}, lease_until = NULL, claim_token = NULL,
-                 attempts = attempts - 1, updated_at = $1
+                 claimed_by = NULL, attempts = attempts - 1, updated_at = $1
              WHERE id = $2 AND claim_token = $3",
             pending = Status::Pending.sql(),
         )

@@ -2,18 +2,24 @@
 //!
 //! A step: expire what is past its occurrence's expiry, claim a batch of due rows under a
 //! lease, render and send each, record the outcome. A worker that dies mid-step loses nothing:
-//! its rows stay `sending` until the lease passes, then any worker claims them again. The
-//! bound on duplicates after a crash is the rows that were sent but not yet recorded.
+//! its rows stay `sending` until its liveness stamp is a few seconds old, then any worker
+//! claims them again; a worker that could not renew its stamp in time sends nothing more (it
+//! fences itself, see `liveness`). The bound on duplicates after a crash is the rows that were
+//! sent but not yet recorded: at most the sends in flight, `dispatch.concurrency`.
 //!
 //! Before a send: quiet hours (nothing is claimed inside them), the per-person daily cap
 //! (the surplus waits for the next day or expires) and the channel's rate limits; a worker
 //! that cannot wait for its turn puts the row back, not as a failure. After a failure the
-//! `policy` decides: retry, postpone, give up, or fall back to the next channel.
+//! `policy` decides: retry, postpone, give up, or fall back to the next channel — unless the
+//! transport itself is down (`outage`): then its deliveries wait, spending no attempts, while
+//! one probe at a time finds out when it is back.
 //!
 //! # Layout
 //!
 //! * this file — [`Dispatcher`], the worker: a step, and one delivery's way through it.
 //! * `claim` — expiry, leases, claiming a batch with everything a send needs.
+//! * `liveness` — each worker's stamp on the database's clock, and the fence.
+//! * `outage` — transports marked down and probed back; the admins' notices.
 //! * `record` — writing outcomes by group commit, guarded by the claim token.
 //! * `policy` — what to do after a failed send: a pure function.
 //! * `share` — the rate limits' share among the workers on one database.
@@ -26,6 +32,8 @@
 mod cap;
 mod claim;
 mod limits;
+mod liveness;
+mod outage;
 mod outbox;
 mod policy;
 mod record;
@@ -53,6 +61,9 @@ use crate::templates::{MessageContext, Recipient, Templates, staff};
 use cap::DailyCounts;
 pub use claim::ClaimedDelivery;
 use limits::{Permit, RateLimits};
+use liveness::Liveness;
+pub use outage::{Outage, current as current_outages};
+use outage::{Outages, Turn};
 use policy::{Decision, RetryPolicy};
 use record::{Change, Outcome, Record, Recorder, RetryKind, Sent};
 use share::Share;
@@ -137,6 +148,10 @@ impl Transports {
 /// Longest wait for a rate-limit turn inside a step; beyond it the row goes back to the table.
 const MAX_INLINE_WAIT: StdDuration = StdDuration::from_secs(5);
 
+/// A delivery of a channel that is down goes back with this delay; it is claimed again only
+/// once the channel is back (or as its probe).
+const DOWN_WAIT: StdDuration = StdDuration::from_secs(1);
+
 pub struct Dispatcher {
     db: Db,
     templates: Arc<Templates>,
@@ -146,6 +161,8 @@ pub struct Dispatcher {
     /// lines, honours.
     config: Arc<Config>,
     share: Share,
+    liveness: Liveness,
+    outages: Outages,
     recorder: Recorder,
     metrics: Arc<Metrics>,
     stopping: AtomicBool,
@@ -164,6 +181,7 @@ impl Dispatcher {
         config: Arc<Config>,
     ) -> Self {
         let limits = RateLimits::new(&config.channels, config.limits.burst, Arc::clone(&clock));
+        let worker_id = format!("{:016x}", rand::rng().random::<u64>());
         Dispatcher {
             recorder: Recorder::new(db.clone(), config.campaign.time_zone),
             db,
@@ -171,7 +189,9 @@ impl Dispatcher {
             transports,
             clock,
             config,
-            share: Share::new(limits),
+            share: Share::new(worker_id.clone(), limits),
+            liveness: Liveness::new(worker_id),
+            outages: Outages::default(),
             metrics: Arc::new(Metrics::default()),
             stopping: AtomicBool::new(false),
             turns: tokio::sync::Mutex::new(()),
@@ -207,6 +227,13 @@ impl Dispatcher {
         self.share.heartbeat(&self.db, self.clock.now()).await
     }
 
+    /// Stamps this worker alive on the database's clock, at most once a second. `loa run`
+    /// calls it every second apart from the steps, so a long send does not fence the worker;
+    /// a worker that cannot stamp for a few seconds stops sending (see `liveness`).
+    pub async fn keep_alive(&self) -> anyhow::Result<()> {
+        self.liveness.renew(&self.db, self.clock.now()).await
+    }
+
     /// Whether `at` falls in the configured quiet hours (campaign time).
     pub fn is_quiet(&self, at: DateTime<Utc>) -> bool {
         let Some((from, to)) = self.config.dispatch.quiet_hours else {
@@ -223,7 +250,11 @@ impl Dispatcher {
     /// One round: the inbox's upkeep and queued messages (urgent forwards first: they go even
     /// in quiet hours), then expire, claim a batch, send it, record every outcome.
     pub async fn step(&self) -> anyhow::Result<StepReport> {
+        self.keep_alive().await?;
         self.heartbeat().await?;
+        self.outages
+            .refresh(&self.db, &self.config.channels)
+            .await?;
         self.inbox_upkeep().await?;
         let outbox = if self.stopping.load(Ordering::SeqCst) {
             0
@@ -236,7 +267,8 @@ impl Dispatcher {
         }
         let now = self.clock.now();
         let holding = self.share.holding(&self.db, now).await?;
-        if holding || self.stopping.load(Ordering::SeqCst) || self.is_quiet(now) {
+        let fenced = !self.liveness.may_send();
+        if holding || fenced || self.stopping.load(Ordering::SeqCst) || self.is_quiet(now) {
             return Ok(StepReport {
                 expired,
                 outbox,
@@ -251,17 +283,23 @@ impl Dispatcher {
     }
 
     /// Takes due deliveries under a lease: per channel with a transport, no more than this
-    /// worker's share of the rate can send before the batch's tail would wait too long.
+    /// worker's share of the rate can send before the batch's tail would wait too long; of a
+    /// channel that is down, only its probe when this worker takes it.
     pub async fn claim(&self) -> anyhow::Result<Vec<ClaimedDelivery>> {
+        self.keep_alive().await?;
         let now = self.clock.now();
-        let limits: Vec<(ChannelKind, i64)> = self
-            .transports
-            .kinds()
-            .into_iter()
-            .map(|kind| (kind, self.claim_limit(kind)))
-            .collect();
+        let mut limits: Vec<(ChannelKind, i64)> = Vec::new();
+        for kind in self.transports.kinds() {
+            if !self.outages.is_down(kind) {
+                limits.push((kind, self.claim_limit(kind)));
+            } else if self.outages.take_probe(&self.db, kind, now).await? {
+                tracing::info!(channel = %kind, "probing a channel that is down");
+                limits.push((kind, 1));
+            }
+        }
         let lease = Duration::seconds(i64::from(self.config.dispatch.lease_seconds));
-        claim::claim(&self.db, &self.config.channels, &limits, now, now + lease).await
+        let worker = self.liveness.worker_id();
+        claim::claim(&self.db, worker, &self.config.channels, &limits, now, now + lease).await
     }
 
     /// Deliveries of one channel worth claiming in one step: what this worker's share of the
@@ -351,13 +389,25 @@ impl Dispatcher {
                 .retry_later(&d, wait, RetryKind::Postpone, "daily cap reached")
                 .await;
         }
+        if self.outages.is_down(d.channel) && !self.outages.is_probing(d.channel) {
+            // Claimed before the channel went down: it waits with the others.
+            self.metrics.count(d.channel.as_str(), "postponed", 1);
+            return self
+                .retry_later(&d, DOWN_WAIT, RetryKind::Postpone, "channel down")
+                .await;
+        }
         if let Some(wait) = self.wait_for_turn(d.channel, &d.address).await {
             self.metrics.count(d.channel.as_str(), "postponed", 1);
             return self
                 .retry_later(&d, wait, RetryKind::Postpone, "rate limit")
                 .await;
         }
-        if self.stopping.load(Ordering::SeqCst) {
+        if let Err(e) = self.keep_alive().await {
+            tracing::warn!("liveness: {e:#}");
+        }
+        // The last moment to decide: a worker stopping, or one that could not renew its stamp
+        // (it was paused, or the database is out of reach), hands nothing more to a transport.
+        if self.stopping.load(Ordering::SeqCst) || !self.liveness.may_send() {
             claim::release(&self.db, &d, self.clock.now()).await?;
             return Ok(Outcome::Released);
         }
@@ -371,6 +421,15 @@ impl Dispatcher {
         let result = channel.send(&message).await;
         self.metrics
             .observe_send(channel.name(), started.elapsed().as_secs_f64());
+        let turn = match &result {
+            Err(SendError::Unavailable(why)) => {
+                self.outages
+                    .failed(&self.db, d.channel, &d.address, why, self.clock.now())
+                    .await?
+            }
+            _ => self.outages.answered(&self.db, d.channel).await?,
+        };
+        self.announce_turn(d.channel, &turn).await?;
         self.metrics.count(
             d.channel.as_str(),
             match &result {
@@ -429,12 +488,27 @@ impl Dispatcher {
         transport: &str,
         error: SendError,
     ) -> anyhow::Result<Outcome> {
-        let decision = policy::decide(
-            &error,
-            d.failures,
-            &RetryPolicy::from(&self.config.dispatch),
-        );
+        let decision = match &error {
+            // The transport is down (maybe this very failure marked it): no attempt spent.
+            SendError::Unavailable(_) if self.outages.is_down(d.channel) => Decision::Postpone {
+                after: DOWN_WAIT,
+            },
+            _ => policy::decide(
+                &error,
+                d.failures,
+                &RetryPolicy::from(&self.config.dispatch),
+            ),
+        };
         match (decision, error) {
+            (Decision::Postpone { after }, SendError::Unavailable(why)) => {
+                self.retry_later(
+                    d,
+                    after,
+                    RetryKind::Postpone,
+                    &format!("channel down: {why}"),
+                )
+                .await
+            }
             (Decision::Postpone { after }, _) => {
                 tracing::warn!(delivery = d.id, ?after, "rate limited by {transport}");
                 self.retry_later(
@@ -561,6 +635,48 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    /// Tells the admins that a channel went down or came back (this worker changed its state).
+    async fn announce_turn(&self, kind: ChannelKind, turn: &Turn) -> anyhow::Result<()> {
+        let label = self.config.channels.label(kind);
+        match turn {
+            Turn::Same => return Ok(()),
+            Turn::WentDown { reason } => {
+                tracing::error!(channel = %kind, "channel down: {reason}; its deliveries wait")
+            }
+            Turn::CameBack { since } => {
+                tracing::warn!(channel = %kind, %since, "channel back: its deliveries resume")
+            }
+        }
+        let now = self.clock.now();
+        let Some(text) = outage::notice(turn, label, self.config.campaign.time_zone, now) else {
+            return Ok(());
+        };
+        let admins: Vec<i64> = self
+            .config
+            .telegram
+            .iter()
+            .flat_map(|t| t.admins.iter().copied())
+            .collect();
+        if admins.is_empty() || self.transports.get(ChannelKind::Telegram).is_none() {
+            return Ok(());
+        }
+        let mut tx = self.db.pool.begin().await?;
+        for admin in admins {
+            crate::inbound::outbox::queue(
+                &mut tx,
+                None,
+                crate::inbound::outbox::Kind::Notice,
+                ChannelKind::Telegram,
+                &admin.to_string(),
+                &text,
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn retry_later(

@@ -86,9 +86,10 @@ impl Dispatcher {
                 }
                 Err(SendError::Retryable(reason) | SendError::Unavailable(reason)) => {
                     tracing::warn!(outbox = q.id, "temporary failure: {reason}");
-                    // A call for help is tried until it goes (every few minutes at most): an
-                    // hour of network trouble must not lose it.
-                    if q.kind != outbox::Kind::Alert
+                    // A call for help (or the admins' notice of an outage) is tried until it
+                    // goes (every few minutes at most): an hour of network trouble must not
+                    // lose it.
+                    if !matches!(q.kind, outbox::Kind::Alert | outbox::Kind::Notice)
                         && q.attempts + 1 >= self.config.dispatch.max_attempts
                     {
                         outbox::failed(&self.db, &q, &reason, now).await?;

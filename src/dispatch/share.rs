@@ -9,7 +9,6 @@
 use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
-use rand::Rng;
 use sqlx::Row;
 
 use super::limits::RateLimits;
@@ -31,9 +30,9 @@ pub(super) struct Share {
 }
 
 impl Share {
-    pub(super) fn new(limits: RateLimits) -> Share {
+    pub(super) fn new(worker_id: String, limits: RateLimits) -> Share {
         Share {
-            worker_id: format!("{:016x}", rand::rng().random::<u64>()),
+            worker_id,
             last_heartbeat: Mutex::new(None),
             hold_until: Mutex::new(None),
             limits,

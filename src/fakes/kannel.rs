@@ -1,6 +1,6 @@
 //! A fake of Kannel's `sendsms` HTTP interface: records each message with its coding and
 //! `dlr-url`, answers as Kannel does (`202 0: Accepted for delivery`), can be told to answer
-//! 503 or 403, and plays delivery reports back to the `dlr-url` when a test asks.
+//! 503 or 403 (once, or all the time while its SMS centre link is down), and plays delivery reports back to the `dlr-url` when a test asks.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -27,6 +27,10 @@ struct State_ {
     answers: VecDeque<(u16, String)>,
     /// Messages whose delivery report has been played (or decided never to come).
     settled: usize,
+    /// Kannel up but its SMS centre link down: every request answers 503.
+    down: bool,
+    /// Requests answered, whatever the answer.
+    requests: usize,
 }
 
 pub struct FakeKannel {
@@ -69,6 +73,17 @@ impl FakeKannel {
             .expect("fake kannel")
             .answers
             .push_back((status, body.to_string()));
+    }
+
+    /// Takes the SMS centre link down (every request answers Kannel's 503 "Temporal failure")
+    /// or brings it back.
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().expect("fake kannel").down = down;
+    }
+
+    /// Requests answered so far, accepted or not.
+    pub fn requests(&self) -> usize {
+        self.state.lock().expect("fake kannel").requests
     }
 
     /// Calls every recorded `dlr-url` with DLR type `dlr` (1 delivered, 2 failed, 4 buffered,
@@ -130,6 +145,13 @@ async fn sendsms(
     Query(q): Query<HashMap<String, String>>,
 ) -> (StatusCode, String) {
     let mut state = state.lock().expect("fake kannel");
+    state.requests += 1;
+    if state.down {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Temporal failure, try again later.".into(),
+        );
+    }
     if let Some((status, body)) = state.answers.pop_front() {
         return (
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),

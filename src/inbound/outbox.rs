@@ -1,11 +1,11 @@
 //! Messages Loa sends that are not campaign deliveries: an urgent text forwarded to the
 //! contact point and the admins (`alert`), the hotlines to its sender (`hotlines`), a staff
-//! answer (`answer`). Owns the table `inbox_outbox`.
+//! answer (`answer`), a notice to the admins about Loa itself (`notice`). Owns the table `inbox_outbox`.
 //!
 //! Queued here, sent by the dispatcher in its next step (`dispatch::outbox`) under the
 //! channels' rate limits. A claim takes rows under a lease, as deliveries are claimed, so two
 //! workers never send one row; a temporary failure comes back later, a permanent one stays
-//! `failed`. Alerts and hotlines go at any hour; answers wait for the end of quiet hours.
+//! `failed`. Alerts, hotlines and notices go at any hour; answers wait for the end of quiet hours.
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -22,6 +22,8 @@ pub enum Kind {
     Hotlines,
     /// A staff answer to a text.
     Answer,
+    /// A message to the admins about Loa itself (a channel down, back up). No personal data.
+    Notice,
 }
 
 impl Kind {
@@ -30,6 +32,7 @@ impl Kind {
             Kind::Alert => "alert",
             Kind::Hotlines => "hotlines",
             Kind::Answer => "answer",
+            Kind::Notice => "notice",
         }
     }
 
@@ -37,6 +40,7 @@ impl Kind {
         match s {
             "alert" => Kind::Alert,
             "hotlines" => Kind::Hotlines,
+            "notice" => Kind::Notice,
             _ => Kind::Answer,
         }
     }
@@ -109,9 +113,9 @@ pub async fn claim(
 ) -> anyhow::Result<Vec<Queued>> {
     let token = uuid_like();
     let kinds = if answers {
-        "('alert', 'hotlines', 'answer')"
+        "('alert', 'hotlines', 'notice', 'answer')"
     } else {
-        "('alert', 'hotlines')"
+        "('alert', 'hotlines', 'notice')"
     };
     // The outer conditions are checked again on the row itself, so a worker that raced another
     // to the same row takes nothing (PostgreSQL re-reads a row updated meanwhile).
@@ -121,7 +125,7 @@ pub async fn claim(
            AND id IN (SELECT id FROM inbox_outbox
                       WHERE status = $3 AND due_at <= $4 AND kind IN {kinds}
                         AND (lease_until IS NULL OR lease_until < $4)
-                      ORDER BY CASE kind WHEN 'alert' THEN 0 WHEN 'hotlines' THEN 1 ELSE 2 END, id
+                      ORDER BY CASE kind WHEN 'alert' THEN 0 WHEN 'hotlines' THEN 1 WHEN 'notice' THEN 2 ELSE 3 END, id
                       LIMIT $5)"
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -134,7 +138,7 @@ pub async fn claim(
         .await?;
     let rows = sqlx::query(
         "SELECT id, kind, channel, address, text, attempts FROM inbox_outbox
-         WHERE claim_token = $1 ORDER BY CASE kind WHEN 'alert' THEN 0 WHEN 'hotlines' THEN 1 ELSE 2 END, id",
+         WHERE claim_token = $1 ORDER BY CASE kind WHEN 'alert' THEN 0 WHEN 'hotlines' THEN 1 WHEN 'notice' THEN 2 ELSE 3 END, id",
     )
     .bind(&token)
     .fetch_all(&db.pool)

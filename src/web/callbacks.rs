@@ -166,17 +166,33 @@ pub(super) async fn healthz(
         .iter()
         .map(|(kind, transport)| (kind.clone(), json!(transport)))
         .collect();
-    if state.db.ping().await {
-        (
-            StatusCode::OK,
-            Json(json!({"status": "ok", "database": "ok", "channels": channels})),
-        )
-    } else {
-        (
+    let Ok(outages) = crate::dispatch::current_outages(&state.db).await else {
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "error", "database": "unreachable", "channels": channels})),
-        )
-    }
+        );
+    };
+    // A channel that is down is the gateway's fault, not this process's: still 200, so a
+    // supervisor does not restart a healthy Loa, with `degraded` and what is down since when.
+    let down: serde_json::Map<String, serde_json::Value> = outages
+        .iter()
+        .map(|o| {
+            (
+                o.channel.clone(),
+                json!({
+                    "since": o.since.to_rfc3339(),
+                    "reason": o.reason,
+                    "next_probe": o.next_probe.to_rfc3339(),
+                    "probes": o.probes,
+                }),
+            )
+        })
+        .collect();
+    let status = if down.is_empty() { "ok" } else { "degraded" };
+    (
+        StatusCode::OK,
+        Json(json!({"status": status, "database": "ok", "channels": channels, "down": down})),
+    )
 }
 
 /// Prometheus text: deliveries waiting and in flight (read from the database through its
@@ -194,6 +210,31 @@ pub(super) async fn metrics_text(State(state): State<WebState>) -> impl IntoResp
             }
         }
         Err(e) => tracing::warn!("metrics: cannot count deliveries: {e}"),
+    }
+    match crate::dispatch::current_outages(&state.db).await {
+        Ok(outages) => {
+            out.push_str(
+                "# HELP loa_channel_down Whether the channel's transport is marked down (1) or not (0).\n# TYPE loa_channel_down gauge\n",
+            );
+            for (kind, _) in state.channels.iter() {
+                let down = outages.iter().any(|o| &o.channel == kind);
+                out.push_str(&format!(
+                    "loa_channel_down{{channel=\"{kind}\"}} {}\n",
+                    u8::from(down)
+                ));
+            }
+            out.push_str(
+                "# HELP loa_channel_down_since_seconds When a channel that is down went down (Unix time, Loa's clock).\n# TYPE loa_channel_down_since_seconds gauge\n",
+            );
+            for o in &outages {
+                out.push_str(&format!(
+                    "loa_channel_down_since_seconds{{channel=\"{}\"}} {}\n",
+                    o.channel,
+                    o.since.timestamp()
+                ));
+            }
+        }
+        Err(e) => tracing::warn!("metrics: cannot read channel outages: {e}"),
     }
     out.push_str(&state.metrics.encode());
     (

@@ -1,0 +1,98 @@
+//! A worker's liveness, on the database's clock, and the fence that keeps a worker that lost
+//! it from sending.
+//!
+//! Every worker stamps `dispatch_workers.alive_at` with the database's own clock about once a
+//! second (a task of `loa run`, and every step and send). A worker not stamped for
+//! [`RELEASE_AFTER_MS`] is dead to the others: the next step of any worker puts its claimed
+//! rows back in the queue (`claim::release_orphans`), so a `kill -9` costs seconds, not the
+//! lease.
+//!
+//! A worker cannot know when the database wrote its stamp, only when it asked: it counts its
+//! silence on its own monotonic clock from that moment, which is never later than the stamp,
+//! and stops sending after [`FENCE_AFTER`], well before the others may take its rows. So a
+//! process that was paused (SIGSTOP, a frozen VM, a swap storm) and wakes up cannot send what
+//! another worker has taken over: it gives its rows back unsent. The two clocks never need
+//! to agree; only their rates do. What a worker had already handed to a transport when it was
+//! paused is the documented duplicate bound: the sends in flight.
+//!
+//! Owns `dispatch_workers.alive_at` and `deliveries.claimed_by` (see `share` for the rest of
+//! the worker table).
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use sqlx::AssertSqlSafe;
+
+use crate::store::{Db, to_epoch};
+
+/// How often a worker stamps its liveness.
+pub const RENEW_EVERY: Duration = Duration::from_secs(1);
+/// A worker whose last stamp was asked for this long ago sends nothing more until it renews.
+pub const FENCE_AFTER: Duration = Duration::from_secs(3);
+/// A worker not stamped for this long (database clock) has its claimed rows released.
+pub const RELEASE_AFTER_MS: i64 = 5_000;
+
+// A worker stops sending at least two seconds before anyone may release its rows, and renews
+// well within its fence.
+const _: () = assert!(FENCE_AFTER.as_millis() as i64 + 2_000 <= RELEASE_AFTER_MS);
+const _: () = assert!(RENEW_EVERY.as_millis() * 2 < FENCE_AFTER.as_millis());
+
+pub(super) struct Liveness {
+    worker_id: String,
+    /// When this worker asked for its last stamp that the database confirmed.
+    confirmed: Mutex<Option<Instant>>,
+    /// One renewal at a time: concurrent sends that find it due do not all write.
+    renewing: tokio::sync::Mutex<()>,
+}
+
+impl Liveness {
+    pub(super) fn new(worker_id: String) -> Liveness {
+        Liveness {
+            worker_id,
+            confirmed: Mutex::new(None),
+            renewing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub(super) fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// Stamps this worker alive if its last stamp is [`RENEW_EVERY`] old; `loa_now` (Loa's
+    /// clock) only fills the rate share's column for a new row.
+    pub(super) async fn renew(&self, db: &Db, loa_now: DateTime<Utc>) -> anyhow::Result<()> {
+        if self.since_confirmed().is_some_and(|d| d < RENEW_EVERY) {
+            return Ok(());
+        }
+        let Ok(_one) = self.renewing.try_lock() else {
+            return Ok(());
+        };
+        let asked = Instant::now();
+        let sql = format!(
+            "INSERT INTO dispatch_workers (id, heartbeat_at, alive_at) VALUES ($1, $2, {now})
+             ON CONFLICT (id) DO UPDATE SET alive_at = {now}",
+            now = db.backend.now_millis()
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(&self.worker_id)
+            .bind(to_epoch(loa_now))
+            .execute(&db.pool)
+            .await?;
+        *self.confirmed.lock().expect("liveness lock") = Some(asked);
+        Ok(())
+    }
+
+    /// Whether this worker may still hand a message to a transport: its last confirmed stamp
+    /// was asked for less than [`FENCE_AFTER`] ago.
+    pub(super) fn may_send(&self) -> bool {
+        self.since_confirmed().is_some_and(|d| d < FENCE_AFTER)
+    }
+
+    fn since_confirmed(&self) -> Option<Duration> {
+        self.confirmed
+            .lock()
+            .expect("liveness lock")
+            .map(|at| at.elapsed())
+    }
+}

@@ -1,0 +1,203 @@
+//! A gateway that is down: its deliveries wait without spending attempts, a probe finds out
+//! when it is back, and nothing is lost or sent twice. The SMS centre behind a fake Kannel goes
+//! down for an hour of Loa's clock on the morning of 8 March.
+
+mod common;
+
+use std::collections::HashMap;
+
+use chrono::Duration;
+use common::TestApp;
+use loa::config::SmsGateway;
+use loa::dispatch::deliveries;
+use loa::fakes::kannel::FakeKannel;
+use sqlx::Row;
+
+const PEOPLE: usize = 2_000;
+const ADMIN: i64 = 9001;
+
+/// Loa with the fake Kannel as its SMS gateway, an admin on Telegram, and its web routes
+/// served; `PEOPLE` residents reachable by SMS only. Returns the web base URL.
+async fn app_with_kannel() -> (TestApp, FakeKannel, String) {
+    let kannel = FakeKannel::start().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let url = kannel.sendsms_url();
+    let app = TestApp::spawn_adjusted("2023-03-08T08:00:00+07:00", move |c| {
+        c.sms.gateway = Some(SmsGateway::Kannel {
+            url,
+            username: "loa".into(),
+            password: "matkhau".into(),
+        });
+        c.telegram.as_mut().unwrap().admins = vec![ADMIN];
+    })
+    .await;
+    app.serve_web(listener);
+    app.seed_residents(PEOPLE).await;
+    // Everyone's contact becomes a mobile number: the occurrence goes by SMS alone.
+    let ids: Vec<i64> = sqlx::query("SELECT id FROM contacts ORDER BY id")
+        .fetch_all(&app.db.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get(0).unwrap())
+        .collect();
+    let mut tx = app.db.pool.begin().await.unwrap();
+    for id in ids {
+        sqlx::query("UPDATE contacts SET channel = 'sms', address = $1 WHERE id = $2")
+            .bind(format!("+84912{id:06}"))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    (app, kannel, base)
+}
+
+async fn get(url: &str) -> String {
+    reqwest::get(url).await.unwrap().text().await.unwrap()
+}
+
+#[tokio::test]
+async fn an_hour_long_sms_outage_costs_time_and_nothing_else() {
+    let (mut app, kannel, base) = app_with_kannel().await;
+    let start = app.clock_now();
+    kannel.set_down(true);
+    app.engine.scheduler.tick().await.unwrap();
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM deliveries WHERE channel = 'sms'")
+            .await,
+        PEOPLE as i64
+    );
+
+    // An hour of Loa's clock, a step every five seconds.
+    while app.clock_now() < start + Duration::hours(1) {
+        app.engine.dispatcher.step().await.unwrap();
+        app.advance(Duration::seconds(5));
+    }
+    let health: serde_json::Value = serde_json::from_str(&get(&format!("{base}/healthz")).await)
+        .expect("healthz is JSON");
+    assert_eq!(health["status"], "degraded", "{health}");
+    let since: chrono::DateTime<chrono::Utc> = health["down"]["sms"]["since"]
+        .as_str()
+        .expect("since when SMS is down")
+        .parse()
+        .unwrap();
+    assert!(
+        since >= start && since <= start + Duration::minutes(1),
+        "marked down within the first minute of the outage: {since}"
+    );
+    let metrics = get(&format!("{base}/metrics")).await;
+    assert!(
+        metrics.contains("loa_channel_down{channel=\"sms\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("loa_channel_down{channel=\"telegram\"} 0"));
+    // While it is down, a probe now and then, not 2,000 retries: the streak that marked it
+    // down (ten seconds of sends) and a probe every three minutes at most after.
+    let during = kannel.requests();
+    assert!(
+        during <= 100,
+        "{during} requests to a gateway that was down"
+    );
+    let records = deliveries(&app.db).await.unwrap();
+    assert!(records.iter().all(|d| d.status == "pending"), "none ended");
+    assert!(
+        records.iter().all(|d| d.failures <= 1),
+        "no delivery spent more than the one attempt before the channel was marked down"
+    );
+
+    kannel.set_down(false);
+    let back = app.clock_now();
+    loop {
+        app.engine.dispatcher.step().await.unwrap();
+        let waiting = app
+            .count("SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'sending')")
+            .await;
+        if waiting == 0 {
+            break;
+        }
+        app.advance(Duration::seconds(1));
+        assert!(
+            app.clock_now() < back + Duration::hours(1),
+            "{waiting} deliveries still waiting an hour after the gateway came back"
+        );
+    }
+    // Back within one probe interval, then at the channel's rate: 2,000 at 10/s.
+    let took = app.clock_now() - back;
+    assert!(
+        took <= Duration::seconds(180 + PEOPLE as i64 / 10 + 30),
+        "took {took} after the gateway came back"
+    );
+    let records = deliveries(&app.db).await.unwrap();
+    let not_sent: Vec<_> = records.iter().filter(|d| d.status != "sent").collect();
+    assert!(not_sent.is_empty(), "not sent: {:?}", &not_sent[..1]);
+    let mut per_number: HashMap<String, usize> = HashMap::new();
+    for sms in kannel.sent() {
+        *per_number.entry(sms.to).or_default() += 1;
+    }
+    assert_eq!(per_number.len(), PEOPLE, "everyone got their message");
+    assert!(per_number.values().all(|n| *n == 1), "nobody got two");
+
+    let health: serde_json::Value =
+        serde_json::from_str(&get(&format!("{base}/healthz")).await).unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    assert!(
+        get(&format!("{base}/metrics"))
+            .await
+            .contains("loa_channel_down{channel=\"sms\"} 0")
+    );
+    // The admin heard once that SMS was down and once that it was back, in that order.
+    let to_admin: Vec<String> = app
+        .telegram
+        .sent()
+        .into_iter()
+        .filter(|m| m.chat_id == ADMIN)
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(to_admin.len(), 2, "{to_admin:?}");
+    assert!(
+        to_admin[0].contains("kênh SMS không gửi được tin nhắn từ 08:0"),
+        "{}",
+        to_admin[0]
+    );
+    assert!(to_admin[0].contains("Temporal failure"), "{}", to_admin[0]);
+    assert!(
+        to_admin[1].contains("kênh SMS đã hoạt động trở lại lúc 09:0"),
+        "{}",
+        to_admin[1]
+    );
+}
+
+#[tokio::test]
+async fn a_burst_of_failures_is_not_an_outage() {
+    let (mut app, kannel, base) = app_with_kannel().await;
+    // Fifteen failures in a row within two seconds: a blip, not an outage.
+    for _ in 0..15 {
+        kannel.answer_next(503, "Temporal failure, try again later.");
+    }
+    app.engine.scheduler.tick().await.unwrap();
+    for _ in 0..3 {
+        app.engine.dispatcher.step().await.unwrap();
+    }
+    app.advance(Duration::seconds(2));
+    app.engine.dispatcher.step().await.unwrap();
+    let health: serde_json::Value =
+        serde_json::from_str(&get(&format!("{base}/healthz")).await).unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM channel_outages").await, 0);
+    assert!(
+        app.count("SELECT COUNT(*) FROM deliveries WHERE status = 'sent'")
+            .await
+            > 0,
+        "sending went on after the blip"
+    );
+    assert!(
+        app.telegram
+            .sent()
+            .iter()
+            .all(|m| m.chat_id != ADMIN),
+        "no notice for a blip"
+    );
+}
