@@ -76,8 +76,8 @@ async fn an_hour_long_sms_outage_costs_time_and_nothing_else() {
         app.engine.dispatcher.step().await.unwrap();
         app.advance(Duration::seconds(5));
     }
-    let health: serde_json::Value = serde_json::from_str(&get(&format!("{base}/healthz")).await)
-        .expect("healthz is JSON");
+    let health: serde_json::Value =
+        serde_json::from_str(&get(&format!("{base}/healthz")).await).expect("healthz is JSON");
     assert_eq!(health["status"], "degraded", "{health}");
     let since: chrono::DateTime<chrono::Utc> = health["down"]["sms"]["since"]
         .as_str()
@@ -194,10 +194,7 @@ async fn a_burst_of_failures_is_not_an_outage() {
         "sending went on after the blip"
     );
     assert!(
-        app.telegram
-            .sent()
-            .iter()
-            .all(|m| m.chat_id != ADMIN),
+        app.telegram.sent().iter().all(|m| m.chat_id != ADMIN),
         "no notice for a blip"
     );
 }

@@ -12,9 +12,9 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use sqlx::{AssertSqlSafe, Row};
 
+use super::liveness::RELEASE_AFTER_MS;
 use crate::channel::{ChannelKind, ChannelSet};
 use crate::delivery::Status;
-use super::liveness::RELEASE_AFTER_MS;
 use crate::store::{Backend, Db, from_epoch, to_epoch};
 
 /// A delivery this worker holds, with everything needed to render and send it.
@@ -47,6 +47,9 @@ pub struct ClaimedDelivery {
     pub failures: i64,
     /// The occurrence's own text for this channel (queued content), instead of `template`.
     pub body: Option<String>,
+    /// When this worker claimed it, on its monotonic clock: a row claimed before its fence
+    /// last closed is never sent (see `liveness`).
+    pub claimed_at: std::time::Instant,
 }
 
 impl ClaimedDelivery {
@@ -100,7 +103,10 @@ pub(super) async fn expire(db: &Db, now: DateTime<Utc>) -> Result<usize, sqlx::E
     .await?
     .rows_affected();
     if released > 0 {
-        tracing::warn!(released, "rows of a worker that stopped answering are back in the queue");
+        tracing::warn!(
+            released,
+            "rows of a worker that stopped answering are back in the queue"
+        );
     }
     let done = sqlx::query(AssertSqlSafe(EXPIRED.as_str()))
         .bind(now)
@@ -145,6 +151,7 @@ pub(super) async fn claim(
         return Ok(Vec::new());
     }
     let token = format!("{:016x}", rand::rng().random::<u64>());
+    let claimed_at = std::time::Instant::now();
     let sql = &CLAIM[usize::from(db.backend == Backend::Postgres)];
     let mut claimed = 0;
     for &(kind, limit) in limits {
@@ -209,6 +216,7 @@ pub(super) async fn claim(
                 body: r.try_get(17)?,
                 theme: r.try_get(18)?,
                 name_given: r.try_get::<i64, _>(19)? != 0,
+                claimed_at,
             })
         })
         .collect()

@@ -40,8 +40,7 @@ const _: () = assert!(RENEW_EVERY.as_millis() * 2 < FENCE_AFTER.as_millis());
 
 pub(super) struct Liveness {
     worker_id: String,
-    /// When this worker asked for its last stamp that the database confirmed.
-    confirmed: Mutex<Option<Instant>>,
+    stamps: Mutex<Stamps>,
     /// One renewal at a time: concurrent sends that find it due do not all write.
     renewing: tokio::sync::Mutex<()>,
 }
@@ -50,7 +49,7 @@ impl Liveness {
     pub(super) fn new(worker_id: String) -> Liveness {
         Liveness {
             worker_id,
-            confirmed: Mutex::new(None),
+            stamps: Mutex::new(Stamps::default()),
             renewing: tokio::sync::Mutex::new(()),
         }
     }
@@ -79,20 +78,49 @@ impl Liveness {
             .bind(to_epoch(loa_now))
             .execute(&db.pool)
             .await?;
-        *self.confirmed.lock().expect("liveness lock") = Some(asked);
+        let mut stamps = self.stamps.lock().expect("liveness lock");
+        // The fence was closed for a while (paused, database out of reach): what was claimed
+        // before may have been taken over, so only rows claimed from now on may go.
+        if stamps
+            .asked
+            .is_none_or(|last| last.elapsed() >= FENCE_AFTER)
+        {
+            stamps.unbroken_since = Some(asked);
+        }
+        stamps.asked = Some(asked);
         Ok(())
     }
 
-    /// Whether this worker may still hand a message to a transport: its last confirmed stamp
-    /// was asked for less than [`FENCE_AFTER`] ago.
+    /// Whether this worker may claim rows: its last confirmed stamp was asked for less than
+    /// [`FENCE_AFTER`] ago.
     pub(super) fn may_send(&self) -> bool {
         self.since_confirmed().is_some_and(|d| d < FENCE_AFTER)
     }
 
+    /// Whether this worker may hand a row it claimed at `claimed` to a transport: the fence
+    /// is open, and has not closed since the claim — a worker that wakes up from a pause
+    /// stamps itself alive again at once, but what it held before may be another's by now.
+    pub(super) fn may_send_claimed(&self, claimed: Instant) -> bool {
+        let stamps = self.stamps.lock().expect("liveness lock");
+        stamps.asked.is_some_and(|at| at.elapsed() < FENCE_AFTER)
+            && stamps.unbroken_since.is_some_and(|since| claimed >= since)
+    }
+
     fn since_confirmed(&self) -> Option<Duration> {
-        self.confirmed
+        self.stamps
             .lock()
             .expect("liveness lock")
+            .asked
             .map(|at| at.elapsed())
     }
+}
+
+/// A worker's stamps, on its monotonic clock.
+#[derive(Default)]
+struct Stamps {
+    /// When it asked for its last stamp that the database confirmed.
+    asked: Option<Instant>,
+    /// When it asked for the first stamp of its current unbroken run: its fence has stayed
+    /// open since.
+    unbroken_since: Option<Instant>,
 }

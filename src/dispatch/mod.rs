@@ -299,7 +299,15 @@ impl Dispatcher {
         }
         let lease = Duration::seconds(i64::from(self.config.dispatch.lease_seconds));
         let worker = self.liveness.worker_id();
-        claim::claim(&self.db, worker, &self.config.channels, &limits, now, now + lease).await
+        claim::claim(
+            &self.db,
+            worker,
+            &self.config.channels,
+            &limits,
+            now,
+            now + lease,
+        )
+        .await
     }
 
     /// Deliveries of one channel worth claiming in one step: what this worker's share of the
@@ -407,7 +415,7 @@ impl Dispatcher {
         }
         // The last moment to decide: a worker stopping, or one that could not renew its stamp
         // (it was paused, or the database is out of reach), hands nothing more to a transport.
-        if self.stopping.load(Ordering::SeqCst) || !self.liveness.may_send() {
+        if self.stopping.load(Ordering::SeqCst) || !self.liveness.may_send_claimed(d.claimed_at) {
             claim::release(&self.db, &d, self.clock.now()).await?;
             return Ok(Outcome::Released);
         }
@@ -490,9 +498,9 @@ impl Dispatcher {
     ) -> anyhow::Result<Outcome> {
         let decision = match &error {
             // The transport is down (maybe this very failure marked it): no attempt spent.
-            SendError::Unavailable(_) if self.outages.is_down(d.channel) => Decision::Postpone {
-                after: DOWN_WAIT,
-            },
+            SendError::Unavailable(_) if self.outages.is_down(d.channel) => {
+                Decision::Postpone { after: DOWN_WAIT }
+            }
             _ => policy::decide(
                 &error,
                 d.failures,

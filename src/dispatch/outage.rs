@@ -226,10 +226,11 @@ impl Outages {
             return Ok(Turn::Same);
         }
         self.down.lock().expect("outages lock").remove(&kind);
-        let since = sqlx::query("DELETE FROM channel_outages WHERE channel = $1 RETURNING down_since")
-            .bind(kind.as_str())
-            .fetch_optional(&db.pool)
-            .await?;
+        let since =
+            sqlx::query("DELETE FROM channel_outages WHERE channel = $1 RETURNING down_since")
+                .bind(kind.as_str())
+                .fetch_optional(&db.pool)
+                .await?;
         match since {
             Some(row) => Ok(Turn::CameBack {
                 since: from_epoch(row.try_get(0)?),
@@ -242,7 +243,11 @@ impl Outages {
 /// The admins' message when this worker changed a channel's state, in Vietnamese, times in
 /// the campaign's time zone. Telegram HTML: the reason is escaped.
 pub(super) fn notice(turn: &Turn, label: &str, tz: Tz, now: DateTime<Utc>) -> Option<String> {
-    let at = |t: DateTime<Utc>| t.with_timezone(&tz).format("%H:%M ngày %d/%m/%Y").to_string();
+    let at = |t: DateTime<Utc>| {
+        t.with_timezone(&tz)
+            .format("%H:%M ngày %d/%m/%Y")
+            .to_string()
+    };
     match turn {
         Turn::Same => None,
         Turn::WentDown { reason } => Some(format!(
@@ -314,7 +319,10 @@ mod tests {
             down + Duration::minutes(65),
         )
         .unwrap();
-        assert!(back.contains("lúc 09:10 ngày 08/03/2027 (gián đoạn 1 giờ 5 phút)"), "{back}");
+        assert!(
+            back.contains("lúc 09:10 ngày 08/03/2027 (gián đoạn 1 giờ 5 phút)"),
+            "{back}"
+        );
         assert_eq!(notice(&Turn::Same, "SMS", tz, down), None);
         assert_eq!(spoken_duration(Duration::seconds(40)), "40 giây");
         assert_eq!(spoken_duration(Duration::minutes(120)), "2 giờ");
