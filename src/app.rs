@@ -267,6 +267,7 @@ impl Application {
         self.announce().await?;
         let Application {
             setup,
+            clock,
             engine:
                 Engine {
                     db,
@@ -276,7 +277,6 @@ impl Application {
             web,
             bot,
             listener,
-            ..
         } = self;
         let idle = Duration::from_millis(setup.config.dispatch.poll_interval_ms);
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -285,10 +285,11 @@ impl Application {
                 bot.run(stopped(stop_rx.clone())).await;
             }
         };
-        let (_, _, _, _, served, _) = tokio::join!(
+        let (_, _, _, _, _, served, _) = tokio::join!(
             schedule(scheduler, stop_rx.clone()),
             dispatch(&dispatcher, idle, stop_rx.clone()),
             keep_alive(&dispatcher, stop_rx.clone()),
+            daily_backup(&db, &setup.config, clock, stop_rx.clone()),
             polling,
             serve_web(web, listener, stopped(stop_rx.clone())),
             stop_on(shutdown, &dispatcher, stop_tx),
@@ -517,6 +518,37 @@ async fn keep_alive(dispatcher: &Dispatcher, stop: watch::Receiver<bool>) {
         }
         if let Err(e) = dispatcher.keep_alive().await {
             tracing::warn!("cannot stamp this worker alive: {e:#}");
+        }
+    }
+}
+
+/// With `[backup] dir`, looks once a minute whether today's copy of the database is due.
+async fn daily_backup(db: &Db, config: &Config, clock: SharedClock, stop: watch::Receiver<bool>) {
+    if config.backup.dir.is_none() {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !*stop.borrow() {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped(stop.clone()) => break,
+        }
+        let made = crate::backup::daily(
+            db,
+            &config.database_url,
+            &config.backup,
+            config.campaign.time_zone,
+            clock.now(),
+        )
+        .await;
+        match made {
+            Ok(crate::backup::Daily::Made { file, removed }) => {
+                tracing::info!(file = %file.display(), removed = removed.len(), "daily backup made")
+            }
+            Ok(crate::backup::Daily::Nothing) => {}
+            // Tried again in a minute; the log says why (a full disk, a missing pg_dump).
+            Err(e) => tracing::error!("daily backup: {e:#}"),
         }
     }
 }

@@ -58,6 +58,27 @@ pub struct Config {
     pub holidays: Vec<HolidayRange>,
     /// `[inbox]`: how long residents' texts are kept.
     pub inbox: InboxConfig,
+    /// `[backup]`: the daily copy of the database `loa run` makes, if any.
+    pub backup: BackupConfig,
+}
+
+/// `[backup]`: with a folder (`dir`, or `LOA_BACKUP_DIR`), `loa run` copies the database there
+/// once a day at `at` (campaign time) and keeps the last `keep` copies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupConfig {
+    pub dir: Option<PathBuf>,
+    pub keep: u32,
+    pub at: chrono::NaiveTime,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            dir: None,
+            keep: 7,
+            at: chrono::NaiveTime::from_hms_opt(2, 30, 0).expect("a valid time"),
+        }
+    }
 }
 
 /// `[inbox]`: residents' texts in the console's inbox are deleted `keep_days` after they came.
@@ -570,12 +591,22 @@ struct RawConfig {
     holidays: Vec<RawHolidays>,
     #[serde(default)]
     inbox: RawInbox,
+    #[serde(default)]
+    backup: RawBackup,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawInbox {
     keep_days: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawBackup {
+    dir: Option<String>,
+    keep: Option<Spanned<u32>>,
+    at: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -1040,6 +1071,37 @@ impl Config {
             None => InboxConfig::default(),
         };
 
+        let mut backup = BackupConfig::default();
+        let backup_dir = env
+            .get("LOA_BACKUP_DIR")
+            .or(raw.backup.dir.as_deref())
+            .filter(|d| !d.trim().is_empty());
+        backup.dir = backup_dir.map(|d| base.join(d));
+        if let Some(keep) = &raw.backup.keep {
+            if (1..=366).contains(keep.get_ref()) {
+                backup.keep = *keep.get_ref();
+            } else {
+                problems.push(Problem::new(
+                    path,
+                    at(keep.span().start),
+                    "backup.keep: keep 1 to 366 daily copies (default 7)",
+                ));
+            }
+        }
+        if let Some(time) = &raw.backup.at {
+            match chrono::NaiveTime::parse_from_str(time.get_ref(), "%H:%M") {
+                Ok(t) => backup.at = t,
+                Err(_) => problems.push(Problem::new(
+                    path,
+                    at(time.span().start),
+                    format!(
+                        "backup.at: {:?} is not a time of day as HH:MM, e.g. \"02:30\"",
+                        time.get_ref()
+                    ),
+                )),
+            }
+        }
+
         let raw_sms = raw.sms;
         let kannel_url = env
             .get("LOA_KANNEL_URL")
@@ -1144,6 +1206,7 @@ impl Config {
             webhook_secret,
             holidays,
             inbox,
+            backup,
         })
     }
 }

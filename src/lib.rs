@@ -35,6 +35,8 @@
 //! * [`inbound`] — what comes back: residents' SMS replies, gateways' delivery reports.
 //! * [`scheduler`] — fire times (and approved queued content) → occurrence rows → delivery rows,
 //!   idempotently.
+//! * [`backup`] — `loa backup`/`restore` and the daily copy: consistent while Loa runs,
+//!   refused over a running database.
 //! * [`fakes`] — in-process fakes of the gateways for tests and demos.
 //! * [`bot`] — the residents' Telegram bot: one handler schema, long polling or webhook.
 //! * [`web`] — axum routes: `/healthz`, `/metrics`, webhooks, the console's pages and JSON API.
@@ -68,6 +70,8 @@ pub mod console;
 pub mod dispatch;
 pub mod inbound;
 pub mod scheduler;
+
+pub mod backup;
 
 pub mod bot;
 pub mod fakes;

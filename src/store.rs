@@ -123,6 +123,30 @@ impl Db {
         Ok(())
     }
 
+    /// The migrations of this version not applied to the database yet, oldest first:
+    /// (version, description).
+    pub async fn pending_migrations(&self) -> Result<Vec<(i64, String)>, sqlx::Error> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        // A database never migrated has no table yet: everything is pending.
+        let applied: Vec<i64> =
+            match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_all(&self.pool)
+                .await
+            {
+                Ok(versions) => versions,
+                Err(e) if e.to_string().contains("_sqlx_migrations") => Vec::new(),
+                Err(e) => return Err(e),
+            };
+        Ok(migrator
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .map(|m| (m.version, m.description.to_string()))
+            .collect())
+    }
+
     /// `SELECT 1`, for `/healthz`.
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()

@@ -46,6 +46,7 @@ macro_rules! outln {
     ($($arg:tt)*) => { $crate::cli::emit(&format!("{}\n", format!($($arg)*))) };
 }
 
+mod database;
 mod import;
 
 #[derive(Debug, Parser)]
@@ -99,7 +100,21 @@ pub enum Command {
         seed: u64,
     },
     /// Create or upgrade the database tables.
-    Migrate,
+    Migrate {
+        /// List the migrations that would run, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Copy the database to FILE while Loa runs (SQLite: VACUUM INTO; PostgreSQL: pg_dump).
+    Backup {
+        /// Where to write the copy; must not exist.
+        file: PathBuf,
+    },
+    /// Put a backup in place of the database; refused while Loa runs on it.
+    Restore {
+        /// A file written by `loa backup` (or the daily backup).
+        file: PathBuf,
+    },
     /// Render a template for every channel, as a resident would receive it.
     Preview {
         /// Template name, e.g. quoc-te-phu-nu (messages/<name>.<channel>.hbs).
@@ -423,7 +438,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(matches!(
         cli.command,
-        Command::Run { .. } | Command::Migrate
+        Command::Run { .. } | Command::Migrate { .. }
     ));
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -499,7 +514,9 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
         Command::Token {
             token: TokenCommand::Revoke { id },
         } => token_revoke(config, &env, id).await,
-        Command::Migrate => migrate(config, &env).await,
+        Command::Migrate { dry_run } => database::migrate(config, &env, dry_run).await,
+        Command::Backup { file } => database::backup(config, &env, &file).await,
+        Command::Restore { file } => database::restore(config, &env, &file).await,
         Command::Run { clock, clock_speed } => run(config, &env, clock, clock_speed).await,
         Command::Report {
             report: ReportCommand::Reach { from, to, format },
@@ -744,13 +761,6 @@ async fn token_revoke(config: &Path, env: &Env, id: i64) -> Result<(), CliError>
 }
 
 /// `loa migrate`.
-async fn migrate(config: &Path, env: &Env) -> Result<(), CliError> {
-    let setup = Setup::load(config, env)?;
-    setup.open_database().await?;
-    outln!("database is up to date");
-    Ok(())
-}
-
 /// `loa run`: on the system clock, or a virtual one from `--clock` at `--clock-speed`.
 async fn run(
     config: &Path,

@@ -124,3 +124,15 @@ struct Stamps {
     /// open since.
     unbroken_since: Option<Instant>,
 }
+
+/// Workers stamped alive within [`RELEASE_AFTER_MS`] by the database's clock: whether some
+/// `loa run` is working on this database now.
+pub async fn live_workers(db: &Db) -> Result<i64, sqlx::Error> {
+    let sql = format!(
+        "SELECT COUNT(*) FROM dispatch_workers WHERE alive_at >= {now} - {RELEASE_AFTER_MS}",
+        now = db.backend.now_millis()
+    );
+    sqlx::query_scalar(AssertSqlSafe(sql))
+        .fetch_one(&db.pool)
+        .await
+}

@@ -62,6 +62,7 @@ use cap::DailyCounts;
 pub use claim::ClaimedDelivery;
 use limits::{Permit, RateLimits};
 use liveness::Liveness;
+pub use liveness::live_workers;
 pub use outage::{Outage, current as current_outages};
 use outage::{Outages, Turn};
 use policy::{Decision, RetryPolicy};

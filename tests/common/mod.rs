@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod console;
+pub mod process;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,0 +1,81 @@
+//! `loa migrate`, `loa backup FILE`, `loa restore FILE`: the database's life on the server.
+
+use std::path::Path;
+
+use super::CliError;
+use crate::app::Setup;
+use crate::backup::{self, BackupError};
+use crate::config::Env;
+use crate::store::{Db, redact_url};
+
+impl From<BackupError> for CliError {
+    fn from(e: BackupError) -> CliError {
+        match e {
+            BackupError::Refused(why) => CliError::Input(why),
+            BackupError::Failed(e) => CliError::Other(e),
+        }
+    }
+}
+
+/// Applies the migrations this version has and the database lacks; with `dry_run`, lists them.
+pub(super) async fn migrate(config: &Path, env: &Env, dry_run: bool) -> Result<(), CliError> {
+    let setup = Setup::load(config, env)?;
+    if !dry_run {
+        setup.open_database().await?;
+        outln!("database is up to date");
+        return Ok(());
+    }
+    let db = Db::connect(&setup.config.database_url)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let pending = db.pending_migrations().await.map_err(anyhow::Error::from)?;
+    db.close().await;
+    let url = redact_url(&setup.config.database_url);
+    if pending.is_empty() {
+        outln!("{url}: up to date; nothing would run");
+    } else {
+        outln!("{url}: {} migration(s) would run:", pending.len());
+        for (version, description) in pending {
+            outln!("  {version}  {description}");
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn backup(config: &Path, env: &Env, file: &Path) -> Result<(), CliError> {
+    let setup = Setup::load(config, env)?;
+    let db = setup.open_database().await?;
+    let bytes = backup::backup(&db, &setup.config.database_url, file).await;
+    db.close().await;
+    let bytes = bytes?;
+    outln!(
+        "backed up {} to {} ({:.1} MB)",
+        redact_url(&setup.config.database_url),
+        file.display(),
+        bytes as f64 / 1e6
+    );
+    Ok(())
+}
+
+pub(super) async fn restore(config: &Path, env: &Env, file: &Path) -> Result<(), CliError> {
+    let setup = Setup::load(config, env)?;
+    if !file.is_file() {
+        return Err(CliError::Input(format!(
+            "{}: no such backup file",
+            file.display()
+        )));
+    }
+    let db = setup.open_database().await?;
+    let kept = backup::restore(db, &setup.config.database_url, file).await?;
+    // The copy may come from an older version: bring it up to this one now.
+    setup.open_database().await?.close().await;
+    outln!(
+        "restored {} into {}",
+        file.display(),
+        redact_url(&setup.config.database_url)
+    );
+    if let Some(kept) = kept {
+        outln!("the database it replaced is kept as {}", kept.display());
+    }
+    Ok(())
+}
