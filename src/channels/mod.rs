@@ -4,6 +4,7 @@
 //! dispatch acts on — wait and retry, give up on this message, or give up on this contact. It
 //! knows nothing of deliveries, leases or the database.
 
+mod http;
 pub mod log;
 mod quote;
 pub mod sms;

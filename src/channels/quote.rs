@@ -149,7 +149,8 @@ impl Secrets {
         Secrets(all)
     }
 
-    fn hide(&self, text: &str) -> String {
+    /// `text` with every one of these values blanked.
+    pub fn hide(&self, text: &str) -> String {
         // `%2F` and `%2f` are one escape: compare with every escape in lower case.
         let text = lowercase_escapes(text);
         self.0

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use handlebars::Handlebars;
 use serde_json::Value;
 
+use super::http::read_answer;
 use super::{Channel, Outbound, Receipt, Secrets, SendError, describe_http_error, excerpt};
 use crate::config::HttpGateway;
 use crate::templates::{SmsEncoding, sms_size};
@@ -148,24 +149,10 @@ impl Channel for KannelChannel {
                 SendError::Unavailable(format!("kannel unreachable: {}", describe_http_error(&e)))
             })?;
         let status = response.status();
-        let body = answer_text(response).await;
+        // A body that broke off is judged on what came: Kannel's verdict is its first line.
+        let body = read_answer(response).await.text;
         classify_kannel(status.as_u16(), body.trim(), message, &self.secrets)
     }
-}
-
-/// A gateway's answer as text, at most its first 64 KiB: a gateway's verdict is short, and a
-/// misbehaving one (an error page, a log dump) must not fill the dispatcher's memory.
-async fn answer_text(mut response: reqwest::Response) -> String {
-    const MAX_BYTES: usize = 64 * 1024;
-    let mut bytes = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        bytes.extend_from_slice(&chunk);
-        if bytes.len() >= MAX_BYTES {
-            bytes.truncate(MAX_BYTES);
-            break;
-        }
-    }
-    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Kannel's answers: `0: Accepted for delivery` and `3: Queued for later delivery` (202) are
@@ -315,7 +302,7 @@ impl Channel for HttpSmsChannel {
             SendError::Unavailable(format!("gateway unreachable: {}", describe_http_error(&e)))
         })?;
         let status = response.status();
-        let text = answer_text(response).await;
+        let text = read_answer(response).await.text;
         // A provider's answer may echo the number or the text: only an excerpt is quoted.
         let quoted = || excerpt(&text, message, &self.secrets);
         if status.is_server_error() {

@@ -1,14 +1,22 @@
 //! A fake Telegram Bot API: the real paths (`/bot<TOKEN>/<method>`, method names matched
 //! case-insensitively as Telegram does), the real JSON envelopes, and switches to make a
 //! chosen chat answer 429 with `retry_after`, 403 "bot was blocked by the user", or a body
-//! that is not JSON (as a proxy's error page would be), and to stand behind a broken proxy
-//! whose error page echoes the request path, bot token included.
+//! that is not JSON (as a proxy's error page would be), to stand behind a broken proxy
+//! whose error page echoes the request path, bot token included, and to spoil a seeded share
+//! of the sends with the faults a real network has (`faults`: 5xx, hangs, resets, 429 bursts).
+
+mod faults;
+mod json;
+mod send;
+
+pub use faults::{BotBursts, ChatBursts, Fault, FaultCounts, FaultMix};
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -16,6 +24,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
+
+use faults::{HangUp, Plan};
+use json::{as_i64, bot_user, chat_member, group_message, mark_command, private_message, user};
+use send::send_message;
 
 /// A message the fake accepted.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,6 +84,8 @@ struct FakeState {
     broken_proxy: bool,
     /// `getChatMember` statuses by (chat, user); anyone else is a plain `member`.
     members: HashMap<(i64, i64), String>,
+    /// The faults spoiling sends, when asked for.
+    faults: Option<Plan>,
 }
 
 pub struct FakeTelegram {
@@ -99,9 +113,7 @@ impl FakeTelegram {
                 token: token.to_string(),
                 state: Arc::clone(&state),
             });
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let server = tokio::spawn(faults::serve(listener, app));
         Ok(FakeTelegram {
             addr,
             token: token.to_string(),
@@ -302,6 +314,21 @@ impl FakeTelegram {
             .push_back(Scripted::NotJson);
     }
 
+    /// From now on, spoil `sendMessage` requests as `mix` says (on top of the switches above,
+    /// which come first); the counts start again.
+    pub fn inject_faults(&self, mix: FaultMix) {
+        self.lock().faults = Some(Plan::new(mix));
+    }
+
+    /// What the fault mix has done so far.
+    pub fn fault_counts(&self) -> FaultCounts {
+        self.lock()
+            .faults
+            .as_ref()
+            .map(|plan| plan.counts)
+            .unwrap_or_default()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
         self.state.lock().expect("fake telegram state")
     }
@@ -321,11 +348,42 @@ fn error(status: StatusCode, description: &str, parameters: Option<Value>) -> Re
     (status, axum::Json(body)).into_response()
 }
 
+/// An answer, or what the fake does instead of answering.
+enum Reply {
+    Now(Response),
+    /// Nothing until this has passed.
+    Hang(Duration),
+    /// The connection reset, no answer.
+    Reset,
+}
+
+impl From<Response> for Reply {
+    fn from(response: Response) -> Self {
+        Reply::Now(response)
+    }
+}
+
 async fn handle(
     State(app): State<AppState>,
+    Extension(hang_up): Extension<HangUp>,
     Path((bot, method)): Path<(String, String)>,
     body: String,
 ) -> Response {
+    // The state's lock is held while deciding, never across a wait.
+    match reply(&app, &bot, &method, &body) {
+        Reply::Now(response) => response,
+        Reply::Hang(duration) => {
+            tokio::time::sleep(duration).await;
+            error(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout", None)
+        }
+        Reply::Reset => {
+            hang_up.now();
+            std::future::pending().await
+        }
+    }
+}
+
+fn reply(app: &AppState, bot: &str, method: &str, body: &str) -> Reply {
     let mut state = app.state.lock().expect("fake telegram state");
     state.requests += 1;
     if state.broken_proxy {
@@ -333,12 +391,22 @@ async fn handle(
             StatusCode::NOT_FOUND,
             format!("<html><body>Cannot POST /{bot}/{method}</body></html>"),
         )
-            .into_response();
+            .into_response()
+            .into();
     }
     if bot.strip_prefix("bot") != Some(app.token.as_str()) {
-        return error(StatusCode::UNAUTHORIZED, "Unauthorized", None);
+        return error(StatusCode::UNAUTHORIZED, "Unauthorized", None).into();
     }
-    let params: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let params: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let method = method.to_string();
+    if method.eq_ignore_ascii_case("sendmessage") {
+        return send_message(&mut state, &params);
+    }
+    answer(&mut state, &method, &params).into()
+}
+
+/// Every method but `sendMessage`.
+fn answer(state: &mut FakeState, method: &str, params: &Value) -> Response {
     match method.to_ascii_lowercase().as_str() {
         "getme" => {
             let mut me = bot_user();
@@ -349,10 +417,9 @@ async fn handle(
             me["has_main_web_app"] = json!(false);
             axum::Json(json!({"ok": true, "result": me})).into_response()
         }
-        "sendmessage" => send_message(&mut state, &params),
         "getchatmember" => {
             state.other_calls.push(OtherCall {
-                method: method.clone(),
+                method: method.to_string(),
                 params: params.clone(),
             });
             let (Some(chat_id), Some(user_id)) =
@@ -401,7 +468,7 @@ async fn handle(
         | "editmessagereplymarkup"
         | "editmessagetext" => {
             state.other_calls.push(OtherCall {
-                method: method.clone(),
+                method: method.to_string(),
                 params: params.clone(),
             });
             let result = if method.eq_ignore_ascii_case("editmessagetext")
@@ -418,171 +485,6 @@ async fn handle(
         }
         _ => error(StatusCode::NOT_FOUND, "Not Found: method not found", None),
     }
-}
-
-/// Marks a leading `/command` as Telegram does, with a `bot_command` entity.
-fn mark_command(message: &mut Value, text: &str) {
-    if text.starts_with('/') {
-        let len = text
-            .split_whitespace()
-            .next()
-            .unwrap_or(text)
-            .encode_utf16()
-            .count();
-        message["entities"] = json!([{"type": "bot_command", "offset": 0, "length": len}]);
-    }
-}
-
-fn user(id: i64) -> Value {
-    json!({"id": id, "is_bot": false, "first_name": "Cư dân", "language_code": "vi"})
-}
-
-fn private_message(user_id: i64, message_id: i64) -> Value {
-    json!({
-        "message_id": message_id,
-        "date": chrono::Utc::now().timestamp(),
-        "chat": {"id": user_id, "type": "private", "first_name": "Cư dân"},
-        "from": user(user_id),
-    })
-}
-
-fn group_message(chat_id: i64, from: Value, message_id: i64) -> Value {
-    json!({
-        "message_id": message_id,
-        "date": chrono::Utc::now().timestamp(),
-        "chat": {"id": chat_id, "type": "group", "title": "Chi hội Phụ nữ"},
-        "from": from,
-    })
-}
-
-fn as_i64(value: &Value) -> Option<i64> {
-    match value {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    }
-}
-
-/// A `ChatMember` as the Bot API gives it: the fields each status carries.
-fn chat_member(user_id: i64, status: &str) -> Value {
-    let mut member = json!({"status": status, "user": user(user_id)});
-    let fields: Value = match status {
-        "creator" => json!({"is_anonymous": false}),
-        "administrator" => json!({
-            "can_be_edited": false, "is_anonymous": false, "can_manage_chat": true,
-            "can_delete_messages": true, "can_manage_video_chats": true,
-            "can_restrict_members": true, "can_promote_members": false, "can_change_info": true,
-            "can_invite_users": true, "can_post_stories": false, "can_edit_stories": false,
-            "can_delete_stories": false, "can_pin_messages": true,
-        }),
-        "restricted" => json!({
-            "is_member": true, "can_send_messages": false, "can_send_audios": false,
-            "can_send_documents": false, "can_send_photos": false, "can_send_videos": false,
-            "can_send_video_notes": false, "can_send_voice_notes": false, "can_send_polls": false,
-            "can_send_other_messages": false, "can_add_web_page_previews": false,
-            "can_change_info": false, "can_invite_users": false, "can_pin_messages": false,
-            "can_manage_topics": false, "until_date": 0,
-        }),
-        "kicked" => json!({"until_date": 0}),
-        _ => json!({}),
-    };
-    if let (Some(member), Value::Object(fields)) = (member.as_object_mut(), fields) {
-        member.extend(fields);
-    }
-    member
-}
-
-fn bot_user() -> Value {
-    json!({"id": 100000001, "is_bot": true, "first_name": "Loa", "username": "loa_test_bot"})
-}
-
-fn send_message(state: &mut FakeState, params: &Value) -> Response {
-    let chat_id = as_i64(&params["chat_id"]);
-    let Some(chat_id) = chat_id else {
-        return error(StatusCode::BAD_REQUEST, "Bad Request: chat not found", None);
-    };
-    if let Some(next) = state
-        .scripted
-        .get_mut(&chat_id)
-        .and_then(VecDeque::pop_front)
-    {
-        return match next {
-            Scripted::TooManyRequests { retry_after } => error(
-                StatusCode::TOO_MANY_REQUESTS,
-                &format!("Too Many Requests: retry after {retry_after}"),
-                Some(json!({"retry_after": retry_after})),
-            ),
-            Scripted::NotJson => {
-                (StatusCode::OK, "<html><body>upstream error</body></html>").into_response()
-            }
-        };
-    }
-    if let Some(limits) = state.limits {
-        let now = Instant::now();
-        let second_ago = now.checked_sub(Duration::from_secs(1));
-        let recent = |m: &&SentMessage| second_ago.is_none_or(|t| m.received_at > t);
-        let overall = state.sent.iter().rev().take_while(|m| recent(m)).count();
-        let to_chat = state
-            .sent
-            .iter()
-            .rev()
-            .take_while(|m| recent(m))
-            .filter(|m| m.chat_id == chat_id)
-            .count();
-        if overall >= limits.per_second || to_chat >= limits.per_chat_per_second {
-            state.too_many_requests += 1;
-            return error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too Many Requests: retry after 1",
-                Some(json!({"retry_after": 1})),
-            );
-        }
-    }
-    if state.blocked.contains(&chat_id) {
-        return error(
-            StatusCode::FORBIDDEN,
-            "Forbidden: bot was blocked by the user",
-            None,
-        );
-    }
-    let text = params["text"].as_str().unwrap_or_default().to_string();
-    if text.trim().is_empty() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "Bad Request: message text is empty",
-            None,
-        );
-    }
-    if text.chars().count() > 4096 {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "Bad Request: message is too long",
-            None,
-        );
-    }
-    state.next_message_id += 1;
-    state.accepted += 1;
-    let message_id = state.next_message_id;
-    state.sent.push(SentMessage {
-        chat_id,
-        text: text.clone(),
-        parse_mode: params["parse_mode"].as_str().map(str::to_string),
-        message_id,
-        received_at: Instant::now(),
-        reply_markup: params.get("reply_markup").cloned(),
-    });
-    let date = chrono::Utc::now().timestamp();
-    axum::Json(json!({
-        "ok": true,
-        "result": {
-            "message_id": message_id,
-            "from": bot_user(),
-            "chat": {"id": chat_id, "type": "private", "first_name": "Cư dân"},
-            "date": date,
-            "text": text,
-        }
-    }))
-    .into_response()
 }
 
 /// The most instants in any window of length `window` (times in order).
