@@ -287,7 +287,7 @@ impl Application {
         };
         let (_, _, _, _, _, served, _) = tokio::join!(
             schedule(scheduler, stop_rx.clone()),
-            dispatch(&dispatcher, idle, stop_rx.clone()),
+            dispatcher.pump(idle, stop_rx.clone()),
             keep_alive(&dispatcher, stop_rx.clone()),
             daily_backup(&db, &setup.config, clock, stop_rx.clone()),
             polling,
@@ -478,28 +478,6 @@ async fn schedule(mut scheduler: Scheduler, stop: watch::Receiver<bool>) {
                     tracing::error!("scheduler: {e:#}");
                 }
             }
-            _ = stopped(stop.clone()) => break,
-        }
-    }
-}
-
-/// Steps the dispatcher back to back while it finds work, and every `idle` otherwise, until
-/// stopped.
-async fn dispatch(dispatcher: &Dispatcher, idle: Duration, stop: watch::Receiver<bool>) {
-    while !*stop.borrow() {
-        let pause = match dispatcher.step().await {
-            Ok(report) if report.claimed > 0 || report.outbox > 0 => {
-                tracing::debug!(?report, "dispatch step");
-                continue;
-            }
-            Ok(_) => idle,
-            Err(e) => {
-                tracing::error!("dispatch: {e:#}");
-                idle
-            }
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
             _ = stopped(stop.clone()) => break,
         }
     }

@@ -24,11 +24,9 @@ const RECIPIENTS: usize = 2_000;
 /// How long the campaign channel waits for one answer here; production waits 20 s
 /// (`telegram::DEFAULT_TIMEOUT`). Far above what the loopback needs, so no send the fake took
 /// times out by accident (that would be a duplicate, which the real Telegram can cause and
-/// this fake does not model). What a hang costs grows with this timeout: a dispatcher step
-/// claims a batch (100 here) and the next step begins when the batch's slowest send is done,
-/// so a hung send near a batch's end holds up the next batch as long as the timeout (see the
-/// report of issue 17).
-const CLIENT_TIMEOUT: Duration = Duration::from_millis(300);
+/// this fake does not model). A hang holds one of the `dispatch.concurrency` slots this long
+/// (the dispatcher runs as `loa run` runs it, `Dispatcher::pump`: the other slots go on).
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn fault_mix() -> FaultMix {
     FaultMix {
@@ -98,22 +96,24 @@ async fn faults_of_the_bot_api_end_every_delivery_sent_or_dead_within_twice_the_
 
     app.engine.scheduler.tick().await.unwrap();
     let started = app.clock_now();
-    // As `loa run` drives the dispatcher: step after step while there is work, and when none
-    // is due (the rest waits for a retry or a 429's end), pause `poll_interval_ms`.
+    // As `loa run` drives the dispatcher (`pump`), until nothing is left to send.
     let idle = Duration::from_millis(config.dispatch.poll_interval_ms);
-    loop {
-        let step = app.engine.dispatcher.step().await.unwrap();
-        if step.claimed > 0 {
-            continue;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let dispatcher = &app.engine.dispatcher;
+    let until_done = async {
+        loop {
+            let open = app
+                .count("SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'sending')")
+                .await;
+            if open == 0 {
+                dispatcher.request_stop();
+                stop_tx.send(true).unwrap();
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let open = app
-            .count("SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'sending')")
-            .await;
-        if open == 0 {
-            break;
-        }
-        tokio::time::sleep(idle).await;
-    }
+    };
+    tokio::join!(dispatcher.pump(idle, stop_rx), until_done);
     let took = (app.clock_now() - started).to_std().unwrap();
     // The rate limit alone: 2,000 messages at 30 a second, nothing failing.
     let rate_alone = Duration::from_secs_f64(RECIPIENTS as f64 / f64::from(rate));

@@ -68,6 +68,13 @@ impl DailyCounts {
     }
 
     /// Keeps the place of a delivery that was sent; gives back any other's.
+    /// Counts `n` more of `person`'s messages as going out today: sends of an earlier batch
+    /// still in flight, which the database does not show yet.
+    pub(super) fn add_in_flight(&self, person: i64, n: i64) {
+        let mut state = self.state.lock().expect("daily counts lock");
+        *state.0.entry(person).or_default() += n;
+    }
+
     pub(super) fn settle(&self, delivery: i64, sent: bool) {
         let mut state = self.state.lock().expect("daily counts lock");
         let (counts, reserved) = &mut *state;

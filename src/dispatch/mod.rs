@@ -17,6 +17,7 @@
 //! # Layout
 //!
 //! * this file — [`Dispatcher`], the worker: a step, and one delivery's way through it.
+//! * `pump` — the same parts in a continuous flow, as `loa run` drives them.
 //! * `claim` — expiry, leases, claiming a batch with everything a send needs.
 //! * `liveness` — each worker's stamp on the database's clock, and the fence.
 //! * `outage` — transports marked down and probed back; the admins' notices.
@@ -36,6 +37,7 @@ mod liveness;
 mod outage;
 mod outbox;
 mod policy;
+mod pump;
 mod record;
 mod share;
 
@@ -68,6 +70,13 @@ use outage::{Outages, Turn};
 use policy::{Decision, RetryPolicy};
 use record::{Change, Outcome, Record, Recorder, RetryKind, Sent};
 use share::Share;
+
+/// What a step's chores did, and whether it may claim.
+struct Chores {
+    expired: usize,
+    outbox: usize,
+    may_claim: bool,
+}
 
 /// What one step did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -251,6 +260,29 @@ impl Dispatcher {
     /// One round: the inbox's upkeep and queued messages (urgent forwards first: they go even
     /// in quiet hours), then expire, claim a batch, send it, record every outcome.
     pub async fn step(&self) -> anyhow::Result<StepReport> {
+        let Chores {
+            expired,
+            outbox,
+            may_claim,
+        } = self.chores().await?;
+        if !may_claim {
+            return Ok(StepReport {
+                expired,
+                outbox,
+                ..StepReport::default()
+            });
+        }
+        let batch = self.claim().await?;
+        let mut report = self.deliver(batch).await?;
+        report.expired = expired;
+        report.outbox = outbox;
+        Ok(report)
+    }
+
+    /// What comes before a claim: this worker's stamps, the channels that are down, the
+    /// inbox's upkeep and queued messages, expiry; then whether claiming may go on now (not
+    /// while joining other workers, fenced, stopping, or in quiet hours).
+    async fn chores(&self) -> anyhow::Result<Chores> {
         self.keep_alive().await?;
         self.heartbeat().await?;
         self.outages
@@ -269,18 +301,13 @@ impl Dispatcher {
         let now = self.clock.now();
         let holding = self.share.holding(&self.db, now).await?;
         let fenced = !self.liveness.may_send();
-        if holding || fenced || self.stopping.load(Ordering::SeqCst) || self.is_quiet(now) {
-            return Ok(StepReport {
-                expired,
-                outbox,
-                ..StepReport::default()
-            });
-        }
-        let batch = self.claim().await?;
-        let mut report = self.deliver(batch).await?;
-        report.expired = expired;
-        report.outbox = outbox;
-        Ok(report)
+        let may_claim =
+            !(holding || fenced || self.stopping.load(Ordering::SeqCst) || self.is_quiet(now));
+        Ok(Chores {
+            expired,
+            outbox,
+            may_claim,
+        })
     }
 
     /// Takes due deliveries under a lease: per channel with a transport, no more than this
@@ -334,14 +361,7 @@ impl Dispatcher {
             ..StepReport::default()
         };
         let persons: Vec<i64> = batch.iter().map(|d| d.person_id).collect();
-        let today = DailyCounts::read(
-            &self.db,
-            &persons,
-            self.config.dispatch.max_per_person_per_day,
-            self.clock.now(),
-            self.config.campaign.time_zone,
-        )
-        .await?;
+        let today = self.daily_counts(&persons).await?;
         let mut outcomes = futures::stream::iter(batch)
             .map(|delivery| self.deliver_one(delivery, &today))
             .buffer_unordered(self.config.dispatch.concurrency);
@@ -349,6 +369,18 @@ impl Dispatcher {
             report.add(outcome?);
         }
         Ok(report)
+    }
+
+    /// How many messages each of `persons` was sent today, against the daily cap.
+    async fn daily_counts(&self, persons: &[i64]) -> Result<DailyCounts, sqlx::Error> {
+        DailyCounts::read(
+            &self.db,
+            persons,
+            self.config.dispatch.max_per_person_per_day,
+            self.clock.now(),
+            self.config.campaign.time_zone,
+        )
+        .await
     }
 
     /// Sends one delivery; a place under the daily cap it took but did not use is given back.
