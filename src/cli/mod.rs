@@ -494,6 +494,7 @@ fn init_tracing(verbose: bool, format: LogFormat) {
         // The event's fields at the top level (`message`, not `fields.message`): what journald's
         // and most shippers' JSON parsers index without a mapping.
         LogFormat::Json => builder
+            .with_ansi(false)
             .json()
             .flatten_event(true)
             .with_current_span(false)
