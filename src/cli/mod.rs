@@ -436,10 +436,19 @@ impl CliError {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(matches!(
-        cli.command,
-        Command::Run { .. } | Command::Migrate { .. }
-    ));
+    let log_format = match LogFormat::from_env(std::env::var("LOA_LOG_FORMAT").ok().as_deref()) {
+        Ok(format) => format,
+        Err(e) => {
+            // Before anything starts: a service manager shows the line and the unit fails at once,
+            // rather than running with logs a shipper cannot read.
+            eprintln!("loa: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    init_tracing(
+        matches!(cli.command, Command::Run { .. } | Command::Migrate { .. }),
+        log_format,
+    );
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -461,16 +470,51 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(verbose: bool) {
+/// How log lines are written: `LOA_LOG_FORMAT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (unset, empty or `text`).
+    Text,
+    /// One JSON object per line (`json`), for journald or a log shipper.
+    Json,
+}
+
+impl LogFormat {
+    /// Reads the variable's value; an unknown one is an error naming the variable, so a typo is
+    /// seen at start rather than as a shipper that silently drops every line.
+    pub fn from_env(value: Option<&str>) -> Result<Self, String> {
+        match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("") | Some("text") => Ok(LogFormat::Text),
+            Some("json") => Ok(LogFormat::Json),
+            Some(_) => Err(format!(
+                "LOA_LOG_FORMAT: {:?} is not a log format (text or json)",
+                value.unwrap_or_default()
+            )),
+        }
+    }
+}
+
+fn init_tracing(verbose: bool, format: LogFormat) {
     let default = if verbose { "info,sqlx=warn" } else { "warn" };
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("LOA_LOG").unwrap_or_else(|_| default.into());
-    // Colours only on a terminal: a journal or a log file gets plain text.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        // Colours only on a terminal: a journal or a log file gets plain text.
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        // The event's fields at the top level (`message`, not `fields.message`): what journald's
+        // and most shippers' JSON parsers index without a mapping.
+        LogFormat::Json => builder
+            .with_ansi(false)
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
 }
 
 /// Hands each command to its function; each loads what it needs.
@@ -995,4 +1039,22 @@ async fn latest_reach_year(db: &Db) -> anyhow::Result<Option<i32>> {
         .await?;
     let period: Option<String> = row.try_get(0)?;
     Ok(period.and_then(|p| p.trim_start_matches('Y').parse().ok()))
+}
+
+#[cfg(test)]
+mod log_format_tests {
+    use super::LogFormat;
+
+    #[test]
+    fn unset_empty_and_text_are_today_s_lines_json_is_json_and_a_typo_names_the_variable() {
+        assert_eq!(LogFormat::from_env(None), Ok(LogFormat::Text));
+        assert_eq!(LogFormat::from_env(Some("")), Ok(LogFormat::Text));
+        assert_eq!(LogFormat::from_env(Some("text")), Ok(LogFormat::Text));
+        assert_eq!(LogFormat::from_env(Some(" JSON ")), Ok(LogFormat::Json));
+        let err = LogFormat::from_env(Some("jsn")).unwrap_err();
+        assert!(
+            err.contains("LOA_LOG_FORMAT") && err.contains("\"jsn\""),
+            "{err}"
+        );
+    }
 }
