@@ -448,6 +448,7 @@ fn web_state(
         templates: Arc::clone(&setup.templates),
         calendar: Arc::clone(&setup.calendar),
         throttle: Default::default(),
+        exports: Default::default(),
     }
 }
 

@@ -219,6 +219,26 @@ pub struct Content {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Where an item stands in the queue's order (unfinished first, then by send time): a page
+/// of the JSON API starts after one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueKey {
+    /// Done or cancelled.
+    pub finished: bool,
+    pub send_at: i64,
+    pub id: i64,
+}
+
+impl QueueKey {
+    pub fn of(content: &Content) -> QueueKey {
+        QueueKey {
+            finished: matches!(content.state, State::Done | State::Cancelled),
+            send_at: crate::store::to_epoch(content.send_at),
+            id: content.id,
+        }
+    }
+}
+
 impl Content {
     pub fn audience(&self) -> Audience {
         Audience {
