@@ -236,3 +236,72 @@ async fn a_bad_limit_or_cursor_is_400_naming_it() {
         assert_eq!(body["field"], field, "{path}: {body}");
     }
 }
+
+#[tokio::test]
+async fn every_list_documents_the_limits_it_keeps() {
+    let c = spawn_console().await;
+    let doc: Value = c
+        .http
+        .get(c.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let limit = &doc["components"]["parameters"]["Limit"]["schema"];
+    let (default, max) = (
+        limit["default"].as_i64().unwrap(),
+        limit["maximum"].as_i64().unwrap(),
+    );
+    let admin = c.token("quan-tri", Role::Admin, None).await;
+    for path in [
+        "/api/contents",
+        "/api/activities",
+        "/api/audit",
+        "/api/inbox",
+    ] {
+        let get = &doc["paths"][path]["get"];
+        let params = get["parameters"].to_string();
+        assert!(
+            params.contains("#/components/parameters/Limit")
+                && params.contains("#/components/parameters/After"),
+            "{path}: {params}"
+        );
+        assert!(
+            get["responses"]["200"]["headers"]["X-Next-Cursor"].is_object(),
+            "{path}"
+        );
+        let (status, _) = c
+            .api(&admin, "GET", &format!("{path}?limit={max}"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{path}: the documented maximum");
+        let (status, _) = c
+            .api(&admin, "GET", &format!("{path}?limit={}", max + 1), None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: above the maximum");
+    }
+    // The documented default is what a list gives without `limit`.
+    for i in 0..default + 1 {
+        loa::console::audit::record(
+            &c.app.db.pool,
+            c.app.clock_now(),
+            "cli",
+            "test.entry",
+            Some(&format!("entry:{i}")),
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    let r = c
+        .http
+        .get(c.url("/api/audit"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().contains_key("x-next-cursor"));
+    let page: Vec<Value> = r.json().await.unwrap();
+    assert_eq!(page.len() as i64, default);
+}
