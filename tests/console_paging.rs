@@ -305,3 +305,47 @@ async fn every_list_documents_the_limits_it_keeps() {
     let page: Vec<Value> = r.json().await.unwrap();
     assert_eq!(page.len() as i64, default);
 }
+
+#[tokio::test]
+async fn the_queue_page_shows_a_hundred_items_a_page_and_links_the_next() {
+    let c = spawn_console().await;
+    let staff = c.token("soan-tin", Role::Staff, None).await;
+    for i in 0..101 {
+        let (status, _) = c
+            .api(
+                &staff,
+                "POST",
+                "/api/contents",
+                Some(content(&format!("Tin {i}"), &[])),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let browser = c.sign_in("lan", Role::Staff, None).await;
+    let row_ids = |page: &str| -> Vec<i64> {
+        page.split("<tr data-id=\"")
+            .skip(1)
+            .map(|rest| rest[..rest.find('"').unwrap()].parse().unwrap())
+            .collect()
+    };
+    let (status, first) = c.page(&browser, "/queue").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(row_ids(&first).len(), 100);
+    let link = first
+        .split("<a href=\"/queue?after=")
+        .nth(1)
+        .expect("a link to the next page");
+    let cursor = &link[..link.find('"').unwrap()];
+    let (status, second) = c.page(&browser, &format!("/queue?after={cursor}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !second.contains("Trang sau"),
+        "the last page links no further"
+    );
+    let mut all = row_ids(&first);
+    all.extend(row_ids(&second));
+    let unique: BTreeSet<i64> = all.iter().copied().collect();
+    assert_eq!((all.len(), unique.len()), (101, 101));
+    let (status, _) = c.page(&browser, "/queue?after=x").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}

@@ -155,21 +155,13 @@ async fn list_contents(
     uri: axum::http::Uri,
 ) -> Result<Paged<Content>, ApiError> {
     let paging = Paging::from_query(uri.query())?;
-    let after = paging.after(|text| {
-        let parts = cursor_parts(text, 3)?;
-        Some(QueueKey {
-            finished: cursor_flag(parts[0])?,
-            send_at: parts[1].parse().ok()?,
-            id: parts[2].parse().ok()?,
-        })
-    })?;
+    let after = paging.after(QueueKey::parse)?;
     let items = state
         .console()
         .contents_page(&auth.actor, after, paging.limit + 1)
         .await?;
     Ok(Paged::new(items, &paging, &uri, |c| {
-        let k = QueueKey::of(c);
-        format!("{}.{}.{}", u8::from(k.finished), k.send_at, k.id)
+        QueueKey::of(c).cursor()
     }))
 }
 

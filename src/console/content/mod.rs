@@ -237,6 +237,27 @@ impl QueueKey {
             id: content.id,
         }
     }
+
+    /// As a page's address carries it: `<finished>.<send_at>.<id>`.
+    pub fn cursor(&self) -> String {
+        format!("{}.{}.{}", u8::from(self.finished), self.send_at, self.id)
+    }
+
+    /// A [`QueueKey::cursor`] read back; `None` for anything else.
+    pub fn parse(text: &str) -> Option<QueueKey> {
+        let mut parts = text.split('.');
+        let finished = match parts.next()? {
+            "0" => false,
+            "1" => true,
+            _ => return None,
+        };
+        let key = QueueKey {
+            finished,
+            send_at: parts.next()?.parse().ok()?,
+            id: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(key)
+    }
 }
 
 impl Content {
