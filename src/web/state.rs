@@ -47,6 +47,10 @@ impl WebState {
     }
 }
 
+/// Exports running at once, whoever runs them: each holds a database connection while it
+/// reads, and SQLite's pool has four; two leave the dispatcher and the pages theirs.
+pub const MAX_EXPORTS_AT_ONCE: usize = 2;
+
 /// One export at a time per account: a year's delivery log keeps a database connection and a
 /// core busy for a minute, and a second click (or a script in a loop) would double that.
 #[derive(Default)]
@@ -65,13 +69,20 @@ impl ExportSlots {
     /// The slot of `actor` (`user:lan`, `token:bao-cao`), or 429 while it has one running.
     pub fn take(self: &Arc<Self>, actor: &str) -> Result<ExportSlot, ConsoleError> {
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-        if !running.insert(actor.to_string()) {
+        if running.contains(actor) {
             return Err(ConsoleError::Busy(
                 "Tài khoản đang tải một tệp xuất dữ liệu chưa xong. Đề nghị chờ tệp đó tải xong \
                  rồi thực hiện lại."
                     .to_string(),
             ));
         }
+        if running.len() >= MAX_EXPORTS_AT_ONCE {
+            return Err(ConsoleError::Busy(
+                "Máy chủ đang xuất dữ liệu cho tài khoản khác. Đề nghị thực hiện lại sau ít phút."
+                    .to_string(),
+            ));
+        }
+        running.insert(actor.to_string());
         Ok(ExportSlot {
             slots: Arc::clone(self),
             actor: actor.to_string(),
@@ -114,5 +125,19 @@ mod tests {
         let _again = slots.take("user:lan").unwrap();
         drop(other);
         assert!(slots.is_running("user:lan") && !slots.is_running("token:bao-cao"));
+    }
+
+    #[test]
+    fn the_server_runs_a_few_exports_at_once_whoever_asks() {
+        let slots = Arc::new(ExportSlots::default());
+        let held: Vec<ExportSlot> = (0..MAX_EXPORTS_AT_ONCE)
+            .map(|i| slots.take(&format!("user:{i}")).unwrap())
+            .collect();
+        match slots.take("user:mot-nguoi-khac") {
+            Err(ConsoleError::Busy(message)) => assert!(message.contains("tài khoản khác")),
+            _ => panic!("one export too many was let through"),
+        }
+        drop(held);
+        assert!(slots.take("user:mot-nguoi-khac").is_ok());
     }
 }
