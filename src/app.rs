@@ -450,6 +450,7 @@ fn web_state(
         templates: Arc::clone(&setup.templates),
         calendar: Arc::clone(&setup.calendar),
         throttle: Default::default(),
+        exports: Default::default(),
     }
 }
 

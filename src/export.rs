@@ -75,6 +75,21 @@ pub fn guarded_csv<'a>(
     Ok(String::from_utf8(bytes).expect("CSV of UTF-8 strings is UTF-8"))
 }
 
+/// The opening of a CSV file for Excel (byte-order mark and header row), for an export sent in
+/// chunks as its rows are read: [`csv_rows`] writes each chunk after it. Together they give the
+/// same bytes as [`excel_csv`].
+pub fn excel_csv_start(header: &[&str]) -> Result<Vec<u8>, csv::Error> {
+    write_csv(vec![0xEF, 0xBB, 0xBF], header, std::iter::empty())
+}
+
+/// Rows guarded as [`excel_csv`] guards them, without header or byte-order mark: one chunk of
+/// a streamed export.
+pub fn csv_rows<'a>(rows: impl IntoIterator<Item = Vec<Cell<'a>>>) -> Result<Vec<u8>, csv::Error> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    write_rows(&mut writer, rows)?;
+    writer.into_inner().map_err(|e| e.into_error().into())
+}
+
 fn write_csv<'a>(
     start: Vec<u8>,
     header: &[&str],
@@ -82,10 +97,19 @@ fn write_csv<'a>(
 ) -> Result<Vec<u8>, csv::Error> {
     let mut writer = csv::Writer::from_writer(start);
     writer.write_record(header)?;
-    for row in rows {
-        writer.write_record(row.iter().map(|c| c.as_written().into_owned()))?;
-    }
+    write_rows(&mut writer, rows)?;
     writer.into_inner().map_err(|e| e.into_error().into())
+}
+
+fn write_rows<'a>(
+    writer: &mut csv::Writer<Vec<u8>>,
+    rows: impl IntoIterator<Item = Vec<Cell<'a>>>,
+) -> Result<(), csv::Error> {
+    for row in rows {
+        let cells: Vec<Cow<'_, str>> = row.iter().map(Cell::as_written).collect();
+        writer.write_record(cells.iter().map(|c| c.as_bytes()))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -124,6 +148,15 @@ mod tests {
         assert!(bytes.starts_with(&[0xEF, 0xBB, 0xBF]));
         let text = String::from_utf8(bytes[3..].to_vec()).unwrap();
         assert_eq!(text, "Tên,Số,Điện thoại\n'=1+1,-3,+849…78\n");
+    }
+
+    #[test]
+    fn a_file_written_in_chunks_is_the_file_written_whole() {
+        let row = |n: i64| vec![Cell::text(format!("=A{n}")), Cell::number(n)];
+        let mut chunked = excel_csv_start(&["Tên", "Số"]).unwrap();
+        chunked.extend(csv_rows((0..3).map(row)).unwrap());
+        chunked.extend(csv_rows((3..5).map(row)).unwrap());
+        assert_eq!(chunked, excel_csv(&["Tên", "Số"], (0..5).map(row)).unwrap());
     }
 
     #[test]

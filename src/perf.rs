@@ -377,7 +377,7 @@ async fn raw_insert_rate(db: &Db, n: usize) -> anyhow::Result<f64> {
 /// Fills a year of history set-wise: `occurrences` occurrences sent to everyone, their
 /// deliveries `sent`, and the reach rows the dispatcher would have written. Returns the number
 /// of deliveries.
-async fn synthesise_year(db: &Db, occurrences: usize) -> anyhow::Result<i64> {
+pub async fn synthesise_year(db: &Db, occurrences: usize) -> anyhow::Result<i64> {
     // One transaction per occurrence, as the dispatcher would have written them over a year.
     for k in 0..occurrences {
         let mut tx = db.pool.begin().await?;

@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use super::{Actor, ConsoleError, Permission, audit};
 use crate::config::AreaTree;
-use crate::store::{Db, to_epoch};
+use crate::store::{Db, Sql, to_epoch};
 
 /// The kinds the plan names, as the console offers them.
 pub const KINDS: [(&str, &str); 5] = [
@@ -159,22 +159,57 @@ pub async fn list(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<Activity>, ConsoleError> {
+    page(db, areas, actor, (from, to), None, None).await
+}
+
+/// Like [`list`], from below the activity `after` (its date and id: the order's key) and at
+/// most `limit` of them: a page of the JSON API.
+pub async fn page(
+    db: &Db,
+    areas: &AreaTree,
+    actor: &Actor,
+    (from, to): (NaiveDate, NaiveDate),
+    after: Option<(NaiveDate, i64)>,
+    limit: Option<i64>,
+) -> Result<Vec<Activity>, ConsoleError> {
     actor.require(Permission::ViewFigures)?;
-    let scope = actor.scope(areas);
-    let rows = sqlx::query(
+    let mut sql = Sql::new(
         "SELECT id, day, area_code, kind, audience, note, entered_by FROM offline_activities
-         WHERE day >= $1 AND day <= $2 ORDER BY day DESC, id DESC",
-    )
-    .bind(from.to_string())
-    .bind(to.to_string())
-    .fetch_all(&db.pool)
-    .await?;
-    let mut out = Vec::new();
+         WHERE day >= ",
+    );
+    sql.bind(from.to_string());
+    sql.push(" AND day <= ");
+    sql.bind(to.to_string());
+    // The scope in the query, so a page holds only what the actor may see.
+    match actor.scope(areas) {
+        None => {}
+        Some(scope) if scope.is_empty() => {
+            sql.push(" AND 1 = 0");
+        }
+        Some(scope) => {
+            sql.push(" AND area_code IN (");
+            sql.list(scope);
+            sql.push(")");
+        }
+    }
+    if let Some((day, id)) = after {
+        sql.push(" AND (day < ");
+        sql.bind(day.to_string());
+        sql.push(" OR (day = ");
+        sql.bind(day.to_string());
+        sql.push(" AND id < ");
+        sql.bind(id);
+        sql.push("))");
+    }
+    sql.push(" ORDER BY day DESC, id DESC");
+    if let Some(limit) = limit {
+        sql.push(" LIMIT ");
+        sql.bind(limit);
+    }
+    let rows = sql.query()?.fetch_all(&db.pool).await?;
+    let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let area: String = r.try_get(2)?;
-        if scope.as_ref().is_some_and(|s| !s.contains(&area)) {
-            continue;
-        }
         let day: String = r.try_get(1)?;
         let kind: String = r.try_get(3)?;
         out.push(Activity {

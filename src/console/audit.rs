@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::store::{Db, from_epoch, to_epoch};
+use crate::store::{Db, Sql, from_epoch, to_epoch};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Entry {
@@ -90,18 +90,37 @@ pub async fn latest(db: &Db, limit: i64, offset: i64) -> Result<Vec<Entry>, sqlx
     .bind(offset)
     .fetch_all(&db.pool)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Entry {
-                id: r.try_get(0)?,
-                at: from_epoch(r.try_get(1)?),
-                actor: r.try_get(2)?,
-                action: r.try_get(3)?,
-                subject: r.try_get(4)?,
-                detail: r.try_get(5)?,
-                repeats: r.try_get(6)?,
-                last_at: r.try_get::<Option<i64>, _>(7)?.map(from_epoch),
-            })
-        })
-        .collect()
+    rows.iter().map(entry).collect()
+}
+
+/// The latest entries first, starting below entry `before` (from the latest when `None`): a
+/// page that stays put while new entries arrive, as an offset would not.
+pub async fn older_than(
+    db: &Db,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Entry>, sqlx::Error> {
+    let mut sql =
+        Sql::new("SELECT id, at, actor, action, subject, detail, repeats, last_at FROM audit_log");
+    if let Some(id) = before {
+        sql.push(" WHERE id < ");
+        sql.bind(id);
+    }
+    sql.push(" ORDER BY id DESC LIMIT ");
+    sql.bind(limit);
+    let rows = sql.query()?.fetch_all(&db.pool).await?;
+    rows.iter().map(entry).collect()
+}
+
+fn entry(r: &sqlx::any::AnyRow) -> Result<Entry, sqlx::Error> {
+    Ok(Entry {
+        id: r.try_get(0)?,
+        at: from_epoch(r.try_get(1)?),
+        actor: r.try_get(2)?,
+        action: r.try_get(3)?,
+        subject: r.try_get(4)?,
+        detail: r.try_get(5)?,
+        repeats: r.try_get(6)?,
+        last_at: r.try_get::<Option<i64>, _>(7)?.map(from_epoch),
+    })
 }

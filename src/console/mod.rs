@@ -202,6 +202,9 @@ pub enum ConsoleError {
     /// The request is valid but the content is not in a state that allows it.
     #[error("{0}")]
     Conflict(String),
+    /// The caller already has such work running (an export); Vietnamese, shown as it is.
+    #[error("{0}")]
+    Busy(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }

@@ -233,9 +233,60 @@ pub async fn list(
     actor: &Actor,
     limit: i64,
 ) -> Result<Vec<Item>, ConsoleError> {
+    page(db, config, actor, None, limit).await
+}
+
+/// Where an item stands in the list's order (urgent first, then new, then the latest): a
+/// page of the JSON API starts after one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListKey {
+    pub urgent: bool,
+    pub new: bool,
+    pub at: i64,
+    pub id: i64,
+}
+
+impl ListKey {
+    pub fn of(item: &Item) -> ListKey {
+        ListKey {
+            urgent: item.urgent,
+            new: item.state == State::New,
+            at: to_epoch(item.at),
+            id: item.id,
+        }
+    }
+}
+
+/// Like [`list`], from after the item at `after`.
+pub async fn page(
+    db: &Db,
+    config: &Config,
+    actor: &Actor,
+    after: Option<ListKey>,
+    limit: i64,
+) -> Result<Vec<Item>, ConsoleError> {
     actor.require(Permission::ReadInbox)?;
     let mut sql = Sql::new(format!("SELECT {COLUMNS} FROM inbox WHERE 1 = 1"));
     scope_condition(&mut sql, actor, &config.areas);
+    // The order's key, every part ascending: (not urgent, not new, -at, -id).
+    let key = |sql: &mut Sql| {
+        sql.push("(CASE WHEN urgent <> 0 THEN 0 ELSE 1 END, CASE WHEN state = ");
+        sql.bind(State::New.sql());
+        sql.push(" THEN 0 ELSE 1 END, 0 - at, 0 - id)");
+    };
+    if let Some(after) = after {
+        sql.push(" AND ");
+        key(&mut sql);
+        sql.push(" > (");
+        sql.bind(i64::from(!after.urgent));
+        sql.push(", ");
+        sql.bind(i64::from(!after.new));
+        sql.push(", ");
+        sql.bind(-after.at);
+        sql.push(", ");
+        sql.bind(-after.id);
+        sql.push(")");
+    }
     sql.push(" ORDER BY urgent DESC, CASE WHEN state = ");
     sql.bind(State::New.sql());
     sql.push(" THEN 0 ELSE 1 END, at DESC, id DESC LIMIT ");

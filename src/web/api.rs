@@ -9,15 +9,17 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use chrono::NaiveDate;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::auth::{Auth, authenticate};
 use super::error::ApiError;
+use super::paging::{Paged, Paging, bad_query, cursor_flag, cursor_parts};
 use super::state::WebState;
 use crate::console::activities::{self, ActivityInput};
-use crate::console::content::{ContentInput, Transition};
+use crate::console::content::{Content, ContentInput, QueueKey, Transition};
 use crate::console::dashboard::DashboardQuery;
 use crate::console::{ConsoleError, Permission, audit};
 use crate::inbound::inbox;
@@ -146,11 +148,21 @@ async fn calendar(
     Ok(Json(state.console().upcoming(&auth.actor).await?))
 }
 
+/// The queue within the caller's area, a page at a time; cursor `<finished>.<send_at>.<id>`.
 async fn list_contents(
     State(state): State<WebState>,
     ApiAuth(auth): ApiAuth,
-) -> ApiResult<Vec<crate::console::content::Content>> {
-    Ok(Json(state.console().contents(&auth.actor).await?))
+    uri: axum::http::Uri,
+) -> Result<Paged<Content>, ApiError> {
+    let paging = Paging::from_query(uri.query())?;
+    let after = paging.after(QueueKey::parse)?;
+    let items = state
+        .console()
+        .contents_page(&auth.actor, after, paging.limit + 1)
+        .await?;
+    Ok(Paged::new(items, &paging, &uri, |c| {
+        QueueKey::of(c).cursor()
+    }))
 }
 
 async fn create_content(
@@ -239,17 +251,35 @@ async fn preview(
     Ok(Json(state.console().preview(&auth.actor, &input).await?))
 }
 
+/// Activities of a period, latest first, a page at a time; cursor `<date>.<id>`.
 async fn list_activities(
     State(state): State<WebState>,
     ApiAuth(auth): ApiAuth,
     uri: axum::http::Uri,
-) -> ApiResult<Vec<activities::Activity>> {
+) -> Result<Paged<activities::Activity>, ApiError> {
     let q: DashboardQuery = query(uri.query())?;
+    let paging = Paging::from_query(uri.query())?;
+    let after = paging.after(|text| {
+        let parts = cursor_parts(text, 2)?;
+        Some((
+            NaiveDate::parse_from_str(parts[0], "%Y-%m-%d").ok()?,
+            parts[1].parse().ok()?,
+        ))
+    })?;
     let console = state.console();
     let (_, _, from, to) = console.resolve_period(&q)?;
-    Ok(Json(
-        activities::list(&state.db, &state.config.areas, &auth.actor, from, to).await?,
-    ))
+    let items = activities::page(
+        &state.db,
+        &state.config.areas,
+        &auth.actor,
+        (from, to),
+        after,
+        Some(paging.read()),
+    )
+    .await?;
+    Ok(Paged::new(items, &paging, &uri, |a| {
+        format!("{}.{}", a.date.format("%Y-%m-%d"), a.id)
+    }))
 }
 
 async fn add_activity(
@@ -271,45 +301,72 @@ async fn add_activity(
 }
 
 #[derive(Deserialize)]
-struct Page {
-    limit: Option<i64>,
-    offset: Option<i64>,
+struct Offset {
+    offset: Option<String>,
 }
 
+/// The audit log, latest first, a page at a time; cursor: the last entry's id. `offset`, from
+/// before lists had cursors, still works for a first page.
 async fn audit_log(
     State(state): State<WebState>,
     ApiAuth(auth): ApiAuth,
     uri: axum::http::Uri,
-) -> ApiResult<Vec<audit::Entry>> {
+) -> Result<Paged<audit::Entry>, ApiError> {
     auth.actor.require(Permission::ViewAudit)?;
-    let page: Page = query(uri.query())?;
-    let entries = audit::latest(
-        &state.db,
-        page.limit.unwrap_or(100).clamp(1, 1000),
-        page.offset.unwrap_or(0).max(0),
-    )
-    .await
+    let paging = Paging::from_query(uri.query())?;
+    let before = paging.after(|text| text.parse::<i64>().ok())?;
+    let offset = match query::<Offset>(uri.query())?.offset {
+        None => None,
+        Some(text) => Some(
+            text.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| bad_query("offset", "a whole number from 0".to_string()))?,
+        ),
+    };
+    let entries = match offset {
+        Some(_) if paging.has_after() => {
+            return Err(bad_query(
+                "offset",
+                "give either offset or after, not both".to_string(),
+            ));
+        }
+        Some(offset) => audit::latest(&state.db, paging.read(), offset).await,
+        None => audit::older_than(&state.db, before, paging.read()).await,
+    }
     .map_err(ConsoleError::from)?;
-    Ok(Json(entries))
+    Ok(Paged::new(entries, &paging, &uri, |e| e.id.to_string()))
 }
 
-#[derive(Deserialize)]
-struct InboxQuery {
-    limit: Option<i64>,
-}
-
-/// Residents' texts of the caller's area, urgent first, then new, then the latest.
+/// Residents' texts of the caller's area, urgent first, then new, then the latest, a page at
+/// a time; cursor `<urgent>.<new>.<at>.<id>`.
 async fn list_inbox(
     State(state): State<WebState>,
     ApiAuth(auth): ApiAuth,
     uri: axum::http::Uri,
-) -> ApiResult<Vec<inbox::Item>> {
+) -> Result<Paged<inbox::Item>, ApiError> {
     auth.actor.require(Permission::ReadInbox)?;
-    let q: InboxQuery = query(uri.query())?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    Ok(Json(
-        inbox::list(&state.db, &state.config, &auth.actor, limit).await?,
-    ))
+    let paging = Paging::from_query(uri.query())?;
+    let after = paging.after(|text| {
+        let parts = cursor_parts(text, 4)?;
+        Some(inbox::ListKey {
+            urgent: cursor_flag(parts[0])?,
+            new: cursor_flag(parts[1])?,
+            at: parts[2].parse().ok()?,
+            id: parts[3].parse().ok()?,
+        })
+    })?;
+    let items = inbox::page(&state.db, &state.config, &auth.actor, after, paging.read()).await?;
+    Ok(Paged::new(items, &paging, &uri, |item| {
+        let k = inbox::ListKey::of(item);
+        format!(
+            "{}.{}.{}.{}",
+            u8::from(k.urgent),
+            u8::from(k.new),
+            k.at,
+            k.id
+        )
+    }))
 }
 
 async fn inbox_counts(

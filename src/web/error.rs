@@ -11,9 +11,15 @@ use crate::console::ConsoleError;
 
 /// A console error as JSON: `{"error": "invalid", "message": …, "field": …}`; or a request
 /// that is not even well-formed (400).
+#[derive(Debug)]
 pub(super) enum ApiError {
     Console(ConsoleError),
     BadRequest(String),
+    /// A query parameter out of its form or range: 400 naming it.
+    BadQuery {
+        field: &'static str,
+        message: String,
+    },
     /// The body is larger than the route's limit.
     TooLarge,
 }
@@ -31,6 +37,7 @@ fn status_of(e: &ConsoleError) -> (StatusCode, &'static str) {
         ConsoleError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
         ConsoleError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
         ConsoleError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+        ConsoleError::Busy(_) => (StatusCode::TOO_MANY_REQUESTS, "busy"),
         ConsoleError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     }
 }
@@ -42,6 +49,13 @@ impl IntoResponse for ApiError {
                 return (
                     StatusCode::BAD_REQUEST,
                     Json(json!({"error": "bad_request", "message": message, "field": null})),
+                )
+                    .into_response();
+            }
+            ApiError::BadQuery { field, message } => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({"error": "bad_request", "message": format!("{field}: {message}"), "field": field})),
                 )
                     .into_response();
             }
@@ -102,6 +116,7 @@ impl IntoResponse for PageError {
             ),
             ConsoleError::Invalid { message, .. } => ("Thông tin chưa hợp lệ", message.clone()),
             ConsoleError::Conflict(message) => ("Không thực hiện được", message.clone()),
+            ConsoleError::Busy(message) => ("Xin chờ trong giây lát", message.clone()),
             ConsoleError::Internal(e) => {
                 tracing::error!("console page: {e:#}");
                 (

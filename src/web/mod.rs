@@ -13,6 +13,7 @@ mod callbacks;
 mod error;
 pub mod guard;
 mod pages;
+mod paging;
 mod state;
 mod views;
 

@@ -219,6 +219,47 @@ pub struct Content {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Where an item stands in the queue's order (unfinished first, then by send time): a page
+/// of the JSON API starts after one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueKey {
+    /// Done or cancelled.
+    pub finished: bool,
+    pub send_at: i64,
+    pub id: i64,
+}
+
+impl QueueKey {
+    pub fn of(content: &Content) -> QueueKey {
+        QueueKey {
+            finished: matches!(content.state, State::Done | State::Cancelled),
+            send_at: crate::store::to_epoch(content.send_at),
+            id: content.id,
+        }
+    }
+
+    /// As a page's address carries it: `<finished>.<send_at>.<id>`.
+    pub fn cursor(&self) -> String {
+        format!("{}.{}.{}", u8::from(self.finished), self.send_at, self.id)
+    }
+
+    /// A [`QueueKey::cursor`] read back; `None` for anything else.
+    pub fn parse(text: &str) -> Option<QueueKey> {
+        let mut parts = text.split('.');
+        let finished = match parts.next()? {
+            "0" => false,
+            "1" => true,
+            _ => return None,
+        };
+        let key = QueueKey {
+            finished,
+            send_at: parts.next()?.parse().ok()?,
+            id: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(key)
+    }
+}
+
 impl Content {
     pub fn audience(&self) -> Audience {
         Audience {

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Row};
 
 use super::check::{Valid, split};
-use super::{Content, State};
+use super::{Content, QueueKey, State};
 use crate::channel::{ChannelKind, ChannelSet};
 use crate::console::ConsoleError;
 use crate::delivery::Status;
@@ -34,9 +34,20 @@ where
         Some(value) => query.bind(value),
         None => query,
     };
-    let mut contents = query
-        .fetch_all(executor)
-        .await?
+    let rows = query.fetch_all(executor).await?;
+    with_texts(executor, channels, &rows).await
+}
+
+/// The contents of `rows` (as [`SELECT`] reads them), with their texts.
+async fn with_texts<'c, E>(
+    executor: E,
+    channels: &ChannelSet,
+    rows: &[sqlx::any::AnyRow],
+) -> Result<Vec<Content>, ConsoleError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any> + Copy,
+{
+    let mut contents = rows
         .iter()
         .map(|row| from_row(row, channels))
         .collect::<Result<Vec<Content>, ConsoleError>>()?;
@@ -265,6 +276,38 @@ pub(super) async fn all(db: &Db, channels: &ChannelSet) -> Result<Vec<Content>, 
         )
     });
     load(&db.pool, channels, &ORDER, None).await
+}
+
+/// The queue in [`all`]'s order, from after the item whose key is `after`, at most `limit`.
+pub(super) async fn page(
+    db: &Db,
+    channels: &ChannelSet,
+    after: Option<QueueKey>,
+    limit: i64,
+) -> Result<Vec<Content>, ConsoleError> {
+    let finished = |sql: &mut Sql| {
+        sql.push("CASE WHEN state IN (");
+        sql.list([State::Done.sql(), State::Cancelled.sql()]);
+        sql.push(") THEN 1 ELSE 0 END");
+    };
+    let mut sql = Sql::new(format!("{SELECT} WHERE 1 = 1"));
+    if let Some(after) = after {
+        sql.push(" AND (");
+        finished(&mut sql);
+        sql.push(", send_at, id) > (");
+        sql.bind(i64::from(after.finished));
+        sql.push(", ");
+        sql.bind(after.send_at);
+        sql.push(", ");
+        sql.bind(after.id);
+        sql.push(")");
+    }
+    sql.push(" ORDER BY ");
+    finished(&mut sql);
+    sql.push(", send_at, id LIMIT ");
+    sql.bind(limit);
+    let rows = sql.query()?.fetch_all(&db.pool).await?;
+    with_texts(&db.pool, channels, &rows).await
 }
 
 pub(super) async fn one(

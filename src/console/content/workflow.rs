@@ -2,7 +2,7 @@
 //! by someone who wrote none of it), cancel. Each change is audited in its own transaction.
 
 use super::store;
-use super::{Content, ContentInput, State, Transition};
+use super::{Content, ContentInput, QueueKey, State, Transition};
 use crate::console::{Actor, Console, ConsoleError, Permission, audit};
 
 fn changed_meanwhile() -> ConsoleError {
@@ -247,6 +247,43 @@ impl Console {
     pub async fn contents(&self, actor: &Actor) -> Result<Vec<Content>, ConsoleError> {
         actor.require(Permission::ViewQueue)?;
         self.contents_in_scope(actor).await
+    }
+
+    /// At most `limit` items of [`Console::contents`], from after the item at `after`. The
+    /// scope is checked item by item (an item's audience is a list of areas), reading the queue
+    /// a batch at a time, so a page never needs the whole queue in memory.
+    pub async fn contents_page(
+        &self,
+        actor: &Actor,
+        after: Option<QueueKey>,
+        limit: usize,
+    ) -> Result<Vec<Content>, ConsoleError> {
+        actor.require(Permission::ViewQueue)?;
+        let batch_size = limit.max(1);
+        let mut page = Vec::new();
+        let mut scanned = after;
+        loop {
+            let batch = store::page(
+                &self.db,
+                &self.config.channels,
+                scanned,
+                i64::try_from(batch_size).unwrap_or(i64::MAX),
+            )
+            .await?;
+            let last_batch = batch.len() < batch_size;
+            for content in batch {
+                scanned = Some(QueueKey::of(&content));
+                if actor.covers(&content.areas, &self.config.areas) {
+                    page.push(content);
+                    if page.len() == limit {
+                        return Ok(page);
+                    }
+                }
+            }
+            if last_batch {
+                return Ok(page);
+            }
+        }
     }
 
     /// Content sent or being sent to an audience within the actor's area, newest first: the

@@ -8,7 +8,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::common::{PageAuth, PageResult, channel_label};
-use crate::console::content::{Content, ContentInput, Preview, State as ContentState, Transition};
+use crate::console::content::{
+    Content, ContentInput, Preview, QueueKey, State as ContentState, Transition,
+};
 use crate::console::{ConsoleError, Permission};
 use crate::templates::staff::Placeholder;
 use crate::templates::telegram_html;
@@ -17,8 +19,35 @@ use crate::web::error::PageError;
 use crate::web::state::WebState;
 use crate::web::views::{local, number_vi, page};
 
-pub(super) async fn queue(State(state): State<WebState>, PageAuth(auth): PageAuth) -> PageResult {
-    let items = state.console().contents(&auth.actor).await?;
+/// Items on one page of the queue: the unfinished ones come first, so the first page is the
+/// work at hand; done and cancelled items, which pile up over the years, follow on later pages.
+const QUEUE_PAGE: usize = 100;
+
+#[derive(Deserialize)]
+pub(super) struct QueuePage {
+    after: Option<String>,
+}
+
+pub(super) async fn queue(
+    State(state): State<WebState>,
+    PageAuth(auth): PageAuth,
+    Query(q): Query<QueuePage>,
+) -> PageResult {
+    let after = match q.after.as_deref() {
+        None => None,
+        Some(text) => Some(QueueKey::parse(text).ok_or_else(|| {
+            ConsoleError::invalid("after", "Địa chỉ trang không hợp lệ; xin mở lại hàng đợi.")
+        })?),
+    };
+    let mut items = state
+        .console()
+        .contents_page(&auth.actor, after, QUEUE_PAGE + 1)
+        .await?;
+    let more = items.len() > QUEUE_PAGE;
+    items.truncate(QUEUE_PAGE);
+    let next = more
+        .then(|| items.last().map(|c| QueueKey::of(c).cursor()))
+        .flatten();
     let views: Vec<Value> = items
         .iter()
         .map(|c| json!({
@@ -39,7 +68,7 @@ pub(super) async fn queue(State(state): State<WebState>, PageAuth(auth): PageAut
         StatusCode::OK,
         "Hàng đợi nội dung",
         "queue",
-        json!({"items": views}),
+        json!({"items": views, "next": next, "later_page": after.is_some()}),
     ))
 }
 
