@@ -42,6 +42,7 @@
 //! * [`web`] — axum routes: `/healthz`, `/metrics`, webhooks, the console's pages and JSON API.
 //! * [`app`] — loads and cross-checks the inputs; `Application::build`, the one place that wires
 //!   every part (for `loa run`, the demo and the tests); runs them until shutdown.
+//! * [`doctor`] — `loa doctor`: every check that can be made before a campaign morning.
 //! * [`demo`], [`perf`] — `loa demo`; the benchmark harness.
 //! * [`cli`] — the `loa` commands and their exit codes; `main.rs` only calls it.
 
@@ -80,4 +81,5 @@ pub mod web;
 pub mod app;
 pub mod cli;
 pub mod demo;
+pub mod doctor;
 pub mod perf;

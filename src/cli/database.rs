@@ -1,4 +1,5 @@
-//! `loa migrate`, `loa backup FILE`, `loa restore FILE`: the database's life on the server.
+//! `loa migrate`, `loa backup FILE`, `loa restore FILE`, `loa doctor`: the database's and the
+//! server's life.
 
 use std::path::Path;
 
@@ -6,6 +7,7 @@ use super::CliError;
 use crate::app::Setup;
 use crate::backup::{self, BackupError};
 use crate::config::Env;
+use crate::doctor::{self, Finding, Level};
 use crate::store::{Db, redact_url};
 
 impl From<BackupError> for CliError {
@@ -77,5 +79,63 @@ pub(super) async fn restore(config: &Path, env: &Env, file: &Path) -> Result<(),
     if let Some(kept) = kept {
         outln!("the database it replaced is kept as {}", kept.display());
     }
+    Ok(())
+}
+
+/// `loa doctor`: one line per check, what to do under each warning and failure; exit 1 when
+/// anything fails.
+pub(super) async fn doctor(
+    config: &Path,
+    env: &Env,
+    clock: Option<String>,
+) -> Result<(), CliError> {
+    let now = match clock {
+        None => chrono::Utc::now(),
+        Some(at) => chrono::DateTime::parse_from_rfc3339(&at)
+            .map_err(|e| {
+                CliError::Input(format!(
+                    "--clock {at:?}: {e} (expected e.g. 2027-03-08T07:00:00+07:00)"
+                ))
+            })?
+            .to_utc(),
+    };
+    let findings = match Setup::load(config, env) {
+        Ok(setup) => doctor::examine(&setup, now).await,
+        Err(problems) => problems
+            .0
+            .iter()
+            .map(|p| Finding {
+                level: Level::Failing,
+                topic: "configuration",
+                text: p.to_string(),
+                fix: Some("fix the file and line named; `loa check` says the same".into()),
+            })
+            .collect(),
+    };
+    for f in &findings {
+        let level = match f.level {
+            Level::Ok => "ok     ",
+            Level::Warning => "warning",
+            Level::Failing => "FAILING",
+        };
+        outln!("{level}  {}: {}", f.topic, f.text);
+        if let Some(fix) = &f.fix {
+            outln!("         → {fix}");
+        }
+    }
+    let failing = findings
+        .iter()
+        .filter(|f| f.level == Level::Failing)
+        .count();
+    let warnings = findings
+        .iter()
+        .filter(|f| f.level == Level::Warning)
+        .count();
+    if failing > 0 {
+        return Err(CliError::Input(format!(
+            "{failing} check(s) failing, {warnings} warning(s)"
+        )));
+    }
+    outln!("no check failing ({warnings} warning(s))");
     Ok(())
 }

@@ -105,6 +105,13 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Check everything that can be checked before a campaign: configuration, database,
+    /// Telegram, the SMS gateway, the public URL, disk, deliveries; exit 1 if anything fails.
+    Doctor {
+        /// Check as if Loa's clock read this instant (RFC 3339), e.g. to see a clock skew.
+        #[arg(long, value_name = "RFC3339")]
+        clock: Option<String>,
+    },
     /// Copy the database to FILE while Loa runs (SQLite: VACUUM INTO; PostgreSQL: pg_dump).
     Backup {
         /// Where to write the copy; must not exist.
@@ -560,6 +567,7 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
         } => token_revoke(config, &env, id).await,
         Command::Migrate { dry_run } => database::migrate(config, &env, dry_run).await,
         Command::Backup { file } => database::backup(config, &env, &file).await,
+        Command::Doctor { clock } => database::doctor(config, &env, clock).await,
         Command::Restore { file } => database::restore(config, &env, &file).await,
         Command::Run { clock, clock_speed } => run(config, &env, clock, clock_speed).await,
         Command::Report {

@@ -84,6 +84,10 @@ struct FakeState {
     broken_proxy: bool,
     /// `getChatMember` statuses by (chat, user); anyone else is a plain `member`.
     members: HashMap<(i64, i64), String>,
+    /// Where `setWebhook` last pointed (empty: long polling), and the last error Telegram met
+    /// delivering to it, for `getWebhookInfo`.
+    webhook_url: String,
+    webhook_error: Option<String>,
     /// The faults spoiling sends, when asked for.
     faults: Option<Plan>,
 }
@@ -261,6 +265,16 @@ impl FakeTelegram {
 
     /// What `getChatMember` answers for `user_id` in `chat_id`: `creator`, `administrator`,
     /// `member` (the default), `restricted`, `left` or `kicked`.
+    /// Points the bot's webhook at `url`, as another service holding the token would.
+    pub fn point_webhook_at(&self, url: &str) {
+        self.state.lock().expect("fake state").webhook_url = url.to_string();
+    }
+
+    /// The error `getWebhookInfo` reports as Telegram's last one delivering updates.
+    pub fn webhook_fails_with(&self, message: &str) {
+        self.state.lock().expect("fake state").webhook_error = Some(message.to_string());
+    }
+
     pub fn set_member_status(&self, chat_id: i64, user_id: i64, status: &str) {
         assert!(
             [
@@ -417,6 +431,18 @@ fn answer(state: &mut FakeState, method: &str, params: &Value) -> Response {
             me["has_main_web_app"] = json!(false);
             axum::Json(json!({"ok": true, "result": me})).into_response()
         }
+        "getwebhookinfo" => {
+            let mut info = json!({
+                "url": state.webhook_url,
+                "has_custom_certificate": false,
+                "pending_update_count": state.updates.len(),
+            });
+            if let Some(message) = &state.webhook_error {
+                info["last_error_date"] = json!(1_700_000_000);
+                info["last_error_message"] = json!(message);
+            }
+            axum::Json(json!({"ok": true, "result": info})).into_response()
+        }
         "getchatmember" => {
             state.other_calls.push(OtherCall {
                 method: method.to_string(),
@@ -467,6 +493,11 @@ fn answer(state: &mut FakeState, method: &str, params: &Value) -> Response {
         | "setwebhook"
         | "editmessagereplymarkup"
         | "editmessagetext" => {
+            match method.to_ascii_lowercase().as_str() {
+                "setwebhook" => state.webhook_url = params["url"].as_str().unwrap_or("").into(),
+                "deletewebhook" => state.webhook_url.clear(),
+                _ => {}
+            }
             state.other_calls.push(OtherCall {
                 method: method.to_string(),
                 params: params.clone(),
