@@ -267,7 +267,7 @@ use loa::clock::Clock;
 static DATABASES: AtomicUsize = AtomicUsize::new(0);
 
 /// Creates an empty database on the server of `admin_url` and returns its URL.
-async fn fresh_postgres_database(admin_url: &str) -> String {
+pub async fn fresh_postgres_database(admin_url: &str) -> String {
     sqlx::any::install_default_drivers();
     let name = format!(
         "loa_test_{}_{}_{}",
