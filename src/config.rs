@@ -58,6 +58,21 @@ pub struct Config {
     pub holidays: Vec<HolidayRange>,
     /// `[inbox]`: how long residents' texts are kept.
     pub inbox: InboxConfig,
+    /// `[privacy]`: how long delivery attempts and audit details are kept.
+    pub privacy: PrivacyConfig,
+}
+
+/// `[privacy]`: delivery attempts and the details of audit entries are deleted `keep_months`
+/// after they happened (their counts stay); see `privacy::retention`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrivacyConfig {
+    pub keep_months: u32,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        PrivacyConfig { keep_months: 12 }
+    }
 }
 
 /// `[inbox]`: residents' texts in the console's inbox are deleted `keep_days` after they came.
@@ -570,6 +585,14 @@ struct RawConfig {
     holidays: Vec<RawHolidays>,
     #[serde(default)]
     inbox: RawInbox,
+    #[serde(default)]
+    privacy: RawPrivacy,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPrivacy {
+    keep_months: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -1039,6 +1062,30 @@ impl Config {
             },
             None => InboxConfig::default(),
         };
+        let privacy = match &raw.privacy.keep_months {
+            Some(months) if !(1..=120).contains(months.get_ref()) => {
+                problems.push(Problem::new(
+                    path,
+                    at(months.span().start),
+                    "privacy.keep_months: delivery attempts and audit details are kept 1 to 120 months (default 12)",
+                ));
+                PrivacyConfig::default()
+            }
+            Some(months) => PrivacyConfig {
+                keep_months: *months.get_ref(),
+            },
+            None => PrivacyConfig::default(),
+        };
+        // Residents' own words are the most personal of all: never kept longer than the rest.
+        if let Some(days) = &raw.inbox.keep_days
+            && u64::from(*days.get_ref()) > u64::from(privacy.keep_months) * 31
+        {
+            problems.push(Problem::new(
+                path,
+                at(days.span().start),
+                "inbox.keep_days: residents' texts are kept no longer than privacy.keep_months",
+            ));
+        }
 
         let raw_sms = raw.sms;
         let kannel_url = env
@@ -1144,6 +1191,7 @@ impl Config {
             webhook_secret,
             holidays,
             inbox,
+            privacy,
         })
     }
 }

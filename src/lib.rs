@@ -67,6 +67,7 @@ pub mod console;
 
 pub mod dispatch;
 pub mod inbound;
+pub mod privacy;
 pub mod scheduler;
 
 pub mod bot;
