@@ -649,3 +649,77 @@ async fn attempts_and_audit_details_past_the_retention_go_daily_and_counts_stay(
     app.engine.dispatcher.step().await.unwrap();
     assert_eq!(app.count("SELECT COUNT(*) FROM delivery_attempts").await, 0);
 }
+
+#[test]
+fn the_retention_is_checked_with_its_line_and_texts_are_kept_no_longer() {
+    use loa::config::{Config, Env};
+    let toml = "[campaign]\nname = \"x\"\nsender = \"y\"\n\
+                [privacy]\nkeep_months = 0\n\
+                [inbox]\nkeep_days = 400\n\
+                [[areas]]\ncode = \"h\"\nname = \"Huyện H\"\npopulation = 1\n";
+    let path = std::path::Path::new("loa.toml");
+    let problems = Config::parse(path, toml, &Env::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        problems.contains("loa.toml:5: privacy.keep_months"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("loa.toml:7: inbox.keep_days: residents' texts are kept no longer"),
+        "{problems}"
+    );
+    let config = Config::parse(path, &toml.replace("= 0", "= 24"), &Env::default()).unwrap();
+    assert_eq!(config.privacy.keep_months, 24);
+    assert_eq!(config.inbox.keep_days, 400);
+    let default = toml
+        .replace("[privacy]\nkeep_months = 0\n", "")
+        .replace("400", "90");
+    let config = Config::parse(path, &default, &Env::default()).unwrap();
+    assert_eq!(config.privacy.keep_months, 12);
+}
+
+/// Persons subscribed before consent was recorded say so, and keep saying so.
+#[tokio::test]
+async fn persons_from_before_are_marked_legacy() {
+    use sqlx::Executor;
+    let dir = tempfile::tempdir().unwrap();
+    let db = loa::store::Db::connect(&format!("sqlite://{}/old.db", dir.path().display()))
+        .await
+        .unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(repo_root().join("migrations/sqlite"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("20261204000021_") {
+            // Before the release that records consent: a subscriber.
+            db.pool
+                .execute(
+                    "INSERT INTO areas (code, name) VALUES ('bac-ly', 'Xã Bắc Lý');
+                     INSERT INTO persons (name, area_code, created_at) VALUES ('Lê Thị Hoa', 'bac-ly', 1);",
+                )
+                .await
+                .unwrap();
+        }
+        let sql = std::fs::read_to_string(file).unwrap();
+        db.pool
+            .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql)))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let (via, at): (Option<String>, Option<i64>) =
+        sqlx::query_as("SELECT consent_via, consent_at FROM persons")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!((via.as_deref(), at), (Some("legacy"), None));
+    assert_eq!(
+        loa::audience::consent::ConsentSource::parse("legacy")
+            .unwrap()
+            .label(),
+        "Đăng ký trước khi Loa ghi nhận sự đồng ý (không rõ cách)"
+    );
+}
