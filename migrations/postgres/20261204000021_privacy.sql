@@ -11,6 +11,9 @@ UPDATE persons SET consent_via = 'legacy';
 -- (`loa person forget`): when they were forgotten. Such a person has no name, tag or address.
 ALTER TABLE persons ADD COLUMN forgotten_at BIGINT;
 
+-- privacy: the daily purge finds old attempts by their time (privacy::retention).
+CREATE INDEX delivery_attempts_at ON delivery_attempts(at);
+
 -- privacy: the last run of each daily upkeep (the retention purge), so that of several
 -- processes on one database one runs it a day.
 CREATE TABLE upkeep_runs (

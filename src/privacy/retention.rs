@@ -24,24 +24,38 @@ pub fn cutoff(now: DateTime<Utc>, keep_months: u32) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
+/// Attempts deleted per statement: the first purge of a large database must not hold
+/// SQLite's one writer (and the dispatcher behind it) for long.
+const PURGE_BATCH: i64 = 5_000;
+
 /// Deletes delivery attempts, and clears audit details, from before `before`.
 pub async fn purge(db: &Db, before: DateTime<Utc>) -> Result<Purged, sqlx::Error> {
     let before = to_epoch(before);
-    let mut tx = db.pool.begin().await?;
-    let attempts = sqlx::query("DELETE FROM delivery_attempts WHERE at < $1")
+    let mut attempts = 0;
+    loop {
+        let deleted = sqlx::query(
+            "DELETE FROM delivery_attempts WHERE id IN (
+                 SELECT id FROM delivery_attempts WHERE at < $1 ORDER BY at LIMIT $2)",
+        )
         .bind(before)
-        .execute(&mut *tx)
+        .bind(PURGE_BATCH)
+        .execute(&db.pool)
         .await?
         .rows_affected();
-    // A repeated entry (failed sign-ins) is as old as its last repeat.
+        attempts += deleted;
+        if deleted < PURGE_BATCH as u64 {
+            break;
+        }
+    }
+    // A repeated entry (failed sign-ins) is as old as its last repeat. The audit log is small
+    // beside the attempts: one statement.
     let audit_details = sqlx::query(
         "UPDATE audit_log SET detail = NULL WHERE detail IS NOT NULL AND COALESCE(last_at, at) < $1",
     )
     .bind(before)
-    .execute(&mut *tx)
+    .execute(&db.pool)
     .await?
     .rows_affected();
-    tx.commit().await?;
     Ok(Purged {
         attempts,
         audit_details,
