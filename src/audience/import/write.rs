@@ -93,6 +93,7 @@ pub async fn write_batch(
     file: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<Outcome>, sqlx::Error> {
+    // `now` is turned into epoch seconds below; consent keeps the instant.
     let at = now;
     let mut tx = db.pool.begin().await?;
     let numbers: Vec<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
