@@ -26,6 +26,7 @@ use teloxide::types::{
 use teloxide::utils::command::BotCommands;
 use unicode_normalization::UnicodeNormalization;
 
+use crate::audience::consent::{self, ConsentSource};
 use crate::calendar::Calendar;
 use crate::channel::ChannelKind;
 use crate::channels::{mask_address, redact};
@@ -757,7 +758,7 @@ async fn register_organisation(
             .bind(chat.0.to_string())
             .fetch_optional(&mut *tx)
             .await?;
-    match existing {
+    let id = match existing {
         Some(r) => {
             let id: i64 = r.try_get(0)?;
             sqlx::query("UPDATE persons SET name = $1, area_code = $2, kind = 'organisation', opted_out_at = NULL, opted_out_via = NULL WHERE id = $3")
@@ -766,6 +767,7 @@ async fn register_organisation(
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            id
         }
         None => {
             let id: i64 = sqlx::query(
@@ -783,8 +785,10 @@ async fn register_organisation(
                 .bind(to_epoch(now))
                 .execute(&mut *tx)
                 .await?;
+            id
         }
-    }
+    };
+    consent::record(&mut *tx, id, ConsentSource::Organisation, Some(area), now).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -1098,7 +1102,7 @@ async fn give_name(state: &State, chat: ChatId, typed: &str) -> anyhow::Result<S
 
 async fn subscribe(state: &State, chat: ChatId, name: &str, area: &str) -> anyhow::Result<()> {
     let now = state.clock.now();
-    match person_of_chat(&state.db, chat).await? {
+    let person = match person_of_chat(&state.db, chat).await? {
         Some(person) => {
             sqlx::query("UPDATE persons SET area_code = $1, opted_out_at = NULL, opted_out_via = NULL WHERE id = $2")
                 .bind(area)
@@ -1109,6 +1113,7 @@ async fn subscribe(state: &State, chat: ChatId, name: &str, area: &str) -> anyho
                 .bind(chat.0.to_string())
                 .execute(&state.db.pool)
                 .await?;
+            person.id
         }
         None => {
             let name = if name.is_empty() { "Cư dân" } else { name };
@@ -1129,8 +1134,11 @@ async fn subscribe(state: &State, chat: ChatId, name: &str, area: &str) -> anyho
                 now,
             )
             .await?;
+            person
         }
-    }
+    };
+    // A person imported or subscribed by SMS before keeps the consent they gave first.
+    consent::record(&state.db.pool, person, ConsentSource::Bot, Some(area), now).await?;
     Ok(())
 }
 

@@ -60,6 +60,8 @@ pub struct Config {
     pub inbox: InboxConfig,
     /// `[backup]`: the daily copy of the database `loa run` makes, if any.
     pub backup: BackupConfig,
+    /// `[privacy]`: how long delivery attempts and audit details are kept.
+    pub privacy: PrivacyConfig,
 }
 
 /// `[backup]`: with a folder (`dir`, or `LOA_BACKUP_DIR`), `loa run` copies the database there
@@ -78,6 +80,19 @@ impl Default for BackupConfig {
             keep: 7,
             at: chrono::NaiveTime::from_hms_opt(2, 30, 0).expect("a valid time"),
         }
+    }
+}
+
+/// `[privacy]`: delivery attempts and the details of audit entries are deleted `keep_months`
+/// after they happened (their counts stay); see `privacy::retention`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrivacyConfig {
+    pub keep_months: u32,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        PrivacyConfig { keep_months: 12 }
     }
 }
 
@@ -593,6 +608,14 @@ struct RawConfig {
     inbox: RawInbox,
     #[serde(default)]
     backup: RawBackup,
+    #[serde(default)]
+    privacy: RawPrivacy,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPrivacy {
+    keep_months: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -1070,6 +1093,30 @@ impl Config {
             },
             None => InboxConfig::default(),
         };
+        let privacy = match &raw.privacy.keep_months {
+            Some(months) if !(1..=120).contains(months.get_ref()) => {
+                problems.push(Problem::new(
+                    path,
+                    at(months.span().start),
+                    "privacy.keep_months: delivery attempts and audit details are kept 1 to 120 months (default 12)",
+                ));
+                PrivacyConfig::default()
+            }
+            Some(months) => PrivacyConfig {
+                keep_months: *months.get_ref(),
+            },
+            None => PrivacyConfig::default(),
+        };
+        // Residents' own words are the most personal of all: never kept longer than the rest.
+        if let Some(days) = &raw.inbox.keep_days
+            && u64::from(*days.get_ref()) > u64::from(privacy.keep_months) * 31
+        {
+            problems.push(Problem::new(
+                path,
+                at(days.span().start),
+                "inbox.keep_days: residents' texts are kept no longer than privacy.keep_months",
+            ));
+        }
 
         let mut backup = BackupConfig::default();
         let backup_dir = env
@@ -1207,6 +1254,7 @@ impl Config {
             holidays,
             inbox,
             backup,
+            privacy,
         })
     }
 }

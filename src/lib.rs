@@ -70,6 +70,7 @@ pub mod console;
 
 pub mod dispatch;
 pub mod inbound;
+pub mod privacy;
 pub mod scheduler;
 
 pub mod backup;

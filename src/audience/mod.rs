@@ -1,9 +1,11 @@
 //! Persons, their contacts, areas and tags: who Loa speaks to, and the audience filter the
 //! fan-out uses.
 //!
-//! Owns the tables `areas`, `persons`, `person_tags`, `contacts`.
+//! Owns the tables `areas`, `persons` (with how they consented: [`consent`]), `person_tags`,
+//! `contacts`.
 
 pub mod area_match;
+pub mod consent;
 pub mod import;
 pub mod phone;
 pub mod phone_cell;

@@ -48,6 +48,7 @@ macro_rules! outln {
 
 mod database;
 mod import;
+mod person;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -158,6 +159,11 @@ pub enum Command {
     Token {
         #[command(subcommand)]
         token: TokenCommand,
+    },
+    /// A resident's data: export it, or forget them.
+    Person {
+        #[command(subcommand)]
+        person: person::PersonCommand,
     },
 }
 
@@ -573,6 +579,7 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
         Command::Report {
             report: ReportCommand::Reach { from, to, format },
         } => report_reach(config, &env, from, to, format).await,
+        Command::Person { person } => person::run(config, &env, person).await,
     }
 }
 

@@ -4,7 +4,8 @@
 //! hours, answers wait for them to end. A temporary failure is tried again (doubling from
 //! `dispatch.retry_base_seconds`, up to `dispatch.max_attempts`), a 429 after its
 //! `retry_after`; a refusal is final. Also here: deleting residents' texts past
-//! `inbox.keep_days`, once an hour.
+//! `inbox.keep_days`, once an hour, and delivery attempts and audit details past
+//! `privacy.keep_months`, once a day per database.
 
 use std::time::Duration as StdDuration;
 
@@ -132,6 +133,14 @@ impl Dispatcher {
         }
         // Lists uploaded in the console and never confirmed: kept an hour, no longer.
         crate::console::imports::purge_expired(&self.db, now).await?;
+        let keep_months = self.config.privacy.keep_months;
+        if let Some(purged) = crate::privacy::retention::daily(&self.db, keep_months, now).await? {
+            tracing::info!(
+                attempts = purged.attempts,
+                audit_details = purged.audit_details,
+                "delivery attempts and audit details past privacy.keep_months deleted"
+            );
+        }
         Ok(())
     }
 }

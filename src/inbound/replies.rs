@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use crate::audience::area_match::{AreaMatch, find_area};
+use crate::audience::consent::{self, ConsentSource};
 use crate::audience::phone::MobileNumber;
 use crate::channel::ChannelKind;
 use crate::channels::{Channel, Outbound, mask_address};
@@ -335,6 +336,7 @@ impl Inbound {
             tx.rollback().await?;
             return Ok(false);
         }
+        consent::record(&mut *tx, person, ConsentSource::Sms, Some(&area.code), now).await?;
         tx.commit().await?;
         Ok(true)
     }

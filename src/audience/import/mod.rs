@@ -239,6 +239,10 @@ pub async fn import_bytes(
         mut report,
     } = checked?;
     let scope = scope_codes(areas, options);
+    // The consent of the persons it names says which file: its name, not where it lay.
+    let file_name = Path::new(file)
+        .file_name()
+        .map_or_else(|| file.to_string(), |n| n.to_string_lossy().into_owned());
     let total = valid.len() as u64;
     let mut done = 0;
     for batch in valid.chunks(write::BATCH) {
@@ -247,7 +251,7 @@ pub async fn import_bytes(
             let known = write::known(&db.pool, &numbers).await?;
             write::outcomes(batch, &known, scope.as_ref())
         } else {
-            write::write_batch(db, batch, scope.as_ref(), now).await?
+            write::write_batch(db, batch, scope.as_ref(), &file_name, now).await?
         };
         for (row, outcome) in batch.iter().zip(outcomes) {
             let counts = report.by_area.entry(row.area.clone()).or_default();

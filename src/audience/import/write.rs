@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::ValidRow;
+use crate::audience::consent::{self, ConsentSource};
 use crate::store::{Db, Sql, to_epoch};
 
 /// Rows per transaction (and per multi-row statement: 4 values a row stays far below both
@@ -83,13 +84,17 @@ pub fn outcomes(
 }
 
 /// Writes one batch in one transaction: known numbers update their person, new ones add a
-/// person with an SMS contact. Returns what each row did.
+/// person with an SMS contact. Returns what each row did. A person the list names has their
+/// consent recorded as imported from `file` (its name), unless they gave it another way first.
 pub async fn write_batch(
     db: &Db,
     rows: &[ValidRow],
     scope: Option<&HashSet<String>>,
+    file: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<Outcome>, sqlx::Error> {
+    // `now` is turned into epoch seconds below; consent keeps the instant.
+    let at = now;
     let mut tx = db.pool.begin().await?;
     let numbers: Vec<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
     let known = known(&mut *tx, &numbers).await?;
@@ -165,6 +170,8 @@ pub async fn write_batch(
         .push(" ON CONFLICT DO NOTHING");
         sql.query()?.execute(&mut *tx).await?;
     }
+    let named: Vec<i64> = person_of.iter().flatten().copied().collect();
+    consent::record_many(&mut *tx, &named, ConsentSource::Import, Some(file), at).await?;
     tx.commit().await?;
     Ok(outcomes)
 }
