@@ -879,21 +879,37 @@ impl Config {
             .get("LOA_PUBLIC_URL")
             .map(str::to_string)
             .or(raw.http.public_url);
-        let trusted_proxies = raw
-            .http
-            .trusted_proxies
+        // LOA_TRUSTED_PROXIES (comma-separated) replaces the file's list: a container is
+        // configured by its environment alone.
+        let proxies: Vec<(String, Option<usize>)> = match env.get("LOA_TRUSTED_PROXIES") {
+            Some(list) => list
+                .split(',')
+                .map(|p| (p.trim().to_string(), None))
+                .filter(|(p, _)| !p.is_empty())
+                .collect(),
+            None => raw
+                .http
+                .trusted_proxies
+                .iter()
+                .map(|p| (p.get_ref().trim().to_string(), Some(p.span().start)))
+                .collect(),
+        };
+        let trusted_proxies = proxies
             .iter()
-            .filter_map(|p| {
-                let text = p.get_ref().trim();
+            .filter_map(|(text, offset)| {
                 let parsed = text
                     .parse::<IpNet>()
                     .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from));
                 parsed
                     .map_err(|_| {
+                        let (key, line) = match offset {
+                            Some(o) => ("http.trusted_proxies", at(*o)),
+                            None => ("LOA_TRUSTED_PROXIES", None),
+                        };
                         problems.push(Problem::new(
                             path,
-                            at(p.span().start),
-                            format!("http.trusted_proxies: {text:?} is not an address like 127.0.0.1 or a network like 10.0.0.0/8"),
+                            line,
+                            format!("{key}: {text:?} is not an address like 127.0.0.1 or a network like 10.0.0.0/8"),
                         ))
                     })
                     .ok()
@@ -927,21 +943,35 @@ impl Config {
                 ),
             ));
         }
-        let webhook_secret = match &raw.telegram.webhook_secret {
-            Some(s) if s.get_ref().is_empty() => None,
-            Some(s) => {
-                let ok = s.get_ref().len() <= 256
-                    && s.get_ref()
-                        .chars()
+        // TELEGRAM_WEBHOOK_SECRET wins over the file, as the token does.
+        let secret: Option<(String, Option<usize>)> = match env.get("TELEGRAM_WEBHOOK_SECRET") {
+            Some(secret) => Some((secret.trim().to_string(), None)),
+            None => raw
+                .telegram
+                .webhook_secret
+                .as_ref()
+                .map(|s| (s.get_ref().clone(), Some(s.span().start))),
+        };
+        let webhook_secret = match secret {
+            Some((s, _)) if s.is_empty() => None,
+            Some((s, offset)) => {
+                let ok = s.len() <= 256
+                    && s.chars()
                         .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
                 if !ok {
+                    let (key, line) = match offset {
+                        Some(o) => ("telegram.webhook_secret", at(o)),
+                        None => ("TELEGRAM_WEBHOOK_SECRET", None),
+                    };
                     problems.push(Problem::new(
                         path,
-                        at(s.span().start),
-                        "telegram.webhook_secret: 1–256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)",
+                        line,
+                        format!(
+                            "{key}: 1–256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)"
+                        ),
                     ));
                 }
-                Some(s.get_ref().clone())
+                Some(s)
             }
             None => None,
         };
@@ -1637,6 +1667,33 @@ population = 500
 
     fn parse(src: &str, env: &Env) -> Result<Config, Problems> {
         Config::parse(Path::new("loa.toml"), src, env)
+    }
+
+    #[test]
+    fn a_container_sets_the_proxies_and_the_webhook_secret_by_environment() {
+        let env = Env::default()
+            .with("TELEGRAM_BOT_TOKEN", "123:ABC")
+            .with("TELEGRAM_WEBHOOK_SECRET", "bi-mat_1")
+            .with("LOA_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1");
+        let config = parse(MINIMAL, &env).unwrap();
+        assert_eq!(
+            config.trusted_proxies,
+            vec![
+                "10.0.0.0/8".parse::<IpNet>().unwrap(),
+                "127.0.0.1/32".parse::<IpNet>().unwrap()
+            ]
+        );
+        assert_eq!(
+            config.telegram.unwrap().webhook_secret.as_deref(),
+            Some("bi-mat_1")
+        );
+        let bad = Env::default()
+            .with("TELEGRAM_BOT_TOKEN", "123:ABC")
+            .with("TELEGRAM_WEBHOOK_SECRET", "có dấu")
+            .with("LOA_TRUSTED_PROXIES", "proxy.local");
+        let problems = parse(MINIMAL, &bad).unwrap_err().to_string();
+        assert!(problems.contains("LOA_TRUSTED_PROXIES: \"proxy.local\""), "{problems}");
+        assert!(problems.contains("TELEGRAM_WEBHOOK_SECRET: 1–256"), "{problems}");
     }
 
     #[test]
