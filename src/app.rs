@@ -280,6 +280,7 @@ impl Application {
         } = self;
         let idle = Duration::from_millis(setup.config.dispatch.poll_interval_ms);
         let (stop_tx, stop_rx) = watch::channel(false);
+        let (pumped_tx, pumped_rx) = watch::channel(false);
         let polling = async {
             if let Some(bot) = bot {
                 bot.run(stopped(stop_rx.clone())).await;
@@ -287,8 +288,13 @@ impl Application {
         };
         let (_, _, _, _, _, served, _) = tokio::join!(
             schedule(scheduler, stop_rx.clone()),
-            dispatcher.pump(idle, stop_rx.clone()),
-            keep_alive(&dispatcher, stop_rx.clone()),
+            async {
+                dispatcher.pump(idle, stop_rx.clone()).await;
+                let _ = pumped_tx.send(true);
+            },
+            // Until the pump has returned, not until the stop: the sends still in flight then
+            // are this worker's, and another worker must not take their rows meanwhile.
+            keep_alive(&dispatcher, pumped_rx),
             daily_backup(&db, &setup.config, clock, stop_rx.clone()),
             polling,
             serve_web(web, listener, stopped(stop_rx.clone())),

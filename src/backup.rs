@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::config::BackupConfig;
-use crate::store::{Backend, Db};
+use crate::store::{Backend, Db, to_epoch};
 
 /// Why a backup or a restore did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -53,18 +53,26 @@ pub async fn backup(db: &Db, url: &str, file: &Path) -> Result<u64, BackupError>
     }
     let partial = partial_name(file);
     let _ = std::fs::remove_file(&partial);
-    match db.backend {
-        Backend::Sqlite => {
-            let target = partial.to_str().ok_or_else(|| {
-                BackupError::Refused(format!("{} is not a UTF-8 path", file.display()))
-            })?;
-            sqlx::query("VACUUM INTO $1")
+    let written = match db.backend {
+        Backend::Sqlite => match partial.to_str() {
+            None => Err(BackupError::Refused(format!(
+                "{} is not a UTF-8 path",
+                file.display()
+            ))),
+            Some(target) => sqlx::query("VACUUM INTO $1")
                 .bind(target)
                 .execute(&db.pool)
                 .await
-                .with_context(|| format!("cannot write {}", partial.display()))?;
-        }
-        Backend::Postgres => pg_dump(url, &partial).await?,
+                .map(|_| ())
+                .with_context(|| format!("cannot write {}", partial.display()))
+                .map_err(BackupError::from),
+        },
+        Backend::Postgres => pg_dump(url, &partial).await,
+    };
+    if let Err(e) = written {
+        // Half a copy on a full disk would keep it full.
+        let _ = std::fs::remove_file(&partial);
+        return Err(e);
     }
     std::fs::rename(&partial, file)
         .with_context(|| format!("cannot rename {} to {}", partial.display(), file.display()))?;
@@ -77,14 +85,56 @@ fn partial_name(file: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// A PostgreSQL URL without its password, and the password: the password goes to the tool by
+/// `PGPASSWORD`, since any local user can read a process's arguments.
+fn split_password(url: &str) -> (String, Option<String>) {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let password = parsed.password().map(percent_decode);
+            let _ = parsed.set_password(None);
+            (parsed.to_string(), password)
+        }
+        _ => (url.to_string(), None),
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(byte) = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `tool` with the database named without its password (given in its environment).
+fn pg_tool(tool: &str, url: &str) -> tokio::process::Command {
+    let (url, password) = split_password(url);
+    let mut command = tokio::process::Command::new(tool);
+    if let Some(password) = password {
+        command.env("PGPASSWORD", password);
+    }
+    command.arg("--dbname").arg(url);
+    command
+}
+
 async fn pg_dump(url: &str, file: &Path) -> Result<(), BackupError> {
-    let output = tokio::process::Command::new("pg_dump")
+    let output = pg_tool("pg_dump", url)
         .arg("--format=custom")
         .arg("--no-owner")
         .arg("--file")
         .arg(file)
-        .arg("--dbname")
-        .arg(url)
         .output()
         .await;
     match output {
@@ -113,7 +163,7 @@ pub async fn restore(db: Db, url: &str, file: &Path) -> Result<Option<PathBuf>, 
             file.display()
         )));
     }
-    let live = crate::dispatch::live_workers(&db)
+    let live = running_workers(&db)
         .await
         .context("cannot tell whether Loa is running on this database")?;
     if live > 0 {
@@ -130,9 +180,34 @@ pub async fn restore(db: Db, url: &str, file: &Path) -> Result<Option<PathBuf>, 
         }
         Backend::Postgres => {
             db.close().await;
+            // What is replaced is kept, as for SQLite: beside the backup.
+            let mut name = file.as_os_str().to_owned();
+            name.push(format!(
+                ".before-restore-{}.dump",
+                Utc::now().format("%Y%m%dT%H%M%SZ")
+            ));
+            let kept = PathBuf::from(name);
+            pg_dump(url, &kept).await?;
             pg_restore(url, file).await?;
-            Ok(None)
+            Ok(Some(kept))
         }
+    }
+}
+
+/// Workers alive on the database now: by their liveness stamps, or, on a database of a version
+/// before them, by the rate share's heartbeat (Loa's clock, every second).
+async fn running_workers(db: &Db) -> Result<i64, sqlx::Error> {
+    match crate::dispatch::live_workers(db).await {
+        Ok(n) => Ok(n),
+        Err(e) if e.to_string().contains("alive_at") => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM dispatch_workers WHERE heartbeat_at >= $1")
+                .bind(to_epoch(Utc::now()) - 10)
+                .fetch_one(&db.pool)
+                .await
+        }
+        // A database Loa never ran on.
+        Err(e) if e.to_string().contains("dispatch_workers") => Ok(0),
+        Err(e) => Err(e),
     }
 }
 
@@ -219,15 +294,13 @@ fn remove_with_sides(file: &Path) {
 }
 
 async fn pg_restore(url: &str, file: &Path) -> Result<(), BackupError> {
-    let output = tokio::process::Command::new("pg_restore")
+    let output = pg_tool("pg_restore", url)
         .args([
             "--clean",
             "--if-exists",
             "--no-owner",
             "--single-transaction",
         ])
-        .arg("--dbname")
-        .arg(url)
         .arg(file)
         .output()
         .await;
@@ -294,30 +367,36 @@ pub async fn daily(
         .with_context(|| format!("cannot list {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
+            // Copies dated after today (a clock set wrong once) are left alone: sorted last,
+            // they would make today's copy the oldest.
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(is_daily_name)
+                .and_then(daily_date)
+                .is_some_and(|day| day <= local.date_naive())
         })
         .collect();
     // The names sort by day.
     copies.sort();
     let surplus = copies.len().saturating_sub(config.keep as usize);
-    let removed: Vec<PathBuf> = copies.into_iter().take(surplus).collect();
+    let removed: Vec<PathBuf> = copies
+        .into_iter()
+        .filter(|p| *p != file)
+        .take(surplus)
+        .collect();
     for old in &removed {
         std::fs::remove_file(old).with_context(|| format!("cannot delete {}", old.display()))?;
     }
     Ok(Daily::Made { file, removed })
 }
 
-/// `loa-YYYY-MM-DD.db` or `.dump`: only Loa's own daily copies are ever deleted.
-fn is_daily_name(name: &str) -> bool {
-    let Some(rest) = name.strip_prefix("loa-") else {
-        return false;
-    };
-    let Some((day, ext)) = rest.split_once('.') else {
-        return false;
-    };
-    matches!(ext, "db" | "dump") && chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").is_ok()
+/// The day of a daily copy's name, `loa-YYYY-MM-DD.db` or `.dump`: only Loa's own daily copies
+/// are ever deleted.
+fn daily_date(name: &str) -> Option<chrono::NaiveDate> {
+    let (day, ext) = name.strip_prefix("loa-")?.split_once('.')?;
+    if !matches!(ext, "db" | "dump") {
+        return None;
+    }
+    chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()
 }
 
 #[cfg(test)]
@@ -326,8 +405,8 @@ mod tests {
 
     #[test]
     fn only_loas_daily_copies_are_candidates_for_deletion() {
-        assert!(is_daily_name("loa-2027-03-08.db"));
-        assert!(is_daily_name("loa-2027-03-08.dump"));
+        assert!(daily_date("loa-2027-03-08.db").is_some());
+        assert!(daily_date("loa-2027-03-08.dump").is_some());
         for other in [
             "loa-2027-03-08.db.partial",
             "loa-2027-13-08.db",
@@ -335,8 +414,23 @@ mod tests {
             "loa-before-upgrade.db",
             "ke-hoach-2027.xlsx",
         ] {
-            assert!(!is_daily_name(other), "{other}");
+            assert!(daily_date(other).is_none(), "{other}");
         }
+    }
+
+    #[test]
+    fn a_password_goes_to_pg_tools_by_their_environment_not_their_arguments() {
+        assert_eq!(
+            split_password("postgres://loa:m%40t-kh%E1%BA%A9u@db:5432/loa"),
+            (
+                "postgres://loa@db:5432/loa".to_string(),
+                Some("m@t-khẩu".to_string())
+            )
+        );
+        assert_eq!(
+            split_password("postgres://postgres@127.0.0.1:5432/test"),
+            ("postgres://postgres@127.0.0.1:5432/test".to_string(), None)
+        );
     }
 
     #[test]

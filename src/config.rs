@@ -1692,8 +1692,14 @@ population = 500
             .with("TELEGRAM_WEBHOOK_SECRET", "có dấu")
             .with("LOA_TRUSTED_PROXIES", "proxy.local");
         let problems = parse(MINIMAL, &bad).unwrap_err().to_string();
-        assert!(problems.contains("LOA_TRUSTED_PROXIES: \"proxy.local\""), "{problems}");
-        assert!(problems.contains("TELEGRAM_WEBHOOK_SECRET: 1–256"), "{problems}");
+        assert!(
+            problems.contains("LOA_TRUSTED_PROXIES: \"proxy.local\""),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("TELEGRAM_WEBHOOK_SECRET: 1–256"),
+            "{problems}"
+        );
     }
 
     #[test]

@@ -266,7 +266,10 @@ async fn telegram(config: &Config, client: &reqwest::Client) -> Vec<Finding> {
         Err(why) => {
             findings.push(Finding::failing(
                 TOPIC,
-                format!("cannot reach the Bot API at {}: {why}", telegram.api_url),
+                format!(
+                    "cannot reach the Bot API at {}: {why}",
+                    origin(&telegram.api_url)
+                ),
                 "check the server's Internet access, DNS and any proxy",
             ));
             return findings;
@@ -357,7 +360,7 @@ async fn sms_gateway(config: &Config, client: &reqwest::Client) -> Vec<Finding> 
         ),
         Some(SmsGateway::Http(http)) => (&http.url, client.head(&http.url)),
     };
-    let shown = strip_query(url);
+    let shown = origin(url);
     match request.send().await {
         Err(e) => vec![Finding::failing(
             TOPIC,
@@ -387,9 +390,13 @@ async fn sms_gateway(config: &Config, client: &reqwest::Client) -> Vec<Finding> 
     }
 }
 
-/// A URL without its query, where credentials may be.
-fn strip_query(url: &str) -> &str {
-    url.split('?').next().unwrap_or(url)
+/// Where a URL points, and no more: its scheme, host and port (a user, a password, a key in
+/// the path or the query stay out of the report).
+fn origin(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => u.origin().ascii_serialization(),
+        Err(_) => "(the configured URL, which is not a URL)".into(),
+    }
 }
 
 /// `LOA_PUBLIC_URL` answers `/healthz`: gateways and Telegram can call back.
@@ -555,9 +562,14 @@ mod tests {
 
     #[test]
     fn credentials_in_a_gateway_url_are_not_shown() {
-        assert_eq!(
-            strip_query("http://sms.example/send?key=SECRET"),
-            "http://sms.example/send"
-        );
+        for url in [
+            "http://sms.example/send?key=SECRET",
+            "https://user:SECRET@sms.example/send",
+            "http://sms.example/api/SECRET/send",
+        ] {
+            let shown = origin(url);
+            assert!(!shown.contains("SECRET"), "{shown}");
+            assert!(shown.contains("sms.example"), "{shown}");
+        }
     }
 }

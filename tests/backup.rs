@@ -135,6 +135,12 @@ async fn the_daily_copy_is_made_once_a_day_after_its_hour_and_the_last_seven_are
     let mut config = app.setup.config.backup.clone();
     config.dir = Some(folder.path().to_path_buf());
     std::fs::write(folder.path().join("ke-hoach-2023.xlsx"), "not ours").unwrap();
+    // A copy from a day the clock once wrongly said: never pruned, never the reason today's is.
+    std::fs::write(
+        folder.path().join("loa-2099-01-01.db"),
+        "from a wrong clock",
+    )
+    .unwrap();
     let url = &app.setup.config.database_url;
     let tz = app.setup.config.campaign.time_zone;
     let at = |s: &str| common::at(s);
@@ -170,6 +176,7 @@ async fn the_daily_copy_is_made_once_a_day_after_its_hour_and_the_last_seven_are
         .map(|d| format!("loa-2023-03-{d:02}.{}", ext(&app)))
         .collect();
     expected.push("ke-hoach-2023.xlsx".into());
+    expected.push("loa-2099-01-01.db".into());
     expected.sort();
     assert_eq!(
         left, expected,

@@ -75,7 +75,7 @@ async fn a_second_export_waits_for_the_first_and_a_closed_download_frees_the_acc
                 && e["detail"]
                     .as_str()
                     .unwrap()
-                    .starts_with("2023-01-01 – 2023-12-31: dừng giữa chừng sau")
+                    .starts_with("2023-01-01 – 2023-12-31: người tải dừng giữa chừng, đã xuất")
         });
         if cut_short {
             break;

@@ -19,6 +19,10 @@ const ADMIN: i64 = 9001;
 /// Loa with the fake Kannel as its SMS gateway, an admin on Telegram, and its web routes
 /// served; `PEOPLE` residents reachable by SMS only. Returns the web base URL.
 async fn app_with_kannel() -> (TestApp, FakeKannel, String) {
+    app_with(PEOPLE).await
+}
+
+async fn app_with(people: usize) -> (TestApp, FakeKannel, String) {
     let kannel = FakeKannel::start().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -33,7 +37,7 @@ async fn app_with_kannel() -> (TestApp, FakeKannel, String) {
     })
     .await;
     app.serve_web(listener);
-    app.seed_residents(PEOPLE).await;
+    app.seed_residents(people).await;
     // Everyone's contact becomes a mobile number: the occurrence goes by SMS alone.
     let ids: Vec<i64> = sqlx::query("SELECT id FROM contacts ORDER BY id")
         .fetch_all(&app.db.pool)
@@ -158,13 +162,13 @@ async fn an_hour_long_sms_outage_costs_time_and_nothing_else() {
         .collect();
     assert_eq!(to_admin.len(), 2, "{to_admin:?}");
     assert!(
-        to_admin[0].contains("kênh SMS không gửi được tin nhắn từ 08:0"),
+        to_admin[0].starts_with("⚠️ <b>KÊNH SMS BỊ GIÁN ĐOẠN</b>\nTừ: 08:0"),
         "{}",
         to_admin[0]
     );
     assert!(to_admin[0].contains("Temporal failure"), "{}", to_admin[0]);
     assert!(
-        to_admin[1].contains("kênh SMS đã hoạt động trở lại lúc 09:0"),
+        to_admin[1].starts_with("✅ <b>KÊNH SMS ĐÃ HOẠT ĐỘNG TRỞ LẠI</b>\nLúc: 09:0"),
         "{}",
         to_admin[1]
     );
@@ -197,4 +201,74 @@ async fn a_burst_of_failures_is_not_an_outage() {
         app.telegram.sent().iter().all(|m| m.chat_id != ADMIN),
         "no notice for a blip"
     );
+}
+
+/// As `loa run` drives the dispatcher (`Dispatcher::pump`), while the test moves Loa's clock:
+/// the probe is claimed, sent, and brings the channel back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loa_runs_pump_probes_a_channel_that_is_down_and_brings_it_back() {
+    const FEW: usize = 300;
+    let (mut app, kannel, _) = app_with(FEW).await;
+    let start = app.clock_now();
+    kannel.set_down(true);
+    app.engine.scheduler.tick().await.unwrap();
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let app = &app;
+    let dispatcher = &app.engine.dispatcher;
+    let waiting = || async {
+        app.count("SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'sending')")
+            .await
+    };
+    let drive = async {
+        // An hour of Loa's clock, five seconds a step, the pump running all along.
+        while app.clock_now() < start + Duration::hours(1) {
+            app.advance(Duration::seconds(5));
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        let down = app.count("SELECT COUNT(*) FROM channel_outages").await;
+        let during = kannel.requests();
+        kannel.set_down(false);
+        let back = app.clock_now();
+        while waiting().await > 0 {
+            assert!(
+                app.clock_now() < back + Duration::hours(1),
+                "{} still waiting an hour after the gateway came back",
+                waiting().await
+            );
+            app.advance(Duration::seconds(1));
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        dispatcher.request_stop();
+        stop_tx.send(true).unwrap();
+        (down, during)
+    };
+    let ((), (down, during)) = tokio::join!(
+        dispatcher.pump(std::time::Duration::from_millis(1), stop_rx),
+        drive
+    );
+    assert_eq!(down, 1, "SMS was marked down during the outage");
+    assert!(
+        during <= 100,
+        "{during} requests to a gateway that was down"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM channel_outages").await, 0);
+    let records = deliveries(&app.db).await.unwrap();
+    assert!(
+        records.iter().all(|d| d.status == "sent"),
+        "all sent, none dead"
+    );
+    let mut per_number: HashMap<String, usize> = HashMap::new();
+    for sms in kannel.sent() {
+        *per_number.entry(sms.to).or_default() += 1;
+    }
+    assert_eq!(per_number.len(), FEW);
+    assert!(per_number.values().all(|n| *n == 1), "nobody got two");
+    let notices = app
+        .telegram
+        .sent()
+        .into_iter()
+        .filter(|m| m.chat_id == ADMIN)
+        .count();
+    assert_eq!(notices, 2, "one notice down, one back");
 }

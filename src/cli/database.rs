@@ -27,12 +27,18 @@ pub(super) async fn migrate(config: &Path, env: &Env, dry_run: bool) -> Result<(
         outln!("database is up to date");
         return Ok(());
     }
+    let url = redact_url(&setup.config.database_url);
+    if let Some(file) = backup::sqlite_file(&setup.config.database_url)
+        && !file.exists()
+    {
+        outln!("{url}: no database yet; every migration would run");
+        return Ok(());
+    }
     let db = Db::connect(&setup.config.database_url)
         .await
         .map_err(anyhow::Error::from)?;
     let pending = db.pending_migrations().await.map_err(anyhow::Error::from)?;
     db.close().await;
-    let url = redact_url(&setup.config.database_url);
     if pending.is_empty() {
         outln!("{url}: up to date; nothing would run");
     } else {
@@ -44,9 +50,25 @@ pub(super) async fn migrate(config: &Path, env: &Env, dry_run: bool) -> Result<(
     Ok(())
 }
 
+/// The configured database as it is: not created, not migrated (a backup taken with a new
+/// binary must not upgrade the database under the old one still running).
+async fn existing_database(setup: &Setup) -> Result<Db, CliError> {
+    if let Some(file) = backup::sqlite_file(&setup.config.database_url)
+        && !file.exists()
+    {
+        return Err(CliError::Input(format!(
+            "{}: no such database (check LOA_DATABASE_URL)",
+            file.display()
+        )));
+    }
+    Ok(Db::connect(&setup.config.database_url)
+        .await
+        .map_err(anyhow::Error::from)?)
+}
+
 pub(super) async fn backup(config: &Path, env: &Env, file: &Path) -> Result<(), CliError> {
     let setup = Setup::load(config, env)?;
-    let db = setup.open_database().await?;
+    let db = existing_database(&setup).await?;
     let bytes = backup::backup(&db, &setup.config.database_url, file).await;
     db.close().await;
     let bytes = bytes?;
@@ -67,7 +89,7 @@ pub(super) async fn restore(config: &Path, env: &Env, file: &Path) -> Result<(),
             file.display()
         )));
     }
-    let db = setup.open_database().await?;
+    let db = existing_database(&setup).await?;
     let kept = backup::restore(db, &setup.config.database_url, file).await?;
     // The copy may come from an older version: bring it up to this one now.
     setup.open_database().await?.close().await;

@@ -102,7 +102,7 @@ impl Console {
         )
         .bind(to_epoch(self.clock.now()))
         .bind(&actor.id)
-        .bind(format!("{period}: đang tải"))
+        .bind(format!("{period}: đang tải…"))
         .fetch_one(&self.db.pool)
         .await?
         .try_get(0)?;
@@ -120,8 +120,12 @@ impl Console {
                         Err(e) => Err(e.into()),
                     };
                     let failed = next.is_err();
-                    if sender.send(next).await.is_err() {
-                        break Ending::Abandoned;
+                    // A client that keeps the connection open but stops reading would hold
+                    // this read (a snapshot, a connection) for ever: after a minute without
+                    // taking a line, the download counts as abandoned.
+                    match tokio::time::timeout(STALLED, sender.send(next)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) | Err(_) => break Ending::Abandoned,
                     }
                     if failed {
                         break Ending::Failed;
@@ -131,8 +135,10 @@ impl Console {
             };
             let detail = match ending {
                 Ending::Complete => format!("{period}: {handed} lượt gửi"),
-                Ending::Abandoned => format!("{period}: dừng giữa chừng sau {handed} lượt gửi"),
-                Ending::Failed => format!("{period}: lỗi sau {handed} lượt gửi"),
+                Ending::Abandoned => {
+                    format!("{period}: người tải dừng giữa chừng, đã xuất {handed} lượt gửi")
+                }
+                Ending::Failed => format!("{period}: bị lỗi, dừng sau {handed} lượt gửi"),
             };
             if let Err(e) = sqlx::query("UPDATE audit_log SET detail = $1 WHERE id = $2")
                 .bind(&detail)
@@ -148,6 +154,9 @@ impl Console {
         Ok(DeliveryLog { from, to, lines })
     }
 }
+
+/// How long an export waits for its client to take the next line before giving up.
+const STALLED: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn line(r: &AnyRow) -> Result<DeliveryLogLine, sqlx::Error> {
     Ok(DeliveryLogLine {

@@ -50,6 +50,9 @@ pub struct ClaimedDelivery {
     /// When this worker claimed it, on its monotonic clock: a row claimed before its fence
     /// last closed is never sent (see `liveness`).
     pub claimed_at: std::time::Instant,
+    /// Until when the claim holds on Loa's clock: a row still waiting for a slot then goes back
+    /// unsent (another worker may take it).
+    pub lease_until: DateTime<Utc>,
 }
 
 impl ClaimedDelivery {
@@ -63,12 +66,17 @@ impl ClaimedDelivery {
     }
 }
 
-/// Rows of a worker that died or froze back to the queue, then every waiting row past its
+/// Rows of a worker that died or froze back to the queue (never `worker`'s own: its fence
+/// decides for them), then every waiting row past its
 /// occurrence's expiry `expired`. A row goes back when its worker has not stamped its
 /// liveness for [`RELEASE_AFTER_MS`] by the database's clock (or has left the worker table),
 /// and in any case when its lease passed on Loa's clock. Two statements, so each uses the
 /// status index. Returns how many expired.
-pub(super) async fn expire(db: &Db, now: DateTime<Utc>) -> Result<usize, sqlx::Error> {
+pub(super) async fn expire(
+    db: &Db,
+    worker: &str,
+    now: DateTime<Utc>,
+) -> Result<usize, sqlx::Error> {
     static ORPHANS: LazyLock<[String; 2]> = LazyLock::new(|| {
         [Backend::Sqlite, Backend::Postgres].map(|backend| {
             format!(
@@ -76,9 +84,10 @@ pub(super) async fn expire(db: &Db, now: DateTime<Utc>) -> Result<usize, sqlx::E
                      claimed_by = NULL, updated_at = $1
                  WHERE status = {sending}
                    AND (lease_until < $1
-                        OR claimed_by IN (SELECT id FROM dispatch_workers
-                                          WHERE alive_at IS NULL OR alive_at < {now} - {RELEASE_AFTER_MS})
-                        OR claimed_by NOT IN (SELECT id FROM dispatch_workers))",
+                        OR (claimed_by <> $2
+                            AND (claimed_by IN (SELECT id FROM dispatch_workers
+                                                WHERE alive_at IS NULL OR alive_at < {now} - {RELEASE_AFTER_MS})
+                                 OR claimed_by NOT IN (SELECT id FROM dispatch_workers))))",
                 pending = Status::Pending.sql(),
                 sending = Status::Sending.sql(),
                 now = backend.now_millis(),
@@ -99,6 +108,7 @@ pub(super) async fn expire(db: &Db, now: DateTime<Utc>) -> Result<usize, sqlx::E
         ORPHANS[usize::from(db.backend == Backend::Postgres)].as_str(),
     ))
     .bind(now)
+    .bind(worker)
     .execute(&db.pool)
     .await?
     .rows_affected();
@@ -217,6 +227,7 @@ pub(super) async fn claim(
                 theme: r.try_get(18)?,
                 name_given: r.try_get::<i64, _>(19)? != 0,
                 claimed_at,
+                lease_until,
             })
         })
         .collect()

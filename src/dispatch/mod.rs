@@ -294,7 +294,7 @@ impl Dispatcher {
         } else {
             self.send_outbox().await?
         };
-        let expired = claim::expire(&self.db, self.clock.now()).await?;
+        let expired = claim::expire(&self.db, self.liveness.worker_id(), self.clock.now()).await?;
         if expired > 0 {
             self.metrics.count("all", "expired", expired as u64);
         }
@@ -317,17 +317,19 @@ impl Dispatcher {
         self.keep_alive().await?;
         let now = self.clock.now();
         let mut limits: Vec<(ChannelKind, i64)> = Vec::new();
+        let mut probes = Vec::new();
         for kind in self.transports.kinds() {
             if !self.outages.is_down(kind) {
                 limits.push((kind, self.claim_limit(kind)));
             } else if self.outages.take_probe(&self.db, kind, now).await? {
                 tracing::info!(channel = %kind, "probing a channel that is down");
                 limits.push((kind, 1));
+                probes.push(kind);
             }
         }
         let lease = Duration::seconds(i64::from(self.config.dispatch.lease_seconds));
         let worker = self.liveness.worker_id();
-        claim::claim(
+        let batch = claim::claim(
             &self.db,
             worker,
             &self.config.channels,
@@ -335,7 +337,12 @@ impl Dispatcher {
             now,
             now + lease,
         )
-        .await
+        .await?;
+        for kind in probes {
+            let probe = batch.iter().find(|d| d.channel == kind).map(|d| d.id);
+            self.outages.hold_probe(kind, probe);
+        }
+        Ok(batch)
     }
 
     /// Deliveries of one channel worth claiming in one step: what this worker's share of the
@@ -430,7 +437,7 @@ impl Dispatcher {
                 .retry_later(&d, wait, RetryKind::Postpone, "daily cap reached")
                 .await;
         }
-        if self.outages.is_down(d.channel) && !self.outages.is_probing(d.channel) {
+        if self.outages.is_down(d.channel) && !self.outages.is_probe(d.channel, d.id) {
             // Claimed before the channel went down: it waits with the others.
             self.metrics.count(d.channel.as_str(), "postponed", 1);
             return self
@@ -448,7 +455,10 @@ impl Dispatcher {
         }
         // The last moment to decide: a worker stopping, or one that could not renew its stamp
         // (it was paused, or the database is out of reach), hands nothing more to a transport.
-        if self.stopping.load(Ordering::SeqCst) || !self.liveness.may_send_claimed(d.claimed_at) {
+        if self.stopping.load(Ordering::SeqCst)
+            || !self.liveness.may_send_claimed(d.claimed_at)
+            || self.clock.now() >= d.lease_until
+        {
             claim::release(&self.db, &d, self.clock.now()).await?;
             return Ok(Outcome::Released);
         }
@@ -462,15 +472,24 @@ impl Dispatcher {
         let result = channel.send(&message).await;
         self.metrics
             .observe_send(channel.name(), started.elapsed().as_secs_f64());
+        // What the send says of the transport. A database error here must not keep the send
+        // itself from being recorded: it is logged, and the outcome written below.
         let turn = match &result {
             Err(SendError::Unavailable(why)) => {
+                let now = self.clock.now();
                 self.outages
-                    .failed(&self.db, d.channel, &d.address, why, self.clock.now())
-                    .await?
+                    .failed(&self.db, d.channel, d.id, &d.address, why, now)
+                    .await
             }
-            _ => self.outages.answered(&self.db, d.channel).await?,
+            _ => self.outages.answered(&self.db, d.channel, d.id).await,
         };
-        self.announce_turn(d.channel, &turn).await?;
+        let turn = turn.unwrap_or_else(|e| {
+            tracing::warn!(channel = %d.channel, "cannot keep the channel's state: {e}");
+            Turn::Same
+        });
+        if let Err(e) = self.announce_turn(d.channel, &turn).await {
+            tracing::warn!(channel = %d.channel, "cannot queue the admins' notice: {e:#}");
+        }
         self.metrics.count(
             d.channel.as_str(),
             match &result {

@@ -91,13 +91,16 @@ pub(super) struct Outages {
     streaks: Mutex<HashMap<ChannelKind, Streak>>,
     /// Channels down as this worker last read or marked them.
     down: Mutex<HashSet<ChannelKind>>,
-    /// Channels that are down whose probe this worker took in this step.
-    probing: Mutex<HashSet<ChannelKind>>,
+    /// Channels that are down whose probe this worker holds: the delivery that is the probe.
+    /// Kept until that delivery's send is answered or fails (a pump's next claim may come
+    /// first), replaced when this worker wins the next probe.
+    probing: Mutex<HashMap<ChannelKind, i64>>,
 }
 
 impl Outages {
-    /// Reads which channels are down (another worker may have marked one down or back), and
-    /// forgets last step's probes.
+    /// Reads which channels are down (another worker may have marked one down or back). A
+    /// streak counted before a channel went down ends with it; a probe of a channel that is
+    /// back is forgotten.
     pub(super) async fn refresh(&self, db: &Db, channels: &ChannelSet) -> Result<(), sqlx::Error> {
         let rows = sqlx::query("SELECT channel FROM channel_outages")
             .fetch_all(&db.pool)
@@ -107,14 +110,31 @@ impl Outages {
             let name: String = row.try_get(0)?;
             down.extend(channels.parse(&name));
         }
+        self.streaks
+            .lock()
+            .expect("outages lock")
+            .retain(|kind, _| !down.contains(kind));
+        self.probing
+            .lock()
+            .expect("outages lock")
+            .retain(|kind, _| down.contains(kind));
         *self.down.lock().expect("outages lock") = down;
-        self.probing.lock().expect("outages lock").clear();
         Ok(())
     }
 
-    /// Whether this worker holds the probe of `kind`, a channel that is down, in this step.
-    pub(super) fn is_probing(&self, kind: ChannelKind) -> bool {
-        self.probing.lock().expect("outages lock").contains(&kind)
+    /// Whether `delivery` is this worker's probe of `kind`, a channel that is down.
+    pub(super) fn is_probe(&self, kind: ChannelKind, delivery: i64) -> bool {
+        self.probing.lock().expect("outages lock").get(&kind) == Some(&delivery)
+    }
+
+    /// After a probe was won and the claim made: `delivery` is the probe, or `None` when
+    /// nothing of that channel was due.
+    pub(super) fn hold_probe(&self, kind: ChannelKind, delivery: Option<i64>) {
+        let mut probing = self.probing.lock().expect("outages lock");
+        match delivery {
+            Some(id) => probing.insert(kind, id),
+            None => probing.remove(&kind),
+        };
     }
 
     pub(super) fn is_down(&self, kind: ChannelKind) -> bool {
@@ -153,17 +173,15 @@ impl Outages {
         .execute(&db.pool)
         .await?
         .rows_affected();
-        if won == 1 {
-            self.probing.lock().expect("outages lock").insert(kind);
-        }
         Ok(won == 1)
     }
 
-    /// A transport-level failure sending to `address`.
+    /// A transport-level failure sending `delivery` to `address`.
     pub(super) async fn failed(
         &self,
         db: &Db,
         kind: ChannelKind,
+        delivery: i64,
         address: &str,
         reason: &str,
         now: DateTime<Utc>,
@@ -171,6 +189,10 @@ impl Outages {
         if self.is_down(kind) {
             // A probe, or a send that began before the channel went down: its next probe is
             // already set.
+            let mut probing = self.probing.lock().expect("outages lock");
+            if probing.get(&kind) == Some(&delivery) {
+                probing.remove(&kind);
+            }
             return Ok(Turn::Same);
         }
         let tripped = {
@@ -217,11 +239,24 @@ impl Outages {
         })
     }
 
-    /// The transport answered (sent, refused, rate-limited: anything but a transport-level
-    /// failure). Ends the streak; when the send was this worker's probe, the channel is back.
-    pub(super) async fn answered(&self, db: &Db, kind: ChannelKind) -> Result<Turn, sqlx::Error> {
+    /// The transport answered `delivery` (sent, refused, rate-limited: anything but a
+    /// transport-level failure). Ends the streak; when it was this worker's probe, the
+    /// channel is back.
+    pub(super) async fn answered(
+        &self,
+        db: &Db,
+        kind: ChannelKind,
+        delivery: i64,
+    ) -> Result<Turn, sqlx::Error> {
         self.streaks.lock().expect("outages lock").remove(&kind);
-        let probe = self.probing.lock().expect("outages lock").remove(&kind);
+        let probe = {
+            let mut probing = self.probing.lock().expect("outages lock");
+            let probe = probing.get(&kind) == Some(&delivery);
+            if probe {
+                probing.remove(&kind);
+            }
+            probe
+        };
         if !probe {
             return Ok(Turn::Same);
         }
@@ -248,34 +283,46 @@ pub(super) fn notice(turn: &Turn, label: &str, tz: Tz, now: DateTime<Utc>) -> Op
             .format("%H:%M ngày %d/%m/%Y")
             .to_string()
     };
+    let title = label.to_uppercase();
     match turn {
         Turn::Same => None,
         Turn::WentDown { reason } => Some(format!(
-            "⚠️ Loa: kênh {label} không gửi được tin nhắn từ {at}.\nLỗi: {reason}\n\
-             Các tin nhắn của kênh được giữ lại, không bị mất. Loa tự thử lại định kỳ và gửi \
-             tiếp khi kênh hoạt động trở lại. Đề nghị bộ phận kỹ thuật kiểm tra kết nối tới nhà \
-             cung cấp.",
+            "⚠️ <b>KÊNH {title} BỊ GIÁN ĐOẠN</b>\nTừ: {at}\nLỗi kỹ thuật: {reason}\n\n\
+             Các tin nhắn chưa gửi qua kênh {label} được giữ lại; hệ thống tự động thử lại định kỳ \
+             và gửi tiếp khi kênh hoạt động trở lại. Tin nhắn đã quá thời hạn gửi của đợt sẽ không \
+             được gửi nữa. Đề nghị bộ phận kỹ thuật kiểm tra kết nối tới {target}.",
             at = at(now),
             reason = escape_telegram_html(reason),
+            target = match label {
+                "SMS" => "cổng SMS".to_string(),
+                "Telegram" => "máy chủ Telegram".to_string(),
+                other => format!("nhà cung cấp kênh {other}"),
+            },
         )),
         Turn::CameBack { since } => Some(format!(
-            "✅ Loa: kênh {label} đã hoạt động trở lại lúc {at} (gián đoạn {lasted}). Các tin \
-             nhắn đang chờ được gửi tiếp theo hạn mức của kênh.",
+            "✅ <b>KÊNH {title} ĐÃ HOẠT ĐỘNG TRỞ LẠI</b>\nLúc: {at} (gián đoạn trong {lasted})\n\n\
+             Các tin nhắn đang chờ sẽ được gửi tiếp lần lượt theo tốc độ cho phép của kênh.",
             at = at(now),
             lasted = spoken_duration(now - *since),
         )),
     }
 }
 
-/// "1 giờ 5 phút", "12 phút", "40 giây".
+/// "2 ngày 3 giờ", "1 giờ 5 phút", "12 phút", "40 giây".
 fn spoken_duration(d: Duration) -> String {
     let seconds = d.num_seconds().max(0);
-    let (hours, minutes) = (seconds / 3600, seconds % 3600 / 60);
-    match (hours, minutes) {
-        (0, 0) => format!("{seconds} giây"),
-        (0, m) => format!("{m} phút"),
-        (h, 0) => format!("{h} giờ"),
-        (h, m) => format!("{h} giờ {m} phút"),
+    let (days, hours, minutes) = (
+        seconds / 86_400,
+        seconds % 86_400 / 3600,
+        seconds % 3600 / 60,
+    );
+    match (days, hours, minutes) {
+        (0, 0, 0) => format!("{seconds} giây"),
+        (0, 0, m) => format!("{m} phút"),
+        (0, h, 0) => format!("{h} giờ"),
+        (0, h, m) => format!("{h} giờ {m} phút"),
+        (d, 0, _) => format!("{d} ngày"),
+        (d, h, _) => format!("{d} ngày {h} giờ"),
     }
 }
 
@@ -310,21 +357,29 @@ mod tests {
             down,
         )
         .unwrap();
-        assert!(text.contains("kênh SMS không gửi được tin nhắn từ 08:05 ngày 08/03/2027"));
-        assert!(text.contains("&lt;html&gt;"), "{text}");
+        assert!(text.starts_with("⚠️ <b>KÊNH SMS BỊ GIÁN ĐOẠN</b>\nTừ: 08:05 ngày 08/03/2027\n"));
+        assert!(
+            text.contains("Lỗi kỹ thuật: kannel answered 503: &lt;html&gt;"),
+            "{text}"
+        );
+        assert!(text.contains("kiểm tra kết nối tới cổng SMS."), "{text}");
         let back = notice(
             &Turn::CameBack { since: down },
-            "SMS",
+            "Telegram",
             tz,
             down + Duration::minutes(65),
         )
         .unwrap();
         assert!(
-            back.contains("lúc 09:10 ngày 08/03/2027 (gián đoạn 1 giờ 5 phút)"),
+            back.starts_with(
+                "✅ <b>KÊNH TELEGRAM ĐÃ HOẠT ĐỘNG TRỞ LẠI</b>\nLúc: 09:10 ngày 08/03/2027 (gián đoạn trong 1 giờ 5 phút)"
+            ),
             "{back}"
         );
         assert_eq!(notice(&Turn::Same, "SMS", tz, down), None);
         assert_eq!(spoken_duration(Duration::seconds(40)), "40 giây");
         assert_eq!(spoken_duration(Duration::minutes(120)), "2 giờ");
+        assert_eq!(spoken_duration(Duration::hours(51)), "2 ngày 3 giờ");
+        assert_eq!(spoken_duration(Duration::hours(48)), "2 ngày");
     }
 }

@@ -21,6 +21,10 @@ const OUTBOX_BATCH: i64 = 20;
 impl Dispatcher {
     /// Sends the queued messages that are due; returns how many went out.
     pub(super) async fn send_outbox(&self) -> anyhow::Result<usize> {
+        // A worker that lost its liveness claims nothing (another may have sent these).
+        if !self.liveness.may_send() {
+            return Ok(0);
+        }
         let now = self.clock.now();
         let lease = Duration::seconds(i64::from(self.config.dispatch.lease_seconds));
         let queued = outbox::claim(
@@ -43,6 +47,13 @@ impl Dispatcher {
                 outbox::failed(&self.db, &q, "no transport for this channel", now).await?;
                 continue;
             };
+            // A channel that is down would hold every later message up to its timeout, each
+            // step: the message waits until the channel is back.
+            if self.outages.is_down(kind) {
+                let later = now + Duration::minutes(1);
+                outbox::retry(&self.db, &q, later, false, "channel down").await?;
+                continue;
+            }
             // The log channel prints what it sends: a forward holds a resident's number.
             if q.kind == outbox::Kind::Alert && transport.name() == "log" {
                 tracing::warn!(
@@ -145,6 +156,10 @@ impl Dispatcher {
     }
 }
 
+/// A wait as the clock adds it: at most a day (a provider's absurd `retry_after` must not
+/// overflow the clock).
 fn wait_duration(wait: StdDuration) -> Duration {
-    Duration::from_std(wait).unwrap_or(Duration::seconds(1))
+    Duration::from_std(wait)
+        .unwrap_or(Duration::seconds(1))
+        .min(Duration::days(1))
 }

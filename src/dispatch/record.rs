@@ -301,7 +301,11 @@ async fn write_change(
             kind,
             detail,
         } => {
-            let due = now + Duration::from_std(*delay).unwrap_or(Duration::hours(1));
+            // Never past the end of time, whatever a provider asked for.
+            let due = Duration::from_std(*delay)
+                .ok()
+                .and_then(|d| now.checked_add_signed(d))
+                .unwrap_or(now + Duration::hours(1));
             // A postponement is not an attempt: nothing was sent.
             let (failure, not_an_attempt): (i64, i64) = match kind {
                 RetryKind::Failure => (1, 0),

@@ -282,9 +282,10 @@ pub async fn page(
         sql.push(", ");
         sql.bind(i64::from(!after.new));
         sql.push(", ");
-        sql.bind(-after.at);
+        // A cursor is the caller's text: i64::MIN has no negation, so it saturates.
+        sql.bind(after.at.saturating_neg());
         sql.push(", ");
-        sql.bind(-after.id);
+        sql.bind(after.id.saturating_neg());
         sql.push(")");
     }
     sql.push(" ORDER BY urgent DESC, CASE WHEN state = ");

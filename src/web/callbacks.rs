@@ -180,8 +180,9 @@ pub(super) async fn healthz(
             (
                 o.channel.clone(),
                 json!({
+                    // Not the gateway's error text: /healthz answers anyone (`loa doctor`
+                    // and the admins' notice say why).
                     "since": o.since.to_rfc3339(),
-                    "reason": o.reason,
                     "next_probe": o.next_probe.to_rfc3339(),
                     "probes": o.probes,
                 }),

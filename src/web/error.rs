@@ -116,7 +116,7 @@ impl IntoResponse for PageError {
             ),
             ConsoleError::Invalid { message, .. } => ("Thông tin chưa hợp lệ", message.clone()),
             ConsoleError::Conflict(message) => ("Không thực hiện được", message.clone()),
-            ConsoleError::Busy(message) => ("Xin chờ trong giây lát", message.clone()),
+            ConsoleError::Busy(message) => ("Hệ thống đang bận", message.clone()),
             ConsoleError::Internal(e) => {
                 tracing::error!("console page: {e:#}");
                 (

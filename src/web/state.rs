@@ -71,14 +71,14 @@ impl ExportSlots {
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         if running.contains(actor) {
             return Err(ConsoleError::Busy(
-                "Tài khoản đang tải một tệp xuất dữ liệu chưa xong. Đề nghị chờ tệp đó tải xong \
-                 rồi thực hiện lại."
+                "Tài khoản của bạn đang tải một tệp dữ liệu khác. Xin chờ tải xong tệp đó rồi \
+                 thử lại."
                     .to_string(),
             ));
         }
         if running.len() >= MAX_EXPORTS_AT_ONCE {
             return Err(ConsoleError::Busy(
-                "Máy chủ đang xuất dữ liệu cho tài khoản khác. Đề nghị thực hiện lại sau ít phút."
+                "Máy chủ đang bận xuất dữ liệu cho người dùng khác. Xin thử lại sau ít phút."
                     .to_string(),
             ));
         }

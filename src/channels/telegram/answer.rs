@@ -82,7 +82,8 @@ pub fn classify(
         let retry_after = parameters["retry_after"]
             .as_u64()
             .filter(|s| *s > 0)
-            .map_or(FALLBACK_RETRY_AFTER, Duration::from_secs);
+            // An absurd wait (a proxy's garbage) would overflow the clock: an hour at most.
+            .map_or(FALLBACK_RETRY_AFTER, |s| Duration::from_secs(s.min(3600)));
         return Err(SendError::RateLimited { retry_after });
     }
     if let Some(chat) = parameters["migrate_to_chat_id"].as_i64() {

@@ -259,7 +259,9 @@ impl Console {
         limit: usize,
     ) -> Result<Vec<Content>, ConsoleError> {
         actor.require(Permission::ViewQueue)?;
-        let batch_size = limit.max(1);
+        // Never tiny batches: an account whose items are rare would otherwise scan the whole
+        // queue a row or two per query (`limit=1`).
+        let batch_size = limit.max(200);
         let mut page = Vec::new();
         let mut scanned = after;
         loop {

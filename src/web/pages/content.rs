@@ -36,7 +36,10 @@ pub(super) async fn queue(
     let after = match q.after.as_deref() {
         None => None,
         Some(text) => Some(QueueKey::parse(text).ok_or_else(|| {
-            ConsoleError::invalid("after", "Địa chỉ trang không hợp lệ; xin mở lại hàng đợi.")
+            ConsoleError::invalid(
+                "after",
+                "Đường dẫn trang không hợp lệ; xin mở lại trang Hàng đợi nội dung.",
+            )
         })?),
     };
     let mut items = state
