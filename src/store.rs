@@ -47,6 +47,21 @@ pub enum Backend {
 }
 
 impl Backend {
+    fn migrator(self) -> &'static sqlx::migrate::Migrator {
+        match self {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// Every migration of this version, oldest first: (version, description).
+    pub fn migrations(self) -> Vec<(i64, String)> {
+        self.migrator()
+            .iter()
+            .map(|m| (m.version, m.description.to_string()))
+            .collect()
+    }
+
     /// The database's own clock in milliseconds since the epoch, as an SQL expression: for what
     /// must not depend on a clock one process can move or freeze (a worker's liveness).
     pub fn now_millis(self) -> &'static str {
@@ -150,10 +165,7 @@ impl Db {
     }
 
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
-        match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        }
+        self.backend.migrator()
     }
 
     /// A database that applied a migration's first released text records that text's checksum,

@@ -111,6 +111,10 @@ async fn restore_refuses_what_is_not_a_backup_and_migrate_dry_run_lists_what_wou
     let listed = text(&dry);
     assert!(listed.contains("would run"), "{listed}");
     assert!(listed.contains("liveness outages"), "{listed}");
+    assert!(
+        !dir.path().join("data/loa.db").exists(),
+        "a dry run creates no database"
+    );
     assert_eq!(
         loa(dir.path(), &["migrate", "--dry-run"]).stdout,
         dry.stdout,

@@ -40,7 +40,7 @@ async fn a_second_export_waits_for_the_first_and_a_closed_download_frees_the_acc
     let second = export(&c, &official).await;
     assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
     let page = second.text().await.unwrap();
-    assert!(page.contains("chờ tệp đó tải xong"), "{page}");
+    assert!(page.contains("Xin chờ tải xong tệp đó"), "{page}");
     // Another account is not held up by this one's export.
     let other = c.token("lanh-dao-2", Role::Official, None).await;
     assert_eq!(export(&c, &other).await.status(), StatusCode::OK);

@@ -19,10 +19,11 @@ const ADMIN: i64 = 9001;
 /// Loa with the fake Kannel as its SMS gateway, an admin on Telegram, and its web routes
 /// served; `PEOPLE` residents reachable by SMS only. Returns the web base URL.
 async fn app_with_kannel() -> (TestApp, FakeKannel, String) {
-    app_with(PEOPLE).await
+    app_with(PEOPLE, None).await
 }
 
-async fn app_with(people: usize) -> (TestApp, FakeKannel, String) {
+/// `people` residents; `lease_seconds` instead of the shipped lease when given.
+async fn app_with(people: usize, lease_seconds: Option<u32>) -> (TestApp, FakeKannel, String) {
     let kannel = FakeKannel::start().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -34,6 +35,9 @@ async fn app_with(people: usize) -> (TestApp, FakeKannel, String) {
             password: "matkhau".into(),
         });
         c.telegram.as_mut().unwrap().admins = vec![ADMIN];
+        if let Some(lease) = lease_seconds {
+            c.dispatch.lease_seconds = lease;
+        }
     })
     .await;
     app.serve_web(listener);
@@ -208,7 +212,10 @@ async fn a_burst_of_failures_is_not_an_outage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loa_runs_pump_probes_a_channel_that_is_down_and_brings_it_back() {
     const FEW: usize = 300;
-    let (mut app, kannel, _) = app_with(FEW).await;
+    // The test moves Loa's clock hundreds of times faster than sends take: a lease measured on
+    // that clock would pass while a send is in flight (in `loa run` it is two minutes of real
+    // time against a 20 s timeout), and the row would be claimed again.
+    let (mut app, kannel, _) = app_with(FEW, Some(86_400)).await;
     let start = app.clock_now();
     kannel.set_down(true);
     app.engine.scheduler.tick().await.unwrap();

@@ -28,17 +28,18 @@ pub(super) async fn migrate(config: &Path, env: &Env, dry_run: bool) -> Result<(
         return Ok(());
     }
     let url = redact_url(&setup.config.database_url);
-    if let Some(file) = backup::sqlite_file(&setup.config.database_url)
-        && !file.exists()
-    {
-        outln!("{url}: no database yet; every migration would run");
-        return Ok(());
-    }
-    let db = Db::connect(&setup.config.database_url)
-        .await
-        .map_err(anyhow::Error::from)?;
-    let pending = db.pending_migrations().await.map_err(anyhow::Error::from)?;
-    db.close().await;
+    let pending = match backup::sqlite_file(&setup.config.database_url) {
+        // No file yet: everything would run, and a dry run does not create one.
+        Some(file) if !file.exists() => crate::store::Backend::Sqlite.migrations(),
+        _ => {
+            let db = Db::connect(&setup.config.database_url)
+                .await
+                .map_err(anyhow::Error::from)?;
+            let pending = db.pending_migrations().await;
+            db.close().await;
+            pending.map_err(anyhow::Error::from)?
+        }
+    };
     if pending.is_empty() {
         outln!("{url}: up to date; nothing would run");
     } else {

@@ -12,8 +12,11 @@
 //! and stops sending after [`FENCE_AFTER`], well before the others may take its rows. So a
 //! process that was paused (SIGSTOP, a frozen VM, a swap storm) and wakes up cannot send what
 //! another worker has taken over: it gives its rows back unsent. The two clocks never need
-//! to agree; only their rates do. What a worker had already handed to a transport when it was
-//! paused is the documented duplicate bound: the sends in flight.
+//! to agree; only their rates do. A monotonic clock may stand still while a VM is paused or a
+//! host suspended, so each renewal also asks the database how long it has not heard from this
+//! worker: past the fence, too, what the worker held stays unsent. What a worker had already
+//! handed to a transport when it was paused is the documented duplicate bound: the sends in
+//! flight.
 //!
 //! Owns `dispatch_workers.alive_at` and `deliveries.claimed_by` (see `share` for the rest of
 //! the worker table).
@@ -68,6 +71,16 @@ impl Liveness {
             return Ok(());
         };
         let asked = Instant::now();
+        // The database's view of the silence too: a paused VM or a suspended host may not
+        // advance this process's monotonic clock while the database's went on.
+        let gap_sql = format!(
+            "SELECT {now} - alive_at FROM dispatch_workers WHERE id = $1",
+            now = db.backend.now_millis()
+        );
+        let db_gap: Option<Option<i64>> = sqlx::query_scalar(AssertSqlSafe(gap_sql))
+            .bind(&self.worker_id)
+            .fetch_optional(&db.pool)
+            .await?;
         let sql = format!(
             "INSERT INTO dispatch_workers (id, heartbeat_at, alive_at) VALUES ($1, $2, {now})
              ON CONFLICT (id) DO UPDATE SET alive_at = {now}",
@@ -81,9 +94,13 @@ impl Liveness {
         let mut stamps = self.stamps.lock().expect("liveness lock");
         // The fence was closed for a while (paused, database out of reach): what was claimed
         // before may have been taken over, so only rows claimed from now on may go.
-        if stamps
-            .asked
-            .is_none_or(|last| last.elapsed() >= FENCE_AFTER)
+        let silent_for_the_database = db_gap
+            .flatten()
+            .is_some_and(|ms| ms >= FENCE_AFTER.as_millis() as i64);
+        if silent_for_the_database
+            || stamps
+                .asked
+                .is_none_or(|last| last.elapsed() >= FENCE_AFTER)
         {
             stamps.unbroken_since = Some(asked);
         }

@@ -9,7 +9,7 @@
 //! database does not show yet.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -26,14 +26,26 @@ impl Dispatcher {
     pub async fn pump(&self, idle: Duration, mut stop: watch::Receiver<bool>) {
         let slots = self.config.dispatch.concurrency.max(1);
         let mut queue: VecDeque<(ClaimedDelivery, Arc<DailyCounts>)> = VecDeque::new();
+        // Persons with a send in flight, and how many; each send counts itself out once its
+        // outcome is recorded.
+        let in_flight: Mutex<HashMap<i64, i64>> = Mutex::new(HashMap::new());
+        let in_flight = &in_flight;
         let mut running = FuturesUnordered::new();
-        // Persons with a send in flight, and how many.
-        let mut in_flight: HashMap<i64, i64> = HashMap::new();
         loop {
             let stopping = *stop.borrow();
             let mut claimed = 0;
             if !stopping && queue.is_empty() && running.len() <= slots / 2 {
-                match self.claim_for_pump(&in_flight).await {
+                // The sends in flight are polled while claiming: one may hold the database's
+                // writer (SQLite has one), which the claim's own writes wait for.
+                let claim = self.claim_for_pump(in_flight);
+                tokio::pin!(claim);
+                let batch = loop {
+                    tokio::select! {
+                        batch = &mut claim => break batch,
+                        Some(outcome) = running.next(), if !running.is_empty() => log_failure(outcome),
+                    }
+                };
+                match batch {
                     Ok(batch) => {
                         claimed = batch.len();
                         queue.extend(batch);
@@ -46,8 +58,18 @@ impl Dispatcher {
                     break;
                 };
                 let person = d.person_id;
-                *in_flight.entry(person).or_default() += 1;
-                running.push(async move { (person, self.deliver_one(d, &today).await) });
+                *lock(in_flight).entry(person).or_default() += 1;
+                running.push(async move {
+                    let outcome = self.deliver_one(d, &today).await;
+                    let mut persons = lock(in_flight);
+                    if let Some(n) = persons.get_mut(&person) {
+                        *n -= 1;
+                        if *n == 0 {
+                            persons.remove(&person);
+                        }
+                    }
+                    outcome
+                });
             }
             if stopping && queue.is_empty() && running.is_empty() {
                 return;
@@ -57,19 +79,7 @@ impl Dispatcher {
                 continue;
             }
             tokio::select! {
-                Some((person, outcome)) = running.next(), if !running.is_empty() => {
-                    if let Some(n) = in_flight.get_mut(&person) {
-                        *n -= 1;
-                        if *n == 0 {
-                            in_flight.remove(&person);
-                        }
-                    }
-                    if let Err(e) = outcome {
-                        // Its row stays claimed; it comes back when this worker's lease or
-                        // liveness says so.
-                        tracing::error!("dispatch: {e:#}");
-                    }
-                }
+                Some(outcome) = running.next(), if !running.is_empty() => log_failure(outcome),
                 _ = tokio::time::sleep(idle), if claimed == 0 => {}
                 _ = stop.changed(), if !stopping => {}
             }
@@ -80,7 +90,7 @@ impl Dispatcher {
     /// flight counted in).
     async fn claim_for_pump(
         &self,
-        in_flight: &HashMap<i64, i64>,
+        in_flight: &Mutex<HashMap<i64, i64>>,
     ) -> anyhow::Result<Vec<(ClaimedDelivery, Arc<DailyCounts>)>> {
         if !self.chores().await?.may_claim {
             return Ok(Vec::new());
@@ -93,12 +103,31 @@ impl Dispatcher {
         persons.sort_unstable();
         persons.dedup();
         let today = self.daily_counts(&persons).await?;
-        for person in &persons {
-            if let Some(n) = in_flight.get(person) {
-                today.add_in_flight(*person, *n);
+        {
+            // A send recorded between the read and here counts twice: a place under the cap
+            // too few, never one too many.
+            let flying = lock(in_flight);
+            for person in &persons {
+                if let Some(n) = flying.get(person) {
+                    today.add_in_flight(*person, *n);
+                }
             }
         }
         let today = Arc::new(today);
         Ok(batch.into_iter().map(|d| (d, Arc::clone(&today))).collect())
+    }
+}
+
+fn lock(in_flight: &Mutex<HashMap<i64, i64>>) -> std::sync::MutexGuard<'_, HashMap<i64, i64>> {
+    in_flight
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A send whose outcome could not be recorded: its row stays claimed and comes back when this
+/// worker's lease or liveness says so.
+fn log_failure(outcome: anyhow::Result<super::record::Outcome>) {
+    if let Err(e) = outcome {
+        tracing::error!("dispatch: {e:#}");
     }
 }

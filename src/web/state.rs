@@ -134,7 +134,7 @@ mod tests {
             .map(|i| slots.take(&format!("user:{i}")).unwrap())
             .collect();
         match slots.take("user:mot-nguoi-khac") {
-            Err(ConsoleError::Busy(message)) => assert!(message.contains("tài khoản khác")),
+            Err(ConsoleError::Busy(message)) => assert!(message.contains("người dùng khác")),
             _ => panic!("one export too many was let through"),
         }
         drop(held);
