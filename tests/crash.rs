@@ -109,15 +109,28 @@ async fn a_frozen_process_sends_nothing_it_held_once_thawed() {
     );
     let frozen = start(dir.path(), &frozen_api);
     until_sent(&frozen_api, 150, Duration::from_secs(60)).await;
-    // Freeze it just after it claimed a batch (100 rows a step), so it holds most of one.
+    // Freeze it just after it claimed a batch (100 rows a step), so it holds most of one —
+    // and outside a write transaction: SQLite has one writer, and a process frozen inside one
+    // stops every other writer until it is thawed (PostgreSQL locks only its rows). Frozen
+    // inside one, it is thawed and frozen again a moment later.
     let claimed = Instant::now();
-    while chats_in_flight(&db).await.len() < 80 {
+    loop {
+        while chats_in_flight(&db).await.len() < 80 {
+            assert!(
+                claimed.elapsed() < Duration::from_secs(30),
+                "no batch claimed"
+            );
+        }
+        signal(&frozen, "-STOP");
+        if writable(&db).await {
+            break;
+        }
+        signal(&frozen, "-CONT");
         assert!(
             claimed.elapsed() < Duration::from_secs(30),
-            "no batch claimed"
+            "never frozen outside a write"
         );
     }
-    signal(&frozen, "-STOP");
     let before_stop = frozen_api.sent().len();
     let held = chats_in_flight(&db).await;
     assert!(
@@ -211,4 +224,25 @@ async fn a_frozen_process_sends_nothing_it_held_once_thawed() {
         duplicates <= CONCURRENCY,
         "{duplicates} duplicates; at most the sends in flight when it froze"
     );
+}
+
+/// Whether another process can write to the SQLite database now (nobody holds its writer).
+async fn writable(db: &loa::store::Db) -> bool {
+    let mut conn = db.pool.acquire().await.unwrap();
+    sqlx::query("PRAGMA busy_timeout = 200")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let free = sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *conn)
+        .await
+        .is_ok();
+    if free {
+        sqlx::query("ROLLBACK").execute(&mut *conn).await.unwrap();
+    }
+    sqlx::query("PRAGMA busy_timeout = 10000")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    free
 }
