@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::process::{CONCURRENCY, prepare, signal, start, until_sent};
+use common::process::{CONCURRENCY, chats_with_status, prepare, signal, start, until_sent};
 use common::{BOT_TOKEN, TestApp, copy_of_repo};
 use loa::backup::{Daily, daily};
 use loa::fakes::telegram::FakeTelegram;
@@ -76,16 +76,10 @@ async fn a_backup_taken_mid_dispatch_restores_with_every_sent_delivery_sent() {
         loa::store::Db::connect(&format!("sqlite://{}/data/loa.db", dir.path().display()))
             .await
             .unwrap();
-    let sent: HashSet<i64> = sqlx::query(
-        "SELECT c.address FROM deliveries d JOIN contacts c ON c.id = d.contact_id
-         WHERE d.status = 'sent'",
-    )
-    .fetch_all(&restored.pool)
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| r.try_get::<String, _>(0).unwrap().parse().unwrap())
-    .collect();
+    let sent: HashSet<i64> = chats_with_status(&restored, "sent")
+        .await
+        .into_iter()
+        .collect();
     let missing = before.difference(&sent).count();
     // Sent before the backup began, all recorded as sent in it — but for the sends that were
     // in flight at that instant, recorded a moment later.

@@ -1,29 +1,14 @@
 //! `LOA_LOG_FORMAT`: the log lines a journal or a log shipper reads, from the binary itself.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The shipped configuration, schedules and messages in a fresh directory (the database lands in
-/// its `data/`).
-fn copy_of_repo() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(repo_root().join("loa.toml"), dir.path().join("loa.toml")).unwrap();
-    for sub in ["schedules", "messages"] {
-        std::fs::create_dir(dir.path().join(sub)).unwrap();
-        for entry in std::fs::read_dir(repo_root().join(sub)).unwrap() {
-            let path = entry.unwrap().path();
-            std::fs::copy(&path, dir.path().join(sub).join(path.file_name().unwrap())).unwrap();
-        }
-    }
-    dir
-}
+use common::copy_of_repo;
 
 fn loa(dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_loa"));

@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use common::{TestApp, repo_root};
-use loa::audience::import::{ImportOptions, import_bytes};
 use loa::console::dashboard::{Dashboard, DashboardQuery};
 use loa::console::{Actor, Console, Role, audit};
 use loa::privacy::{PrivacyError, Who};
@@ -34,21 +33,6 @@ fn loa_cli(app: &TestApp, args: &[&str]) -> Output {
         .env_remove("TELEGRAM_BOT_TOKEN")
         .output()
         .expect("run loa")
-}
-
-async fn import(app: &TestApp, file: &str, csv: &str) {
-    let report = import_bytes(
-        &app.db,
-        &app.setup.config.areas,
-        file,
-        csv.as_bytes().to_vec(),
-        &ImportOptions::default(),
-        app.clock_now(),
-        |_, _| {},
-    )
-    .await
-    .unwrap();
-    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
 }
 
 fn console(app: &TestApp) -> Console {
@@ -199,8 +183,7 @@ async fn holding(app: &TestApp, needle: &str) -> Vec<String> {
 /// reached on 8 March 2023 and 2024 with Hoa who stays; Lan presses "Tôi đã đọc", writes to
 /// Loa by Telegram and SMS, is answered, and is named in an audit detail and an activity note.
 async fn lived_in(app: &mut TestApp) -> i64 {
-    import(
-        app,
+    app.import_csv(
         "danh-sach-bac-ly.csv",
         &format!("name,phone,area,tags\n{LAN},0912 345 678,bac-ly,phu-nu\n"),
     )

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use common::{TestApp, at, repo_root};
-use loa::audience::import::{ImportOptions, import_bytes};
 use loa::console::audit;
 use sqlx::Row;
 
@@ -16,21 +15,6 @@ const LAN: &str = "Nguyễn Thị Lan";
 const LAN_CHAT: i64 = 700_100_200;
 const HUNG: &str = "Trần Văn Hùng";
 const HUNG_CHAT: i64 = 700_100_201;
-
-async fn import(app: &TestApp, file: &str, csv: &str) {
-    let report = import_bytes(
-        &app.db,
-        &app.setup.config.areas,
-        file,
-        csv.as_bytes().to_vec(),
-        &ImportOptions::default(),
-        app.clock_now(),
-        |_, _| {},
-    )
-    .await
-    .unwrap();
-    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
-}
 
 #[tokio::test]
 async fn consent_is_recorded_once_by_the_first_way_and_never_overwritten() {
@@ -67,15 +51,13 @@ async fn consent_is_recorded_once_by_the_first_way_and_never_overwritten() {
         .await
         .unwrap();
     // By a list, then by SMS keyword: the list stays.
-    import(
-        &app,
+    app.import_csv(
         "/home/can-bo/danh-sach-xuan-cam.xlsx.csv",
         "name,phone,area\nTrần Thị Mai,0912000222,xuan-cam\n",
     )
     .await;
     app.advance(Duration::days(1));
-    import(
-        &app,
+    app.import_csv(
         "lan-hai.csv",
         "name,phone,area\nLê Văn Tám,0912000111,doan-bai\n",
     )

@@ -224,6 +224,22 @@ impl TestApp {
         );
     }
 
+    /// Imports the CSV `csv` as a commune clerk's file named `file`; every row must pass.
+    pub async fn import_csv(&self, file: &str, csv: &str) {
+        let report = loa::audience::import::import_bytes(
+            &self.db,
+            &self.setup.config.areas,
+            file,
+            csv.as_bytes().to_vec(),
+            &loa::audience::import::ImportOptions::default(),
+            self.clock_now(),
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+        assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    }
+
     /// `n` residents spread over the communes, each with a Telegram chat; returns their chat ids.
     pub async fn seed_residents(&self, n: usize) -> Vec<i64> {
         seed_residents(&self.db, &self.setup.config, n).await

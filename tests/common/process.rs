@@ -93,11 +93,17 @@ pub async fn prepare(dir: &Path, rate: u32, recipients: usize) -> (Db, Vec<i64>)
 
 /// The chats of the deliveries some worker holds (`sending`).
 pub async fn chats_in_flight(db: &Db) -> Vec<i64> {
+    chats_with_status(db, "sending").await
+}
+
+/// The chats of the deliveries in `status`.
+pub async fn chats_with_status(db: &Db, status: &str) -> Vec<i64> {
     use sqlx::Row;
     sqlx::query(
         "SELECT c.address FROM deliveries d JOIN contacts c ON c.id = d.contact_id
-         WHERE d.status = 'sending'",
+         WHERE d.status = $1",
     )
+    .bind(status)
     .fetch_all(&db.pool)
     .await
     .unwrap()
