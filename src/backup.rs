@@ -179,7 +179,6 @@ pub async fn restore(db: Db, url: &str, file: &Path) -> Result<Option<PathBuf>, 
             restore_sqlite(file, &target).await
         }
         Backend::Postgres => {
-            db.close().await;
             // What is replaced is kept, as for SQLite: beside the backup.
             let mut name = file.as_os_str().to_owned();
             name.push(format!(
@@ -188,7 +187,28 @@ pub async fn restore(db: Db, url: &str, file: &Path) -> Result<Option<PathBuf>, 
             ));
             let kept = PathBuf::from(name);
             pg_dump(url, &kept).await?;
-            pg_restore(url, file).await?;
+            // Into an empty schema: `--clean` drops only what the dump holds, and tables of a
+            // later version than the backup's would stay and stop the next migration.
+            let emptied = sqlx::raw_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+                .execute(&db.pool)
+                .await;
+            db.close().await;
+            emptied.with_context(|| {
+                format!(
+                    "cannot empty the database before restoring (nothing was changed; the current one is also in {})",
+                    kept.display()
+                )
+            })?;
+            pg_restore(url, file).await.map_err(|e| match e {
+                BackupError::Refused(why) => BackupError::Refused(format!(
+                    "{why}; the database is now empty: restore the previous one from {}",
+                    kept.display()
+                )),
+                BackupError::Failed(e) => BackupError::Failed(e.context(format!(
+                    "the database is now empty: restore the previous one from {}",
+                    kept.display()
+                ))),
+            })?;
             Ok(Some(kept))
         }
     }
@@ -295,12 +315,7 @@ fn remove_with_sides(file: &Path) {
 
 async fn pg_restore(url: &str, file: &Path) -> Result<(), BackupError> {
     let output = pg_tool("pg_restore", url)
-        .args([
-            "--clean",
-            "--if-exists",
-            "--no-owner",
-            "--single-transaction",
-        ])
+        .args(["--no-owner", "--single-transaction"])
         .arg(file)
         .output()
         .await;

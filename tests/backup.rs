@@ -228,6 +228,11 @@ async fn a_restore_brings_back_what_was_deleted_since_the_backup() {
     let folder = tempfile::tempdir().unwrap();
     let file = folder.path().join(format!("before.{}", ext(&app)));
     loa::backup::backup(&app.db, &url, &file).await.unwrap();
+    // A table of a later version than the backup's (as a migration since would make).
+    sqlx::query("CREATE TABLE of_a_later_version (x INTEGER)")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
     sqlx::query("UPDATE persons SET name = 'đã sửa nhầm'")
         .execute(&app.db.pool)
         .await
@@ -250,6 +255,13 @@ async fn a_restore_brings_back_what_was_deleted_since_the_backup() {
         (renamed, persons),
         (0, 40),
         "the backup's persons, as they were"
+    );
+    assert!(
+        sqlx::query("SELECT COUNT(*) FROM of_a_later_version")
+            .fetch_one(&db.pool)
+            .await
+            .is_err(),
+        "nothing the backup did not have is left"
     );
     db.close().await;
 }

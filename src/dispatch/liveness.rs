@@ -70,7 +70,7 @@ impl Liveness {
         let Ok(_one) = self.renewing.try_lock() else {
             return Ok(());
         };
-        let asked = Instant::now();
+        let asked = Asked::now();
         // The database's view of the silence too: a paused VM or a suspended host may not
         // advance this process's monotonic clock while the database's went on.
         let gap_sql = format!(
@@ -102,7 +102,7 @@ impl Liveness {
                 .asked
                 .is_none_or(|last| last.elapsed() >= FENCE_AFTER)
         {
-            stamps.unbroken_since = Some(asked);
+            stamps.unbroken_since = Some(asked.monotonic);
         }
         stamps.asked = Some(asked);
         Ok(())
@@ -132,11 +132,34 @@ impl Liveness {
     }
 }
 
-/// A worker's stamps, on its monotonic clock.
+/// When a stamp was asked for, on two clocks: the monotonic one does not jump, but may stand
+/// still while a VM is paused or a host suspended; the wall clock goes on (and may jump).
+#[derive(Clone, Copy)]
+struct Asked {
+    monotonic: Instant,
+    wall: std::time::SystemTime,
+}
+
+impl Asked {
+    fn now() -> Asked {
+        Asked {
+            monotonic: Instant::now(),
+            wall: std::time::SystemTime::now(),
+        }
+    }
+
+    /// The longer of the two clocks' readings since (a wall clock set back reads nothing).
+    fn elapsed(&self) -> Duration {
+        let wall = self.wall.elapsed().unwrap_or_default();
+        self.monotonic.elapsed().max(wall)
+    }
+}
+
+/// A worker's stamps.
 #[derive(Default)]
 struct Stamps {
     /// When it asked for its last stamp that the database confirmed.
-    asked: Option<Instant>,
+    asked: Option<Asked>,
     /// When it asked for the first stamp of its current unbroken run: its fence has stayed
     /// open since.
     unbroken_since: Option<Instant>,

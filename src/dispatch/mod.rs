@@ -345,6 +345,14 @@ impl Dispatcher {
         Ok(batch)
     }
 
+    /// Time a send may take: a row whose lease ends sooner goes back unsent, since the lease
+    /// could pass while it is on its way and another worker send it again (30 s: above the
+    /// transports' timeouts; a quarter of a shorter lease).
+    fn send_margin(&self) -> Duration {
+        let lease = i64::from(self.config.dispatch.lease_seconds);
+        Duration::seconds(30.min(lease / 4))
+    }
+
     /// Deliveries of one channel worth claiming in one step: what this worker's share of the
     /// channel's rate sends in `MAX_INLINE_WAIT`, within the configured batch size.
     fn claim_limit(&self, kind: ChannelKind) -> i64 {
@@ -457,7 +465,7 @@ impl Dispatcher {
         // (it was paused, or the database is out of reach), hands nothing more to a transport.
         if self.stopping.load(Ordering::SeqCst)
             || !self.liveness.may_send_claimed(d.claimed_at)
-            || self.clock.now() >= d.lease_until
+            || self.clock.now() + self.send_margin() >= d.lease_until
         {
             claim::release(&self.db, &d, self.clock.now()).await?;
             return Ok(Outcome::Released);

@@ -47,6 +47,11 @@ impl Dispatcher {
                 outbox::failed(&self.db, &q, "no transport for this channel", now).await?;
                 continue;
             };
+            // Checked for each message: a batch sent one by one can outlast a pause.
+            if !self.liveness.may_send() {
+                outbox::retry(&self.db, &q, now, false, "worker paused").await?;
+                continue;
+            }
             // A channel that is down would hold every later message up to its timeout, each
             // step: the message waits until the channel is back.
             if self.outages.is_down(kind) {

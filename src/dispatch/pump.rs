@@ -102,16 +102,18 @@ impl Dispatcher {
         let mut persons: Vec<i64> = batch.iter().map(|d| d.person_id).collect();
         persons.sort_unstable();
         persons.dedup();
+        // The sends in flight, taken before the database is read: one recorded in between
+        // then counts twice (a place under the cap too few), never not at all.
+        let flying: Vec<(i64, i64)> = {
+            let in_flight = lock(in_flight);
+            persons
+                .iter()
+                .filter_map(|p| in_flight.get(p).map(|n| (*p, *n)))
+                .collect()
+        };
         let today = self.daily_counts(&persons).await?;
-        {
-            // A send recorded between the read and here counts twice: a place under the cap
-            // too few, never one too many.
-            let flying = lock(in_flight);
-            for person in &persons {
-                if let Some(n) = flying.get(person) {
-                    today.add_in_flight(*person, *n);
-                }
-            }
+        for (person, n) in flying {
+            today.add_in_flight(person, n);
         }
         let today = Arc::new(today);
         Ok(batch.into_iter().map(|d| (d, Arc::clone(&today))).collect())
