@@ -21,7 +21,10 @@
 //! Owns `dispatch_workers.alive_at` and `deliveries.claimed_by` (see `share` for the rest of
 //! the worker table).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -121,6 +124,26 @@ impl Liveness {
         let stamps = self.stamps.lock().expect("liveness lock");
         stamps.asked.is_some_and(|at| at.elapsed() < FENCE_AFTER)
             && stamps.unbroken_since.is_some_and(|since| claimed >= since)
+    }
+
+    /// Resolves as soon as a row claimed at `claimed` may no longer go. Checked first on every
+    /// poll, so a process that wakes from a pause drops a send it had not handed over yet
+    /// instead of finishing it (another worker may have sent that row meanwhile).
+    pub(super) fn lapsed(&self, claimed: Instant) -> impl Future<Output = ()> + '_ {
+        let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+        std::future::poll_fn(move |cx| {
+            if !self.may_send_claimed(claimed) {
+                return Poll::Ready(());
+            }
+            let left = FENCE_AFTER
+                .saturating_sub(self.since_confirmed().unwrap_or_default())
+                .max(Duration::from_millis(20));
+            let sleep = timer.insert(Box::pin(tokio::time::sleep(left)));
+            if sleep.as_mut().poll(cx).is_ready() {
+                cx.waker().wake_by_ref();
+            }
+            Poll::Pending
+        })
     }
 
     fn since_confirmed(&self) -> Option<Duration> {

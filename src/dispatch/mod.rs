@@ -477,7 +477,18 @@ impl Dispatcher {
             text: &text,
         };
         let started = Instant::now();
-        let result = channel.send(&message).await;
+        let result = tokio::select! {
+            biased;
+            () = self.liveness.lapsed(d.claimed_at) => {
+                tracing::warn!(
+                    delivery = d.id,
+                    "paused while sending: the send is dropped, the row may be another's now"
+                );
+                claim::release(&self.db, &d, self.clock.now()).await?;
+                return Ok(Outcome::Released);
+            }
+            result = channel.send(&message) => result,
+        };
         self.metrics
             .observe_send(channel.name(), started.elapsed().as_secs_f64());
         // What the send says of the transport. A database error here must not keep the send
