@@ -21,6 +21,7 @@ use crate::channel::{ChannelKind, ChannelSet};
 use crate::channels::log::LogChannel;
 use crate::channels::sms::{Callback, HttpSmsChannel, KannelChannel};
 use crate::channels::telegram::TelegramChannel;
+use crate::channels::zalo::ZaloChannel;
 use crate::channels::{Channel, redact};
 use crate::clock::SharedClock;
 use crate::config::{Config, Env, SmsGateway};
@@ -69,9 +70,19 @@ impl Setup {
             &config.channels,
             &config.holidays,
         );
-        let templates = Templates::load(&config.messages_dir, &config.channels)
+        let mut templates = Templates::load(&config.messages_dir, &config.channels)
             .map_err(|p| problems.extend(p))
             .ok();
+        if let (Some(templates), Some(name)) =
+            (templates.as_mut(), config.zalo_staff_template.as_deref())
+            && let Err(e) = templates.set_staff_template(ChannelKind::Zalo, name)
+        {
+            problems.push(Problem::new(
+                &config.path,
+                None,
+                format!("zalo.staff_template: {e}"),
+            ));
+        }
         if let Some(templates) = &templates {
             problems.extend(review::template_problems(&config, &calendar, templates));
         }
@@ -116,6 +127,21 @@ impl Setup {
             }
         }
         Ok(transports)
+    }
+
+    /// Zalo ZNS when `LOA_ZALO_APP_ID` is set: its token pair lives in the database.
+    pub fn zalo_transport(&self, db: &Db, clock: &SharedClock) -> anyhow::Result<Transports> {
+        let Some(zalo) = &self.config.zalo else {
+            return Ok(Transports::new());
+        };
+        let channel = ZaloChannel::new(
+            zalo,
+            db.clone(),
+            Arc::clone(clock),
+            self.config.campaign.time_zone,
+        )
+        .map_err(anyhow::Error::msg)?;
+        Ok(Transports::new().with(ChannelKind::Zalo, Arc::new(channel)))
     }
 
     /// The configured SMS gateway, if any.
@@ -178,7 +204,9 @@ impl Engine {
             Arc::clone(&clock),
         )
         .with_time_zone(setup.config.campaign.time_zone)
-        .with_channels(setup.config.channels.clone());
+        // Only the channels this process can send by: a schedule's Zalo on a deployment
+        // without Zalo leaves its people to their next channel.
+        .with_channels(setup.config.channels.only(&transports.kinds()));
         let dispatcher = Dispatcher::new(
             db.clone(),
             Arc::clone(&setup.templates),
@@ -237,7 +265,10 @@ impl Application {
         overrides: Overrides,
     ) -> anyhow::Result<Application> {
         let db = setup.open_database().await?;
-        let transports = setup.transports()?.with_all(overrides.transports);
+        let transports = setup
+            .transports()?
+            .with_all(setup.zalo_transport(&db, &clock)?)
+            .with_all(overrides.transports);
         let listener = match overrides.listener {
             Some(listener) => listener,
             None => bind(setup.config.http_addr).await?,

@@ -22,8 +22,10 @@ pub const DEFAULT_TELEGRAM_API_URL: &str = "https://api.telegram.org";
 
 pub use crate::channel::{ChannelKind, ChannelSet};
 pub use area_kind::{AreaKind, AreaName};
+pub use zalo::{DEFAULT_ZALO_API_URL, DEFAULT_ZALO_OAUTH_URL, ZaloConfig};
 
 mod area_kind;
+mod zalo;
 
 /// The validated configuration every other part is built from.
 #[derive(Debug, Clone)]
@@ -41,6 +43,10 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// `None` when no bot token is configured: Telegram deliveries then go to the `log` channel.
     pub telegram: Option<TelegramConfig>,
+    /// Zalo ZNS, when `LOA_ZALO_APP_ID` turns it on.
+    pub zalo: Option<ZaloConfig>,
+    /// The approved Zalo template that carries staff's own words (`zalo.staff_template`).
+    pub zalo_staff_template: Option<String>,
     pub dispatch: DispatchConfig,
     pub limits: Limits,
     /// Every channel this deployment knows, with its limits and price as configured
@@ -603,6 +609,8 @@ struct RawConfig {
     #[serde(default)]
     sms: RawSms,
     #[serde(default)]
+    zalo: zalo::RawZalo,
+    #[serde(default)]
     holidays: Vec<RawHolidays>,
     #[serde(default)]
     inbox: RawInbox,
@@ -1023,7 +1031,7 @@ impl Config {
         let limits = Limits {
             burst: positive(&raw.limits.burst, "limits.burst", Limits::default().burst),
         };
-        let channels = channel_limits(
+        let mut channels = channel_limits(
             path,
             source,
             env,
@@ -1033,6 +1041,10 @@ impl Config {
             raw.sms.price_per_segment,
             &mut problems,
         );
+        let zalo::Parsed {
+            config: zalo,
+            staff_template: zalo_staff_template,
+        } = zalo::parse(path, source, env, raw.zalo, &mut channels, &mut problems);
         let concurrency = match &d.concurrency {
             Some(v) if *v.get_ref() == 0 => {
                 problems.push(Problem::new(
@@ -1266,6 +1278,8 @@ impl Config {
             public_url,
             trusted_proxies,
             telegram,
+            zalo,
+            zalo_staff_template,
             dispatch,
             limits,
             channels,

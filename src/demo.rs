@@ -2,10 +2,11 @@
 //!
 //! Nothing here simulates Loa: the real scheduler, fan-out, dispatch, webhooks and reach code
 //! run on a virtual clock that the demo moves from one fire time to the next, against the
-//! in-process fake Telegram Bot API and fake Kannel. What is made up is the population — sample
-//! names marked "(mẫu)", numbers in the unassigned +84 10 range — and what happens to messages:
-//! some residents blocked the bot, some SMS fail or are never confirmed, some people opt out
-//! during the year.
+//! in-process fake Telegram Bot API, fake Zalo ZNS and fake Kannel. What is made up is the
+//! population — sample names marked "(mẫu)", numbers in the unassigned +84 10 range — and what
+//! happens to messages: some residents blocked the bot, most numbers have Zalo but some have
+//! none and a few refuse the OA (they get SMS), some SMS fail or are never confirmed, some
+//! people opt out during the year.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,10 +21,12 @@ use sqlx::Row;
 
 use crate::app::{self, Application, Engine, Overrides, Setup};
 use crate::calendar::local_midnight;
+use crate::channel::Price;
 use crate::clock::{Clock, SharedClock, VirtualClock};
-use crate::config::{ChannelKind, Config, SmsGateway, TelegramConfig};
+use crate::config::{ChannelKind, Config, SmsGateway, TelegramConfig, ZaloConfig};
 use crate::fakes::kannel::FakeKannel;
 use crate::fakes::telegram::FakeTelegram;
+use crate::fakes::zalo::{FakeZalo, Reachability, ZaloApp};
 use crate::reach::{self, ReachReport};
 use crate::store::{Db, to_epoch};
 
@@ -59,19 +62,29 @@ pub struct DemoOutcome {
     pub occurrences: Vec<DemoOccurrence>,
     pub report: ReachReport,
     pub telegram_sent: usize,
+    pub zalo_sent: usize,
     pub sms_sent: usize,
+    /// Each channel's year: messages sent, people reached, what it cost.
+    pub channels: Vec<ChannelYear>,
+}
+
+/// One channel's year in the demo.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelYear {
+    pub label: &'static str,
+    /// Messages the provider accepted.
+    pub sent: u64,
+    /// Of those, confirmed to have reached their person.
+    pub reached: u64,
+    /// In đồng, at the configured prices (SMS by parts).
+    pub cost_vnd: f64,
 }
 
 /// What the demo prints as it goes.
 pub trait DemoProgress {
     fn occurrence(&mut self, line: &str);
-    fn status(
-        &mut self,
-        virtual_now: DateTime<Utc>,
-        occurrences: usize,
-        telegram: usize,
-        sms: usize,
-    );
+    /// `sent`: messages so far per channel, Telegram, Zalo, SMS.
+    fn status(&mut self, virtual_now: DateTime<Utc>, occurrences: usize, sent: [usize; 3]);
 }
 
 /// A population spread over the communes, with each commune's population scaled so the sample
@@ -208,6 +221,27 @@ pub async fn run(
     let _ = std::fs::remove_file(&database);
     let telegram = FakeTelegram::start(DEMO_TOKEN).await?;
     let kannel = FakeKannel::start().await?;
+    let zalo_app = ZaloApp {
+        app_id: "1000000000000000001".into(),
+        secret_key: "demo-app-secret".into(),
+        refresh_token: "demo-refresh-token".into(),
+        oa_secret: "demo-oa-secret".into(),
+    };
+    let zalo = FakeZalo::start(zalo_app.clone()).await?;
+    // Zalo approved the templates the messages folder names, with their parameters' limits.
+    for (id, params) in setup.templates.zns_requirements() {
+        let params: Vec<(&str, usize)> = params.iter().map(|(n, m)| (n.as_str(), *m)).collect();
+        zalo.register_template(&id, &params);
+    }
+    // Most numbers have Zalo; 15 % have none and 3 % refuse the OA: those get SMS.
+    let zalo_seed: u64 = rng.random();
+    zalo.set_reachability(move |phone| {
+        match StdRng::seed_from_u64(zalo_seed ^ fxhash(phone)).random_range(0..100) {
+            0..82 => Reachability::OnZalo,
+            82..97 => Reachability::NotOnZalo,
+            _ => Reachability::BlockedOa,
+        }
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let web_url = format!("http://{}", listener.local_addr()?);
 
@@ -228,6 +262,15 @@ pub async fn run(
     if config.sms.from.is_empty() {
         config.sms.from = "LOA DEMO".into();
     }
+    config.zalo = Some(ZaloConfig {
+        app_id: zalo_app.app_id.clone(),
+        secret_key: zalo_app.secret_key.clone(),
+        refresh_token: zalo_app.refresh_token.clone(),
+        oa_secret: zalo_app.oa_secret.clone(),
+        api_url: zalo.api_url(),
+        oauth_url: zalo.oauth_url(),
+    });
+    let zalo_webhook = format!("{web_url}/webhooks/zalo");
     config.public_url = Some(web_url);
     config.webhook_secret = Some(DEMO_SECRET.into());
     // Telegram's 30/s may all go at one instant of the stepped clock.
@@ -366,16 +409,21 @@ pub async fn run(
             clock.advance(Duration::seconds(1));
         }
         kannel.settle_reports(sms_outcome).await;
+        zalo.deliver_receipts(&zalo_webhook).await;
         progress.status(
             clock.now(),
             occurrences.len(),
-            telegram.sent().len(),
-            kannel.sent().len(),
+            [
+                telegram.sent().len(),
+                zalo.sent().len(),
+                kannel.sent().len(),
+            ],
         );
     }
     clock.set(end - Duration::seconds(1));
     dispatcher.step().await?;
     kannel.settle_reports(sms_outcome).await;
+    zalo.deliver_receipts(&zalo_webhook).await;
 
     let report = reach::report(
         &db,
@@ -385,6 +433,13 @@ pub async fn run(
         NaiveDate::from_ymd_opt(options.year, 12, 31).context("year")?,
     )
     .await?;
+    let sms_texts: Vec<String> = kannel
+        .sent()
+        .into_iter()
+        .filter(|m| m.dlr_url.is_some())
+        .map(|m| m.text)
+        .collect();
+    let channels = channel_years(&db, &config, &sms_texts).await?;
     dispatcher.retire().await?;
     server.abort();
     db.close().await;
@@ -393,8 +448,51 @@ pub async fn run(
         occurrences,
         report,
         telegram_sent: telegram.sent().len(),
-        sms_sent: kannel.sent().iter().filter(|m| m.dlr_url.is_some()).count(),
+        zalo_sent: zalo.sent().len(),
+        sms_sent: sms_texts.len(),
+        channels,
     })
+}
+
+/// Each configured channel's year from the deliveries: accepted, reached, and the cost (SMS
+/// by the parts of each text the gateway took).
+async fn channel_years(
+    db: &Db,
+    config: &Config,
+    sms_texts: &[String],
+) -> anyhow::Result<Vec<ChannelYear>> {
+    let rows = sqlx::query(
+        "SELECT channel, COUNT(*), COUNT(reached_at) FROM deliveries
+         WHERE status IN ('sent', 'delivered', 'buffered') OR reached_at IS NOT NULL
+         GROUP BY channel",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    let mut counts: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for row in rows {
+        let (sent, reached): (i64, i64) = (row.try_get(1)?, row.try_get(2)?);
+        counts.insert(row.try_get(0)?, (sent as u64, reached as u64));
+    }
+    Ok(config
+        .channels
+        .iter()
+        .map(|d| {
+            let (sent, reached) = counts.get(d.kind.as_str()).copied().unwrap_or_default();
+            let cost_vnd = match d.price {
+                Price::PerSegment(each) if d.kind == ChannelKind::Sms => sms_texts
+                    .iter()
+                    .map(|t| crate::text::sms_size(t).segments as f64 * each)
+                    .sum(),
+                price => price.cost(None).unwrap_or(0.0) * sent as f64,
+            };
+            ChannelYear {
+                label: d.label,
+                sent,
+                reached,
+                cost_vnd,
+            }
+        })
+        .collect())
 }
 
 /// Deliveries still to send that are due before `until` (a retry later in the day counts; one

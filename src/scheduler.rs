@@ -107,7 +107,9 @@ impl Scheduler {
         self
     }
 
-    /// The channels queued content may name (the built-in ones unless said otherwise).
+    /// The channels Loa sends by (the built-in ones unless said otherwise): queued content may
+    /// name them, and a schedule's channel not among them (Zalo on a deployment without it) is
+    /// left out of its occurrences, so its people get their next channel.
     pub fn with_channels(mut self, channels: ChannelSet) -> Self {
         self.channels = channels;
         self
@@ -175,6 +177,14 @@ impl Scheduler {
                 .and_then(|id| self.calendar.observances().iter().find(|o| o.id == id));
             let schedule_id = item.schedule_id();
             let audience = item.audience();
+            // Staff's own words go only by the channels they were written for (a channel
+            // that sends only approved templates may have none): its people get the next.
+            let channels: Vec<ChannelKind> = item
+                .channels
+                .iter()
+                .copied()
+                .filter(|&kind| item.template.is_some() || item.body(kind).is_some())
+                .collect();
             let spec = OccurrenceSpec {
                 schedule_id: &schedule_id,
                 template: item.template.as_deref().unwrap_or(&schedule_id),
@@ -185,7 +195,7 @@ impl Scheduler {
                 theme: observance
                     .and_then(|o| o.themes.get(&o.date_for(local_date).year()))
                     .map_or("", String::as_str),
-                channels: &item.channels,
+                channels: &channels,
                 audience: &audience,
                 expires_after: QUEUED_CONTENT_EXPIRES_AFTER,
                 bodies: item
@@ -252,7 +262,7 @@ impl Scheduler {
         let now = self.clock.now();
         let mut conn = self.db.pool.acquire().await?;
         let spec = OccurrenceSpec::of_schedule(schedule, rule_at);
-        let id = insert_occurrence(&mut conn, &spec, fire_at, now, "missed").await?;
+        let id = insert_occurrence(&mut conn, &spec, spec.channels, fire_at, now, "missed").await?;
         Ok(id.map(|id| CreatedOccurrence {
             id,
             schedule_id: schedule.id.clone(),
@@ -301,9 +311,24 @@ impl Scheduler {
     ) -> anyhow::Result<Option<(i64, u64)>> {
         let now = self.clock.now();
         let expires_at = to_epoch(fire_at + spec.expires_after);
-        let Some(id) = insert_occurrence(&mut *tx, spec, fire_at, now, "created").await? else {
+        let channels: Vec<ChannelKind> = spec
+            .channels
+            .iter()
+            .copied()
+            .filter(|&kind| self.channels.get(kind).is_some())
+            .collect();
+        let Some(id) =
+            insert_occurrence(&mut *tx, spec, &channels, fire_at, now, "created").await?
+        else {
             return Ok(None);
         };
+        // A channel that reaches another's addresses (Zalo: the SMS numbers) has a contact for
+        // each before the fan-out picks.
+        for &kind in &channels {
+            if let Some(source) = self.channels.get(kind).and_then(|d| d.addresses_of) {
+                crate::audience::mirror_contacts(&mut *tx, kind, source, now).await?;
+            }
+        }
         let now = to_epoch(now);
 
         // One set-based insert: one row per person, through the contact whose channel the
@@ -325,7 +350,7 @@ impl Scheduler {
             .bind(now)
             .push(" FROM (");
         let year = fire_at.with_timezone(&self.time_zone).year();
-        AudienceFilter::new(spec.audience, spec.channels, &self.areas, year).picks(&mut fan_out);
+        AudienceFilter::new(spec.audience, &channels, &self.areas, year).picks(&mut fan_out);
         // (`WHERE true`: SQLite needs a WHERE before an upsert's ON CONFLICT in INSERT … SELECT.)
         fan_out.push(") chosen WHERE true ON CONFLICT (occurrence_id, person_id) DO NOTHING");
         let recipients = fan_out.query()?.execute(&mut *tx).await?.rows_affected();
@@ -342,12 +367,12 @@ impl Scheduler {
 async fn insert_occurrence(
     conn: &mut sqlx::AnyConnection,
     spec: &OccurrenceSpec<'_>,
+    channels: &[ChannelKind],
     fire_at: DateTime<Utc>,
     now: DateTime<Utc>,
     status: &str,
 ) -> anyhow::Result<Option<i64>> {
-    let channels = spec
-        .channels
+    let channels = channels
         .iter()
         .map(|c| c.as_str())
         .collect::<Vec<_>>()

@@ -62,6 +62,7 @@ const FAX_CHANNEL: Descriptor = Descriptor {
         per_group_per_minute: None,
     },
     price: Price::PerMessage(2000.0),
+    addresses_of: None,
 };
 
 /// A fax machine that takes every page.
@@ -235,7 +236,7 @@ async fn a_channel_the_deployment_does_not_know_is_named_where_it_is_used() {
         .to_string();
     for expected in [
         "thong-bao.fax.hbs: file name must be <name>.<channel>.hbs with channel one of telegram, sms",
-        "99-fax.toml:6: channels: unknown channel \"fax\" (known: telegram, sms)",
+        "99-fax.toml:6: channels: unknown channel \"fax\" (known: telegram, zalo, sms)",
     ] {
         assert!(problems.contains(expected), "{expected:?} in:\n{problems}");
     }
@@ -245,7 +246,7 @@ async fn a_channel_the_deployment_does_not_know_is_named_where_it_is_used() {
         .unwrap_err()
         .to_string();
     assert!(
-        problems.contains("limits.fax: no such channel (known: telegram, sms)"),
+        problems.contains("limits.fax: no such channel (known: telegram, zalo, sms)"),
         "{problems}"
     );
 }

@@ -82,7 +82,10 @@ fn plan_json_lists_2023_fire_times_with_the_campaign_offset() {
     assert_eq!(iwd.len(), 1);
     assert_eq!(iwd[0]["at"], "2023-03-08T08:00:00+07:00");
     assert_eq!(iwd[0]["template"], "quoc-te-phu-nu");
-    assert_eq!(iwd[0]["channels"], serde_json::json!(["telegram", "sms"]));
+    assert_eq!(
+        iwd[0]["channels"],
+        serde_json::json!(["telegram", "zalo", "sms"])
+    );
 }
 
 #[test]

@@ -18,7 +18,7 @@ impl DemoProgress for Lines {
         self.0.push(line.to_string());
     }
 
-    fn status(&mut self, _: chrono::DateTime<chrono::Utc>, _: usize, _: usize, _: usize) {}
+    fn status(&mut self, _: chrono::DateTime<chrono::Utc>, _: usize, _: [usize; 3]) {}
 }
 
 #[tokio::test]
@@ -62,7 +62,8 @@ async fn the_demo_plays_the_plan_in_order_and_its_report_matches_its_deliveries(
         .unwrap();
     let reached: i64 = sqlx::query(
         "SELECT COUNT(DISTINCT person_id) FROM deliveries
-         WHERE (channel = 'telegram' AND status = 'sent') OR (channel = 'sms' AND status = 'delivered')",
+         WHERE (channel = 'telegram' AND status = 'sent')
+            OR (channel IN ('zalo', 'sms') AND status = 'delivered')",
     )
     .fetch_one(&db.pool)
     .await
@@ -123,4 +124,22 @@ async fn the_demo_plays_the_plan_in_order_and_its_report_matches_its_deliveries(
         .map(|r| r.reached)
         .sum();
     assert_eq!(sum_of_communes, outcome.report.total.reached);
+
+    // Telegram, Zalo and SMS side by side, with what the year cost on each.
+    let labels: Vec<&str> = outcome.channels.iter().map(|c| c.label).collect();
+    assert_eq!(labels, ["Telegram", "Zalo", "SMS"]);
+    for c in &outcome.channels {
+        assert!(c.sent > 0 && c.reached > 0 && c.reached <= c.sent, "{c:?}");
+    }
+    let [telegram, zalo, sms] = &outcome.channels[..] else {
+        unreachable!()
+    };
+    assert_eq!(telegram.cost_vnd, 0.0);
+    assert_eq!(zalo.cost_vnd, zalo.sent as f64 * 300.0, "{zalo:?}");
+    assert!(sms.cost_vnd >= sms.sent as f64 * 350.0, "{sms:?}");
+    assert_eq!(zalo.sent as usize, outcome.zalo_sent);
+    assert!(
+        count("SELECT COUNT(*) FROM contacts WHERE channel = 'zalo' AND active = 0").await > 0,
+        "some numbers have no Zalo: they got SMS"
+    );
 }

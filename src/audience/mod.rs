@@ -143,6 +143,48 @@ pub async fn add_contact(
         .try_get(0)
 }
 
+/// Gives every active contact of channel `source` a contact of `target` at the same address,
+/// where `target` has none yet: Zalo reaches the phone numbers Loa has for SMS. A contact
+/// `target` deactivated (the number has no Zalo account) stays so. Returns the contacts added.
+pub async fn mirror_contacts(
+    conn: &mut sqlx::AnyConnection,
+    target: ChannelKind,
+    source: ChannelKind,
+    now: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    // (`WHERE` before `ON CONFLICT`: SQLite needs it in INSERT … SELECT.)
+    let added = sqlx::query(
+        "INSERT INTO contacts (person_id, channel, address, created_at)
+         SELECT c.person_id, $1, c.address, $2 FROM contacts c
+         WHERE c.channel = $3 AND c.active = 1
+           AND NOT EXISTS (SELECT 1 FROM contacts t WHERE t.channel = $1 AND t.address = c.address)
+         ON CONFLICT (channel, address) DO NOTHING",
+    )
+    .bind(target.as_str())
+    .bind(to_epoch(now))
+    .bind(source.as_str())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(added)
+}
+
+/// [`mirror_contacts`] for every channel of `channels` that reaches another's addresses.
+pub async fn mirror_all(
+    db: &Db,
+    channels: &crate::channel::ChannelSet,
+    now: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    let mut conn = db.pool.acquire().await?;
+    let mut added = 0;
+    for d in channels.iter() {
+        if let Some(source) = d.addresses_of {
+            added += mirror_contacts(&mut conn, d.kind, source, now).await?;
+        }
+    }
+    Ok(added)
+}
+
 /// The person asked to receive nothing more: every later send to them is skipped.
 pub async fn opt_out(db: &Db, person_id: i64, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
     // An opt-out given here is not one a text message may take back (`opted_out_via`).

@@ -13,17 +13,20 @@
 //!
 //! # Layout
 //!
-//! * this file — [`ChannelKind`], [`Descriptor`], [`ChannelSet`], limits and prices, and the two
-//!   built-in channels, [`TELEGRAM`] and [`SMS`].
+//! * this file — [`ChannelKind`], [`Descriptor`], [`ChannelSet`], limits and prices, and the
+//!   built-in channels, [`TELEGRAM`], [`ZALO`] and [`SMS`].
 //! * [`format`](mod@format) — [`BodyFormat`] and the built-in formats: Telegram's HTML and SMS text.
+//! * [`zns`] — Zalo's: an approved template and its parameters ([`ZnsPayload`]).
 
 pub mod format;
+pub mod zns;
 
 use std::fmt;
 
 use serde::{Serialize, Serializer};
 
 pub use format::{BodyFormat, BodySettings, FormatProblem, SMS_TEXT, TELEGRAM_HTML};
+pub use zns::{ZNS_TEMPLATE, ZnsPayload};
 
 /// A way a message reaches a person: `telegram`, `sms`, … Its name is its spelling everywhere
 /// (`loa.toml`, `messages/<name>.<channel>.hbs`, the database). Compared and ordered by name.
@@ -37,6 +40,9 @@ impl ChannelKind {
     /// SMS through a gateway.
     #[allow(non_upper_case_globals)]
     pub const Sms: ChannelKind = ChannelKind("sms");
+    /// Zalo Notification Service: approved templates to a phone number that has Zalo.
+    #[allow(non_upper_case_globals)]
+    pub const Zalo: ChannelKind = ChannelKind("zalo");
 
     /// A channel of this name: lowercase ASCII letters, digits and `-` (checked when the
     /// program is compiled, for a `const`).
@@ -141,6 +147,10 @@ pub struct Descriptor {
     pub opt_out_line: bool,
     pub limits: ChannelLimits,
     pub price: Price,
+    /// A channel whose addresses are another channel's: Zalo reaches the phone numbers Loa
+    /// has for SMS, so every active SMS contact is also a Zalo contact until Zalo says the
+    /// number has no account (`audience::mirror_contacts`).
+    pub addresses_of: Option<ChannelKind>,
 }
 
 impl fmt::Debug for Descriptor {
@@ -170,6 +180,7 @@ pub const TELEGRAM: Descriptor = Descriptor {
         per_group_per_minute: Some(20),
     },
     price: Price::Free,
+    addresses_of: None,
 };
 
 /// SMS: plain text in GSM-7 or UCS-2 parts, a mobile number per contact, the gateway's rate,
@@ -188,6 +199,27 @@ pub const SMS: Descriptor = Descriptor {
         per_group_per_minute: None,
     },
     price: Price::PerSegment(0.0),
+    addresses_of: None,
+};
+
+/// Zalo (ZNS): an approved template and its parameters to a phone number's Zalo account; the
+/// delivery webhook confirms it was received. Staff's own words only through a template
+/// configured for them (`zalo.staff_template`). A price per message.
+pub const ZALO: Descriptor = Descriptor {
+    kind: ChannelKind::Zalo,
+    label: "Zalo",
+    format: &ZNS_TEMPLATE,
+    address: AddressKind::PhoneNumber,
+    confirms_delivery: true,
+    staff_text: false,
+    opt_out_line: false,
+    limits: ChannelLimits {
+        per_second: 10,
+        per_address_per_second: None,
+        per_group_per_minute: None,
+    },
+    price: Price::PerMessage(0.0),
+    addresses_of: Some(ChannelKind::Sms),
 };
 
 /// The channels a deployment knows, in the order they were added (the console shows them in
@@ -204,10 +236,10 @@ impl Default for ChannelSet {
 }
 
 impl ChannelSet {
-    /// Telegram and SMS.
+    /// Telegram, Zalo and SMS.
     pub fn builtin() -> ChannelSet {
         ChannelSet {
-            channels: vec![TELEGRAM, SMS],
+            channels: vec![TELEGRAM, ZALO, SMS],
         }
     }
 
@@ -218,6 +250,18 @@ impl ChannelSet {
             None => self.channels.push(descriptor),
         }
         self
+    }
+
+    /// The set with only the channels of `kinds`, in this set's order.
+    pub fn only(&self, kinds: &[ChannelKind]) -> ChannelSet {
+        ChannelSet {
+            channels: self
+                .channels
+                .iter()
+                .filter(|d| kinds.contains(&d.kind))
+                .copied()
+                .collect(),
+        }
     }
 
     pub fn get(&self, kind: ChannelKind) -> Option<&Descriptor> {
@@ -272,8 +316,9 @@ mod tests {
         });
         assert_eq!(set.parse("sms"), Some(ChannelKind::Sms));
         assert_eq!(set.parse("fax"), Some(FAX));
-        assert_eq!(set.parse("zalo"), None);
-        assert_eq!(set.names(), "telegram, sms, fax");
+        assert_eq!(set.parse("zalo"), Some(ChannelKind::Zalo));
+        assert_eq!(set.parse("viber"), None);
+        assert_eq!(set.names(), "telegram, zalo, sms, fax");
         assert_eq!(set.label(FAX), "Fax");
         assert_eq!(serde_json::to_string(&FAX).unwrap(), "\"fax\"");
     }

@@ -9,6 +9,7 @@ pub mod log;
 mod quote;
 pub mod sms;
 pub mod telegram;
+pub mod zalo;
 
 pub use quote::{Secrets, describe_http_error, excerpt, redact};
 
@@ -57,6 +58,11 @@ pub enum SendError {
     /// This message cannot be sent as it is (too long, malformed); the contact is fine.
     #[error("message refused: {0}")]
     Message(String),
+    /// The provider refuses the account itself — a refresh token revoked or expired, the
+    /// balance used up, the app not set up — so nothing will go until an operator acts: the
+    /// channel is marked down at once (see `dispatch::outage`) and its deliveries wait.
+    #[error("account refused: {0}")]
+    Account(String),
 }
 
 #[async_trait]

@@ -700,7 +700,7 @@ async fn demo(
     }
     let dir = std::env::temp_dir().join(format!("loa-demo-{}", std::process::id()));
     outln!(
-        "Demo of {year}: {people} sample residents, fake Telegram and SMS gateways, virtual clock."
+        "Demo of {year}: {people} sample residents, fake Telegram, Zalo and SMS gateways, virtual clock."
     );
     outln!(
         "Throwaway database: {} (data/loa.db is not touched)",
@@ -719,12 +719,24 @@ async fn demo(
     };
     let outcome = crate::demo::run(&setup, &options, &mut progress).await?;
     progress.finish();
+    outln!("\n{} occurrences.\n", outcome.occurrences.len());
     outln!(
-        "\n{} occurrences; {} Telegram messages, {} SMS.\n",
-        outcome.occurrences.len(),
-        outcome.telegram_sent,
-        outcome.sms_sent
+        "{:<10} {:>10} {:>10} {:>16}",
+        "Channel",
+        "Sent",
+        "Reached",
+        "Cost (VND)"
     );
+    for c in &outcome.channels {
+        outln!(
+            "{:<10} {:>10} {:>10} {:>16.0}",
+            c.label,
+            c.sent,
+            c.reached,
+            c.cost_vnd
+        );
+    }
+    outln!();
     out!("{}", outcome.report.to_table());
     outln!(
         "\nThe demo database stays at {} for a look.",
@@ -959,7 +971,18 @@ fn render_preview(
             .templates
             .preview(template, kind, &context)
             .map_err(|e| CliError::Input(e.to_string()))?;
-        out.push_str(&format!("── {kind} ──\n{}\n", rendered.text));
+        out.push_str(&format!(
+            "── {kind} ──\n{}\n",
+            channel.format.visible(&rendered.text)
+        ));
+        if let Ok(crate::channel::ZnsPayload { template_id, .. }) =
+            crate::channel::ZnsPayload::parse(&rendered.text)
+        {
+            out.push_str(&format!(
+                "(approved ZNS template {template_id}, {:.0} VND)\n",
+                channel.price.cost(None).unwrap_or(0.0)
+            ));
+        }
         if let Some(size) = rendered.sms {
             out.push_str(&format!(
                 "({} part(s), {} {} units, {:.0} VND)\n",
@@ -1006,9 +1029,10 @@ impl DemoProgress for TerminalProgress {
         }
     }
 
-    fn status(&mut self, now: DateTime<Utc>, occurrences: usize, telegram: usize, sms: usize) {
+    fn status(&mut self, now: DateTime<Utc>, occurrences: usize, sent: [usize; 3]) {
+        let [telegram, zalo, sms] = sent;
         self.bar.set_message(format!(
-            "virtual {} · {occurrences} occurrences · Telegram {telegram} · SMS {sms}",
+            "virtual {} · {occurrences} occurrences · Telegram {telegram} · Zalo {zalo} · SMS {sms}",
             now.format("%Y-%m-%d")
         ));
     }

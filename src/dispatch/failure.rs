@@ -23,7 +23,9 @@ impl Dispatcher {
     ) -> anyhow::Result<Outcome> {
         let decision = match &error {
             // The transport is down (maybe this very failure marked it): no attempt spent.
-            SendError::Unavailable(_) if self.outages.is_down(d.channel) => {
+            SendError::Unavailable(_) | SendError::Account(_)
+                if self.outages.is_down(d.channel) =>
+            {
                 Decision::Postpone { after: DOWN_WAIT }
             }
             _ => policy::decide(
@@ -33,7 +35,10 @@ impl Dispatcher {
             ),
         };
         match (decision, error) {
-            (Decision::Postpone { after }, SendError::Unavailable(why)) => {
+            (
+                Decision::Postpone { after },
+                SendError::Unavailable(why) | SendError::Account(why),
+            ) => {
                 self.retry_later(
                     d,
                     after,
@@ -164,6 +169,7 @@ fn reason(error: &SendError) -> String {
         SendError::Retryable(r)
         | SendError::Unavailable(r)
         | SendError::Recipient(r)
-        | SendError::Message(r) => r.clone(),
+        | SendError::Message(r)
+        | SendError::Account(r) => r.clone(),
     }
 }

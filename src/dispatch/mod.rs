@@ -22,6 +22,7 @@
 //! * `liveness` — each worker's stamp on the database's clock, and the fence.
 //! * `outage` — transports marked down and probed back; the admins' notices.
 //! * `failure` — after a failed send: the policy's decision, falling back, the admins' notice.
+//! * `rescue` — a channel down: its deliveries about to expire go by the next channel.
 //! * `record` — writing outcomes by group commit, guarded by the claim token.
 //! * `policy` — what to do after a failed send: a pure function.
 //! * `share` — the rate limits' share among the workers on one database.
@@ -41,6 +42,7 @@ mod outbox;
 mod policy;
 mod pump;
 mod record;
+mod rescue;
 mod share;
 
 use std::collections::HashMap;
@@ -60,7 +62,7 @@ use crate::delivery::Status;
 pub use crate::delivery::{DeliveryRecord, deliveries};
 use crate::metrics::Metrics;
 use crate::store::Db;
-use crate::templates::{MessageContext, Recipient, Templates, staff};
+use crate::templates::{MessageContext, Recipient, Templates};
 use cap::DailyCounts;
 pub use claim::ClaimedDelivery;
 use limits::{Permit, RateLimits};
@@ -288,6 +290,14 @@ impl Dispatcher {
         self.outages
             .refresh(&self.db, &self.config.channels)
             .await?;
+        let down = self.outages.down();
+        if !down.is_empty() {
+            let now = self.clock.now();
+            let moved = rescue::rescue(&self.db, &down, &self.config.channels, now).await?;
+            if moved > 0 {
+                tracing::warn!(moved, channels = ?down, "about to expire on a channel that is down: sent by the next channel");
+            }
+        }
         self.inbox_upkeep().await?;
         let outbox = if self.stopping.load(Ordering::SeqCst) {
             0
@@ -500,6 +510,12 @@ impl Dispatcher {
                     .failed(&self.db, d.channel, d.id, &d.address, why, now)
                     .await
             }
+            Err(SendError::Account(why)) => {
+                let now = self.clock.now();
+                self.outages
+                    .account_refused(&self.db, d.channel, d.id, why, now)
+                    .await
+            }
             _ => self.outages.answered(&self.db, d.channel, d.id).await,
         };
         let turn = turn.unwrap_or_else(|e| {
@@ -514,7 +530,9 @@ impl Dispatcher {
             match &result {
                 Ok(_) => "sent",
                 Err(SendError::RateLimited { .. }) => "rate_limited",
-                Err(SendError::Retryable(_) | SendError::Unavailable(_)) => "retry",
+                Err(
+                    SendError::Retryable(_) | SendError::Unavailable(_) | SendError::Account(_),
+                ) => "retry",
                 Err(_) => "failed",
             },
             1,
@@ -550,8 +568,9 @@ impl Dispatcher {
                     .channels
                     .get(d.channel)
                     .ok_or_else(|| format!("no channel {}", d.channel))?;
-                let text = staff::compose(body, channel, &context);
-                Ok(channel.format.finish(text, &BodySettings::default()))
+                self.templates
+                    .staff_body(channel, body, &context, &BodySettings::default())
+                    .map_err(|e| e.to_string())
             }
             None => self
                 .templates

@@ -137,6 +137,19 @@ impl Outages {
         };
     }
 
+    /// The channels down as this worker last read them.
+    pub(super) fn down(&self) -> Vec<ChannelKind> {
+        let mut down: Vec<_> = self
+            .down
+            .lock()
+            .expect("outages lock")
+            .iter()
+            .copied()
+            .collect();
+        down.sort();
+        down
+    }
+
     pub(super) fn is_down(&self, kind: ChannelKind) -> bool {
         self.down.lock().expect("outages lock").contains(&kind)
     }
@@ -217,6 +230,38 @@ impl Outages {
         if !tripped {
             return Ok(Turn::Same);
         }
+        self.mark_down(db, kind, reason, now).await
+    }
+
+    /// The provider refused the account itself (`SendError::Account`): down at once, whatever
+    /// the streak; while down, like any failure of a probe.
+    pub(super) async fn account_refused(
+        &self,
+        db: &Db,
+        kind: ChannelKind,
+        delivery: i64,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Turn, sqlx::Error> {
+        if self.is_down(kind) {
+            let mut probing = self.probing.lock().expect("outages lock");
+            if probing.get(&kind) == Some(&delivery) {
+                probing.remove(&kind);
+            }
+            return Ok(Turn::Same);
+        }
+        self.streaks.lock().expect("outages lock").remove(&kind);
+        self.mark_down(db, kind, reason, now).await
+    }
+
+    /// Marks `kind` down; `WentDown` when this worker's insert did it.
+    async fn mark_down(
+        &self,
+        db: &Db,
+        kind: ChannelKind,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Turn, sqlx::Error> {
         self.down.lock().expect("outages lock").insert(kind);
         let marked = sqlx::query(
             "INSERT INTO channel_outages (channel, down_since, reason, probe_at, probes)

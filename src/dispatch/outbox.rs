@@ -101,7 +101,11 @@ impl Dispatcher {
                     )
                     .await?;
                 }
-                Err(SendError::Retryable(reason) | SendError::Unavailable(reason)) => {
+                Err(
+                    SendError::Retryable(reason)
+                    | SendError::Unavailable(reason)
+                    | SendError::Account(reason),
+                ) => {
                     tracing::warn!(outbox = q.id, "temporary failure: {reason}");
                     // A call for help (or the admins' notice of an outage) is tried until it
                     // goes (every few minutes at most): an hour of network trouble must not

@@ -9,6 +9,8 @@ use crate::config::DispatchConfig;
 
 /// The longest wait between two attempts, however many failures came before.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(6 * 3600);
+/// A delivery whose channel's account is refused waits this long (the channel is down).
+pub const ACCOUNT_WAIT: Duration = Duration::from_secs(60);
 
 /// The next step for a delivery whose send failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +64,11 @@ pub fn decide(error: &SendError, failures: i64, policy: &RetryPolicy) -> Decisio
         },
         SendError::Recipient(_) => Decision::FallBack,
         SendError::Message(_) => Decision::Failed,
+        // The channel is marked down at once (`outage`); should that fail, wait anyway: no
+        // attempt of this delivery can change the account.
+        SendError::Account(_) => Decision::Postpone {
+            after: ACCOUNT_WAIT,
+        },
     }
 }
 

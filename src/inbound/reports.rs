@@ -1,6 +1,7 @@
 //! Delivery reports from SMS gateways (`/webhooks/sms/dlr`): Kannel's DLR types, or a brandname
-//! API's callback mapped onto them. A gateway accepting a message is not delivery: an SMS
-//! counts as reaching its person when its report says delivered.
+//! API's callback mapped onto them; and Zalo's receipts (`/webhooks/zalo`, a received message
+//! as DLR 1). A gateway accepting a message is not delivery: an SMS or a ZNS message counts as
+//! reaching its person when its report says delivered.
 
 use std::sync::LazyLock;
 
@@ -44,6 +45,7 @@ pub async fn delivery_of_provider_message(
 pub async fn record_delivery_report(
     db: &Db,
     config: &Config,
+    channel: ChannelKind,
     delivery_id: i64,
     dlr: u32,
     at: DateTime<Utc>,
@@ -64,7 +66,7 @@ pub async fn record_delivery_report(
          JOIN persons p ON p.id = d.person_id WHERE d.id = $1 AND d.channel = $2",
     )
     .bind(delivery_id)
-    .bind(ChannelKind::Sms.as_str())
+    .bind(channel.as_str())
     .fetch_optional(&db.pool)
     .await?
     else {
@@ -105,7 +107,7 @@ pub async fn record_delivery_report(
             &mut tx,
             person_id,
             &area_code,
-            ChannelKind::Sms,
+            channel,
             &kind,
             at,
             config.campaign.time_zone,

@@ -7,8 +7,12 @@
 //!
 //! A template may start with a settings comment, e.g. `{{!-- loa: max_segments=2 unaccented --}}`:
 //! the SMS budget in parts, and whether the SMS goes without diacritics (GSM-7).
+//!
+//! Zalo sends only templates approved on its side: its messages are `messages/<name>.zalo.toml`
+//! files naming the approved template and filling its parameters (see [`zalo`]).
 
 pub mod staff;
+pub mod zalo;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -513,6 +517,11 @@ pub struct Templates {
     channels: ChannelSet,
     registries: BTreeMap<ChannelKind, Handlebars<'static>>,
     loaded: BTreeMap<(String, ChannelKind), Loaded>,
+    /// The `.zalo.toml` files (channels whose format is ZNS): approved templates and how their
+    /// parameters are filled; their values are in the channel's registry.
+    zns: BTreeMap<(String, ChannelKind), zalo::ZnsFile>,
+    /// Per ZNS channel, the approved template that carries staff's own words (`{{text}}`).
+    staff_templates: BTreeMap<ChannelKind, String>,
 }
 
 impl std::fmt::Debug for Templates {
@@ -544,11 +553,13 @@ impl Templates {
             channels: channels.clone(),
             registries: channels.iter().map(|d| (d.kind, registry(d))).collect(),
             loaded: BTreeMap::new(),
+            zns: BTreeMap::new(),
+            staff_templates: BTreeMap::new(),
         };
         let mut paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
             Ok(entries) => entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "hbs"))
+                .filter(|p| p.extension().is_some_and(|e| e == "hbs" || e == "toml"))
                 .collect(),
             Err(e) => {
                 return Err(Problems(vec![Problem::new(
@@ -564,17 +575,27 @@ impl Templates {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or_default();
+            if path.extension().is_some_and(|e| e == "toml") {
+                templates.load_zns(&path, &mut problems);
+                continue;
+            }
             let stem = file_name.trim_end_matches(".hbs");
             let Some((name, kind)) = stem
                 .rsplit_once('.')
                 .and_then(|(name, channel)| channels.parse(channel).map(|k| (name.to_string(), k)))
+                .filter(|(_, kind)| !is_zns(channels, *kind))
             else {
                 problems.push(Problem::new(
                     &path,
                     None,
                     format!(
-                        "file name must be <name>.<channel>.hbs with channel one of {}",
-                        channels.names()
+                        "file name must be <name>.<channel>.hbs with channel one of {} (Zalo: <name>.zalo.toml)",
+                        channels
+                            .iter()
+                            .filter(|d| !is_zns(channels, d.kind))
+                            .map(|d| d.kind.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
                 continue;
@@ -624,6 +645,195 @@ impl Templates {
             );
         }
         problems.into_result(templates)
+    }
+
+    /// Reads one `<name>.<channel>.toml` (a channel whose format is ZNS) and registers its
+    /// parameters' values.
+    fn load_zns(&mut self, path: &Path, problems: &mut Problems) {
+        let file_name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let Some((name, kind)) = file_name
+            .trim_end_matches(".toml")
+            .rsplit_once('.')
+            .and_then(|(name, channel)| self.channels.parse(channel).map(|k| (name.to_string(), k)))
+            .filter(|(_, kind)| is_zns(&self.channels, *kind))
+        else {
+            problems.push(Problem::new(
+                path,
+                None,
+                "file name must be <name>.zalo.toml (only Zalo's approved templates are .toml files)",
+            ));
+            return;
+        };
+        let source = match std::fs::read_to_string(path) {
+            Ok(s) => s,
+            Err(e) => {
+                problems.push(Problem::new(path, None, format!("cannot read: {e}")));
+                return;
+            }
+        };
+        if let Some(line) = first_non_nfc_line(&source) {
+            problems.push(Problem::new(
+                path,
+                Some(line),
+                "text is not NFC-normalised (Vietnamese letters must be precomposed)",
+            ));
+        }
+        let file = match zalo::ZnsFile::parse(path, &source) {
+            Ok(file) => file,
+            Err(found) => {
+                problems.extend(found);
+                return;
+            }
+        };
+        let registry = self
+            .registries
+            .get_mut(&kind)
+            .expect("one registry per kind");
+        let mut parsed = true;
+        for (param, p) in &file.params {
+            let registered = zalo::ZnsFile::registered_name(&name, param);
+            if let Err(e) = registry.register_template_string(&registered, p.value.trim()) {
+                problems.push(Problem::new(
+                    path,
+                    Some(p.line),
+                    format!("params.{param}.value does not parse: {}", e.reason()),
+                ));
+                parsed = false;
+            }
+        }
+        if !parsed {
+            return;
+        }
+        self.loaded.insert(
+            (name.clone(), kind),
+            Loaded {
+                path: path.to_path_buf(),
+                settings: TemplateSettings::default(),
+                line_offset: 0,
+            },
+        );
+        self.zns.insert((name, kind), file);
+    }
+
+    /// The ZNS payload of template `name`: each parameter rendered with `context` (and the
+    /// staff's words as `{{text}}`, for the staff template), checked against its limit.
+    fn zns_payload(
+        &self,
+        name: &str,
+        kind: ChannelKind,
+        context: &MessageContext,
+        text: Option<&str>,
+    ) -> Option<Result<crate::channel::ZnsPayload, zalo::ParamProblem>> {
+        let file = self.zns.get(&(name.to_string(), kind))?;
+        let registry = &self.registries[&kind];
+        let mut data = serde_json::to_value(context).expect("contexts serialise");
+        if let (Some(text), Some(map)) = (text, data.as_object_mut()) {
+            map.insert(zalo::STAFF_TEXT_VAR.to_string(), text.into());
+        }
+        Some(file.payload(|param| {
+            registry
+                .render(&zalo::ZnsFile::registered_name(name, param), &data)
+                .map_err(|e| render_message(&e))
+        }))
+    }
+
+    /// Staff's own words as the ZNS template `name` carries them (the template configured as
+    /// `zalo.staff_template`): the payload as JSON.
+    pub fn render_with_text(
+        &self,
+        name: &str,
+        kind: ChannelKind,
+        context: &MessageContext,
+        text: &str,
+    ) -> Result<String, TemplateError> {
+        match self.zns_payload(name, kind, context, Some(text)) {
+            Some(Ok(payload)) => Ok(payload.to_json()),
+            Some(Err(problem)) => Err(TemplateError::Render(problem.message)),
+            None => Err(TemplateError::Missing {
+                name: name.to_string(),
+                channel: kind,
+            }),
+        }
+    }
+
+    /// What the loaded `.zalo.toml` files ask of Zalo: each approved template id with its
+    /// parameters' names and limits (the demo's fake ZNS approves exactly these).
+    pub fn zns_requirements(&self) -> BTreeMap<String, Vec<(String, usize)>> {
+        self.zns
+            .values()
+            .map(|f| {
+                let params = f.params.iter().map(|(n, p)| (n.clone(), p.max)).collect();
+                (f.template_id.clone(), params)
+            })
+            .collect()
+    }
+
+    /// Staff's words go by the ZNS channel `kind` as template `name` (`zalo.staff_template`):
+    /// the problem when that template is not loaded or has no parameter for `{{text}}`.
+    pub fn set_staff_template(&mut self, kind: ChannelKind, name: &str) -> Result<(), String> {
+        match self.text_param_limit(name, kind) {
+            Some(_) => {
+                self.staff_templates.insert(kind, name.to_string());
+                Ok(())
+            }
+            None if self.has(name, kind) => Err(format!(
+                "{name}.{kind}.toml has no parameter whose value is {{{{{}}}}}: staff's words cannot go in it",
+                zalo::STAFF_TEXT_VAR
+            )),
+            None => Err(format!(
+                "no template {name}.{kind}.toml in the messages folder"
+            )),
+        }
+    }
+
+    /// Characters staff may type for `channel`: the format's limit, or on a ZNS channel the
+    /// limit of the staff template's `{{text}}` parameter (`None`: staff cannot write for it).
+    pub fn staff_limit(&self, channel: &Descriptor) -> Option<usize> {
+        if !is_zns(&self.channels, channel.kind) {
+            return Some(channel.format.typed_limit());
+        }
+        let name = self.staff_templates.get(&channel.kind)?;
+        self.text_param_limit(name, channel.kind)
+    }
+
+    /// Staff's words (`text`, as stored) as `channel` sends them: placeholders filled in, the
+    /// opt-out line where needed, finished by the format; on a ZNS channel, carried by its
+    /// staff template.
+    pub fn staff_body(
+        &self,
+        channel: &Descriptor,
+        text: &str,
+        context: &MessageContext,
+        settings: &BodySettings,
+    ) -> Result<String, TemplateError> {
+        let composed = channel
+            .format
+            .finish(staff::compose(text, channel, context), settings);
+        if !is_zns(&self.channels, channel.kind) {
+            return Ok(composed);
+        }
+        let name = self.staff_templates.get(&channel.kind).ok_or_else(|| {
+            TemplateError::Render(format!(
+                "no approved {} template is configured for staff's own words",
+                channel.label
+            ))
+        })?;
+        self.render_with_text(name, channel.kind, context, &composed)
+    }
+
+    /// The limit of the parameter that carries `{{text}}` in ZNS template `name`, if any.
+    pub fn text_param_limit(&self, name: &str, kind: ChannelKind) -> Option<usize> {
+        let file = self.zns.get(&(name.to_string(), kind))?;
+        file.params
+            .values()
+            .find(|p| {
+                p.value
+                    .contains(&format!("{{{{{}}}}}", zalo::STAFF_TEXT_VAR))
+            })
+            .map(|p| p.max)
     }
 
     pub fn has(&self, name: &str, kind: ChannelKind) -> bool {
@@ -708,6 +918,13 @@ impl Templates {
             channel: kind,
         })?;
         let format = self.descriptor(kind)?.format;
+        if let Some(payload) = self.zns_payload(name, kind, context, None) {
+            let payload = payload.map_err(|p| TemplateError::Render(p.message))?;
+            return Ok(Rendered {
+                text: payload.to_json(),
+                sms: None,
+            });
+        }
         let text = self.registries[&kind]
             .render(name, context)
             .map_err(|e| TemplateError::Render(render_message(&e)))?;
@@ -729,6 +946,25 @@ impl Templates {
     ) -> Option<Problem> {
         let loaded = self.get(name, kind)?;
         let path = loaded.path.as_path();
+        let sample_text = self
+            .text_param_limit(name, kind)
+            .map(|_| "Nội dung do cán bộ soạn");
+        if let Some(payload) = self.zns_payload(name, kind, context, sample_text) {
+            return match payload {
+                Err(problem) => Some(Problem::new(
+                    path,
+                    problem.line,
+                    format!("{} (with sample data)", problem.message),
+                )),
+                Ok(payload) => {
+                    let format = self.channels.get(kind)?.format;
+                    format
+                        .check(&payload.to_json(), &loaded.settings)
+                        .err()
+                        .map(|problem| Problem::new(path, None, problem.to_string()))
+                }
+            };
+        }
         if let Err(e) = self.registries[&kind].render(name, context) {
             let line = e.line_no.map(|l| l + loaded.line_offset);
             return Some(Problem::new(path, line, render_message(&e)));
@@ -813,6 +1049,11 @@ fn render_message(e: &handlebars::RenderError) -> String {
         ),
         reason => reason.to_string(),
     }
+}
+
+/// Whether `kind` sends approved ZNS templates (`.zalo.toml`) rather than handlebars texts.
+fn is_zns(channels: &ChannelSet, kind: ChannelKind) -> bool {
+    channels.get(kind).is_some_and(|d| d.format.name() == "zns")
 }
 
 fn first_non_nfc_line(source: &str) -> Option<usize> {

@@ -12,6 +12,8 @@ use axum::response::IntoResponse;
 use serde_json::json;
 
 use super::state::WebState;
+use crate::channel::ChannelKind;
+use crate::channels::zalo::TokenStatus;
 use crate::inbound::{self, ReportOutcome, record_delivery_report};
 
 /// A callback's parameters: the query string, plus a form or JSON body.
@@ -117,7 +119,9 @@ pub(super) async fn sms_report(
         );
         return (StatusCode::NOT_FOUND, "unknown delivery");
     };
-    match record_delivery_report(&state.db, &state.config, id, status, state.clock.now()).await {
+    let now = state.clock.now();
+    match record_delivery_report(&state.db, &state.config, ChannelKind::Sms, id, status, now).await
+    {
         Ok(ReportOutcome::UnknownDelivery) => {
             tracing::warn!(delivery = id, "delivery report for an unknown delivery");
             (StatusCode::NOT_FOUND, "unknown delivery")
@@ -189,11 +193,41 @@ pub(super) async fn healthz(
             )
         })
         .collect();
-    let status = if down.is_empty() { "ok" } else { "degraded" };
-    (
-        StatusCode::OK,
-        Json(json!({"status": status, "database": "ok", "channels": channels, "down": down})),
-    )
+    let mut status = if down.is_empty() { "ok" } else { "degraded" };
+    let mut answer = json!({"database": "ok", "channels": channels, "down": down});
+    if state.config.zalo.is_some() {
+        let zalo = zalo_health(&state).await;
+        if zalo["token"] == "refused" {
+            status = "degraded";
+        }
+        answer["zalo"] = zalo;
+    }
+    answer["status"] = json!(status);
+    (StatusCode::OK, Json(answer))
+}
+
+/// The Zalo OA's token and daily quota, as the last refresh and send left them.
+async fn zalo_health(state: &WebState) -> serde_json::Value {
+    match TokenStatus::read(&state.db).await {
+        Ok(None) => json!({"token": "none yet"}),
+        Ok(Some(t)) => {
+            let token = match (&t.failure, t.access_left_ms) {
+                (Some(_), _) => "refused",
+                (None, Some(left)) if left > 0 => "valid",
+                (None, Some(_)) => "expired",
+                (None, None) => "none yet",
+            };
+            json!({
+                "token": token,
+                // Loa's own words (the refresh token blanked): what the operator must do.
+                "problem": t.failure,
+                "token_expires_in_s": t.access_left_ms.map(|ms| ms / 1000),
+                "quota_remaining": t.quota_remaining,
+                "quota_daily": t.quota_daily,
+            })
+        }
+        Err(_) => json!({"token": "unknown"}),
+    }
 }
 
 /// Prometheus text: deliveries waiting and in flight (read from the database through its
@@ -236,6 +270,20 @@ pub(super) async fn metrics_text(State(state): State<WebState>) -> impl IntoResp
             }
         }
         Err(e) => tracing::warn!("metrics: cannot read channel outages: {e}"),
+    }
+    if state.config.zalo.is_some()
+        && let Ok(Some(t)) = TokenStatus::read(&state.db).await
+    {
+        let valid = t.failure.is_none() && t.access_left_ms.is_some_and(|ms| ms > 0);
+        out.push_str(&format!(
+            "# HELP loa_zalo_token_valid Whether the Zalo OA's access token is valid (1) or not (0).\n# TYPE loa_zalo_token_valid gauge\nloa_zalo_token_valid {}\n",
+            u8::from(valid)
+        ));
+        if let Some(remaining) = t.quota_remaining {
+            out.push_str(&format!(
+                "# HELP loa_zalo_quota_remaining ZNS messages left in the OA's daily quota, as the last send saw it.\n# TYPE loa_zalo_quota_remaining gauge\nloa_zalo_quota_remaining {remaining}\n"
+            ));
+        }
     }
     out.push_str(&state.metrics.encode());
     (

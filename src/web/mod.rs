@@ -1,6 +1,6 @@
 //! The HTTP side of `loa run`: `/healthz`, `/metrics`, the SMS gateways' callbacks
 //! (`/webhooks/sms/dlr` delivery reports, `/webhooks/sms/mo` messages from residents), the
-//! Telegram webhook, and the staff console: its pages (`pages`) and JSON API ([`api`]), both
+//! Telegram webhook, Zalo's events (`zalo`: ZNS receipts), and the staff console: its pages (`pages`) and JSON API ([`api`]), both
 //! behind `auth`. The gateways' handlers are in `callbacks`.
 //!
 //! This file only puts the groups of routes together. Imports run one way, down from here:
@@ -16,6 +16,7 @@ mod pages;
 mod paging;
 mod state;
 mod views;
+mod zalo;
 
 use axum::Router;
 use axum::http::header;
@@ -34,7 +35,8 @@ pub fn router(state: WebState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route("/webhooks/sms/dlr", get(sms_report).post(sms_report))
-        .route("/webhooks/sms/mo", get(sms_inbound).post(sms_inbound));
+        .route("/webhooks/sms/mo", get(sms_inbound).post(sms_inbound))
+        .route("/webhooks/zalo", axum::routing::post(zalo::zalo_event));
     let telegram = Router::new().route("/webhooks/telegram", axum::routing::post(telegram_update));
     let console = pages::routes()
         .merge(api::routes())

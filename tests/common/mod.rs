@@ -251,7 +251,11 @@ impl TestApp {
             &self.setup,
             self.db.clone(),
             self.clock.clone() as SharedClock,
-            self.setup.transports().expect("transports"),
+            self.setup.transports().expect("transports").with_all(
+                self.setup
+                    .zalo_transport(&self.db, &(self.clock.clone() as SharedClock))
+                    .expect("zalo transport"),
+            ),
         )
     }
 

@@ -182,6 +182,7 @@ mod tests {
             Err(SendError::Retryable(_)) => "retryable",
             Err(SendError::Recipient(_)) => "recipient",
             Err(SendError::Message(_)) => "message",
+            Err(SendError::Account(_)) => "account",
         }
     }
 

@@ -279,13 +279,9 @@ impl Console {
                 (rendered, settings)
             }
             (None, Some(text)) => {
-                if !channel.staff_text {
-                    return Err(format!(
-                        "Kênh {} chỉ gửi được mẫu tin có sẵn; xin chọn một mẫu ở ô “Dùng mẫu tin có sẵn”.",
-                        channel.label
-                    ));
-                }
-                let most = channel.format.typed_limit();
+                let Some(most) = self.templates.staff_limit(channel) else {
+                    return Err(no_staff_template(channel.label));
+                };
                 if text.chars().count() > most {
                     return Err(format!("Nội dung dài quá {most} ký tự."));
                 }
@@ -302,14 +298,18 @@ impl Console {
                     max_segments: MAX_FREE_SMS_SEGMENTS,
                     unaccented: false,
                 };
-                let text = channel
-                    .format
-                    .finish(staff::compose(text, channel, context), &settings);
+                let text = self
+                    .templates
+                    .staff_body(channel, text, context, &settings)
+                    .map_err(|e| format!("Không hiển thị được nội dung: {e}"))?;
                 let rendered = Rendered {
                     sms: channel.format.size(&text),
                     text,
                 };
                 (rendered, settings)
+            }
+            (None, None) if self.templates.staff_limit(channel).is_none() => {
+                return Err(no_staff_template(channel.label));
             }
             (None, None) => return Err("Chưa có nội dung cho kênh này.".to_string()),
         };
@@ -318,6 +318,14 @@ impl Console {
             .check(&rendered.text, &settings)
             .map_err(|problem| problem_vi(channel.label, problem))?;
         Ok(rendered)
+    }
+
+    /// Whether staff's own words can go by `kind` (a ZNS channel needs its staff template).
+    fn carries_staff_text(&self, kind: ChannelKind) -> bool {
+        self.config
+            .channels
+            .get(kind)
+            .is_some_and(|d| self.templates.staff_limit(d).is_some())
     }
 
     pub(super) fn validate(
@@ -349,6 +357,10 @@ impl Console {
         let mut texts = BTreeMap::new();
         for &kind in &channels {
             let text = input.text(kind);
+            if template.is_none() && !self.carries_staff_text(kind) {
+                // Its people get the content's next channel (the scheduler leaves it out).
+                continue;
+            }
             let field = match &template {
                 Some(_) => "template".to_string(),
                 None => format!("{kind}_text"),
@@ -390,10 +402,17 @@ impl Console {
         let context = self.preview_context(&areas, observance.as_deref(), at);
         let audience = Audience { areas, tags };
         let year = at.with_timezone(&self.config.campaign.time_zone).year();
-        let split =
-            audience::count_by_channel(&self.db, &audience, &channels, &self.config.areas, year)
-                .await?;
         let template = non_empty(&input.template);
+        // Staff's own words skip a channel that cannot carry them: its people are counted on
+        // their next channel.
+        let sending: Vec<ChannelKind> = channels
+            .iter()
+            .copied()
+            .filter(|&k| template.is_some() || self.carries_staff_text(k))
+            .collect();
+        let split =
+            audience::count_by_channel(&self.db, &audience, &sending, &self.config.areas, year)
+                .await?;
         let mut out = Vec::new();
         for &kind in &channels {
             // `channels_of` keeps only configured channels.
@@ -418,7 +437,11 @@ impl Console {
                             .cost(segments)
                             .map(|each| each * recipients as f64),
                         rich: channel.format.rich(&r.text),
-                        text: Some(r.text),
+                        // What the resident reads: a ZNS payload shows its template's wording.
+                        text: Some(match channel.format.rich(&r.text) {
+                            Some(_) => r.text,
+                            None => channel.format.visible(&r.text),
+                        }),
                         recipients,
                         error: None,
                     }
@@ -453,4 +476,13 @@ impl ChannelPreview {
             error: Some(error),
         }
     }
+}
+
+/// Why staff's own words cannot go by a channel that sends only approved templates.
+fn no_staff_template(label: &str) -> String {
+    format!(
+        "{label} chỉ gửi mẫu tin đã được {label} duyệt và chưa có mẫu nào được cấu hình cho nội dung \
+         soạn tay, nên người dân nhận tin qua {label} sẽ nhận nội dung này qua kênh tiếp theo đã chọn. \
+         Muốn gửi qua {label}, xin chọn một mẫu ở ô “Dùng mẫu tin có sẵn”."
+    )
 }
