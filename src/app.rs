@@ -204,6 +204,7 @@ impl Engine {
             Arc::clone(&clock),
         )
         .with_time_zone(setup.config.campaign.time_zone)
+        .with_target(setup.config.campaign.target)
         // Only the channels this process can send by: a schedule's Zalo on a deployment
         // without Zalo leaves its people to their next channel.
         .with_channels(setup.config.channels.only(&transports.kinds()));

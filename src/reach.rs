@@ -112,6 +112,60 @@ pub async fn record_many(
     Ok(())
 }
 
+/// The reach periods in which a person reached already is left out of an audience that asks
+/// for the unreached (`audience.unreached`), for a send on the local date `on`: the year, the
+/// quarter's months, the month, or the observance's days from `observance_from` to the send.
+pub fn unreached_periods(
+    span: crate::calendar::Unreached,
+    on: NaiveDate,
+    observance_from: NaiveDate,
+) -> Vec<String> {
+    use crate::calendar::Unreached;
+    match span {
+        Unreached::Year => vec![format!("Y{}", on.year())],
+        Unreached::Month => vec![format!("M{}", on.format("%Y-%m"))],
+        Unreached::Quarter => {
+            let first = (on.month0() / 3) * 3 + 1;
+            (first..first + 3)
+                .map(|m| format!("M{}-{m:02}", on.year()))
+                .collect()
+        }
+        Unreached::Observance if observance_from <= on => periods_covering(observance_from, on),
+        // Before the observance's first day nobody can have been reached in it.
+        Unreached::Observance => Vec::new(),
+    }
+}
+
+/// The communes (areas without children) whose residents reached in `year` are still fewer
+/// than the band's low end of their population. An area without a population is left out.
+pub async fn below_band(
+    conn: &mut sqlx::AnyConnection,
+    areas: &AreaTree,
+    band: TargetBand,
+    year: i32,
+) -> Result<Vec<String>, sqlx::Error> {
+    let rows =
+        sqlx::query("SELECT area_code, persons FROM reach_counts WHERE period = $1 AND kind = $2")
+            .bind(format!("Y{year}"))
+            .bind("resident")
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut reached: HashMap<String, u64> = HashMap::new();
+    for row in rows {
+        reached.insert(row.try_get(0)?, row.try_get::<i64, _>(1)?.max(0) as u64);
+    }
+    Ok(areas
+        .leaves()
+        .filter(|a| {
+            let population = areas.population(&a.code);
+            population > 0
+                && (reached.get(&a.code).copied().unwrap_or(0) as f64)
+                    < band.low * population as f64
+        })
+        .map(|a| a.code.clone())
+        .collect())
+}
+
 /// The day, month and year periods a local date belongs to.
 pub fn periods_of(date: NaiveDate) -> [String; 3] {
     [

@@ -15,7 +15,7 @@ use crate::audience::AudienceFilter;
 use crate::calendar::{Audience, Calendar, Fire, Schedule};
 use crate::channel::{ChannelKind, ChannelSet};
 use crate::clock::SharedClock;
-use crate::config::AreaTree;
+use crate::config::{AreaTree, TargetBand};
 use crate::console::content;
 use crate::delivery::Status;
 use crate::store::{Db, Sql, from_epoch, to_epoch};
@@ -49,6 +49,9 @@ pub struct Scheduler {
     /// The campaign's, for the local date of queued content.
     time_zone: Tz,
     channels: ChannelSet,
+    /// The plan's band: an audience of the communes below it (`below_band`) is counted
+    /// against it.
+    target: TargetBand,
 }
 
 /// How long queued content may wait to be sent (quiet hours, a gateway down) before it is
@@ -98,7 +101,17 @@ impl Scheduler {
             cursor: None,
             time_zone: chrono_tz::Asia::Ho_Chi_Minh,
             channels: ChannelSet::builtin(),
+            target: TargetBand {
+                low: 0.40,
+                high: 0.60,
+            },
         }
+    }
+
+    /// The plan's target band (40–60 % unless said otherwise).
+    pub fn with_target(mut self, target: TargetBand) -> Self {
+        self.target = target;
+        self
     }
 
     /// The campaign time zone (queued content's observance date is a local date).
@@ -349,8 +362,21 @@ impl Scheduler {
             .push(", ")
             .bind(now)
             .push(" FROM (");
-        let year = fire_at.with_timezone(&self.time_zone).year();
-        AudienceFilter::new(spec.audience, &channels, &self.areas, year).picks(&mut fan_out);
+        let local = fire_at.with_timezone(&self.time_zone).date_naive();
+        let year = local.year();
+        let mut filter = AudienceFilter::new(spec.audience, &channels, &self.areas, year);
+        if let Some(span) = spec.audience.unreached {
+            filter = filter.not_reached_in(crate::reach::unreached_periods(
+                span,
+                local,
+                spec.observance_date,
+            ));
+        }
+        if spec.audience.below_band {
+            let below = crate::reach::below_band(&mut *tx, &self.areas, self.target, year).await?;
+            filter = filter.within(below);
+        }
+        filter.picks(&mut fan_out);
         // (`WHERE true`: SQLite needs a WHERE before an upsert's ON CONFLICT in INSERT … SELECT.)
         fan_out.push(") chosen WHERE true ON CONFLICT (occurrence_id, person_id) DO NOTHING");
         let recipients = fan_out.query()?.execute(&mut *tx).await?.rows_affected();

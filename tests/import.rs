@@ -383,6 +383,7 @@ async fn youth_is_derived_from_the_birth_year_for_the_year_of_the_send() {
     let youth = Audience {
         areas: vec![],
         tags: vec!["thanh-nien".into()],
+        ..Audience::default()
     };
     let count = |year| {
         let (db, youth, areas) = (&db, &youth, &setup.config.areas);
@@ -403,6 +404,7 @@ async fn youth_is_derived_from_the_birth_year_for_the_year_of_the_send() {
     let women = Audience {
         areas: vec![],
         tags: vec!["phu-nu".into()],
+        ..Audience::default()
     };
     assert_eq!(
         loa::audience::count(&db, &women, &[ChannelKind::Sms], &setup.config.areas, 2026)

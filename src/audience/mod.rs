@@ -227,6 +227,10 @@ pub struct AudienceFilter {
     channels: Vec<ChannelKind>,
     /// The year derived tags are computed for (`thanh-nien`: the ages in that year).
     year: i32,
+    /// Leaves out whoever has a reach row in one of these periods.
+    reached_in: Vec<String>,
+    /// Only these areas (exactly: the communes below the band); `Some(empty)`: nobody.
+    within: Option<Vec<String>>,
 }
 
 impl AudienceFilter {
@@ -244,7 +248,21 @@ impl AudienceFilter {
             tags: audience.tags.clone(),
             channels: channels.to_vec(),
             year,
+            reached_in: Vec::new(),
+            within: None,
         }
+    }
+
+    /// Leaves out the persons reached in any of `periods` (reach period keys).
+    pub fn not_reached_in(mut self, periods: Vec<String>) -> Self {
+        self.reached_in = periods;
+        self
+    }
+
+    /// Only persons of these areas (as well as the audience's own); empty: nobody.
+    pub fn within(mut self, areas: Vec<String>) -> Self {
+        self.within = Some(areas);
+        self
     }
 
     /// The condition selecting eligible contacts.
@@ -268,6 +286,24 @@ impl AudienceFilter {
         for tag in &self.tags {
             sql.push(" AND ");
             tag_condition(sql, "p.id", tag, self.year);
+        }
+        if !self.reached_in.is_empty() {
+            sql.push(
+                " AND NOT EXISTS (SELECT 1 FROM reach r WHERE r.person_id = p.id AND r.period IN (",
+            )
+            .list(self.reached_in.iter().map(String::as_str))
+            .push("))");
+        }
+        match &self.within {
+            Some(areas) if areas.is_empty() => {
+                sql.push(" AND 1 = 0");
+            }
+            Some(areas) => {
+                sql.push(" AND p.area_code IN (")
+                    .list(areas.iter().map(String::as_str))
+                    .push(")");
+            }
+            None => {}
         }
     }
 

@@ -139,6 +139,45 @@ pub struct Audience {
     pub areas: Vec<String>,
     /// A person must carry every one of these tags.
     pub tags: Vec<String>,
+    /// Only people not yet reached in this span (counted at the send).
+    pub unreached: Option<Unreached>,
+    /// Only the communes whose reach this year is still below the target band.
+    pub below_band: bool,
+}
+
+/// The span in which a person reached already is left out of an audience.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreached {
+    /// The calendar year of the send.
+    Year,
+    /// Its quarter.
+    Quarter,
+    /// Its month.
+    Month,
+    /// The observance's round, from its first day to the send.
+    Observance,
+}
+
+impl Unreached {
+    pub const ALL: [Unreached; 4] = [
+        Unreached::Year,
+        Unreached::Quarter,
+        Unreached::Month,
+        Unreached::Observance,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unreached::Year => "year",
+            Unreached::Quarter => "quarter",
+            Unreached::Month => "month",
+            Unreached::Observance => "observance",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Unreached> {
+        Unreached::ALL.into_iter().find(|u| u.as_str() == s)
+    }
 }
 
 impl Audience {
@@ -910,6 +949,11 @@ struct RawAudience {
     areas: Option<Spanned<toml::Value>>,
     #[serde(default)]
     tags: Vec<String>,
+    /// `"year"`, `"quarter"`, `"month"` or `"observance"`: people not reached in that span.
+    unreached: Option<Spanned<String>>,
+    /// Only the communes below the target band this year.
+    #[serde(default)]
+    below_band: bool,
 }
 
 fn parse_observance(raw: &RawObservance) -> Result<Observance, String> {
@@ -1204,6 +1248,22 @@ fn parse_schedule(
             }
         }
     };
+    let unreached = match &r.audience.unreached {
+        None => None,
+        Some(value) => match Unreached::parse(value.get_ref()) {
+            Some(u) => Some(u),
+            None => {
+                problem(
+                    line(value.span().start),
+                    format!(
+                        "audience.unreached: {:?} is not one of \"year\", \"quarter\", \"month\", \"observance\"",
+                        value.get_ref()
+                    ),
+                );
+                None
+            }
+        },
+    };
     if problems.0.len() > before {
         return None;
     }
@@ -1222,6 +1282,8 @@ fn parse_schedule(
         audience: Audience {
             areas: audience_areas,
             tags: r.audience.tags.clone(),
+            unreached,
+            below_band: r.audience.below_band,
         },
         expires_after,
         only_year: r.only_year,

@@ -62,6 +62,7 @@ impl Console {
             let audience = Audience {
                 areas: narrowed,
                 tags: tags.to_vec(),
+                ..Audience::default()
             };
             let split = audience::count_by_channel(
                 &self.db,

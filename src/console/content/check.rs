@@ -400,7 +400,11 @@ impl Console {
             .parse_send_at(&input.send_at)
             .unwrap_or_else(|_| self.clock.now());
         let context = self.preview_context(&areas, observance.as_deref(), at);
-        let audience = Audience { areas, tags };
+        let audience = Audience {
+            areas,
+            tags,
+            ..Audience::default()
+        };
         let year = at.with_timezone(&self.config.campaign.time_zone).year();
         let template = non_empty(&input.template);
         // Staff's own words skip a channel that cannot carry them: its people are counted on

@@ -265,6 +265,7 @@ impl Content {
         Audience {
             areas: self.areas.clone(),
             tags: self.tags.clone(),
+            ..Audience::default()
         }
     }
 

@@ -1,0 +1,223 @@
+//! Audiences by reach: a schedule can speak only to the people not yet reached this year (or
+//! quarter, month, observance), and only in the communes still below the target band. What the
+//! fan-out selects is checked against the reach rows themselves.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::Duration;
+use common::{TestApp, at, copy_of_repo};
+use loa::channel::ChannelKind;
+use sqlx::Row;
+
+const TOP_UP: &str = r#"
+[[schedule]]
+id = "bo-sung-chua-tiep-can"
+observance = "quoc-te-phu-nu"
+template = "quoc-te-phu-nu"
+cron = "0 0 9 20 3 *"
+channels = ["telegram", "sms"]
+audience = { unreached = "year" }
+
+[[schedule]]
+id = "bo-sung-xa-duoi-muc"
+observance = "quoc-te-phu-nu"
+template = "quoc-te-phu-nu"
+cron = "0 0 9 21 3 *"
+channels = ["telegram", "sms"]
+audience = { unreached = "year", below_band = true }
+"#;
+
+/// Loa with the two top-up schedules, 300 residents, communes of 6 to 22 people (so a few
+/// reached people put a commune into the band), and a partial year of reach: every third
+/// person reached on a day of 2023 before the top-up, every seventh reached in 2022 only.
+async fn partial_year() -> (TestApp, tempfile::TempDir) {
+    let dir = copy_of_repo();
+    std::fs::write(dir.path().join("schedules/99-bo-sung.toml"), TOP_UP).unwrap();
+    let app = TestApp::spawn_custom(
+        &dir.path().join("loa.toml"),
+        "2023-03-19T12:00:00+07:00",
+        0.0,
+        |c| {
+            let small: BTreeMap<String, u64> = c
+                .areas
+                .leaves()
+                .enumerate()
+                .map(|(i, a)| (a.code.clone(), 6 + (i as u64 % 5) * 4))
+                .collect();
+            c.areas = c.areas.with_populations(&small);
+        },
+    )
+    .await;
+    app.seed_residents(300).await;
+    let persons = sqlx::query("SELECT id, area_code FROM persons ORDER BY id")
+        .fetch_all(&app.db.pool)
+        .await
+        .unwrap();
+    let tz = app.setup.config.campaign.time_zone;
+    let mut conn = app.db.pool.acquire().await.unwrap();
+    for (i, row) in persons.iter().enumerate() {
+        let (id, area): (i64, String) = (row.get(0), row.get(1));
+        let when = if i % 3 == 0 {
+            at("2023-01-05T10:00:00+07:00") + Duration::days((i % 60) as i64)
+        } else if i % 7 == 0 {
+            at("2022-11-20T10:00:00+07:00")
+        } else {
+            continue;
+        };
+        loa::reach::record(
+            &mut conn,
+            id,
+            &area,
+            ChannelKind::Telegram,
+            "resident",
+            when,
+            tz,
+        )
+        .await
+        .unwrap();
+    }
+    drop(conn);
+    // Some opted out, some contacts gone: not contactable, reached or not.
+    sqlx::query("UPDATE persons SET opted_out_at = 1 WHERE id % 11 = 0")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE contacts SET active = 0 WHERE person_id % 13 = 0")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    (app, dir)
+}
+
+async fn fanned_out(app: &TestApp, schedule: &str) -> BTreeSet<i64> {
+    sqlx::query(
+        "SELECT d.person_id FROM deliveries d JOIN occurrences o ON o.id = d.occurrence_id
+         WHERE o.schedule_id = $1",
+    )
+    .bind(schedule)
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+/// Persons with an active contact who have not opted out and have no reach row in 2023.
+async fn contactable_unreached(app: &TestApp) -> BTreeMap<i64, String> {
+    sqlx::query(
+        "SELECT DISTINCT p.id, p.area_code FROM persons p JOIN contacts c ON c.person_id = p.id
+         WHERE c.active = 1 AND p.opted_out_at IS NULL
+           AND p.id NOT IN (SELECT person_id FROM reach WHERE period = 'Y2023')",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+#[tokio::test]
+async fn unreached_this_year_selects_exactly_the_contactable_people_not_reached_this_year() {
+    let (mut app, _dir) = partial_year().await;
+    let expected = contactable_unreached(&app).await;
+    assert!(
+        expected.len() > 100 && expected.len() < 250,
+        "{}",
+        expected.len()
+    );
+
+    app.set_clock("2023-03-20T09:00:00+07:00");
+    app.engine.scheduler.tick().await.unwrap();
+    let chosen = fanned_out(&app, "bo-sung-chua-tiep-can").await;
+    let expected_ids: BTreeSet<i64> = expected.keys().copied().collect();
+    assert_eq!(chosen, expected_ids);
+    // Reached in 2022 only is unreached this year.
+    let reached_2022_only = sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM reach r WHERE period = 'Y2022'
+           AND person_id NOT IN (SELECT person_id FROM reach WHERE period = 'Y2023')",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(reached_2022_only > 0);
+
+    // The next day, among those: only the communes still below 40 % of their population.
+    let reached_by_area: BTreeMap<String, i64> = sqlx::query(
+        "SELECT area_code, COUNT(*) FROM reach WHERE period = 'Y2023' GROUP BY area_code",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
+    let below: BTreeSet<String> = app
+        .setup
+        .config
+        .areas
+        .leaves()
+        .filter(|a| {
+            let population = app.setup.config.areas.population(&a.code) as f64;
+            (reached_by_area.get(&a.code).copied().unwrap_or(0) as f64) < 0.4 * population
+        })
+        .map(|a| a.code.clone())
+        .collect();
+    assert!(!below.is_empty() && below.len() < 25, "{below:?}");
+    app.set_clock("2023-03-21T09:00:00+07:00");
+    app.engine.scheduler.tick().await.unwrap();
+    let chosen = fanned_out(&app, "bo-sung-xa-duoi-muc").await;
+    let expected_below: BTreeSet<i64> = expected
+        .iter()
+        .filter(|(_, area)| below.contains(*area))
+        .map(|(id, _)| *id)
+        .collect();
+    assert!(!expected_below.is_empty());
+    assert_eq!(chosen, expected_below);
+}
+
+#[test]
+fn an_unknown_span_is_named_with_its_line() {
+    let dir = copy_of_repo();
+    std::fs::write(
+        dir.path().join("schedules/99-bo-sung.toml"),
+        TOP_UP.replace("unreached = \"year\" }\n\n", "unreached = \"nam\" }\n\n"),
+    )
+    .unwrap();
+    let problems = loa::app::Setup::load(&dir.path().join("loa.toml"), &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        problems.contains("99-bo-sung.toml:8: audience.unreached: \"nam\" is not one of"),
+        "{problems}"
+    );
+}
+
+#[test]
+fn the_spans_name_the_reach_periods_of_the_send() {
+    use loa::calendar::Unreached;
+    use loa::reach::unreached_periods;
+    let d = |s: &str| s.parse::<chrono::NaiveDate>().unwrap();
+    let on = d("2023-08-14");
+    assert_eq!(unreached_periods(Unreached::Year, on, on), ["Y2023"]);
+    assert_eq!(unreached_periods(Unreached::Month, on, on), ["M2023-08"]);
+    assert_eq!(
+        unreached_periods(Unreached::Quarter, on, on),
+        ["M2023-07", "M2023-08", "M2023-09"]
+    );
+    // From the observance's first day (15 November) to the send (10 December): 26 days.
+    let month = unreached_periods(Unreached::Observance, d("2023-12-10"), d("2023-11-15"));
+    assert_eq!(month.len(), 26);
+    assert_eq!(month.first().map(String::as_str), Some("D2023-11-15"));
+    assert_eq!(month.last().map(String::as_str), Some("D2023-12-10"));
+    // A whole month inside the span is one period.
+    let long = unreached_periods(Unreached::Observance, d("2023-07-02"), d("2023-05-31"));
+    assert_eq!(
+        long,
+        ["D2023-05-31", "M2023-06", "D2023-07-01", "D2023-07-02"]
+    );
+    assert!(unreached_periods(Unreached::Observance, d("2023-03-01"), d("2023-03-08")).is_empty());
+}
