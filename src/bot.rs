@@ -47,8 +47,9 @@ const AREAS_PER_PAGE: usize = 8;
     description = "Kênh thông tin về bình đẳng giới. Các lệnh:"
 )]
 pub enum Command {
+    /// `/start`, or `/start <area>` from a commune's poster link (`t.me/<bot>?start=<area>`).
     #[command(description = "đăng ký nhận tin theo xã, thị trấn")]
-    Start,
+    Start(String),
     #[command(description = "dừng nhận tin")]
     Stop,
     #[command(description = "đổi xã, thị trấn nhận tin")]
@@ -307,6 +308,28 @@ fn help_text() -> String {
     esc(&Command::descriptions().to_string())
 }
 
+/// The commune a poster's link names (`/start doan-bai`): a leaf area's code, as the link
+/// carries it.
+fn poster_area<'a>(config: &'a Config, parameter: &str) -> Option<&'a crate::config::Area> {
+    let code = parameter.trim();
+    config
+        .areas
+        .get(code)
+        .filter(|a| config.areas.is_leaf(&a.code))
+}
+
+/// The consent text for someone who came by a commune's poster: the commune already chosen.
+fn poster_consent_text(state: &BotState, area: &crate::config::Area) -> String {
+    let text = consent_text(state);
+    let intro = text
+        .rsplit_once("\n\n")
+        .map_or(text.as_str(), |(intro, _)| intro);
+    format!(
+        "{intro}\n\nNơi nhận tin: <b>{}</b>. Xin bấm nút dưới đây để đồng ý nhận tin:",
+        esc(&area.name)
+    )
+}
+
 /// The consent text: what, how often (counted from this year's calendar), how to stop.
 fn consent_text(state: &BotState) -> String {
     let config = &state.config;
@@ -408,13 +431,28 @@ async fn on_command(
     }
     let config = &state.config;
     match cmd {
-        Command::Start | Command::Khuvuc => {
-            let text = if cmd == Command::Start {
-                consent_text(&state)
-            } else {
-                "Xin chọn xã, thị trấn mới:".to_string()
-            };
-            bot.send_message(msg.chat.id, text)
+        Command::Start(from_poster) => match poster_area(config, &from_poster) {
+            // A commune's poster link: the consent with that commune chosen, one button.
+            Some(area) => {
+                bot.send_message(msg.chat.id, poster_consent_text(&state, area))
+                    .parse_mode(ParseMode::Html)
+                    .reply_markup(InlineKeyboardMarkup::new([[
+                        InlineKeyboardButton::callback(
+                            "✅ Đồng ý nhận tin",
+                            format!("poster:{}", area.code),
+                        ),
+                    ]]))
+                    .await?;
+            }
+            None => {
+                bot.send_message(msg.chat.id, consent_text(&state))
+                    .parse_mode(ParseMode::Html)
+                    .reply_markup(area_keyboard(config, 0))
+                    .await?;
+            }
+        },
+        Command::Khuvuc => {
+            bot.send_message(msg.chat.id, "Xin chọn xã, thị trấn mới:")
                 .parse_mode(ParseMode::Html)
                 .reply_markup(area_keyboard(config, 0))
                 .await?;
@@ -464,7 +502,7 @@ async fn on_group_command(
             reply(bot, chat, support_text(config, area.as_deref())).await
         }
         // Residents subscribe in a private chat, never in a group: one short pointer there.
-        Command::Start => {
+        Command::Start(_) => {
             let text = format!(
                 "Để đăng ký nhận tin, xin mời ông/bà nhắn riêng cho @{} và gửi lệnh /start.",
                 esc(me.username())
@@ -971,9 +1009,19 @@ async fn on_callback(bot: Bot, q: CallbackQuery, state: State) -> anyhow::Result
             return Ok(());
         };
         if chat.is_private() {
-            choose_commune(&bot, &state, &q, chat.id, area).await?;
+            choose_commune(&bot, &state, &q, chat.id, area, ConsentSource::Bot).await?;
         } else {
             move_organisation(&bot, &state, &q, chat, area).await?;
+        }
+    } else if let Some(code) = data.strip_prefix("poster:") {
+        // The one button under a poster link's consent: private chats only.
+        match poster_area(config, code) {
+            Some(area) if chat.is_private() => {
+                choose_commune(&bot, &state, &q, chat.id, area, ConsentSource::Poster).await?;
+            }
+            _ => {
+                bot.answer_callback_query(q.id).await?;
+            }
         }
     } else if let Some(delivery) = data.strip_prefix("read:") {
         let recorded = match delivery.parse::<i64>() {
@@ -999,6 +1047,7 @@ async fn choose_commune(
     q: &CallbackQuery,
     chat: ChatId,
     area: &crate::config::Area,
+    source: ConsentSource,
 ) -> anyhow::Result<()> {
     // Only the user of a private chat presses its buttons; anything else is forged.
     if chat.0 != q.from.id.0 as i64 {
@@ -1012,7 +1061,7 @@ async fn choose_commune(
         ]
         .join(" "),
     );
-    subscribe(state, chat, &name, &area.code).await?;
+    subscribe(state, chat, &name, &area.code, source).await?;
     bot.answer_callback_query(q.id.clone()).await?;
     reply(
         bot,
@@ -1100,7 +1149,13 @@ async fn give_name(state: &State, chat: ChatId, typed: &str) -> anyhow::Result<S
     ))
 }
 
-async fn subscribe(state: &State, chat: ChatId, name: &str, area: &str) -> anyhow::Result<()> {
+async fn subscribe(
+    state: &State,
+    chat: ChatId,
+    name: &str,
+    area: &str,
+    source: ConsentSource,
+) -> anyhow::Result<()> {
     let now = state.clock.now();
     let person = match person_of_chat(&state.db, chat).await? {
         Some(person) => {
@@ -1138,7 +1193,7 @@ async fn subscribe(state: &State, chat: ChatId, name: &str, area: &str) -> anyho
         }
     };
     // A person imported or subscribed by SMS before keeps the consent they gave first.
-    consent::record(&state.db.pool, person, ConsentSource::Bot, Some(area), now).await?;
+    consent::record(&state.db.pool, person, source, Some(area), now).await?;
     Ok(())
 }
 

@@ -47,6 +47,11 @@ pub struct Config {
     pub zalo: Option<ZaloConfig>,
     /// The approved Zalo template that carries staff's own words (`zalo.staff_template`).
     pub zalo_staff_template: Option<String>,
+    /// The bot's username (`telegram.username`, `TELEGRAM_BOT_USERNAME`): posters link to
+    /// `t.me/<username>?start=<area>`.
+    pub telegram_username: Option<String>,
+    /// The Zalo Official Account's page (`zalo.oa_link`), for posters.
+    pub zalo_oa_link: Option<String>,
     pub dispatch: DispatchConfig,
     pub limits: Limits,
     /// Every channel this deployment knows, with its limits and price as configured
@@ -711,6 +716,7 @@ struct RawHttp {
 #[serde(deny_unknown_fields)]
 struct RawTelegram {
     token: Option<String>,
+    username: Option<Spanned<String>>,
     api_url: Option<Spanned<String>>,
     #[serde(default)]
     admins: Vec<i64>,
@@ -924,6 +930,29 @@ impl Config {
             })
             .collect();
 
+        // The bot's username, for posters' links: letters, digits and `_`, without the `@`.
+        let telegram_username = match env
+            .get("TELEGRAM_BOT_USERNAME")
+            .map(str::to_string)
+            .or(raw.telegram.username.as_ref().map(|u| u.get_ref().clone()))
+            .map(|u| u.trim().trim_start_matches('@').to_string())
+            .filter(|u| !u.is_empty())
+        {
+            Some(u) if u.len() >= 5 && u.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+                Some(u)
+            }
+            Some(u) => {
+                problems.push(Problem::new(
+                    path,
+                    raw.telegram.username.as_ref().map(|x| line_of_offset(source, x.span().start)),
+                    format!(
+                        "telegram.username (or TELEGRAM_BOT_USERNAME): {u:?} is not a bot's username like hiephoa_binhdang_bot"
+                    ),
+                ));
+                None
+            }
+            None => None,
+        };
         let token = env
             .get("TELEGRAM_BOT_TOKEN")
             .map(str::to_string)
@@ -1044,6 +1073,7 @@ impl Config {
         let zalo::Parsed {
             config: zalo,
             staff_template: zalo_staff_template,
+            oa_link: zalo_oa_link,
         } = zalo::parse(path, source, env, raw.zalo, &mut channels, &mut problems);
         let concurrency = match &d.concurrency {
             Some(v) if *v.get_ref() == 0 => {
@@ -1280,6 +1310,8 @@ impl Config {
             telegram,
             zalo,
             zalo_staff_template,
+            telegram_username,
+            zalo_oa_link,
             dispatch,
             limits,
             channels,

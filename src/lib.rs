@@ -27,8 +27,9 @@
 //! * [`templates`] — handlebars over `messages/`, one registry per channel; staff text's fixed
 //!   placeholders (never compiled).
 //! * [`audience`] — persons, contacts, areas, tags; the audience of the fan-out.
-//! * [`channels`] — the `Channel` trait and its transports: Telegram, SMS, `log`.
+//! * [`channels`] — the `Channel` trait and its transports: Telegram, Zalo (ZNS), SMS, `log`.
 //! * [`reach`] — one row per (period, person) reached; the per-area report; the channel split.
+//! * [`poster`] — a commune's A4 poster: how to subscribe, with QR codes.
 //! * [`console`] — the staff console's rules: accounts, roles and area scope, the content queue
 //!   and its approval, offline activities, the dashboard's figures, the delivery log, the audit.
 //! * [`dispatch`] — claims deliveries under a lease, renders, sends, records, decides retries.
@@ -64,6 +65,7 @@ pub mod templates;
 
 pub mod audience;
 pub mod channels;
+pub mod poster;
 pub mod reach;
 
 pub mod console;

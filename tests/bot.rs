@@ -117,6 +117,74 @@ async fn start_asks_consent_then_a_commune_and_subscribes() {
     assert_eq!(app.telegram.other_calls("answerCallbackQuery").len(), 2);
 }
 
+#[tokio::test]
+async fn a_poster_link_shows_the_consent_for_its_commune_and_one_button_subscribes() {
+    let app = app().await;
+    let mut bot = app.bot().await;
+    // `t.me/<bot>?start=doan-bai` opens the chat and sends this.
+    app.telegram.user_says(RESIDENT, "/start doan-bai");
+    bot.poll_once(0).await.unwrap();
+    let consent = &app.telegram.sent_to(RESIDENT)[0];
+    assert!(
+        consent.text.contains("nhiều nhất")
+            && consent.text.contains("/stop")
+            && consent.text.contains("Nơi nhận tin: <b>Xã Đoan Bái</b>"),
+        "{}",
+        consent.text
+    );
+    assert_eq!(
+        buttons(consent.reply_markup.as_ref().unwrap()),
+        [(
+            "✅ Đồng ý nhận tin".to_string(),
+            "poster:doan-bai".to_string()
+        )],
+        "one confirm button, the commune already chosen"
+    );
+    app.telegram
+        .user_presses(RESIDENT, consent.message_id, "poster:doan-bai");
+    bot.poll_once(0).await.unwrap();
+    let confirmation = app.telegram.sent_to(RESIDENT).last().unwrap().text.clone();
+    assert!(confirmation.contains("xã Đoan Bái"), "{confirmation}");
+    let row = sqlx::query(
+        "SELECT p.area_code, p.consent_via, p.consent_detail FROM persons p
+         JOIN contacts c ON c.person_id = p.id WHERE c.channel = 'telegram' AND c.address = $1",
+    )
+    .bind(RESIDENT.to_string())
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    use sqlx::Row;
+    assert_eq!(row.get::<String, _>(0), "doan-bai");
+    assert_eq!(
+        row.get::<String, _>(1),
+        "poster",
+        "counted as a poster subscription"
+    );
+    assert_eq!(row.get::<Option<String>, _>(2).as_deref(), Some("doan-bai"));
+
+    // A link naming no commune (or a district) is the ordinary /start.
+    for link in ["/start khong-co", "/start hiep-hoa"] {
+        app.telegram.user_says(RESIDENT + 1, link);
+        bot.poll_once(0).await.unwrap();
+        let answer = app.telegram.sent_to(RESIDENT + 1).last().unwrap().clone();
+        assert!(
+            buttons(answer.reply_markup.as_ref().unwrap())
+                .iter()
+                .any(|(_, d)| d.starts_with("area:")),
+            "{link}: the commune keyboard"
+        );
+    }
+    // A forged poster button in a group does nothing.
+    app.telegram
+        .user_presses(RESIDENT + 2, 1, "poster:hiep-hoa");
+    bot.poll_once(0).await.unwrap();
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM persons WHERE consent_via = 'poster'")
+            .await,
+        1
+    );
+}
+
 async fn subscribed(app: &TestApp, bot: &mut loa::bot::Poller, user: i64, area: &str) {
     app.telegram.user_says(user, "/start");
     bot.poll_once(0).await.unwrap();

@@ -22,8 +22,8 @@ pub enum ConsentSource {
     Import,
     /// An admin registered a group chat as an organisation (`/tochuc`).
     Organisation,
-    /// They followed a commune's poster link (a `/start <area>` deep link); the detail names
-    /// the area. Nothing writes it until posters exist.
+    /// They followed a commune's poster link (a `/start <area>` deep link) and confirmed; the
+    /// detail names the area.
     Poster,
     /// Subscribed before consent was recorded: how is not known.
     Legacy,
@@ -66,6 +66,29 @@ impl ConsentSource {
             ConsentSource::Legacy => "Đăng ký trước khi Loa ghi nhận sự đồng ý (không rõ cách)",
         }
     }
+}
+
+/// Residents (and organisations) by the way they first subscribed, per area: what officials
+/// compare to see which way of growing the audience works. Forgotten persons are left out.
+pub async fn counts_by_area(
+    db: &crate::store::Db,
+) -> Result<Vec<(String, ConsentSource, i64)>, sqlx::Error> {
+    use sqlx::Row;
+    let rows = sqlx::query(
+        "SELECT area_code, consent_via, COUNT(*) FROM persons
+         WHERE consent_via IS NOT NULL AND forgotten_at IS NULL
+         GROUP BY area_code, consent_via",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = Vec::new();
+    for row in rows {
+        let via: String = row.try_get(1)?;
+        if let Some(source) = ConsentSource::parse(&via) {
+            out.push((row.try_get(0)?, source, row.try_get(2)?));
+        }
+    }
+    Ok(out)
 }
 
 /// Records how `person` agreed, unless something is recorded already: the first way wins.

@@ -49,6 +49,7 @@ macro_rules! outln {
 mod database;
 mod import;
 mod person;
+mod poster;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -164,6 +165,15 @@ pub enum Command {
     Person {
         #[command(subcommand)]
         person: person::PersonCommand,
+    },
+    /// A commune's A4 poster (HTML, QR codes inline): how residents subscribe by Telegram,
+    /// Zalo and SMS. Printed from a browser.
+    Poster {
+        /// The commune: its code or its name (doan-bai, "Đoan Bái").
+        area: String,
+        /// Write it to FILE instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -580,6 +590,7 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
             report: ReportCommand::Reach { from, to, format },
         } => report_reach(config, &env, from, to, format).await,
         Command::Person { person } => person::run(config, &env, person).await,
+        Command::Poster { area, out } => poster::run(config, &env, &area, out),
     }
 }
 

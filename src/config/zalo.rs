@@ -47,6 +47,8 @@ pub(super) struct RawZalo {
     oauth_url: Option<Spanned<String>>,
     price_per_message: Option<Spanned<f64>>,
     staff_template: Option<String>,
+    /// The OA's page, `https://zalo.me/<OA id>`: posters show it as a QR code.
+    oa_link: Option<Spanned<String>>,
 }
 
 /// `[zalo]` read: the credentials when the channel is on, and the staff template either way
@@ -54,6 +56,7 @@ pub(super) struct RawZalo {
 pub(super) struct Parsed {
     pub config: Option<ZaloConfig>,
     pub staff_template: Option<String>,
+    pub oa_link: Option<String>,
 }
 
 /// The Zalo configuration (`None`: the channel sends to the log), with the channel's price
@@ -71,6 +74,23 @@ pub(super) fn parse(
         .as_ref()
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty());
+    let oa_link = match &raw.oa_link {
+        Some(link) if link.get_ref().starts_with("https://zalo.me/") => {
+            Some(link.get_ref().clone())
+        }
+        Some(link) => {
+            problems.push(Problem::new(
+                path,
+                Some(line_of_offset(source, link.span().start)),
+                format!(
+                    "zalo.oa_link: {:?} is not an OA page like https://zalo.me/1234567890123456789",
+                    link.get_ref()
+                ),
+            ));
+            None
+        }
+        None => None,
+    };
     let config = credentials(
         path,
         source,
@@ -83,6 +103,7 @@ pub(super) fn parse(
     Parsed {
         config,
         staff_template,
+        oa_link,
     }
 }
 

@@ -34,6 +34,7 @@ static VIEWS: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
         ("import", include_str!("views/import.hbs")),
         ("inbox", include_str!("views/inbox.hbs")),
         ("inbox_item", include_str!("views/inbox_item.hbs")),
+        ("posters", include_str!("views/posters.hbs")),
     ] {
         hb.register_template_string(name, source)
             .unwrap_or_else(|e| panic!("views/{name}.hbs: {e}"));

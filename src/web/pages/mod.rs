@@ -6,7 +6,8 @@
 //! One file per page: [`sign_in`] (sign-in, sign-out, password), [`dashboard`](mod@dashboard)
 //! (and the printable report), [`calendar`](mod@calendar), [`content`] (the queue and a
 //! content's page), [`activities`], [`audit`], [`inbox`] (residents' texts), [`exports`] (CSV),
-//! [`imports`] (residents' lists); [`common`] holds what they
+//! [`imports`] (residents' lists), [`posters`] (each commune's poster, subscriptions by how
+//! they came); [`common`] holds what they
 //! share, the `PageAuth` extractor first. This file only puts their routes together.
 
 mod activities;
@@ -18,6 +19,7 @@ mod dashboard;
 mod exports;
 mod imports;
 mod inbox;
+mod posters;
 mod sign_in;
 
 use axum::Router;
@@ -31,6 +33,7 @@ use content::{content_action, create_content, new_content, queue, show_content, 
 use dashboard::{dashboard, report};
 use exports::{export_deliveries, export_reach};
 use inbox::{answer_item, inbox_page, set_item_state, show_item};
+use posters::{poster, posters_page};
 use sign_in::{change_password, login, login_form, logout, password_form};
 
 use crate::web::state::WebState;
@@ -57,6 +60,8 @@ pub(super) fn routes() -> Router<WebState> {
         .route("/inbox/{id}", get(show_item))
         .route("/inbox/{id}/answer", post(answer_item))
         .route("/inbox/{id}/state", post(set_item_state))
+        .route("/posters", get(posters_page))
+        .route("/posters/{area}", get(poster))
 }
 
 /// The exports and the import of lists: long answers and large uploads, given more time and
