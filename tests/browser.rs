@@ -314,7 +314,7 @@ async fn the_dashboard_renders_each_commune_against_the_band_in_chromium() {
                 area: r.dataset.area,
                 percent: Number(r.dataset.percent),
                 status: r.dataset.status,
-                shown: r.cells[6].textContent.trim(),
+                shown: r.querySelector('td.percent').textContent.trim(),
                 band: !!r.querySelector('svg rect.band'),
                 bar: Number(r.querySelector('svg rect.value').getAttribute('width')),
             }))",
@@ -391,6 +391,28 @@ async fn the_dashboard_renders_each_commune_against_the_band_in_chromium() {
         overflow.as_f64().unwrap() <= 1.0,
         "page wider than a phone by {overflow}px"
     );
+    // No cell of the communes' table is narrower than its longest word: "Xã Hương Lâm" never
+    // breaks a letter per line.
+    let squeezed = browser
+        .script(
+            "const out = [];
+             for (const cell of document.querySelectorAll('#communes th, #communes td')) {
+               const style = getComputedStyle(cell);
+               const room = cell.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+               for (const word of cell.textContent.split(/\\s+/).filter(w => w)) {
+                 const probe = document.createElement('span');
+                 probe.style.whiteSpace = 'nowrap';
+                 probe.textContent = word;
+                 cell.appendChild(probe);
+                 const need = probe.getBoundingClientRect().width;
+                 probe.remove();
+                 if (room + 0.5 < need) out.push([word, room, need]);
+               }
+             }
+             return out;",
+        )
+        .await;
+    assert_eq!(squeezed, json!([]), "cells narrower than a word at 390 px");
     std::fs::write(
         path.with_file_name("dashboard-phone.png"),
         browser.screenshot().await,

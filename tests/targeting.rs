@@ -221,3 +221,110 @@ fn the_spans_name_the_reach_periods_of_the_send() {
     );
     assert!(unreached_periods(Unreached::Observance, d("2023-03-01"), d("2023-03-08")).is_empty());
 }
+
+#[tokio::test]
+async fn the_projection_adds_up_against_the_reach_rows_and_the_calendar() {
+    let (app, _dir) = partial_year().await;
+    // Half the residents are known by a mobile number only.
+    let ids: Vec<i64> =
+        sqlx::query_scalar("SELECT person_id FROM contacts WHERE person_id % 2 = 0")
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
+    for id in ids {
+        sqlx::query("UPDATE contacts SET channel = 'sms', address = $1 WHERE person_id = $2")
+            .bind(format!("+84912{id:06}"))
+            .bind(id)
+            .execute(&app.db.pool)
+            .await
+            .unwrap();
+    }
+    let setup = &app.setup;
+    let now = app.clock_now();
+    let p = loa::console::projection::project(
+        &app.db,
+        &setup.config,
+        &setup.calendar,
+        &setup.templates,
+        now,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(p.year, 2023);
+    assert_eq!(p.communes.len(), 25);
+    let unreached = contactable_unreached(&app).await;
+    let reached: BTreeMap<String, i64> = sqlx::query(
+        "SELECT area_code, COUNT(*) FROM reach WHERE period = 'Y2023' GROUP BY area_code",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
+    let end = at("2024-01-01T00:00:00+07:00") - Duration::seconds(1);
+    let fires_left = setup.calendar.fire_times(now, end).len();
+    let next = &setup.calendar.fire_times(now, end)[0];
+    assert_eq!(next.schedule.id, "bo-sung-chua-tiep-can");
+    let context = loa::templates::MessageContext::sample(
+        &next.schedule.observance,
+        &loa::templates::SampleData::from_config(&setup.config),
+    );
+    let parts = setup
+        .templates
+        .preview(&next.schedule.template, ChannelKind::Sms, &context)
+        .unwrap()
+        .sms
+        .unwrap()
+        .segments;
+    let mut any_top_up = false;
+    for c in &p.communes {
+        let population = setup.config.areas.population(&c.code);
+        let reached_here = reached.get(&c.code).copied().unwrap_or(0) as u64;
+        let unreached_ids: Vec<i64> = unreached
+            .iter()
+            .filter(|(_, area)| **area == c.code)
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(c.population, population);
+        assert_eq!(c.reached, reached_here, "{}", c.code);
+        assert_eq!(c.unreached, unreached_ids.len() as u64, "{}", c.code);
+        assert_eq!(c.fires_left, fires_left);
+        assert_eq!(c.outlook.projected, reached_here + c.unreached);
+        let target = (0.4 * population as f64).ceil() as u64;
+        assert_eq!(c.outlook.needed, target.saturating_sub(c.outlook.projected));
+        assert_eq!(c.outlook.gap_now, target.saturating_sub(reached_here));
+        assert_eq!(
+            c.projected_below,
+            (c.outlook.projected as f64) < 0.4 * population as f64
+        );
+        match &c.top_up {
+            Some(t) => {
+                any_top_up = true;
+                assert!(c.outlook.gap_now > 0);
+                assert_eq!(t.template, next.schedule.template);
+                // Telegram first (free), the rest by SMS at 350 đồng a part.
+                let by_sms = unreached_ids.iter().filter(|id| *id % 2 == 0).count() as u64;
+                let sms = t.by_channel.iter().find(|x| x.channel == ChannelKind::Sms);
+                assert_eq!(sms.map_or(0, |x| x.persons), by_sms, "{}", c.code);
+                assert_eq!(t.persons, c.unreached);
+                assert_eq!(
+                    t.cost_vnd,
+                    by_sms as f64 * 350.0 * parts as f64,
+                    "{}",
+                    c.code
+                );
+            }
+            None => assert!(c.outlook.gap_now == 0 || c.unreached == 0, "{}", c.code),
+        }
+    }
+    assert!(any_top_up);
+    // Furthest below first.
+    let shares: Vec<f64> = p
+        .communes
+        .iter()
+        .map(|c| c.projected_share.unwrap())
+        .collect();
+    assert!(shares.windows(2).all(|w| w[0] <= w[1]), "{shares:?}");
+}

@@ -50,6 +50,7 @@ mod database;
 mod import;
 mod person;
 mod poster;
+mod report;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -413,6 +414,11 @@ pub enum ReportCommand {
         to: Option<NaiveDate>,
         #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
         format: ReportFormat,
+        /// This year's outlook instead: per commune, reach so far, contactable people not yet
+        /// reached, messages to come, projected year-end reach, what is missing to reach the
+        /// band, and the cheapest top-up (table or json).
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        projection: bool,
     },
 }
 
@@ -587,7 +593,17 @@ pub async fn execute(cli: Cli, env: Env) -> Result<(), CliError> {
         Command::Restore { file } => database::restore(config, &env, &file).await,
         Command::Run { clock, clock_speed } => run(config, &env, clock, clock_speed).await,
         Command::Report {
-            report: ReportCommand::Reach { from, to, format },
+            report:
+                ReportCommand::Reach {
+                    projection: true,
+                    format,
+                    ..
+                },
+        } => report::projection(config, &env, format).await,
+        Command::Report {
+            report: ReportCommand::Reach {
+                from, to, format, ..
+            },
         } => report_reach(config, &env, from, to, format).await,
         Command::Person { person } => person::run(config, &env, person).await,
         Command::Poster { area, out } => poster::run(config, &env, &area, out),

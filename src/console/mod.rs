@@ -10,6 +10,7 @@ pub mod content;
 pub mod dashboard;
 mod deliveries;
 pub mod imports;
+pub mod projection;
 pub mod upcoming;
 
 pub use deliveries::{DeliveryLog, DeliveryLogLine};

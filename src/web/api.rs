@@ -105,6 +105,7 @@ pub(super) fn routes() -> Router<WebState> {
         .route("/api/me", get(me))
         .route("/api/dashboard", get(dashboard))
         .route("/api/calendar", get(calendar))
+        .route("/api/projection", get(projection))
         .route("/api/contents", get(list_contents).post(create_content))
         .route("/api/contents/{id}", get(get_content).put(update_content))
         .route("/api/contents/{id}/{step}", post(content_transition))
@@ -139,6 +140,14 @@ async fn dashboard(
 ) -> ApiResult<crate::console::dashboard::Dashboard> {
     let q: DashboardQuery = query(uri.query())?;
     Ok(Json(state.console().dashboard(&auth.actor, &q).await?))
+}
+
+/// This year's outlook per commune within the caller's area.
+async fn projection(
+    State(state): State<WebState>,
+    ApiAuth(auth): ApiAuth,
+) -> ApiResult<crate::console::projection::Projection> {
+    Ok(Json(state.console().projection(&auth.actor).await?))
 }
 
 async fn calendar(

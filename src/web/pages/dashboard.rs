@@ -124,14 +124,17 @@ pub(super) async fn dashboard(
     Query(q): Query<DashboardQuery>,
 ) -> PageResult {
     match dashboard_data(&state, &auth, &q).await {
-        Ok((_, data)) => Ok(page(
-            &state,
-            Some(&auth),
-            StatusCode::OK,
-            "Kết quả truyền thông",
-            "dashboard",
-            data,
-        )),
+        Ok((_, mut data)) => {
+            data["projection"] = projection_view(&state.console().projection(&auth.actor).await?);
+            Ok(page(
+                &state,
+                Some(&auth),
+                StatusCode::OK,
+                "Kết quả truyền thông",
+                "dashboard",
+                data,
+            ))
+        }
         Err(ConsoleError::Invalid { message, .. }) => {
             // Show the form again with the problem, over the default period.
             let (_, mut data) = dashboard_data(&state, &auth, &DashboardQuery::default()).await?;
@@ -147,6 +150,60 @@ pub(super) async fn dashboard(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// This year's outlook as the dashboard shows it: the communes projected below the band first,
+/// each with what would close its gap, in Vietnamese.
+fn projection_view(p: &crate::console::projection::Projection) -> Value {
+    let rows: Vec<Value> = p
+        .communes
+        .iter()
+        .map(|c| {
+            let top_up = c.top_up.as_ref().map(|t| {
+                let parts: Vec<String> = t
+                    .by_channel
+                    .iter()
+                    .map(|part| match part.parts {
+                        Some(n) => format!(
+                            "{} người qua {} ({n} tin/người)",
+                            number_vi(part.persons),
+                            part.channel_label
+                        ),
+                        None => format!(
+                            "{} người qua {}",
+                            number_vi(part.persons),
+                            part.channel_label
+                        ),
+                    })
+                    .collect();
+                format!(
+                    "Gửi tin “{}” tới {} người chưa được tiếp cận: {}; chi phí khoảng {} đồng.",
+                    t.observance,
+                    number_vi(t.persons),
+                    parts.join(", "),
+                    number_vi(t.cost_vnd.round() as u64)
+                )
+            });
+            json!({
+                "code": c.code,
+                "name": c.name,
+                "reached_text": number_vi(c.reached),
+                "unreached_text": number_vi(c.unreached),
+                "fires_left": c.fires_left,
+                "projected_text": number_vi(c.outlook.projected),
+                "share_text": percent_vi(c.projected_share),
+                "below": c.projected_below,
+                "needed_text": number_vi(c.outlook.needed),
+                "needed": c.outlook.needed > 0,
+                "top_up": top_up,
+            })
+        })
+        .collect();
+    json!({
+        "year": p.year,
+        "below_count": p.communes.iter().filter(|c| c.projected_below).count(),
+        "rows": rows,
+    })
 }
 
 pub(super) async fn report(

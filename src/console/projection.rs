@@ -1,0 +1,327 @@
+//! Where each commune is heading this year, and what it would take to bring it into the band.
+//!
+//! Per commune: residents reached so far this year; residents Loa can contact who have not been
+//! reached yet (an active contact, not opted out, no reach row this year); fire times still to
+//! come; the projected year-end reach if every contactable person is reached once (when some
+//! message is still to come); how many more people it must reach to get to the band's low end,
+//! and how many more contactable people it needs for that (new subscribers: posters, lists);
+//! and the cheapest top-up — the next message to come, sent to its unreached on each one's
+//! cheapest channel, with what it costs (SMS by the parts of that template's text).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::audience::AudienceFilter;
+use crate::calendar::{Audience, Calendar};
+use crate::channel::{ChannelKind, ChannelSet};
+use crate::config::{AreaTree, Config, TargetBand};
+use crate::store::{Db, Sql};
+use crate::templates::{MessageContext, SampleData, Templates};
+
+/// The year-end arithmetic of one commune: pure, tested by its table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Outlook {
+    /// Reached if every contactable person is reached once (only when a message is to come).
+    pub projected: u64,
+    /// Still to reach to get to the band's low end.
+    pub gap_now: u64,
+    /// More contactable people needed, beyond all those Loa has, to get there by year's end.
+    pub needed: u64,
+}
+
+/// The outlook of a commune of `population` with `reached` this year, `unreached` contactable
+/// people not reached yet and `fires_left` messages still to come, against the band's `low`.
+pub fn outlook(
+    population: u64,
+    reached: u64,
+    unreached: u64,
+    fires_left: usize,
+    low: f64,
+) -> Outlook {
+    let target = (low * population as f64).ceil() as u64;
+    let projected = if fires_left > 0 {
+        reached + unreached
+    } else {
+        reached
+    };
+    Outlook {
+        projected,
+        gap_now: target.saturating_sub(reached),
+        needed: target.saturating_sub(projected),
+    }
+}
+
+/// Part of a top-up: the unreached whose cheapest channel this is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TopUpPart {
+    pub channel: ChannelKind,
+    pub channel_label: &'static str,
+    pub persons: u64,
+    /// SMS parts per message, for a channel priced by the part.
+    pub parts: Option<usize>,
+    pub cost_vnd: f64,
+}
+
+/// The next message to come, sent to the commune's unreached on their cheapest channels.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TopUp {
+    pub template: String,
+    pub observance: String,
+    pub at: DateTime<Utc>,
+    pub persons: u64,
+    pub cost_vnd: f64,
+    pub by_channel: Vec<TopUpPart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CommuneProjection {
+    pub code: String,
+    pub name: String,
+    pub population: u64,
+    pub reached: u64,
+    /// Contactable residents not reached this year.
+    pub unreached: u64,
+    pub fires_left: usize,
+    #[serde(flatten)]
+    pub outlook: Outlook,
+    /// Projected share of the population (0–1), when the population is known.
+    pub projected_share: Option<f64>,
+    /// Below the band's low end even if every contactable person is reached.
+    pub projected_below: bool,
+    pub top_up: Option<TopUp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Projection {
+    pub year: i32,
+    pub as_of: NaiveDate,
+    pub band: (f64, f64),
+    /// Communes, those projected furthest below the band first.
+    pub communes: Vec<CommuneProjection>,
+}
+
+/// Channels from the cheapest (one message, one part) to the dearest.
+fn by_price(channels: &ChannelSet) -> Vec<ChannelKind> {
+    let mut kinds: Vec<_> = channels
+        .iter()
+        .map(|d| (d.price.cost(Some(1)).unwrap_or(0.0), d.kind))
+        .collect();
+    kinds.sort_by(|a, b| a.0.total_cmp(&b.0));
+    kinds.into_iter().map(|(_, k)| k).collect()
+}
+
+/// Per area, the contactable residents not reached in `year`, by their cheapest channel.
+async fn unreached_by_channel(
+    db: &Db,
+    channels: &[ChannelKind],
+    areas: &AreaTree,
+    year: i32,
+) -> Result<BTreeMap<String, BTreeMap<ChannelKind, u64>>, sqlx::Error> {
+    let filter = AudienceFilter::new(&Audience::default(), channels, areas, year)
+        .not_reached_in(vec![format!("Y{year}")]);
+    let mut sql = Sql::new("SELECT p.area_code, picked.channel, COUNT(*) FROM (");
+    filter.picks(&mut sql);
+    sql.push(
+        ") picked JOIN persons p ON p.id = picked.person_id WHERE p.kind = 'resident'
+         GROUP BY p.area_code, picked.channel",
+    );
+    let mut out: BTreeMap<String, BTreeMap<ChannelKind, u64>> = BTreeMap::new();
+    for row in sql.query()?.fetch_all(&db.pool).await? {
+        let channel: String = row.try_get(1)?;
+        let Some(kind) = channels.iter().find(|k| k.as_str() == channel) else {
+            continue;
+        };
+        out.entry(row.try_get(0)?)
+            .or_default()
+            .insert(*kind, row.try_get::<i64, _>(2)?.max(0) as u64);
+    }
+    Ok(out)
+}
+
+/// Residents reached in `year` per area.
+async fn reached_by_area(db: &Db, year: i32) -> Result<BTreeMap<String, u64>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT area_code, persons FROM reach_counts WHERE period = $1 AND kind = 'resident'",
+    )
+    .bind(format!("Y{year}"))
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get::<i64, _>(1)?.max(0) as u64)))
+        .collect()
+}
+
+/// The projection of `year` as of `now`, for the communes in `scope` (all when `None`).
+pub async fn project(
+    db: &Db,
+    config: &Config,
+    calendar: &Calendar,
+    templates: &Templates,
+    now: DateTime<Utc>,
+    scope: Option<&std::collections::BTreeSet<String>>,
+) -> Result<Projection, sqlx::Error> {
+    let tz = config.campaign.time_zone;
+    let today = now.with_timezone(&tz).date_naive();
+    let year = today.year();
+    let band: TargetBand = config.campaign.target;
+    let end = crate::calendar::local_midnight(
+        NaiveDate::from_ymd_opt(year + 1, 1, 1).expect("a year"),
+        tz,
+    );
+    let fires = calendar.fire_times(now, end - chrono::Duration::seconds(1));
+    let channels = by_price(&config.channels);
+    let unreached = unreached_by_channel(db, &channels, &config.areas, year).await?;
+    let reached = reached_by_area(db, year).await?;
+    let sample = SampleData::from_config(config);
+    let mut parts_of: BTreeMap<String, Option<usize>> = BTreeMap::new();
+    let mut communes = Vec::new();
+    for area in config.areas.leaves() {
+        if scope.is_some_and(|s| !s.contains(&area.code)) {
+            continue;
+        }
+        // The messages still to come that speak to this commune.
+        let coming: Vec<_> = fires
+            .iter()
+            .filter(|f| {
+                let areas = &f.schedule.audience.areas;
+                areas.is_empty()
+                    || areas
+                        .iter()
+                        .any(|a| config.areas.subtree(a).iter().any(|x| x.code == area.code))
+            })
+            .collect();
+        let population = config.areas.population(&area.code);
+        let reached_here = reached.get(&area.code).copied().unwrap_or(0);
+        let split = unreached.get(&area.code).cloned().unwrap_or_default();
+        let unreached_here: u64 = split.values().sum();
+        let outlook = outlook(
+            population,
+            reached_here,
+            unreached_here,
+            coming.len(),
+            band.low,
+        );
+        let top_up = match coming.first() {
+            Some(next) if outlook.gap_now > 0 && unreached_here > 0 => {
+                let template = next.schedule.template.clone();
+                let parts = *parts_of.entry(template.clone()).or_insert_with(|| {
+                    let context = MessageContext::sample(&next.schedule.observance, &sample);
+                    templates
+                        .preview(&template, ChannelKind::Sms, &context)
+                        .ok()
+                        .and_then(|r| r.sms.map(|s| s.segments))
+                });
+                let by_channel: Vec<TopUpPart> = channels
+                    .iter()
+                    .filter_map(|kind| {
+                        let persons = *split.get(kind)?;
+                        let descriptor = config.channels.get(*kind)?;
+                        let part_count =
+                            matches!(descriptor.price, crate::channel::Price::PerSegment(_))
+                                .then_some(parts.unwrap_or(1));
+                        let each = descriptor.price.cost(part_count).unwrap_or(0.0);
+                        Some(TopUpPart {
+                            channel: *kind,
+                            channel_label: descriptor.label,
+                            persons,
+                            parts: part_count,
+                            cost_vnd: each * persons as f64,
+                        })
+                    })
+                    .collect();
+                Some(TopUp {
+                    template,
+                    observance: next.schedule.observance.clone(),
+                    at: next.at.to_utc(),
+                    persons: unreached_here,
+                    cost_vnd: by_channel.iter().map(|p| p.cost_vnd).sum(),
+                    by_channel,
+                })
+            }
+            _ => None,
+        };
+        let projected_share =
+            (population > 0).then(|| outlook.projected as f64 / population as f64);
+        communes.push(CommuneProjection {
+            code: area.code.clone(),
+            name: area.name.clone(),
+            population,
+            reached: reached_here,
+            unreached: unreached_here,
+            fires_left: coming.len(),
+            projected_below: projected_share.is_some_and(|s| s < band.low),
+            projected_share,
+            outlook,
+            top_up,
+        });
+    }
+    communes.sort_by(|a, b| {
+        a.projected_share
+            .unwrap_or(1.0)
+            .total_cmp(&b.projected_share.unwrap_or(1.0))
+            .then_with(|| a.code.cmp(&b.code))
+    });
+    Ok(Projection {
+        year,
+        as_of: today,
+        band: (band.low, band.high),
+        communes,
+    })
+}
+
+impl super::Console {
+    /// This year's projection for the communes within the actor's area.
+    pub async fn projection(
+        &self,
+        actor: &super::Actor,
+    ) -> Result<Projection, super::ConsoleError> {
+        actor.require(super::Permission::ViewFigures)?;
+        let scope = actor.scope(&self.config.areas);
+        Ok(project(
+            &self.db,
+            &self.config,
+            &self.calendar,
+            &self.templates,
+            self.clock.now(),
+            scope.as_ref(),
+        )
+        .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_year_end_arithmetic() {
+        // 1,000 people, 40 % is 400: 150 reached, 200 more contactable, messages to come.
+        assert_eq!(
+            outlook(1000, 150, 200, 3, 0.40),
+            Outlook {
+                projected: 350,
+                gap_now: 250,
+                needed: 50
+            }
+        );
+        // No message left this year: the projection is what was reached.
+        assert_eq!(outlook(1000, 150, 200, 0, 0.40).projected, 150);
+        assert_eq!(outlook(1000, 150, 200, 0, 0.40).needed, 250);
+        // Already in the band: nothing to close.
+        assert_eq!(
+            outlook(1000, 420, 10, 1, 0.40),
+            Outlook {
+                projected: 430,
+                gap_now: 0,
+                needed: 0
+            }
+        );
+        // 40 % of 1,001 people is 400.4: 401 people.
+        assert_eq!(outlook(1001, 0, 0, 1, 0.40).gap_now, 401);
+        // No population known: no target.
+        assert_eq!(outlook(0, 5, 5, 1, 0.40).needed, 0);
+    }
+}
