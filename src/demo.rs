@@ -6,7 +6,8 @@
 //! population — sample names marked "(mẫu)", numbers in the unassigned +84 10 range — and what
 //! happens to messages: some residents blocked the bot, most numbers have Zalo but some have
 //! none and a few refuse the OA (they get SMS), some SMS fail or are never confirmed, some
-//! people opt out during the year.
+//! people opt out during the year; about a third of Telegram readers tap "Tôi đã đọc", and new
+//! residents subscribe through the communes' posters as the year goes on.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -410,6 +411,8 @@ pub async fn run(
         }
         kannel.settle_reports(sms_outcome).await;
         zalo.deliver_receipts(&zalo_webhook).await;
+        engage(&db, &mut rng, config.campaign.time_zone, clock.now()).await?;
+        poster_subscriptions(&db, &plan, &mut rng, options.people, clock.now()).await?;
         progress.status(
             clock.now(),
             occurrences.len(),
@@ -493,6 +496,90 @@ async fn channel_years(
             }
         })
         .collect())
+}
+
+/// "Tôi đã đọc": about a third of the Telegram messages not yet tapped are, within the hour.
+async fn engage(
+    db: &Db,
+    rng: &mut StdRng,
+    tz: chrono_tz::Tz,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let sent = sqlx::query(
+        "SELECT d.occurrence_id, d.person_id, p.area_code FROM deliveries d
+         JOIN persons p ON p.id = d.person_id
+         WHERE d.channel = 'telegram' AND d.status = 'sent'
+           AND NOT EXISTS (SELECT 1 FROM engagements e
+                           WHERE e.occurrence_id = d.occurrence_id AND e.person_id = d.person_id)
+           AND d.occurrence_id = (SELECT MAX(id) FROM occurrences)",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    let mut tx = db.pool.begin().await?;
+    for row in sent {
+        if !rng.random_bool(0.35) {
+            continue;
+        }
+        let at = now + Duration::minutes(rng.random_range(1..60));
+        sqlx::query(
+            "INSERT INTO engagements (occurrence_id, person_id, area_code, day, at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (occurrence_id, person_id) DO NOTHING",
+        )
+        .bind(row.try_get::<i64, _>(0)?)
+        .bind(row.try_get::<i64, _>(1)?)
+        .bind(row.try_get::<String, _>(2)?)
+        .bind(at.with_timezone(&tz).date_naive().to_string())
+        .bind(to_epoch(at))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// New residents who scanned a commune's poster and confirmed, a few at each fire time, in
+/// proportion to the communes' sample sizes.
+async fn poster_subscriptions(
+    db: &Db,
+    plan: &[(String, usize)],
+    rng: &mut StdRng,
+    people: usize,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let newcomers = (people / 150).max(1);
+    let total: usize = plan.iter().map(|(_, n)| n).sum::<usize>().max(1);
+    let mut tx = db.pool.begin().await?;
+    for _ in 0..newcomers {
+        let mut pick = rng.random_range(0..total);
+        let area = plan
+            .iter()
+            .find(|(_, n)| {
+                let here = pick < *n;
+                pick = pick.saturating_sub(*n);
+                here
+            })
+            .map_or(plan[0].0.as_str(), |(a, _)| a.as_str());
+        let name = format!(
+            "{} {} {} (mẫu)",
+            FAMILY[rng.random_range(0..FAMILY.len())],
+            MIDDLE[rng.random_range(0..MIDDLE.len())],
+            GIVEN[rng.random_range(0..GIVEN.len())]
+        );
+        let person: i64 = sqlx::query(
+            "INSERT INTO persons (name, area_code, created_at, name_given, consent_via, consent_at, consent_detail)
+             VALUES ($1, $2, $3, 0, 'poster', $3, $2) RETURNING id",
+        )
+        .bind(&name)
+        .bind(area)
+        .bind(to_epoch(now))
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        let chat = 8_000_000_000 + person;
+        add_contact(&mut tx, person, "telegram", &chat.to_string(), now).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Deliveries still to send that are due before `until` (a retry later in the day counts; one

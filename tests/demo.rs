@@ -142,4 +142,23 @@ async fn the_demo_plays_the_plan_in_order_and_its_report_matches_its_deliveries(
         count("SELECT COUNT(*) FROM contacts WHERE channel = 'zalo' AND active = 0").await > 0,
         "some numbers have no Zalo: they got SMS"
     );
+    // Engagement and growth show, not zeros: taps on Telegram messages, poster subscribers
+    // who then received messages.
+    let taps = count("SELECT COUNT(*) FROM engagements").await;
+    let telegram_sent =
+        count("SELECT COUNT(*) FROM deliveries WHERE channel = 'telegram' AND status = 'sent'")
+            .await;
+    assert!(
+        taps > telegram_sent / 5 && taps < telegram_sent / 2,
+        "{taps} of {telegram_sent}"
+    );
+    assert!(
+        count(
+            "SELECT COUNT(DISTINCT d.person_id) FROM deliveries d JOIN persons p ON p.id = d.person_id
+             WHERE p.consent_via = 'poster'"
+        )
+        .await
+            > 0,
+        "residents who came by a poster got messages"
+    );
 }
