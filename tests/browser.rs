@@ -370,6 +370,35 @@ async fn the_dashboard_renders_each_commune_against_the_band_in_chromium() {
         .await;
     assert_eq!(foreign, json!([]));
 
+    // The year's reach drawn against the band, the projection dashed, one small chart per
+    // commune.
+    let chart = browser
+        .script(
+            "const svg = document.querySelector('#reach-chart svg');
+             return svg && {
+               band: !!svg.querySelector('rect.band'),
+               reached: svg.querySelectorAll('polyline.reached').length,
+               dashed: svg.querySelector('line.projected')?.getAttribute('stroke-dasharray'),
+               fires: svg.querySelectorAll('line.fire').length,
+               multiples: document.querySelectorAll('#multiples figure svg').length,
+               wide: svg.getBoundingClientRect().width,
+             }",
+        )
+        .await;
+    assert_eq!(chart["band"], true, "{chart}");
+    assert_eq!(chart["reached"], 1, "{chart}");
+    assert_eq!(chart["multiples"], 25, "{chart}");
+    assert!(chart["fires"].as_i64().unwrap() >= 20, "{chart}");
+    assert!(chart["wide"].as_f64().unwrap() > 300.0, "{chart}");
+    browser
+        .script("document.querySelector('#reach-chart').scrollIntoView(); return true")
+        .await;
+    std::fs::write(
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-chart.png"),
+        browser.screenshot().await,
+    )
+    .unwrap();
+
     let png = browser.screenshot().await;
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     let width = u32::from_be_bytes(png[16..20].try_into().unwrap());

@@ -92,6 +92,9 @@ pub struct CommuneProjection {
     /// Below the band's low end even if every contactable person is reached.
     pub projected_below: bool,
     pub top_up: Option<TopUp>,
+    /// Residents reached by the end of each month of the year, cumulative (months still to
+    /// come repeat the last figure).
+    pub by_month: [u64; 12],
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -101,6 +104,8 @@ pub struct Projection {
     pub band: (f64, f64),
     /// Communes, those projected furthest below the band first.
     pub communes: Vec<CommuneProjection>,
+    /// The local dates of the year's fire times, past and to come.
+    pub fire_dates: Vec<NaiveDate>,
 }
 
 /// Channels from the cheapest (one message, one part) to the dearest.
@@ -141,6 +146,32 @@ async fn unreached_by_channel(
     Ok(out)
 }
 
+/// Per area, residents reached by the end of each month of `year` (local), cumulative.
+async fn cumulative_by_month(
+    db: &Db,
+    tz: chrono_tz::Tz,
+    year: i32,
+) -> Result<BTreeMap<String, [u64; 12]>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT area_code, first_at FROM reach WHERE period = $1 AND kind = 'resident'",
+    )
+    .bind(format!("Y{year}"))
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out: BTreeMap<String, [u64; 12]> = BTreeMap::new();
+    for row in rows {
+        let at = crate::store::from_epoch(row.try_get(1)?);
+        let month = at.with_timezone(&tz).month0() as usize;
+        out.entry(row.try_get(0)?).or_insert([0; 12])[month.min(11)] += 1;
+    }
+    for months in out.values_mut() {
+        for m in 1..12 {
+            months[m] += months[m - 1];
+        }
+    }
+    Ok(out)
+}
+
 /// Residents reached in `year` per area.
 async fn reached_by_area(db: &Db, year: i32) -> Result<BTreeMap<String, u64>, sqlx::Error> {
     let rows = sqlx::query(
@@ -175,6 +206,17 @@ pub async fn project(
     let channels = by_price(&config.channels);
     let unreached = unreached_by_channel(db, &channels, &config.areas, year).await?;
     let reached = reached_by_area(db, year).await?;
+    let by_month = cumulative_by_month(db, tz, year).await?;
+    let start =
+        crate::calendar::local_midnight(NaiveDate::from_ymd_opt(year, 1, 1).expect("a year"), tz);
+    let fire_dates: Vec<NaiveDate> = calendar
+        .fire_times(
+            start - chrono::Duration::seconds(1),
+            end - chrono::Duration::seconds(1),
+        )
+        .iter()
+        .map(|f| f.at.date_naive())
+        .collect();
     let sample = SampleData::from_config(config);
     let mut parts_of: BTreeMap<String, Option<usize>> = BTreeMap::new();
     let mut communes = Vec::new();
@@ -256,6 +298,7 @@ pub async fn project(
             projected_share,
             outlook,
             top_up,
+            by_month: by_month.get(&area.code).copied().unwrap_or([0; 12]),
         });
     }
     communes.sort_by(|a, b| {
@@ -269,6 +312,7 @@ pub async fn project(
         as_of: today,
         band: (band.low, band.high),
         communes,
+        fire_dates,
     })
 }
 

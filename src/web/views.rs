@@ -170,6 +170,104 @@ pub(super) fn bar_svg(
     )
 }
 
+/// What a reach-through-the-year chart shows.
+pub(super) struct ReachChart<'a> {
+    /// Reached by the end of each month, cumulative.
+    pub by_month: &'a [u64; 12],
+    pub population: u64,
+    /// Projected year-end reach (drawn dashed from the current month to December).
+    pub projected: u64,
+    /// 0-based month of today: the solid line stops there.
+    pub month_now: usize,
+    pub low: f64,
+    pub high: f64,
+    /// Day of the year (0-based) of each fire time: ticks along the bottom.
+    pub fire_days: &'a [u32],
+    pub label: &'a str,
+}
+
+/// Cumulative reach through the year against the band, inline SVG (no script): the band shaded,
+/// the months so far solid, the projection dashed, fire times ticked below.
+pub(super) fn reach_chart_svg(c: &ReachChart<'_>) -> String {
+    let (left, width, top, height) = (8.0, 110.0, 4.0, 44.0);
+    // The axis runs to 100 % when anything goes above the band's top, else to 80 %.
+    let share = |n: u64| {
+        if c.population == 0 {
+            0.0
+        } else {
+            n as f64 / c.population as f64
+        }
+    };
+    let top_share = if share(c.projected.max(c.by_month[11])) > 0.8 {
+        1.0
+    } else {
+        0.8
+    };
+    let y = |s: f64| top + height * (1.0 - (s / top_share).clamp(0.0, 1.0));
+    let x = |month_end: f64| left + width * month_end / 12.0;
+    let mut svg = format!(
+        "<svg class=\"chart\" viewBox=\"0 0 120 56\" role=\"img\" aria-label=\"{label}\">\
+<rect x=\"{left}\" y=\"{top}\" width=\"{width}\" height=\"{height}\" fill=\"#fff\" stroke=\"#ccc\" stroke-width=\"0.3\"/>\
+<rect class=\"band\" x=\"{left}\" y=\"{band_y:.2}\" width=\"{width}\" height=\"{band_h:.2}\" fill=\"var(--band)\" opacity=\"0.45\"/>",
+        label = esc_attr(c.label),
+        band_y = y(c.high),
+        band_h = y(c.low) - y(c.high),
+    );
+    for (s, text) in [(c.low, c.low), (c.high, c.high), (top_share, top_share)] {
+        svg.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.2}\" font-size=\"3\" text-anchor=\"end\" fill=\"#555\">{:.0}%</text>",
+            left - 0.8,
+            y(s) + 1.0,
+            text * 100.0
+        ));
+    }
+    let now = c.month_now.min(11);
+    let mut points = format!("{:.2},{:.2}", x(0.0), y(0.0));
+    for m in 0..=now {
+        points.push_str(&format!(
+            " {:.2},{:.2}",
+            x(m as f64 + 1.0),
+            y(share(c.by_month[m]))
+        ));
+    }
+    svg.push_str(&format!(
+        "<polyline class=\"reached\" points=\"{points}\" fill=\"none\" stroke=\"#8b1a1a\" stroke-width=\"1\"/>"
+    ));
+    if now < 11 {
+        svg.push_str(&format!(
+            "<line class=\"projected\" x1=\"{:.2}\" y1=\"{:.2}\" x2=\"{:.2}\" y2=\"{:.2}\" stroke=\"#8b1a1a\" stroke-width=\"0.8\" stroke-dasharray=\"2 1.5\"/>",
+            x(now as f64 + 1.0),
+            y(share(c.by_month[now])),
+            x(12.0),
+            y(share(c.projected)),
+        ));
+    }
+    for day in c.fire_days {
+        let fx = left + width * f64::from(*day) / 365.0;
+        svg.push_str(&format!(
+            "<line class=\"fire\" x1=\"{fx:.2}\" y1=\"{:.2}\" x2=\"{fx:.2}\" y2=\"{:.2}\" stroke=\"#1f5fa8\" stroke-width=\"0.4\"/>",
+            top + height,
+            top + height + 2.0
+        ));
+    }
+    for m in [0usize, 3, 6, 9] {
+        svg.push_str(&format!(
+            "<text x=\"{:.2}\" y=\"55\" font-size=\"3\" fill=\"#555\">T{}</text>",
+            x(m as f64) + 0.5,
+            m + 1
+        ));
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+fn esc_attr(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,9 @@ use crate::console::dashboard::{AreaLine, Dashboard, DashboardQuery};
 use crate::console::{ConsoleError, Permission};
 use crate::web::auth::Auth;
 use crate::web::state::WebState;
-use crate::web::views::{bar_svg, number_vi, page, percent_vi, render, status_text};
+use crate::web::views::{
+    ReachChart, bar_svg, number_vi, page, percent_vi, reach_chart_svg, render, status_text,
+};
 
 fn line_view(l: &AreaLine, d: &Dashboard, columns: &[(String, String)]) -> Value {
     json!({
@@ -191,7 +193,7 @@ fn projection_view(p: &crate::console::projection::Projection) -> Value {
                 "unreached_text": number_vi(c.unreached),
                 "fires_left": c.fires_left,
                 "projected_text": number_vi(c.outlook.projected),
-                "share_text": percent_vi(c.projected_share),
+                "share_text": percent_vi(c.projected_share.map(|s| s * 100.0)),
                 "below": c.projected_below,
                 "needed_text": number_vi(c.outlook.needed),
                 "needed": c.outlook.needed > 0,
@@ -199,10 +201,43 @@ fn projection_view(p: &crate::console::projection::Projection) -> Value {
             })
         })
         .collect();
+    let month_now = p.as_of.month0() as usize;
+    let fire_days: Vec<u32> = p.fire_dates.iter().map(|d| d.ordinal0()).collect();
+    let chart = |by_month: &[u64; 12], population: u64, projected: u64, label: &str| {
+        reach_chart_svg(&ReachChart {
+            by_month,
+            population,
+            projected,
+            month_now,
+            low: p.band.0,
+            high: p.band.1,
+            fire_days: &fire_days,
+            label,
+        })
+    };
+    let mut total = [0u64; 12];
+    for c in &p.communes {
+        for (m, n) in c.by_month.iter().enumerate() {
+            total[m] += n;
+        }
+    }
+    let population: u64 = p.communes.iter().map(|c| c.population).sum();
+    let projected: u64 = p.communes.iter().map(|c| c.outlook.projected).sum();
+    let mut multiples: Vec<&crate::console::projection::CommuneProjection> =
+        p.communes.iter().collect();
+    multiples.sort_by(|a, b| a.name.cmp(&b.name));
     json!({
         "year": p.year,
         "below_count": p.communes.iter().filter(|c| c.projected_below).count(),
         "rows": rows,
+        "chart": chart(&total, population, projected, "Tỷ lệ đã tiếp cận cộng dồn trong năm, toàn địa bàn"),
+        "multiples": multiples.iter().map(|c| json!({
+            "code": c.code,
+            "name": c.name,
+            "share_text": percent_vi(c.projected_share.map(|s| s * 100.0)),
+            "below": c.projected_below,
+            "svg": chart(&c.by_month, c.population, c.outlook.projected, &c.name),
+        })).collect::<Vec<_>>(),
     })
 }
 
