@@ -303,17 +303,130 @@ async fn two_processes_share_the_token_and_never_use_a_spent_refresh_token() {
         "the live pair is kept"
     );
 
-    // A restart with the same (spent) refresh token in the environment keeps the stored pair.
-    let third = app.second_engine();
+    // Another host restarts with an old refresh token in its environment: the stored pair
+    // works, so it is kept, and that host sends with it.
+    let stale = engine_with_token(&app, "refresh-from-last-year");
     zalo.expire_access_tokens();
-    let person = app
-        .subscribe_sms("Lò Thị Mai", "doan-bai", "+84912999001")
-        .await;
-    assert!(person > 0);
-    app.advance(Duration::hours(1));
-    app.engine.scheduler.tick().await.unwrap();
-    third.dispatcher.step().await.unwrap();
+    let before = zalo.refreshes();
+    send_one(&stale, "+84912999001")
+        .await
+        .expect("sent with the stored pair");
+    assert_eq!(zalo.refreshes(), before + 1);
     assert_eq!(zalo.spent_refresh_tokens_presented(), 0);
+    let stored: String =
+        sqlx::query_scalar("SELECT refresh_token FROM channel_tokens WHERE channel = 'zalo'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, zalo.current_refresh_token());
+}
+
+/// Another `loa run` on the same database whose environment gives `refresh_token`.
+fn engine_with_token(app: &TestApp, refresh_token: &str) -> loa::app::Engine {
+    let mut setup = app.setup.clone();
+    std::sync::Arc::make_mut(&mut setup.config)
+        .zalo
+        .as_mut()
+        .unwrap()
+        .refresh_token = refresh_token.to_string();
+    let clock = app.clock.clone() as loa::clock::SharedClock;
+    let transports = setup
+        .transports()
+        .unwrap()
+        .with_all(setup.zalo_transport(&app.db, &clock).unwrap());
+    loa::app::Engine::new(&setup, app.db.clone(), clock, transports)
+}
+
+/// One ZNS message of the campaign template to `phone`, straight through the engine's Zalo
+/// transport.
+async fn send_one(
+    engine: &loa::app::Engine,
+    phone: &str,
+) -> Result<loa::channels::Receipt, loa::channels::SendError> {
+    let payload = loa::channel::ZnsPayload {
+        template_id: CAMPAIGN_TEMPLATE.into(),
+        template_data: [
+            ("co_quan".to_string(), "UBND huyện Hiệp Hòa".to_string()),
+            ("noi_dung".to_string(), "Thử".to_string()),
+        ]
+        .into(),
+        text: "THÔNG BÁO TỪ UBND huyện Hiệp Hòa\nThử".into(),
+    }
+    .to_json();
+    let zalo = engine
+        .dispatcher
+        .transports()
+        .get(ChannelKind::Zalo)
+        .unwrap()
+        .clone();
+    zalo.send(&loa::channels::Outbound {
+        delivery_id: 999_999,
+        kind: ChannelKind::Zalo,
+        address: phone,
+        text: &payload,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_new_refresh_token_and_a_restart_bring_zalo_back() {
+    let Zalo { mut app, zalo, .. } = zalo_app(5, |_| false).await;
+    zalo.revoke_refresh_token();
+    app.engine.scheduler.tick().await.unwrap();
+    for _ in 0..3 {
+        app.engine.dispatcher.step().await.unwrap();
+        app.advance(Duration::seconds(1));
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM channel_outages").await, 1);
+    // The OA's admin authorises the app again; the operator sets the new token and restarts.
+    let fresh = zalo.reauthorize();
+    let restarted = engine_with_token(&app, &fresh);
+    for _ in 0..300 {
+        restarted.dispatcher.step().await.unwrap();
+        if zalo.sent().len() == 5 {
+            break;
+        }
+        app.advance(Duration::seconds(1));
+    }
+    assert_eq!(zalo.sent().len(), 5, "back within a probe's wait");
+    assert_eq!(app.count("SELECT COUNT(*) FROM channel_outages").await, 0);
+    let failure: Option<String> =
+        sqlx::query_scalar("SELECT failure FROM channel_tokens WHERE channel = 'zalo'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(failure, None);
+}
+
+#[tokio::test]
+async fn a_receipt_must_name_the_message_the_delivery_was_sent_as() {
+    let Zalo {
+        mut app,
+        zalo,
+        base,
+        ..
+    } = zalo_app(1, |_| false).await;
+    app.engine.scheduler.tick().await.unwrap();
+    send_all(&app, Duration::minutes(1)).await;
+    let mut sent = zalo.sent()[0].clone();
+    // Signed by Zalo, but for another database's message that had the same delivery id.
+    sent.msg_id = "another-oa-message".into();
+    let (body, headers) = zalo.receipt_for(&sent);
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}/webhooks/zalo"))
+        .body(body);
+    for (k, v) in headers {
+        request = request.header(k, v);
+    }
+    assert_eq!(request.send().await.unwrap().status(), 200);
+    assert_eq!(app.count("SELECT COUNT(*) FROM reach").await, 0);
+    zalo.deliver_receipts(&format!("{base}/webhooks/zalo"))
+        .await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM deliveries WHERE status = 'delivered'")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -452,6 +565,12 @@ async fn a_spent_daily_quota_waits_for_the_next_day_without_a_dead_letter() {
     let Zalo { mut app, zalo, .. } = zalo_app(50, |_| false).await;
     zalo.set_daily_quota(20);
     app.engine.scheduler.tick().await.unwrap();
+    // A message worth sending for two more days (the 8/3 greeting itself expires the same
+    // evening: see the next test).
+    sqlx::query("UPDATE deliveries SET expires_at = expires_at + 172800")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
     for _ in 0..30 {
         app.engine.dispatcher.step().await.unwrap();
         app.advance(Duration::seconds(1));
@@ -482,12 +601,7 @@ async fn a_spent_daily_quota_waits_for_the_next_day_without_a_dead_letter() {
             "waits for the next quota day"
         );
     }
-    // The next day, with a new quota, the rest go — those whose message is still worth
-    // sending (the 8/3 greeting expires the same evening: here it is given two days).
-    sqlx::query("UPDATE deliveries SET expires_at = expires_at + 172800")
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
+    // The next day, with a new quota, the rest go.
     zalo.new_quota_day();
     zalo.set_daily_quota(100);
     app.set_clock("2023-03-09T08:00:00+07:00");
@@ -532,4 +646,40 @@ async fn staff_words_go_by_zalo_only_inside_the_approved_template() {
         .to_string();
     assert!(refused.contains("noi_dung has 399 characters"), "{refused}");
     drop(zalo);
+}
+
+#[tokio::test]
+async fn a_quota_spent_till_after_the_message_expires_sends_the_rest_by_sms_now() {
+    let Zalo {
+        mut app,
+        zalo,
+        kannel,
+        ..
+    } = zalo_app(50, |_| false).await;
+    zalo.set_daily_quota(20);
+    app.engine.scheduler.tick().await.unwrap();
+    send_all(&app, Duration::minutes(10)).await;
+    // 8/3's greeting expires at 20:00, before Zalo's quota comes back at midnight: the 30
+    // left go by SMS today, once each, and keep their Zalo for tomorrow's messages.
+    assert_eq!(zalo.sent().len(), 20);
+    assert_eq!(kannel.sent().len(), 30);
+    let mut numbers: Vec<String> = zalo
+        .sent()
+        .iter()
+        .map(|m| format!("+{}", m.phone))
+        .collect();
+    numbers.extend(kannel.sent().into_iter().map(|s| s.to));
+    numbers.sort();
+    numbers.dedup();
+    assert_eq!(numbers.len(), 50, "nobody twice");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM contacts WHERE channel = 'zalo' AND active = 1")
+            .await,
+        50
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM deliveries WHERE status IN ('dead', 'failed', 'expired')")
+            .await,
+        0
+    );
 }

@@ -48,6 +48,11 @@ impl Dispatcher {
                 .await
             }
             (Decision::Postpone { after }, _) => {
+                // A wait that outlasts the message (a daily quota spent till midnight on the
+                // observance's day): its next channel now, rather than nothing at all.
+                if let Some(outcome) = self.sooner_elsewhere(d, after).await? {
+                    return Ok(outcome);
+                }
                 tracing::warn!(delivery = d.id, ?after, "rate limited by {transport}");
                 self.retry_later(
                     d,
@@ -86,6 +91,7 @@ impl Dispatcher {
                             channel,
                             contact,
                             reason: why,
+                            keep_contact: false,
                         };
                         self.record(d, Record::Change(change)).await
                     }
@@ -93,6 +99,47 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    /// When waiting `after` would take the delivery past its expiry and the person has a later
+    /// channel of the occurrence, the delivery goes by it now; the contact stays.
+    async fn sooner_elsewhere(
+        &self,
+        d: &ClaimedDelivery,
+        after: std::time::Duration,
+    ) -> anyhow::Result<Option<Outcome>> {
+        // A short wait never outlasts a message (expiries are hours away).
+        if after < std::time::Duration::from_secs(600) {
+            return Ok(None);
+        }
+        let expires_at: Option<i64> =
+            sqlx::query_scalar("SELECT expires_at FROM deliveries WHERE id = $1")
+                .bind(d.id)
+                .fetch_optional(&self.db.pool)
+                .await?;
+        let wait = chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
+        let Some(expires_at) = expires_at.map(crate::store::from_epoch) else {
+            return Ok(None);
+        };
+        if self
+            .clock
+            .now()
+            .checked_add_signed(wait)
+            .is_some_and(|t| t < expires_at)
+        {
+            return Ok(None);
+        }
+        let Some((channel, contact)) = self.fallback_contact(d).await? else {
+            return Ok(None);
+        };
+        tracing::info!(delivery = d.id, %channel, "the wait outlasts the message: its next channel now");
+        let change = Change::FallBack {
+            channel,
+            contact,
+            reason: format!("{} cannot send before the message expires", d.channel),
+            keep_contact: true,
+        };
+        Ok(Some(self.record(d, Record::Change(change)).await?))
     }
 
     /// The person's active contact on the first of the occurrence's later channels they have:

@@ -70,6 +70,9 @@ pub(super) enum Change {
         channel: ChannelKind,
         contact: i64,
         reason: String,
+        /// The contact on the channel left stays active: the channel could not take the
+        /// message in time (a quota spent till tomorrow), the person is not gone.
+        keep_contact: bool,
     },
 }
 
@@ -328,6 +331,7 @@ async fn write_change(
             channel,
             contact,
             reason,
+            ..
         } => sqlx::query(AssertSqlSafe(FALL_BACK.as_str()))
             .bind(channel.as_str())
             .bind(*contact)
@@ -375,9 +379,14 @@ async fn write_change(
             outcome
         }
         Change::FallBack {
-            channel, reason, ..
+            channel,
+            reason,
+            keep_contact,
+            ..
         } => {
-            audience::deactivate_contact(&mut *tx, d.contact_id, reason).await?;
+            if !keep_contact {
+                audience::deactivate_contact(&mut *tx, d.contact_id, reason).await?;
+            }
             log_attempt(
                 &mut *tx,
                 d.id,

@@ -2,7 +2,9 @@
 //! twice or by a dearer channel. Only a delivery that would otherwise expire before the channel
 //! comes back goes by the occurrence's next channel the person has (Zalo down on 8 March: the
 //! message goes by SMS in its last half hour rather than not at all). Its contact on the
-//! channel that is down stays active: the channel, not the person, failed.
+//! channel that is down stays active: the channel, not the person, failed. A delivery that
+//! already met a transport failure on that channel stays: the provider may have taken the
+//! message before the connection broke, and the resident must not get it twice.
 
 use chrono::{DateTime, Duration, Utc};
 use sqlx::{AssertSqlSafe, Row};
@@ -28,6 +30,7 @@ pub(super) async fn rescue(
         "SELECT d.id, d.person_id, o.channels FROM deliveries d
          JOIN occurrences o ON o.id = d.occurrence_id
          WHERE d.status = {pending} AND d.channel = $1 AND d.expires_at <= $2 AND d.expires_at > $3
+           AND d.failures = 0
          ORDER BY d.expires_at LIMIT {BATCH}",
         pending = Status::Pending.sql()
     );

@@ -44,6 +44,32 @@ pub(super) async fn zalo_event(
         tracing::warn!(msg_id = ?received.msg_id, "zalo receipt without Loa's tracking id");
         return (StatusCode::OK, "ignored");
     };
+    // The tracking id is only Loa's delivery id: where Zalo's message id is known, it must be
+    // the one this delivery was sent as (one OA serving two databases, staging and production,
+    // would otherwise mark another's delivery 42).
+    let known: Result<Option<Option<String>>, sqlx::Error> = sqlx::query_scalar(
+        "SELECT provider_message_id FROM deliveries WHERE id = $1 AND channel = 'zalo'",
+    )
+    .bind(id)
+    .fetch_optional(&state.db.pool)
+    .await;
+    match known {
+        Ok(Some(Some(sent_as))) if received.msg_id.as_deref() != Some(sent_as.as_str()) => {
+            tracing::warn!(
+                delivery = id,
+                "zalo receipt whose msg_id is not the delivery's: ignored"
+            );
+            return (StatusCode::OK, "ignored");
+        }
+        Err(e) => {
+            tracing::error!(
+                delivery = id,
+                "cannot read a delivery for a zalo receipt: {e}"
+            );
+            return (StatusCode::SERVICE_UNAVAILABLE, "try again");
+        }
+        _ => {}
+    }
     let at = received
         .at_ms
         .and_then(DateTime::<Utc>::from_timestamp_millis)

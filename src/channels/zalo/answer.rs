@@ -91,8 +91,13 @@ pub fn classify(status: u16, body: &str, now: DateTime<Utc>, tz: Tz) -> Verdict 
         -32 => Verdict::Failed(SendError::RateLimited {
             retry_after: std::time::Duration::from_secs(1),
         }),
-        // −100 "Unknown error", and codes not in Zalo's table as we know it.
-        _ => Verdict::Failed(SendError::Retryable(said)),
+        -100 => Verdict::Failed(SendError::Retryable(said)),
+        // Codes not in Zalo's table as we know it: retried, and said loudly, so the table is
+        // brought up to date.
+        _ => {
+            tracing::warn!("zalo answered a code Loa does not know, retried: {said}");
+            Verdict::Failed(SendError::Retryable(said))
+        }
     }
 }
 

@@ -23,10 +23,14 @@ use crate::store::Db;
 /// A token with less than this left is refreshed before use (or a quarter of its lifetime,
 /// when that is shorter).
 pub const REFRESH_AHEAD: Duration = Duration::from_secs(30 * 60);
-/// The lease on a refresh: longer than a refresh request may take.
-const LOCK: Duration = Duration::from_secs(30);
+/// The lease on a refresh: well over twice what a refresh request may take (the client's
+/// 20 s timeout), and checked again just before Zalo is asked.
+const LOCK: Duration = Duration::from_secs(60);
 /// How long a process waits for another's refresh before it gives up on this send.
 const WAIT_FOR_OTHERS: Duration = Duration::from_secs(20);
+/// Writing a new pair is tried this many times, a second apart, before it is kept in memory
+/// only (and written at the next use): the refresh token it replaces is dead already.
+const SAVE_ATTEMPTS: u32 = 5;
 /// Zalo's documented lifetime of an access token, when the answer does not say.
 const DEFAULT_LIFETIME_SECS: i64 = 90_000;
 
@@ -63,6 +67,9 @@ pub struct ZaloTokens {
     holder: String,
     seeded: tokio::sync::OnceCell<()>,
     cached: Mutex<Option<Cached>>,
+    /// A pair Zalo issued that could not be written yet: the only live refresh token, so it is
+    /// written before anything else is done with the row.
+    unsaved: Mutex<Option<Pair>>,
 }
 
 /// What `/healthz` and `loa doctor` say of the token.
@@ -140,6 +147,7 @@ impl ZaloTokens {
             holder: format!("{:016x}", rand::random::<u64>()),
             seeded: tokio::sync::OnceCell::new(),
             cached: Mutex::new(None),
+            unsaved: Mutex::new(None),
         })
     }
 
@@ -170,6 +178,7 @@ impl ZaloTokens {
             .get_or_try_init(|| self.seed_row())
             .await
             .map_err(|e| TokenError::Unavailable(format!("zalo token: database: {e}")))?;
+        self.save_unsaved().await?;
         let started = Instant::now();
         loop {
             let row = self.read().await.map_err(db_error)?;
@@ -206,43 +215,95 @@ impl ZaloTokens {
         if let Some(failure) = row.failure {
             return Err(TokenError::Refused(failure));
         }
+        // A pause since the lease was taken may have let another process take it: only the
+        // holder of a live lease may spend the refresh token.
+        if !self.holds_lease().await.map_err(db_error)? {
+            return Err(TokenError::Unavailable(
+                "zalo token: the refresh lease lapsed before the refresh".to_string(),
+            ));
+        }
         match self.call_refresh(&row.refresh).await {
             Ok(pair) => {
-                // Written whatever happened to the lease: the old refresh token is spent now.
-                let sql = format!(
-                    "UPDATE channel_tokens SET access_token = $1, access_expires_ms = {now} + $2,
-                         refresh_token = $3, refreshed_ms = {now}, failure = NULL
-                     WHERE channel = $4",
-                    now = self.db.backend.now_millis()
-                );
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(&pair.access)
-                    .bind(pair.lifetime_secs * 1000)
-                    .bind(&pair.refresh)
-                    .bind(CHANNEL)
-                    .execute(&self.db.pool)
-                    .await
-                    .map_err(db_error)?;
-                tracing::info!(
-                    expires_in_s = pair.lifetime_secs,
-                    "zalo: access token refreshed"
-                );
                 let lifetime = pair.lifetime_secs * 1000;
                 self.remember(&pair.access, lifetime, ahead_ms(Some(lifetime)));
-                Ok(pair.access)
+                let access = pair.access.clone();
+                *self.unsaved.lock().expect("unsaved pair") = Some(pair);
+                // Written whatever happened to the lease: the old refresh token is spent now.
+                for attempt in 1..=SAVE_ATTEMPTS {
+                    match self.save_unsaved().await {
+                        Ok(()) => break,
+                        Err(e) if attempt == SAVE_ATTEMPTS => {
+                            tracing::error!(
+                                "zalo: the new token pair is kept in memory only until the database takes it: {e}"
+                            );
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+                    }
+                }
+                tracing::info!(
+                    expires_in_s = lifetime / 1000,
+                    "zalo: access token refreshed"
+                );
+                Ok(access)
             }
             Err(TokenError::Refused(why)) => {
                 tracing::error!("zalo: {why}");
-                sqlx::query("UPDATE channel_tokens SET failure = $1 WHERE channel = $2")
-                    .bind(&why)
-                    .bind(CHANNEL)
-                    .execute(&self.db.pool)
-                    .await
-                    .map_err(db_error)?;
+                // Only against the refresh token that was refused: a pair another process
+                // wrote meanwhile stays good.
+                sqlx::query(
+                    "UPDATE channel_tokens SET failure = $1 WHERE channel = $2 AND refresh_token = $3",
+                )
+                .bind(&why)
+                .bind(CHANNEL)
+                .bind(&row.refresh)
+                .execute(&self.db.pool)
+                .await
+                .map_err(db_error)?;
                 Err(TokenError::Refused(why))
             }
             Err(other) => Err(other),
         }
+    }
+
+    /// Writes the pair Zalo issued that is not in the database yet, if any.
+    async fn save_unsaved(&self) -> Result<(), TokenError> {
+        let Some(pair) = self.unsaved.lock().expect("unsaved pair").clone() else {
+            return Ok(());
+        };
+        let sql = format!(
+            "UPDATE channel_tokens SET access_token = $1, access_expires_ms = {now} + $2,
+                 refresh_token = $3, refreshed_ms = {now}, failure = NULL
+             WHERE channel = $4",
+            now = self.db.backend.now_millis()
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(&pair.access)
+            .bind(pair.lifetime_secs * 1000)
+            .bind(&pair.refresh)
+            .bind(CHANNEL)
+            .execute(&self.db.pool)
+            .await
+            .map_err(db_error)?;
+        let mut unsaved = self.unsaved.lock().expect("unsaved pair");
+        if unsaved.as_ref() == Some(&pair) {
+            *unsaved = None;
+        }
+        Ok(())
+    }
+
+    /// Whether this process still holds the refresh lease.
+    async fn holds_lease(&self) -> Result<bool, sqlx::Error> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM channel_tokens
+             WHERE channel = $1 AND lock_holder = $2 AND lock_until_ms > {now}",
+            now = self.db.backend.now_millis()
+        );
+        let n: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
+            .bind(CHANNEL)
+            .bind(&self.holder)
+            .fetch_one(&self.db.pool)
+            .await?;
+        Ok(n == 1)
     }
 
     fn usable(&self, row: &Row0, refused: Option<&str>) -> Option<String> {
@@ -264,8 +325,10 @@ impl ZaloTokens {
         });
     }
 
-    /// The row, created from the environment's refresh token the first time; a different one
-    /// there since (an operator's new token) replaces the stored pair.
+    /// The row, created from the environment's refresh token the first time. A different one
+    /// there since replaces the stored pair only when Zalo refused that pair (an operator's new
+    /// token after a revocation): a host with an old token in its environment must not erase
+    /// the live pair.
     async fn seed_row(&self) -> Result<(), sqlx::Error> {
         let hash = sha256_hex(&self.seed);
         sqlx::query(
@@ -280,7 +343,7 @@ impl ZaloTokens {
         let replaced = sqlx::query(
             "UPDATE channel_tokens SET refresh_token = $1, seeded_from = $2, access_token = NULL,
                  access_expires_ms = NULL, failure = NULL
-             WHERE channel = $3 AND seeded_from <> $2",
+             WHERE channel = $3 AND seeded_from <> $2 AND failure IS NOT NULL",
         )
         .bind(&self.seed)
         .bind(&hash)
@@ -289,7 +352,21 @@ impl ZaloTokens {
         .await?
         .rows_affected();
         if replaced > 0 {
-            tracing::warn!("zalo: a new LOA_ZALO_REFRESH_TOKEN replaces the stored token pair");
+            tracing::warn!("zalo: a new LOA_ZALO_REFRESH_TOKEN replaces the refused token pair");
+        } else {
+            let other: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM channel_tokens WHERE channel = $1 AND seeded_from <> $2",
+            )
+            .bind(CHANNEL)
+            .bind(&hash)
+            .fetch_optional(&self.db.pool)
+            .await?;
+            if other.is_some() {
+                tracing::warn!(
+                    "zalo: LOA_ZALO_REFRESH_TOKEN differs from the token the stored pair started from; \
+                     the stored pair works, so it is kept (a new token is taken only after Zalo refused the pair)"
+                );
+            }
         }
         Ok(())
     }
@@ -404,7 +481,7 @@ fn db_error(e: sqlx::Error) -> TokenError {
 }
 
 /// A new pair from Zalo.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Pair {
     access: String,
     refresh: String,
