@@ -128,6 +128,16 @@ const GIVEN: [&str; 12] = [
     "Lan", "Hoa", "Hùng", "Mai", "Nam", "Hương", "Dũng", "Yến", "Tuấn", "Thảo", "Hải", "Linh",
 ];
 
+/// A made-up Vietnamese name, marked as a sample.
+fn sample_name(rng: &mut StdRng) -> String {
+    format!(
+        "{} {} {} (mẫu)",
+        FAMILY[rng.random_range(0..FAMILY.len())],
+        MIDDLE[rng.random_range(0..MIDDLE.len())],
+        GIVEN[rng.random_range(0..GIVEN.len())]
+    )
+}
+
 /// How a sample resident can be reached, and what will go wrong for them.
 #[derive(Debug, Clone)]
 struct Resident {
@@ -147,12 +157,7 @@ async fn seed(
     for (area, count) in plan {
         for _ in 0..*count {
             n += 1;
-            let name = format!(
-                "{} {} {} (mẫu)",
-                FAMILY[rng.random_range(0..FAMILY.len())],
-                MIDDLE[rng.random_range(0..MIDDLE.len())],
-                GIVEN[rng.random_range(0..GIVEN.len())]
-            );
+            let name = sample_name(rng);
             let person_id: i64 = sqlx::query("INSERT INTO persons (name, area_code, created_at) VALUES ($1, $2, $3) RETURNING id")
                 .bind(&name)
                 .bind(area)
@@ -559,12 +564,7 @@ async fn poster_subscriptions(
                 here
             })
             .map_or(plan[0].0.as_str(), |(a, _)| a.as_str());
-        let name = format!(
-            "{} {} {} (mẫu)",
-            FAMILY[rng.random_range(0..FAMILY.len())],
-            MIDDLE[rng.random_range(0..MIDDLE.len())],
-            GIVEN[rng.random_range(0..GIVEN.len())]
-        );
+        let name = sample_name(rng);
         let person: i64 = sqlx::query(
             "INSERT INTO persons (name, area_code, created_at, name_given, consent_via, consent_at, consent_detail)
              VALUES ($1, $2, $3, 0, 'poster', $3, $2) RETURNING id",

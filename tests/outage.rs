@@ -11,7 +11,6 @@ use common::TestApp;
 use loa::config::SmsGateway;
 use loa::dispatch::deliveries;
 use loa::fakes::kannel::FakeKannel;
-use sqlx::Row;
 
 const PEOPLE: usize = 2_000;
 const ADMIN: i64 = 9001;
@@ -43,23 +42,7 @@ async fn app_with(people: usize, lease_seconds: Option<u32>) -> (TestApp, FakeKa
     app.serve_web(listener);
     app.seed_residents(people).await;
     // Everyone's contact becomes a mobile number: the occurrence goes by SMS alone.
-    let ids: Vec<i64> = sqlx::query("SELECT id FROM contacts ORDER BY id")
-        .fetch_all(&app.db.pool)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.try_get(0).unwrap())
-        .collect();
-    let mut tx = app.db.pool.begin().await.unwrap();
-    for id in ids {
-        sqlx::query("UPDATE contacts SET channel = 'sms', address = $1 WHERE id = $2")
-            .bind(format!("+84912{id:06}"))
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-    }
-    tx.commit().await.unwrap();
+    app.contacts_become_sms().await;
     (app, kannel, base)
 }
 

@@ -79,23 +79,7 @@ async fn zalo_app(people: usize, not_on_zalo: fn(&str) -> bool) -> Zalo {
     app.serve_web(listener);
     if people > 0 {
         app.seed_residents(people).await;
-        let ids: Vec<i64> = sqlx::query("SELECT id FROM contacts ORDER BY id")
-            .fetch_all(&app.db.pool)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.try_get(0).unwrap())
-            .collect();
-        let mut tx = app.db.pool.begin().await.unwrap();
-        for id in ids {
-            sqlx::query("UPDATE contacts SET channel = 'sms', address = $1 WHERE id = $2")
-                .bind(format!("+84912{id:06}"))
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-        }
-        tx.commit().await.unwrap();
+        app.contacts_become_sms().await;
     }
     Zalo {
         app,

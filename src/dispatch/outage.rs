@@ -202,10 +202,7 @@ impl Outages {
         if self.is_down(kind) {
             // A probe, or a send that began before the channel went down: its next probe is
             // already set.
-            let mut probing = self.probing.lock().expect("outages lock");
-            if probing.get(&kind) == Some(&delivery) {
-                probing.remove(&kind);
-            }
+            self.probe_failed(kind, delivery);
             return Ok(Turn::Same);
         }
         let tripped = {
@@ -244,14 +241,20 @@ impl Outages {
         now: DateTime<Utc>,
     ) -> Result<Turn, sqlx::Error> {
         if self.is_down(kind) {
-            let mut probing = self.probing.lock().expect("outages lock");
-            if probing.get(&kind) == Some(&delivery) {
-                probing.remove(&kind);
-            }
+            self.probe_failed(kind, delivery);
             return Ok(Turn::Same);
         }
         self.streaks.lock().expect("outages lock").remove(&kind);
         self.mark_down(db, kind, reason, now).await
+    }
+
+    /// `delivery`, if it was this worker's probe of `kind`, is over: the next probe waits for
+    /// its time.
+    fn probe_failed(&self, kind: ChannelKind, delivery: i64) {
+        let mut probing = self.probing.lock().expect("outages lock");
+        if probing.get(&kind) == Some(&delivery) {
+            probing.remove(&kind);
+        }
     }
 
     /// Marks `kind` down; `WentDown` when this worker's insert did it.

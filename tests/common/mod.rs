@@ -245,6 +245,29 @@ impl TestApp {
         seed_residents(&self.db, &self.setup.config, n).await
     }
 
+    /// Every contact becomes a mobile number (`+84912` and the contact's id): residents known
+    /// by SMS alone.
+    pub async fn contacts_become_sms(&self) {
+        use sqlx::Row;
+        let ids: Vec<i64> = sqlx::query("SELECT id FROM contacts ORDER BY id")
+            .fetch_all(&self.db.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get(0).unwrap())
+            .collect();
+        let mut tx = self.db.pool.begin().await.unwrap();
+        for id in ids {
+            sqlx::query("UPDATE contacts SET channel = 'sms', address = $1 WHERE id = $2")
+                .bind(format!("+84912{id:06}"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+
     /// Another engine on the same database and clock: a second `loa run` process.
     pub fn second_engine(&self) -> Engine {
         Engine::new(
