@@ -667,3 +667,102 @@ async fn a_quota_spent_till_after_the_message_expires_sends_the_rest_by_sms_now(
         0
     );
 }
+
+#[test]
+fn loa_check_names_a_zalo_parameter_longer_than_its_approved_limit() {
+    let dir = common::copy_of_repo();
+    let file = dir.path().join("messages/quoc-te-phu-nu.zalo.toml");
+    let source = std::fs::read_to_string(&file).unwrap();
+    // The 8/3 text is some 150 characters; the approved parameter here allows 60.
+    std::fs::write(&file, source.replace("max = 330", "max = 60")).unwrap();
+    let problems = loa::app::Setup::load(&dir.path().join("loa.toml"), &Default::default())
+        .unwrap_err()
+        .to_string();
+    let line = source
+        .lines()
+        .position(|l| l.starts_with("value = \"\"\""))
+        .unwrap()
+        + 1;
+    assert!(
+        problems.contains(&format!(
+            "quoc-te-phu-nu.zalo.toml:{line}: ZNS parameter noi_dung has"
+        )),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("the approved template allows 60"),
+        "{problems}"
+    );
+}
+
+#[tokio::test]
+async fn the_preview_shows_what_zalo_s_template_shows_and_staff_words_by_zalo_need_its_template() {
+    let c = common::console::spawn_console().await;
+    let staff = c.token("soan-tin", loa::console::Role::Staff, None).await;
+    let (status, preview) = c
+        .api(
+            &staff,
+            "POST",
+            "/api/preview",
+            Some(serde_json::json!({
+                "title": "8/3",
+                "template": "quoc-te-phu-nu",
+                "channels": ["zalo", "sms"],
+                "send_at": "2026-12-05T08:00",
+            })),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{preview}");
+    let zalo = &preview["channels"][0];
+    assert_eq!(zalo["channel"], "zalo");
+    let text = zalo["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("THÔNG BÁO TỪ UBND huyện Hiệp Hòa\n") && !text.contains("template_id"),
+        "the wording as the resident reads it: {text}"
+    );
+    assert!(zalo["error"].is_null(), "{zalo}");
+    // Staff's own words go by Zalo inside the configured template, within its limit.
+    let (status, preview) = c
+        .api(
+            &staff,
+            "POST",
+            "/api/preview",
+            Some(serde_json::json!({
+                "title": "Họp",
+                "texts": {"zalo": "Mời bà con dự họp.", "sms": "Moi ba con du hop."},
+                "channels": ["zalo", "sms"],
+                "send_at": "2026-12-05T08:00",
+            })),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{preview}");
+    assert_eq!(
+        preview["channels"][0]["text"],
+        "THÔNG BÁO TỪ UBND huyện Hiệp Hòa\nMời bà con dự họp."
+    );
+}
+
+#[tokio::test]
+async fn metrics_show_the_token_and_the_quota() {
+    // The fakes stay bound: dropping one stops it.
+    let Zalo {
+        mut app,
+        base,
+        zalo: _zalo,
+        kannel: _kannel,
+    } = zalo_app(3, |_| false).await;
+    app.engine.scheduler.tick().await.unwrap();
+    send_all(&app, Duration::minutes(1)).await;
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("loa_zalo_token_valid 1"), "{metrics}");
+    assert!(metrics.contains("loa_zalo_quota_remaining "), "{metrics}");
+    assert!(
+        metrics.contains("loa_channel_down{channel=\"zalo\"} 0"),
+        "{metrics}"
+    );
+}
