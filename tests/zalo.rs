@@ -334,7 +334,7 @@ async fn send_one(
             ("noi_dung".to_string(), "Thử".to_string()),
         ]
         .into(),
-        text: "THÔNG BÁO TỪ UBND huyện Hiệp Hòa\nThử".into(),
+        text: "UBND huyện Hiệp Hòa gửi bà con:\nThử".into(),
     }
     .to_json();
     let zalo = engine
@@ -621,7 +621,7 @@ async fn staff_words_go_by_zalo_only_inside_the_approved_template() {
     assert_eq!(payload.template_id, STAFF_TEMPLATE);
     assert_eq!(
         payload.text,
-        "THÔNG BÁO TỪ UBND huyện Hiệp Hòa\nMời bà con dự buổi nói chuyện về bình đẳng giới tại nhà văn hóa thôn."
+        "UBND huyện Hiệp Hòa thông báo:\nMời bà con dự buổi nói chuyện về bình đẳng giới tại nhà văn hóa thôn."
     );
     let too_long = "chữ ".repeat(100);
     let refused = templates
@@ -717,7 +717,8 @@ async fn the_preview_shows_what_zalo_s_template_shows_and_staff_words_by_zalo_ne
     assert_eq!(zalo["channel"], "zalo");
     let text = zalo["text"].as_str().unwrap();
     assert!(
-        text.starts_with("THÔNG BÁO TỪ UBND huyện Hiệp Hòa\n") && !text.contains("template_id"),
+        text.starts_with("UBND huyện Hiệp Hòa gửi bà con:\nChúc mừng Ngày Quốc tế Phụ nữ 8/3")
+            && !text.contains("template_id"),
         "the wording as the resident reads it: {text}"
     );
     assert!(zalo["error"].is_null(), "{zalo}");
@@ -738,7 +739,7 @@ async fn the_preview_shows_what_zalo_s_template_shows_and_staff_words_by_zalo_ne
     assert_eq!(status, reqwest::StatusCode::OK, "{preview}");
     assert_eq!(
         preview["channels"][0]["text"],
-        "THÔNG BÁO TỪ UBND huyện Hiệp Hòa\nMời bà con dự họp."
+        "UBND huyện Hiệp Hòa thông báo:\nMời bà con dự họp."
     );
 }
 

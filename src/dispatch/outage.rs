@@ -337,14 +337,17 @@ pub(super) fn notice(turn: &Turn, label: &str, tz: Tz, now: DateTime<Utc>) -> Op
         Turn::WentDown { reason } => Some(format!(
             "⚠️ <b>KÊNH {title} BỊ GIÁN ĐOẠN</b>\nTừ: {at}\nLỗi kỹ thuật: {reason}\n\n\
              Các tin nhắn chưa gửi qua kênh {label} được giữ lại; hệ thống tự động thử lại định kỳ \
-             và gửi tiếp khi kênh hoạt động trở lại. Tin nhắn đã quá thời hạn gửi của đợt sẽ không \
-             được gửi nữa. Đề nghị bộ phận kỹ thuật kiểm tra kết nối tới {target}.",
+             và gửi tiếp khi kênh hoạt động trở lại. Tin sắp hết hạn được chuyển sang kênh kế tiếp \
+             của đợt, nếu người nhận có; tin đã quá thời hạn gửi của đợt sẽ không được gửi nữa. \
+             Đề nghị bộ phận kỹ thuật kiểm tra kết nối tới {target}",
             at = at(now),
             reason = escape_telegram_html(reason),
             target = match label {
-                "SMS" => "cổng SMS".to_string(),
-                "Telegram" => "máy chủ Telegram".to_string(),
-                other => format!("nhà cung cấp kênh {other}"),
+                "SMS" => "cổng SMS.".to_string(),
+                "Telegram" => "máy chủ Telegram.".to_string(),
+                "Zalo" => "dịch vụ Zalo (ZNS), cả số dư ZNS và mã truy cập của Official Account."
+                    .to_string(),
+                other => format!("nhà cung cấp kênh {other}."),
             },
         )),
         Turn::CameBack { since } => Some(format!(

@@ -485,8 +485,9 @@ impl ChannelPreview {
 /// Why staff's own words cannot go by a channel that sends only approved templates.
 fn no_staff_template(label: &str) -> String {
     format!(
-        "{label} chỉ gửi mẫu tin đã được {label} duyệt và chưa có mẫu nào được cấu hình cho nội dung \
-         soạn tay, nên người dân nhận tin qua {label} sẽ nhận nội dung này qua kênh tiếp theo đã chọn. \
-         Muốn gửi qua {label}, xin chọn một mẫu ở ô “Dùng mẫu tin có sẵn”."
+        "{label} chỉ gửi được mẫu tin đã đăng ký và được {label} duyệt; hiện chưa có mẫu dành cho \
+         nội dung tự soạn. Vì vậy, người dân thường nhận tin qua {label} sẽ nhận nội dung này qua \
+         kênh kế tiếp trong danh sách kênh đã chọn. Nếu muốn gửi qua {label}, xin chọn một mẫu ở ô \
+         “Dùng mẫu tin có sẵn”."
     )
 }
