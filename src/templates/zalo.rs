@@ -28,7 +28,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::{
+    Loaded, MessageContext, TemplateError, TemplateSettings, Templates, first_non_nfc_line, is_zns,
+    render_message, staff,
+};
 use crate::channel::zns::{ZnsPayload, fill_wording};
+use crate::channel::{BodySettings, ChannelKind, Descriptor};
 use crate::diagnostics::{Problem, Problems, from_toml_error, line_of_offset};
 
 /// The variable that carries staff's own words in the staff template.
@@ -206,6 +211,196 @@ fn placeholders(wording: &str) -> Vec<&str> {
         }
     }
     out
+}
+
+/// The ZNS side of [`Templates`]: reading `.zalo.toml` files into the channel's registry,
+/// rendering their payloads, and the staff template.
+impl Templates {
+    /// Reads one `<name>.<channel>.toml` (a channel whose format is ZNS) and registers its
+    /// parameters' values.
+    pub(super) fn load_zns(&mut self, path: &Path, problems: &mut Problems) {
+        let file_name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let Some((name, kind)) = file_name
+            .trim_end_matches(".toml")
+            .rsplit_once('.')
+            .and_then(|(name, channel)| self.channels.parse(channel).map(|k| (name.to_string(), k)))
+            .filter(|(_, kind)| is_zns(&self.channels, *kind))
+        else {
+            problems.push(Problem::new(
+                path,
+                None,
+                "file name must be <name>.zalo.toml (only Zalo's approved templates are .toml files)",
+            ));
+            return;
+        };
+        let source = match std::fs::read_to_string(path) {
+            Ok(s) => s,
+            Err(e) => {
+                problems.push(Problem::new(path, None, format!("cannot read: {e}")));
+                return;
+            }
+        };
+        if let Some(line) = first_non_nfc_line(&source) {
+            problems.push(Problem::new(
+                path,
+                Some(line),
+                "text is not NFC-normalised (Vietnamese letters must be precomposed)",
+            ));
+        }
+        let file = match ZnsFile::parse(path, &source) {
+            Ok(file) => file,
+            Err(found) => {
+                problems.extend(found);
+                return;
+            }
+        };
+        let registry = self
+            .registries
+            .get_mut(&kind)
+            .expect("one registry per kind");
+        let mut parsed = true;
+        for (param, p) in &file.params {
+            let registered = ZnsFile::registered_name(&name, param);
+            if let Err(e) = registry.register_template_string(&registered, p.value.trim()) {
+                problems.push(Problem::new(
+                    path,
+                    Some(p.line),
+                    format!("params.{param}.value does not parse: {}", e.reason()),
+                ));
+                parsed = false;
+            }
+        }
+        if !parsed {
+            return;
+        }
+        self.loaded.insert(
+            (name.clone(), kind),
+            Loaded {
+                path: path.to_path_buf(),
+                settings: TemplateSettings::default(),
+                line_offset: 0,
+            },
+        );
+        self.zns.insert((name, kind), file);
+    }
+
+    /// The ZNS payload of template `name`: each parameter rendered with `context` (and the
+    /// staff's words as `{{text}}`, for the staff template), checked against its limit.
+    pub(super) fn zns_payload(
+        &self,
+        name: &str,
+        kind: ChannelKind,
+        context: &MessageContext,
+        text: Option<&str>,
+    ) -> Option<Result<crate::channel::ZnsPayload, ParamProblem>> {
+        let file = self.zns.get(&(name.to_string(), kind))?;
+        let registry = &self.registries[&kind];
+        let mut data = serde_json::to_value(context).expect("contexts serialise");
+        if let (Some(text), Some(map)) = (text, data.as_object_mut()) {
+            map.insert(STAFF_TEXT_VAR.to_string(), text.into());
+        }
+        Some(file.payload(|param| {
+            registry
+                .render(&ZnsFile::registered_name(name, param), &data)
+                .map_err(|e| render_message(&e))
+        }))
+    }
+
+    /// Staff's own words as the ZNS template `name` carries them (the template configured as
+    /// `zalo.staff_template`): the payload as JSON.
+    pub fn render_with_text(
+        &self,
+        name: &str,
+        kind: ChannelKind,
+        context: &MessageContext,
+        text: &str,
+    ) -> Result<String, TemplateError> {
+        match self.zns_payload(name, kind, context, Some(text)) {
+            Some(Ok(payload)) => Ok(payload.to_json()),
+            Some(Err(problem)) => Err(TemplateError::Render(problem.message)),
+            None => Err(TemplateError::Missing {
+                name: name.to_string(),
+                channel: kind,
+            }),
+        }
+    }
+
+    /// What the loaded `.zalo.toml` files ask of Zalo: each approved template id with its
+    /// parameters' names and limits (the demo's fake ZNS approves exactly these).
+    pub fn zns_requirements(&self) -> BTreeMap<String, Vec<(String, usize)>> {
+        self.zns
+            .values()
+            .map(|f| {
+                let params = f.params.iter().map(|(n, p)| (n.clone(), p.max)).collect();
+                (f.template_id.clone(), params)
+            })
+            .collect()
+    }
+
+    /// Staff's words go by the ZNS channel `kind` as template `name` (`zalo.staff_template`):
+    /// the problem when that template is not loaded or has no parameter for `{{text}}`.
+    pub fn set_staff_template(&mut self, kind: ChannelKind, name: &str) -> Result<(), String> {
+        match self.text_param_limit(name, kind) {
+            Some(_) => {
+                self.staff_templates.insert(kind, name.to_string());
+                Ok(())
+            }
+            None if self.has(name, kind) => Err(format!(
+                "{name}.{kind}.toml has no parameter whose value is {{{{{}}}}}: staff's words cannot go in it",
+                STAFF_TEXT_VAR
+            )),
+            None => Err(format!(
+                "no template {name}.{kind}.toml in the messages folder"
+            )),
+        }
+    }
+
+    /// Characters staff may type for `channel`: the format's limit, or on a ZNS channel the
+    /// limit of the staff template's `{{text}}` parameter (`None`: staff cannot write for it).
+    pub fn staff_limit(&self, channel: &Descriptor) -> Option<usize> {
+        if !is_zns(&self.channels, channel.kind) {
+            return Some(channel.format.typed_limit());
+        }
+        let name = self.staff_templates.get(&channel.kind)?;
+        self.text_param_limit(name, channel.kind)
+    }
+
+    /// Staff's words (`text`, as stored) as `channel` sends them: placeholders filled in, the
+    /// opt-out line where needed, finished by the format; on a ZNS channel, carried by its
+    /// staff template.
+    pub fn staff_body(
+        &self,
+        channel: &Descriptor,
+        text: &str,
+        context: &MessageContext,
+        settings: &BodySettings,
+    ) -> Result<String, TemplateError> {
+        let composed = channel
+            .format
+            .finish(staff::compose(text, channel, context), settings);
+        if !is_zns(&self.channels, channel.kind) {
+            return Ok(composed);
+        }
+        let name = self.staff_templates.get(&channel.kind).ok_or_else(|| {
+            TemplateError::Render(format!(
+                "no approved {} template is configured for staff's own words",
+                channel.label
+            ))
+        })?;
+        self.render_with_text(name, channel.kind, context, &composed)
+    }
+
+    /// The limit of the parameter that carries `{{text}}` in ZNS template `name`, if any.
+    pub fn text_param_limit(&self, name: &str, kind: ChannelKind) -> Option<usize> {
+        let file = self.zns.get(&(name.to_string(), kind))?;
+        file.params
+            .values()
+            .find(|p| p.value.contains(&format!("{{{{{}}}}}", STAFF_TEXT_VAR)))
+            .map(|p| p.max)
+    }
 }
 
 #[cfg(test)]
