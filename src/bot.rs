@@ -320,18 +320,23 @@ fn poster_area<'a>(config: &'a Config, parameter: &str) -> Option<&'a crate::con
 
 /// The consent text for someone who came by a commune's poster: the commune already chosen.
 fn poster_consent_text(state: &BotState, area: &crate::config::Area) -> String {
-    let text = consent_text(state);
-    let intro = text
-        .rsplit_once("\n\n")
-        .map_or(text.as_str(), |(intro, _)| intro);
     format!(
-        "{intro}\n\nNơi nhận tin: <b>{}</b>. Xin bấm nút dưới đây để đồng ý nhận tin:",
+        "{}\n\nNơi nhận tin: <b>{}</b>. Xin bấm nút dưới đây để đồng ý nhận tin:",
+        consent_intro(state),
         esc(&area.name)
     )
 }
 
-/// The consent text: what, how often (counted from this year's calendar), how to stop.
+/// The consent text of `/start`: what it is, then the choice of commune.
 fn consent_text(state: &BotState) -> String {
+    format!(
+        "{}\n\nXin chọn xã, thị trấn nơi ông/bà sinh sống để đồng ý nhận tin:",
+        consent_intro(state)
+    )
+}
+
+/// What a resident agrees to: what, how often (counted from this year's calendar), how to stop.
+fn consent_intro(state: &BotState) -> String {
     let config = &state.config;
     let tz = config.campaign.time_zone;
     let year = state.clock.now().with_timezone(&tz).year();
@@ -347,8 +352,7 @@ fn consent_text(state: &BotState) -> String {
     format!(
         "<b>{}</b>\n\nÔng/bà sẽ nhận tin tuyên truyền về bình đẳng giới và phòng, chống bạo lực gia đình của {}: \
          nhiều nhất {most} tin trong một tháng, \
-         phần lớn các tháng ít hơn{quiet}. Gửi /stop bất cứ lúc nào để dừng.\n\n\
-         Xin chọn xã, thị trấn nơi ông/bà sinh sống để đồng ý nhận tin:",
+         phần lớn các tháng ít hơn{quiet}. Gửi /stop bất cứ lúc nào để dừng.",
         esc(&config.campaign.name_in(year)),
         esc(&config.campaign.sender)
     )

@@ -292,6 +292,14 @@ pub struct TargetBand {
     pub high: f64,
 }
 
+impl TargetBand {
+    /// The district plan's: 40–60 % of the population.
+    pub const PLAN: TargetBand = TargetBand {
+        low: 0.40,
+        high: 0.60,
+    };
+}
+
 #[derive(Clone)]
 pub struct TelegramConfig {
     pub token: String,
@@ -814,10 +822,7 @@ impl Config {
         };
 
         let target = match &raw.campaign.target_band {
-            None => TargetBand {
-                low: 0.40,
-                high: 0.60,
-            },
+            None => TargetBand::PLAN,
             Some(band) => match band.get_ref().as_slice() {
                 [low, high]
                     if (0.0..=1.0).contains(low) && (0.0..=1.0).contains(high) && low <= high =>
@@ -833,10 +838,7 @@ impl Config {
                         at(band.span().start),
                         "campaign.target_band: expected two fractions [low, high] with 0 ≤ low ≤ high ≤ 1, e.g. [0.40, 0.60]",
                     ));
-                    TargetBand {
-                        low: 0.40,
-                        high: 0.60,
-                    }
+                    TargetBand::PLAN
                 }
             },
         };

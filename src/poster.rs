@@ -10,6 +10,7 @@ use qrcode::QrCode;
 use qrcode::render::svg;
 
 use crate::config::{Area, AreaKind, Config, Serves};
+use crate::text::telegram_html::escape as esc;
 use crate::text::unaccent;
 
 /// The ways to subscribe a poster shows, for one commune.
@@ -63,13 +64,6 @@ pub fn qr_svg(link: &str) -> String {
         Some(start) => svg[start..].to_string(),
         None => svg,
     }
-}
-
-fn esc(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// The poster of `area` as a whole HTML document (A4, portrait), in Vietnamese.

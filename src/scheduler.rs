@@ -101,10 +101,7 @@ impl Scheduler {
             cursor: None,
             time_zone: chrono_tz::Asia::Ho_Chi_Minh,
             channels: ChannelSet::builtin(),
-            target: TargetBand {
-                low: 0.40,
-                high: 0.60,
-            },
+            target: TargetBand::PLAN,
         }
     }
 

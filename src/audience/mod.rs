@@ -169,22 +169,6 @@ pub async fn mirror_contacts(
     Ok(added)
 }
 
-/// [`mirror_contacts`] for every channel of `channels` that reaches another's addresses.
-pub async fn mirror_all(
-    db: &Db,
-    channels: &crate::channel::ChannelSet,
-    now: DateTime<Utc>,
-) -> Result<u64, sqlx::Error> {
-    let mut conn = db.pool.acquire().await?;
-    let mut added = 0;
-    for d in channels.iter() {
-        if let Some(source) = d.addresses_of {
-            added += mirror_contacts(&mut conn, d.kind, source, now).await?;
-        }
-    }
-    Ok(added)
-}
-
 /// The person asked to receive nothing more: every later send to them is skipped.
 pub async fn opt_out(db: &Db, person_id: i64, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
     // An opt-out given here is not one a text message may take back (`opted_out_via`).

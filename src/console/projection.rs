@@ -146,43 +146,38 @@ async fn unreached_by_channel(
     Ok(out)
 }
 
-/// Per area, residents reached by the end of each month of `year` (local), cumulative.
+/// Per area, residents reached in `year` by the end of each of its months (local), cumulative:
+/// one row per area, counted by the database against the twelve month ends.
 async fn cumulative_by_month(
     db: &Db,
     tz: chrono_tz::Tz,
     year: i32,
 ) -> Result<BTreeMap<String, [u64; 12]>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT area_code, first_at FROM reach WHERE period = $1 AND kind = 'resident'",
-    )
-    .bind(format!("Y{year}"))
-    .fetch_all(&db.pool)
-    .await?;
-    let mut out: BTreeMap<String, [u64; 12]> = BTreeMap::new();
-    for row in rows {
-        let at = crate::store::from_epoch(row.try_get(1)?);
-        let month = at.with_timezone(&tz).month0() as usize;
-        out.entry(row.try_get(0)?).or_insert([0; 12])[month.min(11)] += 1;
+    let mut sql = Sql::new("SELECT area_code");
+    for month in 1..=12u32 {
+        let (y, m) = if month == 12 {
+            (year + 1, 1)
+        } else {
+            (year, month + 1)
+        };
+        let end =
+            crate::calendar::local_midnight(NaiveDate::from_ymd_opt(y, m, 1).expect("a month"), tz);
+        sql.push(", SUM(CASE WHEN first_at < ")
+            .bind(crate::store::to_epoch(end))
+            .push(" THEN 1 ELSE 0 END)");
     }
-    for months in out.values_mut() {
-        for m in 1..12 {
-            months[m] += months[m - 1];
+    sql.push(" FROM reach WHERE period = ")
+        .bind(format!("Y{year}"))
+        .push(" AND kind = 'resident' GROUP BY area_code");
+    let mut out = BTreeMap::new();
+    for row in sql.query()?.fetch_all(&db.pool).await? {
+        let mut months = [0u64; 12];
+        for (m, n) in months.iter_mut().enumerate() {
+            *n = row.try_get::<i64, _>(m + 1)?.max(0) as u64;
         }
+        out.insert(row.try_get(0)?, months);
     }
     Ok(out)
-}
-
-/// Residents reached in `year` per area.
-async fn reached_by_area(db: &Db, year: i32) -> Result<BTreeMap<String, u64>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT area_code, persons FROM reach_counts WHERE period = $1 AND kind = 'resident'",
-    )
-    .bind(format!("Y{year}"))
-    .fetch_all(&db.pool)
-    .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get::<i64, _>(1)?.max(0) as u64)))
-        .collect()
 }
 
 /// The projection of `year` as of `now`, for the communes in `scope` (all when `None`).
@@ -205,7 +200,6 @@ pub async fn project(
     let fires = calendar.fire_times(now, end - chrono::Duration::seconds(1));
     let channels = by_price(&config.channels);
     let unreached = unreached_by_channel(db, &channels, &config.areas, year).await?;
-    let reached = reached_by_area(db, year).await?;
     let by_month = cumulative_by_month(db, tz, year).await?;
     let start =
         crate::calendar::local_midnight(NaiveDate::from_ymd_opt(year, 1, 1).expect("a year"), tz);
@@ -236,7 +230,9 @@ pub async fn project(
             })
             .collect();
         let population = config.areas.population(&area.code);
-        let reached_here = reached.get(&area.code).copied().unwrap_or(0);
+        let months = by_month.get(&area.code).copied().unwrap_or([0; 12]);
+        // Everyone reached this year was reached by the end of December.
+        let reached_here = months[11];
         let split = unreached.get(&area.code).cloned().unwrap_or_default();
         let unreached_here: u64 = split.values().sum();
         let outlook = outlook(
@@ -298,7 +294,7 @@ pub async fn project(
             projected_share,
             outlook,
             top_up,
-            by_month: by_month.get(&area.code).copied().unwrap_or([0; 12]),
+            by_month: months,
         });
     }
     communes.sort_by(|a, b| {

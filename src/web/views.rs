@@ -209,7 +209,7 @@ pub(super) fn reach_chart_svg(c: &ReachChart<'_>) -> String {
         "<svg class=\"chart\" viewBox=\"0 0 120 56\" role=\"img\" aria-label=\"{label}\">\
 <rect x=\"{left}\" y=\"{top}\" width=\"{width}\" height=\"{height}\" fill=\"#fff\" stroke=\"#ccc\" stroke-width=\"0.3\"/>\
 <rect class=\"band\" x=\"{left}\" y=\"{band_y:.2}\" width=\"{width}\" height=\"{band_h:.2}\" fill=\"var(--band)\" opacity=\"0.45\"/>",
-        label = esc_attr(c.label),
+        label = crate::text::telegram_html::escape(c.label),
         band_y = y(c.high),
         band_h = y(c.low) - y(c.high),
     );
@@ -259,13 +259,6 @@ pub(super) fn reach_chart_svg(c: &ReachChart<'_>) -> String {
     }
     svg.push_str("</svg>");
     svg
-}
-
-fn esc_attr(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]

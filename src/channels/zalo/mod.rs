@@ -100,11 +100,6 @@ impl ZaloChannel {
         })
     }
 
-    /// The token pair, for `loa doctor`.
-    pub fn tokens(&self) -> &ZaloTokens {
-        &self.tokens
-    }
-
     async fn post(
         &self,
         token: &str,
