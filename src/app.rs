@@ -207,7 +207,16 @@ impl Engine {
         .with_target(setup.config.campaign.target)
         // Only the channels this process can send by: a schedule's Zalo on a deployment
         // without Zalo leaves its people to their next channel.
-        .with_channels(setup.config.channels.only(&transports.kinds()));
+        .with_channels(setup.config.channels.only(&transports.kinds()))
+        .with_budget(
+            crate::budget::Pricer::new(Arc::clone(&setup.config), Arc::clone(&setup.templates)),
+            setup
+                .config
+                .telegram
+                .as_ref()
+                .map(|t| t.admins.clone())
+                .unwrap_or_default(),
+        );
         let dispatcher = Dispatcher::new(
             db.clone(),
             Arc::clone(&setup.templates),

@@ -25,6 +25,7 @@ pub use area_kind::{AreaKind, AreaName};
 pub use zalo::{DEFAULT_ZALO_API_URL, DEFAULT_ZALO_OAUTH_URL, ZaloConfig};
 
 mod area_kind;
+mod budget;
 mod zalo;
 
 /// The validated configuration every other part is built from.
@@ -631,6 +632,8 @@ struct RawConfig {
     backup: RawBackup,
     #[serde(default)]
     privacy: RawPrivacy,
+    #[serde(default)]
+    budget: budget::RawBudget,
 }
 
 #[derive(Deserialize, Default)]
@@ -1077,6 +1080,7 @@ impl Config {
             staff_template: zalo_staff_template,
             oa_link: zalo_oa_link,
         } = zalo::parse(path, source, env, raw.zalo, &mut channels, &mut problems);
+        budget::apply(path, source, &raw.budget, &mut channels, &mut problems);
         let concurrency = match &d.concurrency {
             Some(v) if *v.get_ref() == 0 => {
                 problems.push(Problem::new(

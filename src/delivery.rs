@@ -7,6 +7,7 @@
 //!    ^                  │ retry / postpone / fall back to the next channel
 //!    └──────────────────┘
 //! sending ──> failed | dead | skipped ;  pending ──past its expiry──> expired
+//! held (over budget) ──an admin──> pending | cancelled ;  held ──past its expiry──> expired
 //! ```
 
 use std::fmt;
@@ -37,10 +38,16 @@ pub enum Status {
     Expired,
     /// Not sent: the person opted out or the contact went inactive after the fan-out.
     Skipped,
+    /// Waiting for an admin's decision: its occurrence would take a channel over its yearly
+    /// budget (`budget::hold`).
+    Held,
+    /// Not sent: an admin cancelled its held occurrence, or it was left out of the subset that
+    /// fits the budget.
+    Cancelled,
 }
 
 impl Status {
-    pub const ALL: [Status; 9] = [
+    pub const ALL: [Status; 11] = [
         Status::Pending,
         Status::Sending,
         Status::Sent,
@@ -50,6 +57,8 @@ impl Status {
         Status::Dead,
         Status::Expired,
         Status::Skipped,
+        Status::Held,
+        Status::Cancelled,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -63,6 +72,8 @@ impl Status {
             Status::Dead => "dead",
             Status::Expired => "expired",
             Status::Skipped => "skipped",
+            Status::Held => "held",
+            Status::Cancelled => "cancelled",
         }
     }
 
@@ -82,7 +93,7 @@ impl Status {
     }
 
     /// States a delivery is still on its way in: not finished.
-    pub const WAITING: [Status; 2] = [Status::Pending, Status::Sending];
+    pub const WAITING: [Status; 3] = [Status::Pending, Status::Sending, Status::Held];
     /// States in which the message left (counted by the daily cap).
     pub const OUT: [Status; 3] = [Status::Sent, Status::Delivered, Status::Buffered];
 }
@@ -234,7 +245,10 @@ mod tests {
         for status in Status::ALL {
             assert_eq!(Status::parse(status.as_str()), Some(status));
         }
-        assert_eq!(Status::sql_list(&Status::WAITING), "('pending', 'sending')");
+        assert_eq!(
+            Status::sql_list(&Status::WAITING),
+            "('pending', 'sending', 'held')"
+        );
     }
 
     #[test]

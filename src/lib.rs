@@ -29,6 +29,8 @@
 //! * [`audience`] — persons, contacts, areas, tags; the audience of the fan-out.
 //! * [`channels`] — the `Channel` trait and its transports: Telegram, Zalo (ZNS), SMS, `log`.
 //! * [`reach`] — one row per (period, person) reached; the per-area report; the channel split.
+//! * [`budget`] — each delivery's cost, the year's spending per channel against `[budget]`, the
+//!   occurrences held over it and an admin's decision on them.
 //! * [`poster`] — a commune's A4 poster: how to subscribe, with QR codes.
 //! * [`console`] — the staff console's rules: accounts, roles and area scope, the content queue
 //!   and its approval, offline activities, the dashboard's figures, the delivery log, the audit.
@@ -64,6 +66,7 @@ pub mod calendar;
 pub mod templates;
 
 pub mod audience;
+pub mod budget;
 pub mod channels;
 pub mod poster;
 pub mod reach;

@@ -144,6 +144,21 @@ pub async fn below_band(
     band: TargetBand,
     year: i32,
 ) -> Result<Vec<String>, sqlx::Error> {
+    Ok(year_shares(conn, areas, year)
+        .await?
+        .into_iter()
+        .filter(|(_, share)| *share < band.low)
+        .map(|(code, _)| code)
+        .collect())
+}
+
+/// Each commune's share of its population reached in `year` (0–1); a commune without a
+/// population is left out.
+pub async fn year_shares(
+    conn: &mut sqlx::AnyConnection,
+    areas: &AreaTree,
+    year: i32,
+) -> Result<BTreeMap<String, f64>, sqlx::Error> {
     let rows =
         sqlx::query("SELECT area_code, persons FROM reach_counts WHERE period = $1 AND kind = $2")
             .bind(format!("Y{year}"))
@@ -156,13 +171,15 @@ pub async fn below_band(
     }
     Ok(areas
         .leaves()
-        .filter(|a| {
+        .filter_map(|a| {
             let population = areas.population(&a.code);
-            population > 0
-                && (reached.get(&a.code).copied().unwrap_or(0) as f64)
-                    < band.low * population as f64
+            (population > 0).then(|| {
+                (
+                    a.code.clone(),
+                    reached.get(&a.code).copied().unwrap_or(0) as f64 / population as f64,
+                )
+            })
         })
-        .map(|a| a.code.clone())
         .collect())
 }
 

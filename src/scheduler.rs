@@ -12,6 +12,7 @@ use chrono_tz::Tz;
 use sqlx::Row;
 
 use crate::audience::AudienceFilter;
+use crate::budget::{self, Message, Pricer};
 use crate::calendar::{Audience, Calendar, Fire, Schedule};
 use crate::channel::{ChannelKind, ChannelSet};
 use crate::clock::SharedClock;
@@ -52,6 +53,11 @@ pub struct Scheduler {
     /// The plan's band: an audience of the communes below it (`below_band`) is counted
     /// against it.
     target: TargetBand,
+    /// Prices each occurrence's deliveries and holds one that would go over a channel's
+    /// yearly budget; `None` leaves deliveries unpriced.
+    pricer: Option<Pricer>,
+    /// Telegram chats told when an occurrence is held over budget.
+    admins: Vec<i64>,
 }
 
 /// How long queued content may wait to be sent (quiet hours, a gateway down) before it is
@@ -71,6 +77,20 @@ struct OccurrenceSpec<'a> {
     expires_after: Duration,
     /// Queued content's own text per channel; a channel without one renders `template`.
     bodies: Vec<(ChannelKind, String)>,
+}
+
+impl OccurrenceSpec<'_> {
+    /// What it sends, for its price.
+    fn message(&self, date: NaiveDate) -> Message {
+        Message {
+            template: self.template.to_string(),
+            observance: self.observance.to_string(),
+            theme: self.theme.to_string(),
+            observance_date: self.observance_date,
+            date,
+            bodies: self.bodies.iter().cloned().collect(),
+        }
+    }
 }
 
 impl<'a> OccurrenceSpec<'a> {
@@ -102,7 +122,17 @@ impl Scheduler {
             time_zone: chrono_tz::Asia::Ho_Chi_Minh,
             channels: ChannelSet::builtin(),
             target: TargetBand::PLAN,
+            pricer: None,
+            admins: Vec::new(),
         }
+    }
+
+    /// Prices every occurrence's deliveries and holds one that would take a channel over its
+    /// yearly budget, telling `admins` (Telegram chats) it waits for them.
+    pub fn with_budget(mut self, pricer: Pricer, admins: Vec<i64>) -> Self {
+        self.pricer = Some(pricer);
+        self.admins = admins;
+        self
     }
 
     /// The plan's target band (40–60 % unless said otherwise).
@@ -382,7 +412,49 @@ impl Scheduler {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        if let Some(pricer) = &self.pricer {
+            budget::hold::estimate(&mut *tx, pricer, id, &spec.message(local)).await?;
+            let over = budget::hold::check(&mut *tx, pricer, id, year).await?;
+            if !over.is_empty() {
+                tracing::warn!(
+                    occurrence = id,
+                    schedule = spec.schedule_id,
+                    "held: over a channel's yearly budget"
+                );
+                self.tell_admins(&mut *tx, spec, &over).await?;
+            }
+        }
         Ok(Some((id, recipients)))
+    }
+}
+
+impl Scheduler {
+    /// Queues the admins' notice of an occurrence held over budget, in the fan-out's
+    /// transaction.
+    async fn tell_admins(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        spec: &OccurrenceSpec<'_>,
+        over: &[budget::hold::Over],
+    ) -> Result<(), sqlx::Error> {
+        if self.admins.is_empty() || self.channels.get(ChannelKind::Telegram).is_none() {
+            return Ok(());
+        }
+        let text = budget::hold::notice(spec.observance, over);
+        let now = self.clock.now();
+        for admin in &self.admins {
+            crate::inbound::outbox::queue(
+                tx,
+                None,
+                crate::inbound::outbox::Kind::Notice,
+                ChannelKind::Telegram,
+                &admin.to_string(),
+                &text,
+                now,
+            )
+            .await?;
+        }
+        Ok(())
     }
 }
 

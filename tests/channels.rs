@@ -63,6 +63,7 @@ const FAX_CHANNEL: Descriptor = Descriptor {
     },
     price: Price::PerMessage(2000.0),
     addresses_of: None,
+    yearly_budget: None,
 };
 
 /// A fax machine that takes every page.

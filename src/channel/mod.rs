@@ -151,6 +151,9 @@ pub struct Descriptor {
     /// has for SMS, so every active SMS contact is also a Zalo contact until Zalo says the
     /// number has no account (`audience::mirror_contacts`).
     pub addresses_of: Option<ChannelKind>,
+    /// What the district may spend on it in a year, in đồng (`[budget]`): an occurrence that
+    /// would go over it waits for an admin's decision (`budget::hold`). `None`: no limit.
+    pub yearly_budget: Option<f64>,
 }
 
 impl fmt::Debug for Descriptor {
@@ -181,6 +184,7 @@ pub const TELEGRAM: Descriptor = Descriptor {
     },
     price: Price::Free,
     addresses_of: None,
+    yearly_budget: None,
 };
 
 /// SMS: plain text in GSM-7 or UCS-2 parts, a mobile number per contact, the gateway's rate,
@@ -200,6 +204,7 @@ pub const SMS: Descriptor = Descriptor {
     },
     price: Price::PerSegment(0.0),
     addresses_of: None,
+    yearly_budget: None,
 };
 
 /// Zalo (ZNS): an approved template and its parameters to a phone number's Zalo account; the
@@ -220,6 +225,7 @@ pub const ZALO: Descriptor = Descriptor {
     },
     price: Price::PerMessage(0.0),
     addresses_of: Some(ChannelKind::Sms),
+    yearly_budget: None,
 };
 
 /// The channels a deployment knows, in the order they were added (the console shows them in

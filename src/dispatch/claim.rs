@@ -98,9 +98,10 @@ pub(super) async fn expire(
         format!(
             "UPDATE deliveries SET status = {expired}, updated_at = $1,
                  last_error = COALESCE(last_error, 'expired before it could be sent')
-             WHERE status = {pending} AND expires_at <= $1",
+             WHERE status IN ({pending}, {held}) AND expires_at <= $1",
             expired = Status::Expired.sql(),
             pending = Status::Pending.sql(),
+            held = Status::Held.sql(),
         )
     });
     let now = to_epoch(now);

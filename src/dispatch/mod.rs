@@ -543,6 +543,7 @@ impl Dispatcher {
                     transport: channel.name().to_string(),
                     provider_id: receipt.provider_message_id,
                     awaits_report: channel.reports_delivery(),
+                    cost: self.cost_of(d.channel, &text),
                 };
                 let outcome = self.record(&d, Record::Sent(sent)).await?;
                 if outcome == Outcome::LeaseLost {
@@ -577,6 +578,16 @@ impl Dispatcher {
                 .render(&d.template, d.channel, &context)
                 .map_err(|e| e.to_string()),
         }
+    }
+
+    /// What the provider charges for `text` on `kind`, in đồng: its price, by the parts of the
+    /// text where it is priced by the part.
+    fn cost_of(&self, kind: ChannelKind, text: &str) -> f64 {
+        self.config.channels.get(kind).map_or(0.0, |d| {
+            d.price
+                .cost(d.format.size(text).map(|s| s.segments))
+                .unwrap_or(0.0)
+        })
     }
 
     fn context(&self, d: &ClaimedDelivery) -> MessageContext {

@@ -48,6 +48,8 @@ pub(super) struct Sent {
     pub(super) transport: String,
     pub(super) provider_id: Option<String>,
     pub(super) awaits_report: bool,
+    /// What the provider charges for it, in đồng (`deliveries.spent`).
+    pub(super) cost: f64,
 }
 
 /// Any outcome but a send: rarer, written row by row.
@@ -222,12 +224,13 @@ async fn write_sent(
         })
         .collect();
     // VALUES columns are column1… in both SQLite and PostgreSQL: id, provider id, time,
-    // awaits a delivery report, claim token.
+    // awaits a delivery report, claim token, cost.
     let mut update = Sql::new(format!(
         "UPDATE deliveries SET
              status = CASE WHEN deliveries.status = {sending} THEN {sent} ELSE deliveries.status END,
              sent_at = v.column3, updated_at = v.column3, provider_message_id = v.column2,
              lease_until = NULL, claim_token = NULL, last_error = NULL,
+             cost = v.column6, spent = v.column6,
              reached_at = CASE WHEN v.column4 = 1 THEN deliveries.reached_at ELSE v.column3 END
          FROM (VALUES ",
         sending = Status::Sending.sql(),
@@ -239,7 +242,8 @@ async fn write_sent(
                 .bind(sent.provider_id.clone())
                 .bind(to_epoch(q.at))
                 .bind(i64::from(sent.awaits_report))
-                .bind(q.delivery.claim_token.clone());
+                .bind(q.delivery.claim_token.clone())
+                .bind(sent.cost);
         })
         .push(
             ") AS v

@@ -78,7 +78,7 @@ pub struct Queued {
 
 /// Queues a message, in the caller's transaction.
 pub async fn queue(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut sqlx::AnyConnection,
     inbox_id: Option<i64>,
     kind: Kind,
     channel: ChannelKind,
@@ -97,7 +97,7 @@ pub async fn queue(
     .bind(text)
     .bind(Status::Pending.sql())
     .bind(to_epoch(now))
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }

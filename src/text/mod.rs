@@ -96,6 +96,24 @@ pub fn sms_size(text: &str) -> SmsSize {
     }
 }
 
+/// 12345 → "12.345": a whole number as Vietnamese write it, thousands apart by dots.
+pub fn number_vi(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push('.');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// An amount of đồng, rounded to the đồng: 1234567.4 → "1.234.567 đ".
+pub fn dong(amount: f64) -> String {
+    format!("{} đ", number_vi(amount.max(0.0).round() as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

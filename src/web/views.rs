@@ -110,15 +110,7 @@ pub(super) fn safe_next(next: &str) -> &str {
 
 /// 12345 → "12.345".
 pub(super) fn number_vi(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push('.');
-        }
-        out.push(c);
-    }
-    out
+    crate::text::number_vi(n)
 }
 
 /// 41.25 → "41,25 %".
