@@ -13,6 +13,8 @@ use chrono_tz::Tz;
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::audience::AudienceFilter;
+use crate::calendar::Audience;
 use crate::channel::{ChannelKind, ChannelSet};
 use crate::config::{AreaTree, TargetBand};
 use crate::store::{Db, Sql, to_epoch};
@@ -134,6 +136,29 @@ pub fn unreached_periods(
         // Before the observance's first day nobody can have been reached in it.
         Unreached::Observance => Vec::new(),
     }
+}
+
+/// The fan-out's filter for `audience` sent on local `date`: its areas and tags, and, where it
+/// asks, only the people not reached in its span (`unreached`) and only the communes still below
+/// `band` (`below_band`). The scheduler fans out through it; the console counts with it.
+pub async fn audience_filter(
+    conn: &mut sqlx::AnyConnection,
+    audience: &Audience,
+    channels: &[ChannelKind],
+    areas: &AreaTree,
+    band: TargetBand,
+    date: NaiveDate,
+    observance_date: NaiveDate,
+) -> Result<AudienceFilter, sqlx::Error> {
+    let year = date.year();
+    let mut filter = AudienceFilter::new(audience, channels, areas, year);
+    if let Some(span) = audience.unreached {
+        filter = filter.not_reached_in(unreached_periods(span, date, observance_date));
+    }
+    if audience.below_band {
+        filter = filter.within(below_band(conn, areas, band, year).await?);
+    }
+    Ok(filter)
 }
 
 /// The communes (areas without children) whose residents reached in `year` are still fewer

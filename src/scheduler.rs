@@ -11,7 +11,6 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use sqlx::Row;
 
-use crate::audience::AudienceFilter;
 use crate::budget::{self, Message, Pricer};
 use crate::calendar::{Audience, Calendar, Fire, Schedule};
 use crate::channel::{ChannelKind, ChannelSet};
@@ -391,18 +390,16 @@ impl Scheduler {
             .push(" FROM (");
         let local = fire_at.with_timezone(&self.time_zone).date_naive();
         let year = local.year();
-        let mut filter = AudienceFilter::new(spec.audience, &channels, &self.areas, year);
-        if let Some(span) = spec.audience.unreached {
-            filter = filter.not_reached_in(crate::reach::unreached_periods(
-                span,
-                local,
-                spec.observance_date,
-            ));
-        }
-        if spec.audience.below_band {
-            let below = crate::reach::below_band(&mut *tx, &self.areas, self.target, year).await?;
-            filter = filter.within(below);
-        }
+        let filter = crate::reach::audience_filter(
+            &mut *tx,
+            spec.audience,
+            &channels,
+            &self.areas,
+            self.target,
+            local,
+            spec.observance_date,
+        )
+        .await?;
         filter.picks(&mut fan_out);
         // (`WHERE true`: SQLite needs a WHERE before an upsert's ON CONFLICT in INSERT … SELECT.)
         fan_out.push(") chosen WHERE true ON CONFLICT (occurrence_id, person_id) DO NOTHING");

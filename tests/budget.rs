@@ -6,6 +6,11 @@
 
 mod common;
 
+use common::console::{content, spawn_console_with};
+use loa::console::Role;
+use reqwest::StatusCode;
+use serde_json::json;
+
 use std::collections::BTreeMap;
 
 use chrono::Duration;
@@ -315,4 +320,128 @@ async fn send_anyway_releases_every_held_delivery_and_cancel_none() {
     );
     app.engine.dispatcher.step().await.unwrap();
     assert_eq!(kannel.sent().len() as i64, sms);
+}
+
+#[tokio::test]
+async fn only_an_admin_decides_a_hold_once_and_officials_see_spend_against_budget() {
+    let mut c = spawn_console_with(|c| {
+        c.channels.get_mut(ChannelKind::Sms).unwrap().yearly_budget = Some(2_000.0);
+    })
+    .await;
+    c.app.seed_residents(40).await;
+    c.app.contacts_become_sms().await;
+    let staff = c.token("soan", Role::Staff, None).await;
+    let approver = c.token("duyet", Role::Approver, None).await;
+    let official = c.token("lanh-dao", Role::Official, None).await;
+    let admin = c.token("quan-tri", Role::Admin, None).await;
+    let mut body = content("Mời dự buổi nói chuyện", &[]);
+    body["channels"] = json!(["sms"]);
+    // Before it is sent, the preview says it goes over what SMS has left.
+    let (status, preview) = c
+        .api(&staff, "POST", "/api/preview", Some(body.clone()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert_eq!(preview["channels"][0]["budget_left"], json!(2000.0));
+    assert_eq!(preview["channels"][0]["over_budget"], json!(true));
+    let (status, item) = c.api(&staff, "POST", "/api/contents", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{item}");
+    let id = item["id"].as_i64().unwrap();
+    c.api(&staff, "POST", &format!("/api/contents/{id}/submit"), None)
+        .await;
+    let (status, _) = c
+        .api(
+            &approver,
+            "POST",
+            &format!("/api/contents/{id}/approve"),
+            c.version(id).await,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    c.app.set_clock("2026-12-01T08:00:00+07:00");
+    c.app.engine.scheduler.tick().await.unwrap();
+    c.app.engine.dispatcher.step().await.unwrap();
+    assert!(c.kannel.sent().is_empty(), "held: nothing goes out");
+
+    let (status, budget) = c.api(&official, "GET", "/api/budget", None).await;
+    assert_eq!(status, StatusCode::OK, "{budget}");
+    let held = &budget["held"][0];
+    assert_eq!(held["schedule_id"], json!(format!("content:{id}")));
+    assert_eq!(held["decision"], json!(null));
+    let occurrence = held["occurrence_id"].as_i64().unwrap();
+    let sms = budget["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|ch| ch["channel"] == "sms")
+        .unwrap();
+    assert_eq!(sms["budget"], json!(2000.0));
+    assert!(sms["held"].as_f64().unwrap() > 2000.0, "{sms}");
+
+    // Staff, approver and official may not decide, by the API or the page.
+    let path = format!("/api/holds/{occurrence}/decision");
+    for token in [&staff, &approver, &official] {
+        let (status, _) = c
+            .api(token, "POST", &path, Some(json!({"decision": "send"})))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    let writer = c.sign_in("lan", Role::Staff, None).await;
+    let (status, _) = c
+        .form(
+            &writer,
+            &format!("/holds/{occurrence}"),
+            &[("decision", "send")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, queue) = c.page(&writer, "/queue").await;
+    assert!(queue.contains("Đợt gửi vượt ngân sách năm"), "{queue}");
+    assert!(!queue.contains(&format!("action=\"/holds/{occurrence}\"")));
+    assert!(c.kannel.sent().is_empty());
+
+    // The admin's page offers the three ways; a made-up one is refused.
+    let boss = c.sign_in("chanh-van-phong", Role::Admin, None).await;
+    let (_, queue) = c.page(&boss, "/queue").await;
+    assert!(
+        queue.contains(&format!("action=\"/holds/{occurrence}\"")),
+        "{queue}"
+    );
+    assert!(queue.contains("Gửi trong ngân sách còn lại"));
+    let (status, _) = c
+        .api(&admin, "POST", &path, Some(json!({"decision": "all"})))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, decided) = c
+        .api(&admin, "POST", &path, Some(json!({"decision": "subset"})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{decided}");
+    let sending = decided["sending"].as_i64().unwrap();
+    assert!(
+        sending > 0 && decided["cancelled"].as_i64().unwrap() > 0,
+        "{decided}"
+    );
+    assert!(decided["cost"]["sms"].as_f64().unwrap() <= 2000.0);
+    let (status, _) = c
+        .api(&admin, "POST", &path, Some(json!({"decision": "send"})))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    for _ in 0..5 {
+        c.app.engine.dispatcher.step().await.unwrap();
+        c.app.advance(Duration::seconds(1));
+    }
+    assert_eq!(c.kannel.sent().len() as i64, sending);
+    let audited = c
+        .app
+        .count("SELECT COUNT(*) FROM audit_log WHERE action = 'budget.decide' AND actor = 'token:quan-tri'")
+        .await;
+    assert_eq!(audited, 1);
+
+    // The dashboard: spend against the budget, and the channels month by month as bars.
+    let (_, dashboard) = c.page(&boss, "/dashboard").await;
+    assert!(dashboard.contains("id=\"budget-table\""));
+    assert!(dashboard.contains("id=\"cost-chart\"") && dashboard.contains("id=\"split-chart\""));
+    assert!(
+        dashboard.contains("2.000 đ"),
+        "the SMS budget in Vietnamese figures"
+    );
 }

@@ -328,3 +328,102 @@ async fn the_projection_adds_up_against_the_reach_rows_and_the_calendar() {
         .collect();
     assert!(shares.windows(2).all(|w| w[0] <= w[1]), "{shares:?}");
 }
+
+#[tokio::test]
+async fn queued_content_for_the_unreached_below_the_band_shows_its_count_per_commune_and_sends_to_them()
+ {
+    use loa::console::content::ContentInput;
+    use loa::console::{Actor, Role};
+    let (mut app, _dir) = partial_year().await;
+    let expected = contactable_unreached(&app).await;
+    let below: BTreeSet<String> = {
+        let mut conn = app.db.pool.acquire().await.unwrap();
+        loa::reach::below_band(
+            &mut conn,
+            &app.setup.config.areas,
+            app.setup.config.campaign.target,
+            2023,
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+    };
+    assert!(!below.is_empty() && below.len() < 25, "{below:?}");
+    let mut per_area: BTreeMap<String, i64> = BTreeMap::new();
+    for area in expected.values().filter(|a| below.contains(*a)) {
+        *per_area.entry(area.clone()).or_default() += 1;
+    }
+    let console = app.web.console();
+    let actor = |name: &str, role| Actor {
+        id: format!("user:{name}"),
+        name: name.into(),
+        role,
+        area: None,
+    };
+    let input = ContentInput {
+        title: "Tin bổ sung cho các xã chưa đạt mục tiêu".into(),
+        template: Some("quoc-te-phu-nu".into()),
+        channels: vec!["telegram".into()],
+        send_at: "2023-03-20T10:00".into(),
+        unreached: Some("year".into()),
+        below_band: true,
+        ..ContentInput::default()
+    };
+    // Before sending: the count per commune, exactly the unreached of the communes below.
+    let preview = console
+        .preview(&actor("lan", Role::Staff), &input)
+        .await
+        .unwrap();
+    let shown: BTreeMap<String, i64> = preview
+        .by_area
+        .iter()
+        .filter(|a| a.recipients > 0)
+        .map(|a| (a.code.clone(), a.recipients))
+        .collect();
+    assert_eq!(shown, per_area);
+    assert_eq!(
+        preview.by_area.len(),
+        25,
+        "every commune listed, 0 where none"
+    );
+    assert_eq!(preview.recipients, per_area.values().sum::<i64>());
+
+    let item = console
+        .create_content(&actor("lan", Role::Staff), &input)
+        .await
+        .unwrap();
+    assert_eq!(item.unreached, Some(loa::calendar::Unreached::Year));
+    assert!(item.below_band);
+    console
+        .submit_content(&actor("lan", Role::Staff), item.id, Some(item.version))
+        .await
+        .unwrap();
+    console
+        .approve_content(&actor("binh", Role::Approver), item.id, item.version)
+        .await
+        .unwrap();
+    app.set_clock("2023-03-20T10:00:00+07:00");
+    app.engine.scheduler.tick().await.unwrap();
+    let chosen = fanned_out(&app, &format!("content:{}", item.id)).await;
+    let expected_below: BTreeSet<i64> = expected
+        .iter()
+        .filter(|(_, area)| below.contains(*area))
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(chosen, expected_below);
+
+    // The observance's round needs an observance.
+    let without = ContentInput {
+        unreached: Some("observance".into()),
+        ..input
+    };
+    let refused = console
+        .create_content(&actor("lan", Role::Staff), &without)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, loa::console::ConsoleError::Invalid { field, .. } if field == "unreached"),
+        "{refused:?}"
+    );
+}

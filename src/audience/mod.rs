@@ -249,6 +249,11 @@ impl AudienceFilter {
         self
     }
 
+    /// The channels it picks among, in order of preference.
+    pub fn channels(&self) -> &[ChannelKind] {
+        &self.channels
+    }
+
     /// The condition selecting eligible contacts.
     pub fn condition(&self, sql: &mut Sql) {
         // Channel names are lowercase letters, digits and '-' (`ChannelKind::new`): written
@@ -375,15 +380,38 @@ pub async fn count_by_channel(
     areas: &AreaTree,
     year: i32,
 ) -> Result<std::collections::BTreeMap<ChannelKind, i64>, sqlx::Error> {
+    count_filtered(db, &AudienceFilter::new(audience, channels, areas, year)).await
+}
+
+/// The same for a filter already made (one that leaves out people reached, say).
+pub async fn count_filtered(
+    db: &Db,
+    filter: &AudienceFilter,
+) -> Result<std::collections::BTreeMap<ChannelKind, i64>, sqlx::Error> {
     let mut sql = Sql::new("SELECT channel, COUNT(*) FROM (");
-    AudienceFilter::new(audience, channels, areas, year).picks(&mut sql);
+    filter.picks(&mut sql);
     sql.push(") chosen GROUP BY channel");
     let mut out = std::collections::BTreeMap::new();
     for row in sql.query()?.fetch_all(&db.pool).await? {
         let channel: String = row.try_get(0)?;
-        if let Some(&kind) = channels.iter().find(|k| k.as_str() == channel) {
+        if let Some(&kind) = filter.channels().iter().find(|k| k.as_str() == channel) {
             out.insert(kind, row.try_get::<i64, _>(1)?);
         }
+    }
+    Ok(out)
+}
+
+/// How many persons a filter picks in each area.
+pub async fn count_by_area(
+    db: &Db,
+    filter: &AudienceFilter,
+) -> Result<std::collections::BTreeMap<String, i64>, sqlx::Error> {
+    let mut sql = Sql::new("SELECT p.area_code, COUNT(*) FROM (");
+    filter.picks(&mut sql);
+    sql.push(") chosen JOIN persons p ON p.id = chosen.person_id GROUP BY p.area_code");
+    let mut out = std::collections::BTreeMap::new();
+    for row in sql.query()?.fetch_all(&db.pool).await? {
+        out.insert(row.try_get(0)?, row.try_get::<i64, _>(1)?);
     }
     Ok(out)
 }

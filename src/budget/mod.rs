@@ -8,7 +8,8 @@
 //!
 //! # Layout
 //! * this file — [`Message`] (what an occurrence sends), [`Pricer`] (one message's cost on a
-//!   channel for a commune), [`year`] (spent, committed and held per channel, spent per month).
+//!   channel for a commune), [`year`] (spent, committed and held per channel; spent and
+//!   messages that reached their person per month).
 //! * [`hold`] — at the fan-out: each delivery's estimated cost, and the hold when an occurrence
 //!   would take a channel over its budget.
 //! * [`decide`] — an admin's decision on a held occurrence: send anyway, cancel, or send to the
@@ -115,6 +116,28 @@ impl Pricer {
     }
 }
 
+impl Pricer {
+    /// The dearest of [`Pricer::each`] over the communes of `areas` (every commune when
+    /// empty): an estimate made before the fan-out knows who is where.
+    pub fn each_at_most(&self, message: &Message, channel: ChannelKind, areas: &[String]) -> f64 {
+        let tree = &self.config.areas;
+        let communes: Vec<String> = if areas.is_empty() {
+            tree.leaves().map(|a| a.code.clone()).collect()
+        } else {
+            areas
+                .iter()
+                .flat_map(|a| tree.subtree(a))
+                .filter(|a| tree.is_leaf(&a.code))
+                .map(|a| a.code.clone())
+                .collect()
+        };
+        communes
+            .iter()
+            .map(|code| self.each(message, channel, code))
+            .fold(0.0, f64::max)
+    }
+}
+
 /// A channel's year, in đồng.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChannelSpend {
@@ -130,6 +153,9 @@ pub struct ChannelSpend {
     pub held: f64,
     /// Spent, by the month of the occurrence (January first).
     pub spent_by_month: [f64; 12],
+    /// Messages that reached their person on this channel, by the month of the occurrence: the
+    /// channel split the dashboard draws beside the cost.
+    pub reached_by_month: [u64; 12],
 }
 
 impl ChannelSpend {
@@ -163,7 +189,8 @@ pub async fn year(
         " ELSE 11 END AS month,
            COALESCE(SUM(d.spent), 0.0),
            COALESCE(SUM(CASE WHEN d.status IN {waiting} AND d.spent IS NULL THEN d.cost ELSE 0.0 END), 0.0),
-           COALESCE(SUM(CASE WHEN d.status = {held} THEN d.cost ELSE 0.0 END), 0.0)
+           COALESCE(SUM(CASE WHEN d.status = {held} THEN d.cost ELSE 0.0 END), 0.0),
+           COUNT(d.reached_at)
          FROM deliveries d JOIN occurrences o ON o.id = d.occurrence_id
          WHERE o.fire_at >= ",
         waiting = Status::sql_list(&[Status::Pending, Status::Sending]),
@@ -183,6 +210,7 @@ pub async fn year(
             committed: 0.0,
             held: 0.0,
             spent_by_month: [0.0; 12],
+            reached_by_month: [0; 12],
         })
         .collect();
     for row in sql.query()?.fetch_all(&mut *conn).await? {
@@ -196,6 +224,7 @@ pub async fn year(
         spend.spent_by_month[month] += spent;
         spend.committed += row.try_get::<f64, _>(3)?;
         spend.held += row.try_get::<f64, _>(4)?;
+        spend.reached_by_month[month] += row.try_get::<i64, _>(5)?.max(0) as u64;
     }
     Ok(out)
 }

@@ -90,8 +90,27 @@ fn table(p: &Projection) -> String {
                     None => format!("{} by {}", grouped(part.persons), part.channel_label),
                 })
                 .collect();
+            let budget = t
+                .by_channel
+                .iter()
+                .filter(|p| p.cost_vnd > 0.0)
+                .filter_map(|p| {
+                    p.budget_left.map(|left| {
+                        format!(
+                            "{} budget left {}",
+                            p.channel_label,
+                            grouped(left.max(0.0).round() as u64)
+                        )
+                    })
+                })
+                .collect::<Vec<_>>();
+            let budget = match (budget.is_empty(), t.within_budget) {
+                (true, _) => String::new(),
+                (false, true) => format!(" (within budget: {})", budget.join(", ")),
+                (false, false) => format!(" (OVER budget: {})", budget.join(", ")),
+            };
             top_ups.push_str(&format!(
-                "- {}: send \"{}\" ({}) to the {} unreached: {}; {} đồng\n",
+                "- {}: send \"{}\" ({}) to the {} unreached: {}; {} đồng{budget}\n",
                 c.name,
                 t.template,
                 t.observance,

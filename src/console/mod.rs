@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod activities;
 pub mod audit;
+pub mod budget;
 pub mod content;
 pub mod dashboard;
 mod deliveries;
@@ -105,6 +106,8 @@ pub enum Permission {
     /// Residents' texts ("Tin nhắn đến"): read, answer, mark handled. Officials see counts
     /// (`ViewFigures`), never a text.
     ReadInbox,
+    /// Decide what happens to an occurrence held over a channel's yearly budget.
+    DecideBudget,
 }
 
 impl Permission {
@@ -118,7 +121,7 @@ impl Permission {
             | Permission::ReadInbox => matches!(role, Staff | Approver | Admin),
             Permission::Approve => matches!(role, Approver | Admin),
             Permission::ExportDeliveries => matches!(role, Official | Admin),
-            Permission::ViewAudit => role == Admin,
+            Permission::ViewAudit | Permission::DecideBudget => role == Admin,
             Permission::ImportContacts => matches!(role, Staff | Admin),
         }
     }

@@ -6,7 +6,8 @@
 //! message is still to come); how many more people it must reach to get to the band's low end,
 //! and how many more contactable people it needs for that (new subscribers: posters, lists);
 //! and the cheapest top-up — the next message to come, sent to its unreached on each one's
-//! cheapest channel, with what it costs (SMS by the parts of that template's text).
+//! cheapest channel, with what it costs (SMS by the parts of that template's text) and whether
+//! that fits what each channel's yearly budget has left.
 
 use std::collections::BTreeMap;
 
@@ -63,6 +64,8 @@ pub struct TopUpPart {
     /// SMS parts per message, for a channel priced by the part.
     pub parts: Option<usize>,
     pub cost_vnd: f64,
+    /// What this channel's yearly budget has left (`None`: no budget).
+    pub budget_left: Option<f64>,
 }
 
 /// The next message to come, sent to the commune's unreached on their cheapest channels.
@@ -74,6 +77,8 @@ pub struct TopUp {
     pub persons: u64,
     pub cost_vnd: f64,
     pub by_channel: Vec<TopUpPart>,
+    /// Whether it fits what every channel's budget has left.
+    pub within_budget: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -201,6 +206,14 @@ pub async fn project(
     let channels = by_price(&config.channels);
     let unreached = unreached_by_channel(db, &channels, &config.areas, year).await?;
     let by_month = cumulative_by_month(db, tz, year).await?;
+    let budget_left: BTreeMap<ChannelKind, f64> = {
+        let mut conn = db.pool.acquire().await?;
+        crate::budget::year(&mut conn, &config.channels, tz, year)
+            .await?
+            .into_iter()
+            .filter_map(|s| s.left().map(|l| (s.channel, l)))
+            .collect()
+    };
     let start =
         crate::calendar::local_midnight(NaiveDate::from_ymd_opt(year, 1, 1).expect("a year"), tz);
     let fire_dates: Vec<NaiveDate> = calendar
@@ -267,10 +280,14 @@ pub async fn project(
                             persons,
                             parts: part_count,
                             cost_vnd: each * persons as f64,
+                            budget_left: budget_left.get(kind).copied(),
                         })
                     })
                     .collect();
                 Some(TopUp {
+                    within_budget: by_channel
+                        .iter()
+                        .all(|p| p.budget_left.is_none_or(|left| p.cost_vnd <= left)),
                     template,
                     observance: next.schedule.observance.clone(),
                     at: next.at.to_utc(),

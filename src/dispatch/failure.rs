@@ -192,7 +192,7 @@ impl Dispatcher {
         let mut tx = self.db.pool.begin().await?;
         for admin in admins {
             crate::inbound::outbox::queue(
-                &mut *tx,
+                &mut tx,
                 None,
                 crate::inbound::outbox::Kind::Notice,
                 ChannelKind::Telegram,

@@ -95,7 +95,7 @@ pub async fn raise(
     );
     for chat in &chats {
         outbox::queue(
-            &mut *tx,
+            &mut tx,
             Some(inbox_id),
             Kind::Alert,
             ChannelKind::Telegram,

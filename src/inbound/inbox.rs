@@ -468,7 +468,7 @@ pub async fn answer(
     };
     let mut tx = db.pool.begin().await?;
     outbox::queue(
-        &mut *tx,
+        &mut tx,
         Some(found.id),
         Kind::Answer,
         found.channel,

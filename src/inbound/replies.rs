@@ -227,7 +227,7 @@ impl Inbound {
             let reply = self.render(number, URGENT_REPLY, now).await?;
             let mut tx = self.db.pool.begin().await?;
             outbox::queue(
-                &mut *tx,
+                &mut tx,
                 Some(raised.inbox_id),
                 Kind::Hotlines,
                 ChannelKind::Sms,

@@ -106,6 +106,8 @@ pub(super) fn routes() -> Router<WebState> {
         .route("/api/dashboard", get(dashboard))
         .route("/api/calendar", get(calendar))
         .route("/api/projection", get(projection))
+        .route("/api/budget", get(budget))
+        .route("/api/holds/{id}/decision", post(decide_hold))
         .route("/api/contents", get(list_contents).post(create_content))
         .route("/api/contents/{id}", get(get_content).put(update_content))
         .route("/api/contents/{id}/{step}", post(content_transition))
@@ -148,6 +150,37 @@ async fn projection(
     ApiAuth(auth): ApiAuth,
 ) -> ApiResult<crate::console::projection::Projection> {
     Ok(Json(state.console().projection(&auth.actor).await?))
+}
+
+/// This year's spending per channel against its budget, and the occurrences held over it.
+async fn budget(
+    State(state): State<WebState>,
+    ApiAuth(auth): ApiAuth,
+) -> ApiResult<crate::console::budget::BudgetView> {
+    Ok(Json(state.console().budget(&auth.actor).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldDecision {
+    decision: crate::budget::decide::Decision,
+}
+
+/// An admin's decision on an occurrence held over budget.
+async fn decide_hold(
+    State(state): State<WebState>,
+    ApiAuth(auth): ApiAuth,
+    Path(id): Path<String>,
+    Body(bytes): Body,
+) -> ApiResult<crate::budget::decide::Decided> {
+    auth.actor.require(Permission::DecideBudget)?;
+    let input: HoldDecision = body(&bytes)?;
+    Ok(Json(
+        state
+            .console()
+            .decide_hold(&auth.actor, content_id(&id)?, input.decision)
+            .await?,
+    ))
 }
 
 async fn calendar(

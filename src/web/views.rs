@@ -253,6 +253,77 @@ pub(super) fn reach_chart_svg(c: &ReachChart<'_>) -> String {
     svg
 }
 
+/// One channel's figures by month, for [`month_bars_svg`].
+pub(super) struct Series<'a> {
+    pub label: &'a str,
+    pub color: &'static str,
+    pub by_month: [f64; 12],
+}
+
+/// A colour per channel, the same on every chart.
+pub(super) fn channel_color(kind: crate::channel::ChannelKind) -> &'static str {
+    use crate::channel::ChannelKind;
+    match kind {
+        ChannelKind::Telegram => "#1f5fa8",
+        ChannelKind::Zalo => "#0f8a6a",
+        ChannelKind::Sms => "#b0601a",
+        _ => "#777777",
+    }
+}
+
+/// Twelve monthly bars, each stacked by series, as inline SVG; `top` labels the axis' top in
+/// the chart's unit.
+pub(super) fn month_bars_svg(
+    label: &str,
+    series: &[Series<'_>],
+    top: impl Fn(f64) -> String,
+) -> String {
+    let (left, width, bottom, height) = (14.0, 104.0, 48.0, 44.0);
+    let totals: Vec<f64> = (0..12)
+        .map(|m| series.iter().map(|s| s.by_month[m].max(0.0)).sum())
+        .collect();
+    let max = totals.iter().copied().fold(0.0, f64::max);
+    let scale = if max > 0.0 { height / max } else { 0.0 };
+    let slot = width / 12.0;
+    let mut svg = format!(
+        "<svg class=\"chart bars\" viewBox=\"0 0 120 56\" role=\"img\" aria-label=\"{}\">\
+<line x1=\"{left}\" y1=\"{bottom}\" x2=\"{:.1}\" y2=\"{bottom}\" stroke=\"#999\" stroke-width=\"0.3\"/>\
+<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"3\" text-anchor=\"end\" fill=\"#555\">{}</text>",
+        crate::text::telegram_html::escape(label),
+        left + width,
+        left - 0.8,
+        bottom - height + 2.0,
+        crate::text::telegram_html::escape(&top(max)),
+    );
+    for m in 0..12 {
+        let x = left + slot * m as f64 + slot * 0.15;
+        let mut y = bottom;
+        for s in series {
+            let h = s.by_month[m].max(0.0) * scale;
+            if h <= 0.0 {
+                continue;
+            }
+            y -= h;
+            svg.push_str(&format!(
+                "<rect x=\"{x:.2}\" y=\"{y:.2}\" width=\"{:.2}\" height=\"{h:.2}\" fill=\"{}\"><title>{} T{}: {}</title></rect>",
+                slot * 0.7,
+                s.color,
+                crate::text::telegram_html::escape(s.label),
+                m + 1,
+                crate::text::number_vi(s.by_month[m].round() as u64),
+            ));
+        }
+        if m % 3 == 0 {
+            svg.push_str(&format!(
+                "<text x=\"{x:.2}\" y=\"55\" font-size=\"3\" fill=\"#555\">T{}</text>",
+                m + 1
+            ));
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, NaiveDateTime, TimeZone, Utc};
 
-use super::{ChannelPreview, ContentInput, Preview};
+use super::{AreaCount, ChannelPreview, ContentInput, Preview};
 use crate::audience;
-use crate::calendar::Audience;
+use crate::calendar::{Audience, Unreached};
 use crate::channel::format::TELEGRAM_MAX_CHARS;
 use crate::channel::{BodySettings, ChannelKind, Descriptor, FormatProblem};
 use crate::console::{Actor, Console, ConsoleError, Permission, typed_text};
@@ -38,6 +38,8 @@ pub(super) struct Valid {
     pub(super) channels: Vec<ChannelKind>,
     pub(super) observance: Option<String>,
     pub(super) send_at: DateTime<Utc>,
+    pub(super) unreached: Option<Unreached>,
+    pub(super) below_band: bool,
 }
 
 pub(super) fn split(text: &str) -> Vec<String> {
@@ -352,6 +354,7 @@ impl Console {
         let tags = Self::tags_of(input)?;
         let observance = self.observance_of(input)?;
         let send_at = self.parse_send_at(&input.send_at)?;
+        let unreached = Self::unreached_of(input, observance.as_deref())?;
         let template = non_empty(&input.template);
         let context = self.preview_context(&areas, observance.as_deref(), send_at);
         let mut texts = BTreeMap::new();
@@ -380,7 +383,38 @@ impl Console {
             channels,
             observance,
             send_at,
+            unreached,
+            below_band: input.below_band,
         })
+    }
+
+    /// The span whose reached people are left out, as chosen; the observance's round needs an
+    /// observance.
+    fn unreached_of(
+        input: &ContentInput,
+        observance: Option<&str>,
+    ) -> Result<Option<Unreached>, ConsoleError> {
+        let Some(name) = input
+            .unreached
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        else {
+            return Ok(None);
+        };
+        let span = Unreached::parse(name).ok_or_else(|| {
+            ConsoleError::invalid(
+                "unreached",
+                "Chọn một trong: year, quarter, month, observance (năm, quý, tháng, đợt sự kiện).",
+            )
+        })?;
+        if span == Unreached::Observance && observance.is_none() {
+            return Err(ConsoleError::invalid(
+                "unreached",
+                "“Chưa được tiếp cận trong đợt sự kiện” cần chọn sự kiện (ngày lễ, tháng hành động) cho nội dung.",
+            ));
+        }
+        Ok(Some(span))
     }
 
     /// What each channel would send, its size and cost, and how many persons it reaches —
@@ -403,9 +437,20 @@ impl Console {
         let audience = Audience {
             areas,
             tags,
-            ..Audience::default()
+            // A span not understood counts everyone here; saving names the field.
+            unreached: Self::unreached_of(input, observance.as_deref())
+                .ok()
+                .flatten(),
+            below_band: input.below_band,
         };
-        let year = at.with_timezone(&self.config.campaign.time_zone).year();
+        let local = at
+            .with_timezone(&self.config.campaign.time_zone)
+            .date_naive();
+        let year = local.year();
+        let observance_date = observance
+            .as_deref()
+            .and_then(|id| self.calendar.observances().iter().find(|o| o.id == id))
+            .map_or(local, |o| o.date_for(local));
         let template = non_empty(&input.template);
         // Staff's own words skip a channel that cannot carry them: its people are counted on
         // their next channel.
@@ -414,9 +459,37 @@ impl Console {
             .copied()
             .filter(|&k| template.is_some() || self.carries_staff_text(k))
             .collect();
-        let split =
-            audience::count_by_channel(&self.db, &audience, &sending, &self.config.areas, year)
-                .await?;
+        let filter = {
+            let mut conn = self.db.pool.acquire().await?;
+            crate::reach::audience_filter(
+                &mut conn,
+                &audience,
+                &sending,
+                &self.config.areas,
+                self.config.campaign.target,
+                local,
+                observance_date,
+            )
+            .await?
+        };
+        let split = audience::count_filtered(&self.db, &filter).await?;
+        let counted = audience::count_by_area(&self.db, &filter).await?;
+        let tree = &self.config.areas;
+        let by_area: Vec<AreaCount> = tree
+            .leaves()
+            .filter(|a| {
+                audience.areas.is_empty()
+                    || audience
+                        .areas
+                        .iter()
+                        .any(|code| tree.subtree(code).iter().any(|x| x.code == a.code))
+            })
+            .map(|a| AreaCount {
+                code: a.code.clone(),
+                name: a.name.clone(),
+                recipients: counted.get(&a.code).copied().unwrap_or(0),
+            })
+            .collect();
         let mut out = Vec::new();
         for &kind in &channels {
             // `channels_of` keeps only configured channels.
@@ -448,14 +521,33 @@ impl Console {
                         }),
                         recipients,
                         error: None,
+                        budget_left: None,
+                        over_budget: false,
                     }
                 }
                 Err(e) => ChannelPreview::failed(kind, channel.label, recipients, e),
             });
         }
+        let mut conn = self.db.pool.acquire().await?;
+        let spends = crate::budget::year(
+            &mut conn,
+            &self.config.channels,
+            self.config.campaign.time_zone,
+            year,
+        )
+        .await?;
+        for c in &mut out {
+            c.budget_left = spends
+                .iter()
+                .find(|s| s.channel == c.channel)
+                .and_then(|s| s.left());
+            c.over_budget =
+                matches!((c.cost_vnd, c.budget_left), (Some(cost), Some(left)) if cost > left);
+        }
         Ok(Preview {
             recipients: split.values().sum(),
             channels: out,
+            by_area,
         })
     }
 }
@@ -478,6 +570,8 @@ impl ChannelPreview {
             cost_vnd: None,
             recipients,
             error: Some(error),
+            budget_left: None,
+            over_budget: false,
         }
     }
 }

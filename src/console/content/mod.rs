@@ -29,7 +29,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::Permission;
-use crate::calendar::Audience;
+use crate::calendar::{Audience, Unreached};
 use crate::channel::ChannelKind;
 use crate::templates::staff;
 use crate::text::telegram_html::RichNode;
@@ -155,6 +155,13 @@ pub struct ContentInput {
     /// Local time, `2026-12-01T08:00`, or RFC 3339.
     #[serde(default)]
     pub send_at: String,
+    /// Only people not yet reached in this span: `year`, `quarter`, `month`, `observance`
+    /// (the chosen observance's round); none or `""`: everyone.
+    #[serde(default)]
+    pub unreached: Option<String>,
+    /// Only the communes whose reach this year is still below the target band.
+    #[serde(default)]
+    pub below_band: bool,
     /// Texts also come as `<channel>_text` (`telegram_text`, `sms_text`), as the console's form
     /// names its fields; see [`ContentInput::text`].
     #[serde(flatten)]
@@ -197,6 +204,14 @@ impl ContentInput {
 }
 
 /// Content as stored.
+/// `"year"`, `"quarter"`, …, or null.
+fn unreached_name<S: serde::Serializer>(u: &Option<Unreached>, s: S) -> Result<S::Ok, S::Error> {
+    match u {
+        Some(u) => s.serialize_some(u.as_str()),
+        None => s.serialize_none(),
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Content {
     pub id: i64,
@@ -209,6 +224,11 @@ pub struct Content {
     pub channels: Vec<ChannelKind>,
     pub observance: Option<String>,
     pub send_at: DateTime<Utc>,
+    /// Only people not yet reached in this span.
+    #[serde(serialize_with = "unreached_name")]
+    pub unreached: Option<Unreached>,
+    /// Only the communes still below the target band.
+    pub below_band: bool,
     pub state: State,
     pub author: String,
     pub approver: Option<String>,
@@ -265,7 +285,8 @@ impl Content {
         Audience {
             areas: self.areas.clone(),
             tags: self.tags.clone(),
-            ..Audience::default()
+            unreached: self.unreached,
+            below_band: self.below_band,
         }
     }
 
@@ -302,6 +323,8 @@ impl Content {
                 .collect(),
             observance: self.observance.clone(),
             send_at: send_at_local,
+            unreached: self.unreached.map(|u| u.as_str().to_string()),
+            below_band: self.below_band,
             other: BTreeMap::new(),
         }
     }
@@ -327,12 +350,27 @@ pub struct ChannelPreview {
     /// Persons this channel would reach (each person gets one channel).
     pub recipients: i64,
     pub error: Option<String>,
+    /// What the channel's yearly budget has left (spent and on their way deducted); `None`:
+    /// no budget.
+    pub budget_left: Option<f64>,
+    /// Its cost is more than that: sent, it will wait for an admin's decision.
+    pub over_budget: bool,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Preview {
     pub recipients: i64,
     pub channels: Vec<ChannelPreview>,
+    /// Recipients per commune of the audience, before sending (a commune none would get is
+    /// listed with 0: in the band already, say).
+    pub by_area: Vec<AreaCount>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AreaCount {
+    pub code: String,
+    pub name: String,
+    pub recipients: i64,
 }
 
 #[cfg(test)]

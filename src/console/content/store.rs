@@ -16,7 +16,8 @@ use crate::delivery::Status;
 use crate::store::{Db, Sql, from_epoch, to_epoch};
 
 const SELECT: &str = "SELECT id, title, template, areas, tags, channels, observance, send_at,
-    state, author, approver, occurrence_id, created_at, updated_at, version FROM contents";
+    state, author, approver, occurrence_id, created_at, updated_at, version, unreached,
+    below_band FROM contents";
 
 /// Content rows as `SELECT` reads them, with their texts (one more query for all of them).
 pub(super) async fn load<'c, E>(
@@ -97,6 +98,11 @@ fn from_row(r: &sqlx::any::AnyRow, channels: &ChannelSet) -> Result<Content, Con
         created_at: from_epoch(r.try_get(12)?),
         updated_at: from_epoch(r.try_get(13)?),
         version: r.try_get(14)?,
+        unreached: r
+            .try_get::<Option<String>, _>(15)?
+            .as_deref()
+            .and_then(crate::calendar::Unreached::parse),
+        below_band: r.try_get::<i64, _>(16)? != 0,
     })
 }
 
@@ -109,7 +115,7 @@ pub(super) async fn insert(
 ) -> Result<i64, sqlx::Error> {
     let mut sql = Sql::new(
         "INSERT INTO contents (title, template, areas, tags, channels, observance, send_at,
-             state, author, created_at, updated_at, version) VALUES (",
+             unreached, below_band, state, author, created_at, updated_at, version) VALUES (",
     );
     bind_fields(&mut sql, valid);
     sql.push(", ")
@@ -136,7 +142,8 @@ pub(super) async fn update(
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
     let mut sql = Sql::new(
-        "UPDATE contents SET (title, template, areas, tags, channels, observance, send_at) = (",
+        "UPDATE contents SET (title, template, areas, tags, channels, observance, send_at,
+             unreached, below_band) = (",
     );
     bind_fields(&mut sql, valid);
     sql.push("), state = ")
@@ -173,7 +180,11 @@ fn bind_fields(sql: &mut Sql, valid: &Valid) {
         .push(", ")
         .bind(valid.observance.clone())
         .push(", ")
-        .bind(to_epoch(valid.send_at));
+        .bind(to_epoch(valid.send_at))
+        .push(", ")
+        .bind(valid.unreached.map(|u| u.as_str()))
+        .push(", ")
+        .bind(i64::from(valid.below_band));
 }
 
 /// The texts of the current version: the previous ones go.

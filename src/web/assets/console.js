@@ -50,13 +50,15 @@
         tags: (data.get('tags') || '').split(',').map(function (t) { return t.trim(); }).filter(Boolean),
         channels: data.getAll('channels'),
         observance: data.get('observance') || null,
+        unreached: data.get('unreached') || null,
+        below_band: data.get('below_band') === 'on',
         send_at: data.get('send_at') || ''
       };
     }
     function show(result) {
       document.getElementById('preview-recipients').textContent = number(result.recipients);
       panel.querySelectorAll('.preview-channel').forEach(function (el) { el.remove(); });
-      var anchor = panel.querySelector('p.muted:last-child');
+      var anchor = document.getElementById('preview-areas') || panel.querySelector('p.muted:last-child');
       (result.channels || []).forEach(function (c) {
         var box = document.createElement('div');
         box.className = 'preview-channel';
@@ -75,8 +77,31 @@
           ? c.characters + ' ký tự · ' + c.sms_segments + ' tin nhắn (' + (c.sms_encoding === 'GSM-7' ? 'không dấu' : 'có dấu') + ') · chi phí ước tính ' + number(Math.round(c.cost_vnd)) + ' đồng'
           : c.characters + ' ký tự';
         box.append(h, body, size);
+        if (c.budget_left !== null && c.budget_left !== undefined) {
+          var budget = document.createElement('p');
+          budget.className = (c.over_budget ? 'below' : 'muted') + ' budget';
+          budget.textContent = c.over_budget
+            ? 'Vượt ngân sách năm của kênh (còn ' + number(Math.round(Math.max(c.budget_left, 0))) + ' đ): khi đến giờ gửi, đợt gửi sẽ chờ quản trị viên quyết định.'
+            : 'Ngân sách năm của kênh còn ' + number(Math.round(c.budget_left)) + ' đ.';
+          box.append(budget);
+        }
         panel.insertBefore(box, anchor);
       });
+      var areas = document.querySelector('#preview-areas tbody');
+      if (areas && result.by_area) {
+        areas.replaceChildren();
+        result.by_area.forEach(function (a) {
+          var row = document.createElement('tr');
+          row.dataset.area = a.code;
+          var name = document.createElement('td');
+          name.textContent = a.name;
+          var n = document.createElement('td');
+          n.className = 'num';
+          n.textContent = number(a.recipients);
+          row.append(name, n);
+          areas.append(row);
+        });
+      }
     }
     function refresh() {
       fetch('/api/preview', {

@@ -26,6 +26,8 @@ pub(super) async fn calendar(
                 "source_text": if e.source == "schedule" { "Lịch cố định" } else { "Hàng đợi" },
                 "state_text": e.state.map(|s| s.label()),
                 "recipients_text": number_vi(e.recipients.max(0) as u64),
+                "cost_text": (e.cost_vnd > 0.0).then(|| crate::text::dong(e.cost_vnd)),
+                "over_budget": e.over_budget,
                 "split_text": e.channels.iter().map(|c| format!("{}: {}", channel_label(&state, *c), number_vi(e.by_channel.get(c).copied().unwrap_or(0).max(0) as u64))).collect::<Vec<_>>().join(" · "),
             })
         })

@@ -51,9 +51,19 @@ pub(super) async fn queue(
     let next = more
         .then(|| items.last().map(|c| QueueKey::of(c).cursor()))
         .flatten();
+    // What each item would cost, from the calendar's estimate (items within its 90 days).
+    let costs: std::collections::HashMap<String, (f64, bool)> = state
+        .console()
+        .upcoming(&auth.actor)
+        .await?
+        .into_iter()
+        .map(|e| (e.id, (e.cost_vnd, e.over_budget)))
+        .collect();
     let views: Vec<Value> = items
         .iter()
         .map(|c| json!({
+            "cost_text": costs.get(&c.schedule_id()).map(|(cost, _)| crate::text::dong(*cost)),
+            "over_budget": costs.get(&c.schedule_id()).is_some_and(|(_, over)| *over),
             "id": c.id,
             "title": c.title,
             "when": local(&state, c.send_at),
@@ -71,7 +81,13 @@ pub(super) async fn queue(
         StatusCode::OK,
         "Hàng đợi nội dung",
         "queue",
-        json!({"items": views, "next": next, "later_page": after.is_some()}),
+        json!({
+            "items": views,
+            "next": next,
+            "later_page": after.is_some(),
+            "held": super::holds::held_views(&state, &auth, &state.console().budget(&auth.actor).await?.held),
+            "csrf": auth.csrf(),
+        }),
     ))
 }
 
@@ -106,6 +122,8 @@ fn content_input(pairs: &[(String, String)]) -> (ContentInput, String) {
             "tags" => input.tags.push(v.clone()),
             "channels" => input.channels.push(v.clone()),
             "observance" => input.observance = Some(v.clone()).filter(|v| !v.is_empty()),
+            "unreached" => input.unreached = Some(v.clone()).filter(|v| !v.is_empty()),
+            "below_band" => input.below_band = matches!(v.as_str(), "on" | "true" | "1"),
             "send_at" => input.send_at = v.clone(),
             // One text field per channel: `telegram_text`, `sms_text`, …
             other => {
@@ -116,6 +134,25 @@ fn content_input(pairs: &[(String, String)]) -> (ContentInput, String) {
         }
     }
     (input, csrf)
+}
+
+/// The audience picker's spans, the chosen one selected.
+fn unreached_options(input: &ContentInput) -> Vec<Value> {
+    [
+        ("", "Không: gửi cho mọi người trong địa bàn"),
+        ("year", "Đã nhận được tin trong năm nay"),
+        ("quarter", "Đã nhận được tin trong quý này"),
+        ("month", "Đã nhận được tin trong tháng này"),
+        ("observance", "Đã nhận được tin trong đợt sự kiện đã chọn"),
+    ]
+    .iter()
+    .map(|(value, label)| {
+        json!({
+            "value": value, "label": label,
+            "selected": input.unreached.as_deref().unwrap_or("") == *value,
+        })
+    })
+    .collect()
 }
 
 fn input_of(state: &WebState, c: &Content) -> ContentInput {
@@ -130,6 +167,9 @@ fn input_of(state: &WebState, c: &Content) -> ContentInput {
 fn preview_view(preview: &Preview) -> Value {
     json!({
         "recipients": number_vi(preview.recipients.max(0) as u64),
+        "by_area": preview.by_area.iter().map(|a| json!({
+            "code": a.code, "name": a.name, "recipients": number_vi(a.recipients.max(0) as u64),
+        })).collect::<Vec<_>>(),
         "channels": preview.channels.iter().map(|c| {
             // Telegram: its few tags through the allow-list, everything else as text. SMS: text.
             let html = match (&c.rich, &c.text) {
@@ -145,12 +185,30 @@ fn preview_view(preview: &Preview) -> Value {
                     if enc == "GSM-7" { "không dấu" } else { "có dấu" },
                     number_vi(c.cost_vnd.unwrap_or(0.0).round() as u64)
                 ),
-                _ => format!("{} ký tự", c.characters),
+                _ => match c.cost_vnd {
+                    Some(cost) => format!(
+                        "{} ký tự · chi phí ước tính {} đồng",
+                        c.characters,
+                        number_vi(cost.round() as u64)
+                    ),
+                    None => format!("{} ký tự", c.characters),
+                },
             };
+            let budget_text = c.budget_left.map(|left| {
+                if c.over_budget {
+                    format!(
+                        "Vượt ngân sách năm của kênh (còn {}): khi đến giờ gửi, đợt gửi sẽ chờ quản trị viên quyết định.",
+                        crate::text::dong(left)
+                    )
+                } else {
+                    format!("Ngân sách năm của kênh còn {}.", crate::text::dong(left))
+                }
+            });
             json!({
                 "channel": c.channel, "channel_label": c.channel_label,
                 "recipients": number_vi(c.recipients.max(0) as u64),
                 "error": c.error, "html": html, "size_text": size_text,
+                "budget_text": budget_text, "over_budget": c.over_budget,
             })
         }).collect::<Vec<_>>(),
     })
@@ -230,6 +288,12 @@ async fn content_page(
             .collect::<Vec<_>>(),
         "observances": state.calendar.observances().iter().map(|o| json!({"id": o.id, "name": o.name, "selected": input.observance.as_deref() == Some(o.id.as_str())})).collect::<Vec<_>>(),
         "preview": preview,
+        "unreached_options": unreached_options(input),
+        "below_band": input.below_band,
+        "band_text": format!(
+            "{:.0} %",
+            state.config.campaign.target.low * 100.0
+        ),
         "placeholders": Placeholder::ALL.iter().map(|p| json!({"token": p.token(), "label": p.label()})).collect::<Vec<_>>(),
     });
     let title = content

@@ -13,7 +13,8 @@ use crate::console::{ConsoleError, Permission};
 use crate::web::auth::Auth;
 use crate::web::state::WebState;
 use crate::web::views::{
-    ReachChart, bar_svg, number_vi, page, percent_vi, reach_chart_svg, render, status_text,
+    ReachChart, Series, bar_svg, channel_color, month_bars_svg, number_vi, page, percent_vi,
+    reach_chart_svg, render, status_text,
 };
 
 fn line_view(l: &AreaLine, d: &Dashboard, columns: &[(String, String)]) -> Value {
@@ -128,6 +129,7 @@ pub(super) async fn dashboard(
     match dashboard_data(&state, &auth, &q).await {
         Ok((_, mut data)) => {
             data["projection"] = projection_view(&state.console().projection(&auth.actor).await?);
+            data["budget"] = budget_view(&state.console().budget(&auth.actor).await?);
             Ok(page(
                 &state,
                 Some(&auth),
@@ -178,8 +180,23 @@ fn projection_view(p: &crate::console::projection::Projection) -> Value {
                         ),
                     })
                     .collect();
+                let budget = t
+                    .by_channel
+                    .iter()
+                    .filter(|p| p.cost_vnd > 0.0)
+                    .filter_map(|p| {
+                        p.budget_left.map(|left| {
+                            format!("{} còn {}", p.channel_label, crate::text::dong(left))
+                        })
+                    })
+                    .collect::<Vec<_>>();
+                let budget = match (budget.is_empty(), t.within_budget) {
+                    (true, _) => String::new(),
+                    (false, true) => format!(" Trong ngân sách ({}).", budget.join(", ")),
+                    (false, false) => format!(" Vượt ngân sách còn lại ({}).", budget.join(", ")),
+                };
                 format!(
-                    "Gửi tin “{}” tới {} người chưa được tiếp cận: {}; chi phí khoảng {} đồng.",
+                    "Gửi tin “{}” tới {} người chưa được tiếp cận: {}; chi phí khoảng {} đồng.{budget}",
                     t.observance,
                     number_vi(t.persons),
                     parts.join(", "),
@@ -238,6 +255,57 @@ fn projection_view(p: &crate::console::projection::Projection) -> Value {
             "below": c.projected_below,
             "svg": chart(&c.by_month, c.population, c.outlook.projected, &c.name),
         })).collect::<Vec<_>>(),
+    })
+}
+
+/// The year's spending against each channel's budget, and the channels month by month: what
+/// reached people by which channel, and what it cost.
+pub(super) fn budget_view(b: &crate::console::budget::BudgetView) -> Value {
+    use crate::text::dong;
+    let rows: Vec<Value> = b
+        .channels
+        .iter()
+        .map(|c| {
+            let left = c.left();
+            json!({
+                "label": c.channel_label,
+                "color": channel_color(c.channel),
+                "budget_text": c.budget.map_or("Không đặt".to_string(), dong),
+                "spent_text": dong(c.spent),
+                "committed_text": dong(c.committed),
+                "held_text": dong(c.held),
+                "left_text": left.map_or("–".to_string(), dong),
+                "over": left.is_some_and(|l| l < 0.0),
+            })
+        })
+        .collect();
+    let series = |pick: &dyn Fn(&crate::budget::ChannelSpend) -> [f64; 12]| -> Vec<Series<'_>> {
+        b.channels
+            .iter()
+            .map(|c| Series {
+                label: c.channel_label,
+                color: channel_color(c.channel),
+                by_month: pick(c),
+            })
+            .collect()
+    };
+    let reached = series(&|c| c.reached_by_month.map(|n| n as f64));
+    let cost = series(&|c| c.spent_by_month);
+    json!({
+        "year": b.year,
+        "has_budgets": b.has_budgets(),
+        "rows": rows,
+        "undecided": b.held.iter().filter(|h| h.decision.is_none()).count(),
+        "split_chart": month_bars_svg(
+            &format!("Số tin đến được người nhận theo tháng, theo kênh, năm {}", b.year),
+            &reached,
+            |max| format!("{} tin", number_vi(max.round() as u64)),
+        ),
+        "cost_chart": month_bars_svg(
+            &format!("Chi phí gửi tin theo tháng, theo kênh, năm {}", b.year),
+            &cost,
+            dong,
+        ),
     })
 }
 

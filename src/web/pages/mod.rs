@@ -17,6 +17,7 @@ mod common;
 mod content;
 mod dashboard;
 mod exports;
+mod holds;
 mod imports;
 mod inbox;
 mod posters;
@@ -54,6 +55,7 @@ pub(super) fn routes() -> Router<WebState> {
         .route("/queue/new", get(new_content))
         .route("/queue/{id}", get(show_content).post(update_content))
         .route("/queue/{id}/{action}", post(content_action))
+        .route("/holds/{id}", post(holds::decide_hold))
         .route("/activities", get(activities_page).post(add_activity))
         .route("/audit", get(audit_page))
         .route("/inbox", get(inbox_page))
