@@ -42,9 +42,11 @@ async fn the_demo_plays_the_plan_in_order_and_its_report_matches_its_deliveries(
         NaiveDate::from_ymd_opt(2023, 12, 31).unwrap(),
         tz,
     );
+    // (The mid-year top-up is queued content, not a fire time of the plan.)
     let fired: Vec<(String, String)> = outcome
         .occurrences
         .iter()
+        .filter(|o| !o.schedule.starts_with("content:"))
         .map(|o| (o.schedule.clone(), o.at.with_timezone(&tz).to_rfc3339()))
         .collect();
     let planned: Vec<(String, String)> = plan
@@ -53,8 +55,19 @@ async fn the_demo_plays_the_plan_in_order_and_its_report_matches_its_deliveries(
         .map(|p| (p.schedule.clone(), p.at.clone()))
         .collect();
     assert_eq!(fired, planned);
-    assert_eq!(lines.0.len(), planned.len());
+    assert_eq!(
+        outcome.occurrences.len(),
+        planned.len() + 1,
+        "and the top-up"
+    );
+    let occurrence_lines = lines.0.iter().filter(|l| l.ends_with("recipients")).count();
+    assert_eq!(occurrence_lines, planned.len() + 1);
     assert!(outcome.occurrences.iter().all(|o| o.recipients > 0));
+    assert!(
+        lines.0.iter().any(|l| l.contains("Mid-year review")),
+        "{:?}",
+        lines.0
+    );
 
     // The report counts exactly the persons the demo's deliveries reached.
     let db = loa::store::Db::connect(&format!("sqlite://{}", outcome.database.display()))
@@ -161,4 +174,37 @@ async fn the_demo_plays_the_plan_in_order_and_its_report_matches_its_deliveries(
             > 0,
         "residents who came by a poster got messages"
     );
+
+    // The mid-year review: communes projected below the band on 1 July, and an SMS top-up on
+    // 3 July to exactly the people of those communes not reached before it, within budget.
+    let mid = outcome.mid_year.as_ref().expect("a mid-year review");
+    assert!(!mid.below.is_empty());
+    let top_up = outcome
+        .occurrences
+        .iter()
+        .find(|o| o.schedule.starts_with("content:"))
+        .unwrap();
+    let rows = sqlx::query(
+        "SELECT d.channel, a.name,
+                (SELECT COUNT(*) FROM reach r WHERE r.person_id = d.person_id AND r.period = 'Y2023'
+                   AND r.first_at < o.fire_at)
+         FROM deliveries d JOIN occurrences o ON o.id = d.occurrence_id
+         JOIN persons p ON p.id = d.person_id JOIN areas a ON a.code = p.area_code
+         WHERE o.schedule_id = $1",
+    )
+    .bind(&top_up.schedule)
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len() as u64, top_up.recipients);
+    for row in &rows {
+        assert_eq!(row.get::<String, _>(0), "sms");
+        assert!(
+            mid.below.contains(&row.get::<String, _>(1)),
+            "{:?}",
+            mid.below
+        );
+        assert_eq!(row.get::<i64, _>(2), 0, "reached before the top-up");
+    }
+    assert!(sms.cost_vnd <= sms.budget.unwrap());
 }

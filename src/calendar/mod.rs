@@ -555,6 +555,18 @@ impl Calendar {
         &self.schedules
     }
 
+    /// The same calendar with `kind` left out of every schedule that has another channel (the
+    /// demo's district keeps SMS for its top-ups).
+    pub fn without_channel(&self, kind: ChannelKind) -> Calendar {
+        let mut calendar = self.clone();
+        for schedule in &mut calendar.schedules {
+            if schedule.channels.iter().any(|&c| c != kind) {
+                schedule.channels.retain(|&c| c != kind);
+            }
+        }
+        calendar
+    }
+
     pub fn observances(&self) -> &[Observance] {
         &self.observances
     }

@@ -748,23 +748,43 @@ async fn demo(
     progress.finish();
     outln!("\n{} occurrences.\n", outcome.occurrences.len());
     outln!(
-        "{:<10} {:>10} {:>10} {:>16}",
+        "{:<10} {:>10} {:>10} {:>16} {:>16}",
         "Channel",
         "Sent",
         "Reached",
-        "Cost (VND)"
+        "Cost (VND)",
+        "Budget (VND)"
     );
     for c in &outcome.channels {
         outln!(
-            "{:<10} {:>10} {:>10} {:>16.0}",
+            "{:<10} {:>10} {:>10} {:>16.0} {:>16}",
             c.label,
             c.sent,
             c.reached,
-            c.cost_vnd
+            c.cost_vnd,
+            c.budget.map_or("–".to_string(), |b| format!("{b:.0}"))
         );
     }
     outln!();
     out!("{}", outcome.report.to_table());
+    if let Some(mid) = &outcome.mid_year {
+        let in_band = outcome
+            .report
+            .areas
+            .iter()
+            .filter(|r| mid.below.contains(&r.name))
+            .filter(|r| r.status != Some(crate::reach::BandStatus::Below))
+            .count();
+        outln!(
+            "\nMid-year review: {} communes projected below the band on 1 July ({}); a top-up \
+             to their unreached went on {}. By 31 December {in_band} of them are in the band or above.",
+            mid.below.len(),
+            mid.below.join(", "),
+            mid.top_up_at
+                .with_timezone(&setup.config.campaign.time_zone)
+                .format("%Y-%m-%d %H:%M"),
+        );
+    }
     outln!(
         "\nThe demo database stays at {} for a look.",
         outcome.database.display()

@@ -123,7 +123,8 @@ fn table(p: &Projection) -> String {
     out.push_str(
         "\n\"unreached\": residents Loa can contact who have not been reached this year; \
          \"missing\": people the commune must still gain (subscribers) to reach the band's low end \
-         even if every contactable one is reached.\n",
+         even if every contactable one is reached; \"projected\": reached if the messages to come \
+         reach every unreached person with a contact on their channels.\n",
     );
     if !top_ups.is_empty() {
         out.push_str(

@@ -2,8 +2,9 @@
 //!
 //! Per commune: residents reached so far this year; residents Loa can contact who have not been
 //! reached yet (an active contact, not opted out, no reach row this year); fire times still to
-//! come; the projected year-end reach if every contactable person is reached once (when some
-//! message is still to come); how many more people it must reach to get to the band's low end,
+//! come; the projected year-end reach if the messages to come reach every unreached person they
+//! can (those with a contact on their channels: someone known by SMS alone is not, when the
+//! coming messages go by Telegram and Zalo); how many more people it must reach to get to the band's low end,
 //! and how many more contactable people it needs for that (new subscribers: posters, lists);
 //! and the cheapest top-up — the next message to come, sent to its unreached on each one's
 //! cheapest channel, with what it costs (SMS by the parts of that template's text) and whether
@@ -25,7 +26,8 @@ use crate::templates::{MessageContext, SampleData, Templates};
 /// The year-end arithmetic of one commune: pure, tested by its table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Outlook {
-    /// Reached if every contactable person is reached once (only when a message is to come).
+    /// Reached if the messages to come reach every unreached person they can (those with a
+    /// contact on their channels; only when a message is to come).
     pub projected: u64,
     /// Still to reach to get to the band's low end.
     pub gap_now: u64,
@@ -34,24 +36,26 @@ pub struct Outlook {
 }
 
 /// The outlook of a commune of `population` with `reached` this year, `unreached` contactable
-/// people not reached yet and `fires_left` messages still to come, against the band's `low`.
+/// people not reached yet — `covered` of them on the channels of the `fires_left` messages still
+/// to come — against the band's `low`.
 pub fn outlook(
     population: u64,
     reached: u64,
     unreached: u64,
+    covered: u64,
     fires_left: usize,
     low: f64,
 ) -> Outlook {
     let target = (low * population as f64).ceil() as u64;
-    let projected = if fires_left > 0 {
-        reached + unreached
+    let (projected, reachable) = if fires_left > 0 {
+        (reached + covered.min(unreached), reached + unreached)
     } else {
-        reached
+        (reached, reached)
     };
     Outlook {
         projected,
         gap_now: target.saturating_sub(reached),
-        needed: target.saturating_sub(projected),
+        needed: target.saturating_sub(reachable),
     }
 }
 
@@ -94,7 +98,7 @@ pub struct CommuneProjection {
     pub outlook: Outlook,
     /// Projected share of the population (0–1), when the population is known.
     pub projected_share: Option<f64>,
-    /// Below the band's low end even if every contactable person is reached.
+    /// Below the band's low end even if the messages to come reach everyone they can.
     pub projected_below: bool,
     pub top_up: Option<TopUp>,
     /// Residents reached by the end of each month of the year, cumulative (months still to
@@ -121,6 +125,26 @@ fn by_price(channels: &ChannelSet) -> Vec<ChannelKind> {
         .collect();
     kinds.sort_by(|a, b| a.0.total_cmp(&b.0));
     kinds.into_iter().map(|(_, k)| k).collect()
+}
+
+/// Per area, the contactable residents not reached in `year` who have a contact on one of
+/// `coming` (the channels of the messages still to come).
+async fn unreached_on(
+    db: &Db,
+    coming: &[ChannelKind],
+    areas: &AreaTree,
+    year: i32,
+) -> Result<BTreeMap<String, u64>, sqlx::Error> {
+    if coming.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let filter = AudienceFilter::new(&Audience::default(), coming, areas, year)
+        .not_reached_in(vec![format!("Y{year}")]);
+    let mut out = BTreeMap::new();
+    for (area, n) in crate::audience::count_by_area(db, &filter).await? {
+        out.insert(area, n.max(0) as u64);
+    }
+    Ok(out)
 }
 
 /// Per area, the contactable residents not reached in `year`, by their cheapest channel.
@@ -205,6 +229,16 @@ pub async fn project(
     let fires = calendar.fire_times(now, end - chrono::Duration::seconds(1));
     let channels = by_price(&config.channels);
     let unreached = unreached_by_channel(db, &channels, &config.areas, year).await?;
+    // What the coming messages can reach: the unreached with a contact on their channels.
+    let mut coming_channels: Vec<ChannelKind> = Vec::new();
+    for fire in &fires {
+        for &kind in &fire.schedule.channels {
+            if !coming_channels.contains(&kind) && config.channels.get(kind).is_some() {
+                coming_channels.push(kind);
+            }
+        }
+    }
+    let covered = unreached_on(db, &coming_channels, &config.areas, year).await?;
     let by_month = cumulative_by_month(db, tz, year).await?;
     let budget_left: BTreeMap<ChannelKind, f64> = {
         let mut conn = db.pool.acquire().await?;
@@ -252,6 +286,7 @@ pub async fn project(
             population,
             reached_here,
             unreached_here,
+            covered.get(&area.code).copied().unwrap_or(0),
             coming.len(),
             band.low,
         );
@@ -357,19 +392,29 @@ mod tests {
     fn the_year_end_arithmetic() {
         // 1,000 people, 40 % is 400: 150 reached, 200 more contactable, messages to come.
         assert_eq!(
-            outlook(1000, 150, 200, 3, 0.40),
+            outlook(1000, 150, 200, 200, 3, 0.40),
             Outlook {
                 projected: 350,
                 gap_now: 250,
                 needed: 50
             }
         );
+        // Only 50 of the 200 on the coming messages' channels (the rest by SMS alone, say):
+        // the messages leave it at 200; a top-up to the others, at 350.
+        assert_eq!(
+            outlook(1000, 150, 200, 50, 3, 0.40),
+            Outlook {
+                projected: 200,
+                gap_now: 250,
+                needed: 50
+            }
+        );
         // No message left this year: the projection is what was reached.
-        assert_eq!(outlook(1000, 150, 200, 0, 0.40).projected, 150);
-        assert_eq!(outlook(1000, 150, 200, 0, 0.40).needed, 250);
+        assert_eq!(outlook(1000, 150, 200, 200, 0, 0.40).projected, 150);
+        assert_eq!(outlook(1000, 150, 200, 200, 0, 0.40).needed, 250);
         // Already in the band: nothing to close.
         assert_eq!(
-            outlook(1000, 420, 10, 1, 0.40),
+            outlook(1000, 420, 10, 10, 1, 0.40),
             Outlook {
                 projected: 430,
                 gap_now: 0,
@@ -377,8 +422,8 @@ mod tests {
             }
         );
         // 40 % of 1,001 people is 400.4: 401 people.
-        assert_eq!(outlook(1001, 0, 0, 1, 0.40).gap_now, 401);
+        assert_eq!(outlook(1001, 0, 0, 0, 1, 0.40).gap_now, 401);
         // No population known: no target.
-        assert_eq!(outlook(0, 5, 5, 1, 0.40).needed, 0);
+        assert_eq!(outlook(0, 5, 5, 5, 1, 0.40).needed, 0);
     }
 }

@@ -7,7 +7,14 @@
 //! happens to messages: some residents blocked the bot, most numbers have Zalo but some have
 //! none and a few refuse the OA (they get SMS), some SMS fail or are never confirmed, some
 //! people opt out during the year; about a third of Telegram readers tap "Tôi đã đọc", and new
-//! residents subscribe through the communes' posters as the year goes on.
+//! residents subscribe through the communes' posters as the year goes on. SMS and Zalo have a
+//! yearly budget (unless `loa.toml` gives one). The district sends its routine messages by
+//! Telegram and Zalo and keeps SMS for top-ups: on 1 July it reviews the projection and queues
+//! an SMS top-up to the unreached of the communes below the band ([`midyear`]).
+
+mod midyear;
+
+pub use midyear::MidYear;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,7 +29,6 @@ use sqlx::Row;
 
 use crate::app::{self, Application, Engine, Overrides, Setup};
 use crate::calendar::local_midnight;
-use crate::channel::Price;
 use crate::clock::{Clock, SharedClock, VirtualClock};
 use crate::config::{ChannelKind, Config, SmsGateway, TelegramConfig, ZaloConfig};
 use crate::fakes::kannel::FakeKannel;
@@ -67,6 +73,8 @@ pub struct DemoOutcome {
     pub sms_sent: usize,
     /// Each channel's year: messages sent, people reached, what it cost.
     pub channels: Vec<ChannelYear>,
+    /// What the mid-year review found and queued.
+    pub mid_year: Option<MidYear>,
 }
 
 /// One channel's year in the demo.
@@ -77,8 +85,10 @@ pub struct ChannelYear {
     pub sent: u64,
     /// Of those, confirmed to have reached their person.
     pub reached: u64,
-    /// In đồng, at the configured prices (SMS by parts).
+    /// In đồng, what the providers accepted at the configured prices (SMS by parts).
     pub cost_vnd: f64,
+    /// Its yearly budget, in đồng.
+    pub budget: Option<f64>,
 }
 
 /// What the demo prints as it goes.
@@ -279,14 +289,26 @@ pub async fn run(
     let zalo_webhook = format!("{web_url}/webhooks/zalo");
     config.public_url = Some(web_url);
     config.webhook_secret = Some(DEMO_SECRET.into());
+    // A yearly budget for the paid channels, unless the configuration gives one: about what
+    // the year's messages cost for the sample, with room for a top-up.
+    for (kind, per_person) in [(ChannelKind::Sms, 2_500.0), (ChannelKind::Zalo, 3_000.0)] {
+        if let Some(channel) = config.channels.get_mut(kind)
+            && channel.yearly_budget.is_none()
+        {
+            channel.yearly_budget = Some(per_person * options.people as f64);
+        }
+    }
     // Telegram's 30/s may all go at one instant of the stepped clock.
     config.limits.burst = config
         .channels
         .get(ChannelKind::Telegram)
         .map_or(1, |t| t.limits.per_second);
     let config = Arc::new(config);
+    // The demo's district sends its routine messages by Telegram and Zalo, and keeps SMS for
+    // the people those cannot reach, in targeted top-ups.
     let setup = Setup {
         config: Arc::clone(&config),
+        calendar: Arc::new(setup.calendar.without_channel(ChannelKind::Sms)),
         ..setup.clone()
     };
 
@@ -324,6 +346,7 @@ pub async fn run(
     )
     .await?;
     let residents = seed(&db, &plan, &mut rng, start).await?;
+    let console = web.console();
     let server = tokio::spawn(app::serve_web(web, listener, std::future::pending()));
 
     // What goes wrong during the year: 6 % of Telegram users blocked the bot; 3 % of everyone
@@ -358,23 +381,35 @@ pub async fn run(
         }
     };
 
-    let fire_times: Vec<(DateTime<Utc>, String, String, String)> = setup
+    let mut fire_times: Vec<(DateTime<Utc>, String, String)> = setup
         .calendar
         .fire_times(start - Duration::seconds(1), end - Duration::seconds(1))
         .into_iter()
         .map(|f| {
             (
                 f.at.to_utc(),
-                f.schedule.id.clone(),
                 f.schedule.observance.clone(),
                 f.schedule.template.clone(),
             )
         })
         .collect();
+    // The mid-year review on 1 July; the top-up it queues goes on 3 July at 09:00.
+    let review_at = local_midnight(
+        NaiveDate::from_ymd_opt(options.year, 7, 1).context("year")?,
+        config.campaign.time_zone,
+    );
+    let top_up_after = Duration::hours(2 * 24 + 9);
+    fire_times.push((
+        review_at + top_up_after,
+        "Tin bổ sung cho các xã, thị trấn dưới mục tiêu".into(),
+        midyear::TOP_UP_TEMPLATE.into(),
+    ));
+    fire_times.sort_by_key(|f| f.0);
+    let mut mid_year = None;
     let real_start = Instant::now();
     let mut occurrences = Vec::new();
     let mut next_opt_out = 0;
-    for (at, schedule, observance, template) in fire_times {
+    for (at, observance, template) in fire_times {
         pace(options.speed, real_start, start, at).await;
         // Opt-outs that happened before this fire time, as a reply "TC" or the bot's /stop
         // records them. (The sample numbers are unassigned, so they cannot come through the
@@ -384,8 +419,13 @@ pub async fn run(
             crate::audience::opt_out(&db, r.person_id, when).await?;
             next_opt_out += 1;
         }
+        if mid_year.is_none() && at >= review_at {
+            clock.set(review_at);
+            mid_year = Some(midyear::review(&console, top_up_after, progress).await?);
+        }
         clock.set(at);
         let created = scheduler.tick().await?;
+        midyear::decide_holds(&console, progress).await?;
         for o in created.created {
             let recipients = o.recipients;
             let local = at.with_timezone(&config.campaign.time_zone);
@@ -398,7 +438,7 @@ pub async fn run(
             ));
             occurrences.push(DemoOccurrence {
                 at,
-                schedule: schedule.clone(),
+                schedule: o.schedule_id.clone(),
                 observance: observance.clone(),
                 template: template.clone(),
                 recipients,
@@ -447,7 +487,7 @@ pub async fn run(
         .filter(|m| m.dlr_url.is_some())
         .map(|m| m.text)
         .collect();
-    let channels = channel_years(&db, &config, &sms_texts).await?;
+    let channels = channel_years(&db, &config).await?;
     dispatcher.retire().await?;
     server.abort();
     db.close().await;
@@ -459,45 +499,40 @@ pub async fn run(
         zalo_sent: zalo.sent().len(),
         sms_sent: sms_texts.len(),
         channels,
+        mid_year,
     })
 }
 
-/// Each configured channel's year from the deliveries: accepted, reached, and the cost (SMS
-/// by the parts of each text the gateway took).
-async fn channel_years(
-    db: &Db,
-    config: &Config,
-    sms_texts: &[String],
-) -> anyhow::Result<Vec<ChannelYear>> {
+/// Each configured channel's year from the deliveries: accepted, reached, what it cost (what
+/// the providers accepted, SMS by parts) and its budget.
+async fn channel_years(db: &Db, config: &Config) -> anyhow::Result<Vec<ChannelYear>> {
     let rows = sqlx::query(
-        "SELECT channel, COUNT(*), COUNT(reached_at) FROM deliveries
+        "SELECT channel, COUNT(*), COUNT(reached_at), COALESCE(SUM(spent), 0.0) FROM deliveries
          WHERE status IN ('sent', 'delivered', 'buffered') OR reached_at IS NOT NULL
          GROUP BY channel",
     )
     .fetch_all(&db.pool)
     .await?;
-    let mut counts: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut counts: BTreeMap<String, (u64, u64, f64)> = BTreeMap::new();
     for row in rows {
         let (sent, reached): (i64, i64) = (row.try_get(1)?, row.try_get(2)?);
-        counts.insert(row.try_get(0)?, (sent as u64, reached as u64));
+        counts.insert(
+            row.try_get(0)?,
+            (sent as u64, reached as u64, row.try_get(3)?),
+        );
     }
     Ok(config
         .channels
         .iter()
         .map(|d| {
-            let (sent, reached) = counts.get(d.kind.as_str()).copied().unwrap_or_default();
-            let cost_vnd = match d.price {
-                Price::PerSegment(each) if d.kind == ChannelKind::Sms => sms_texts
-                    .iter()
-                    .map(|t| crate::text::sms_size(t).segments as f64 * each)
-                    .sum(),
-                price => price.cost(None).unwrap_or(0.0) * sent as f64,
-            };
+            let (sent, reached, cost_vnd) =
+                counts.get(d.kind.as_str()).copied().unwrap_or_default();
             ChannelYear {
                 label: d.label,
                 sent,
                 reached,
                 cost_vnd,
+                budget: d.yearly_budget,
             }
         })
         .collect())
