@@ -406,7 +406,7 @@ async fn only_an_admin_decides_a_hold_once_and_officials_see_spend_against_budge
         queue.contains(&format!("action=\"/holds/{occurrence}\"")),
         "{queue}"
     );
-    assert!(queue.contains("Gửi trong ngân sách còn lại"));
+    assert!(queue.contains("Chỉ gửi trong phạm vi ngân sách còn lại"));
     let (status, _) = c
         .api(&admin, "POST", &path, Some(json!({"decision": "all"})))
         .await;

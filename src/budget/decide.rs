@@ -52,9 +52,9 @@ impl Decision {
     /// As the console's button says it.
     pub const fn label(self) -> &'static str {
         match self {
-            Decision::Send => "Vẫn gửi cho tất cả",
-            Decision::Cancel => "Huỷ đợt gửi",
-            Decision::Subset => "Gửi trong ngân sách còn lại",
+            Decision::Send => "Vẫn gửi cho tất cả (chi vượt ngân sách)",
+            Decision::Cancel => "Hủy đợt gửi",
+            Decision::Subset => "Chỉ gửi trong phạm vi ngân sách còn lại",
         }
     }
 }
@@ -100,14 +100,15 @@ pub struct Held {
     pub decided_by: Option<String>,
 }
 
-/// Occurrences held over budget: undecided first (soonest to expire first), then the latest
-/// decided ones.
+/// Occurrences held over budget: undecided first (soonest to expire first), then the decided
+/// ones, latest first.
 pub async fn held(conn: &mut sqlx::AnyConnection, limit: i64) -> Result<Vec<Held>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT id, schedule_id, observance, template, fire_at, expires_at, recipients,
                 hold_detail, decision, decided_by
          FROM occurrences WHERE hold_detail IS NOT NULL
-         ORDER BY CASE WHEN decision IS NULL THEN 0 ELSE 1 END, expires_at DESC LIMIT $1",
+         ORDER BY CASE WHEN decision IS NULL THEN 0 ELSE 1 END,
+                  CASE WHEN decision IS NULL THEN expires_at ELSE -expires_at END LIMIT $1",
     )
     .bind(limit)
     .fetch_all(&mut *conn)
@@ -141,6 +142,7 @@ pub async fn decide(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<Decided, DecideError> {
+    super::lock(&mut *conn).await?;
     let taken = sqlx::query(
         "UPDATE occurrences SET decision = $1, decided_by = $2, decided_at = $3
          WHERE id = $4 AND hold_detail IS NOT NULL AND decision IS NULL AND expires_at > $3",

@@ -74,6 +74,7 @@ pub async fn check(
     if config.channels.iter().all(|d| d.yearly_budget.is_none()) {
         return Ok(Vec::new());
     }
+    super::lock(&mut *conn).await?;
     let mut sql =
         Sql::new("SELECT channel, COALESCE(SUM(cost), 0.0) FROM deliveries WHERE occurrence_id = ");
     sql.bind(occurrence_id).push(" GROUP BY channel");
@@ -137,19 +138,20 @@ async fn hold(
 /// The admins' message about an occurrence held over budget, in Vietnamese.
 pub fn notice(observance: &str, over: &[Over]) -> String {
     let mut text =
-        format!("ĐỢT GỬI CHỜ QUYẾT ĐỊNH: «{observance}» vượt ngân sách năm và chưa được gửi.\n");
+        format!("ĐỢT GỬI CHỜ QUYẾT ĐỊNH: “{observance}” vượt ngân sách năm và chưa được gửi.\n");
     for o in over {
         let label = &o.channel_label;
         text.push_str(&format!(
-            "- {label}: dự tính {}, ngân sách còn {} (cả năm {}).\n",
+            "- {label}: chi phí dự tính {}, ngân sách còn {} (cả năm {}).\n",
             dong(o.estimate),
             dong(o.left),
             dong(o.budget),
         ));
     }
     text.push_str(
-        "Quản trị viên vào mục «Nội dung» trên trang quản trị để chọn: vẫn gửi, huỷ, hoặc gửi \
-         trong ngân sách còn lại. Quá hạn mà chưa quyết định thì đợt gửi hết hạn.",
+        "Đề nghị quản trị viên vào mục “Nội dung” trên trang quản trị để chọn: chỉ gửi trong \
+         phạm vi ngân sách còn lại, vẫn gửi cho tất cả, hoặc hủy. Nếu quá hạn mà chưa có quyết \
+         định, đợt gửi sẽ không được gửi.",
     );
     text
 }

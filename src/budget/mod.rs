@@ -47,6 +47,9 @@ pub struct Message {
     pub bodies: BTreeMap<ChannelKind, String>,
 }
 
+/// The name a priced text is rendered with: longer than nearly every Vietnamese full name.
+const LONG_NAME: &str = "Nguyễn Thị Hồng Phương Thảo Nguyên Ngọc";
+
 /// One message's cost on a channel, rendered as a resident of the commune would get it.
 #[derive(Clone)]
 pub struct Pricer {
@@ -84,32 +87,39 @@ impl Pricer {
                     .get(area_code)
                     .map(|a| a.name.as_str())
                     .unwrap_or(area_code);
-                let context = MessageContext::for_recipient(
-                    &self.config,
-                    &Recipient {
-                        person_name: "",
-                        person_kind: "resident",
-                        name_given: false,
-                        area_code,
-                        area_name,
-                        observance: &message.observance,
-                        theme: &message.theme,
-                        observance_date: Some(message.observance_date),
-                        date: message.date,
-                    },
-                );
-                let text = match message.bodies.get(&channel) {
-                    Some(body) => self
-                        .templates
-                        .staff_body(descriptor, body, &context, &BodySettings::default())
-                        .ok(),
-                    None => self
-                        .templates
-                        .render(&message.template, channel, &context)
-                        .ok(),
-                };
-                text.and_then(|t| descriptor.format.size(&t))
-                    .map(|s| s.segments)
+                // A text that names its reader is priced for a long name: the estimate is
+                // what the budget is checked against, and must not fall short of the bill.
+                [("", false), (LONG_NAME, true)]
+                    .into_iter()
+                    .filter_map(|(person_name, name_given)| {
+                        let context = MessageContext::for_recipient(
+                            &self.config,
+                            &Recipient {
+                                person_name,
+                                person_kind: "resident",
+                                name_given,
+                                area_code,
+                                area_name,
+                                observance: &message.observance,
+                                theme: &message.theme,
+                                observance_date: Some(message.observance_date),
+                                date: message.date,
+                            },
+                        );
+                        let text = match message.bodies.get(&channel) {
+                            Some(body) => self
+                                .templates
+                                .staff_body(descriptor, body, &context, &BodySettings::default())
+                                .ok(),
+                            None => self
+                                .templates
+                                .render(&message.template, channel, &context)
+                                .ok(),
+                        };
+                        text.and_then(|t| descriptor.format.size(&t))
+                            .map(|s| s.segments)
+                    })
+                    .max()
             }
         };
         descriptor.price.cost(parts).unwrap_or(0.0)
@@ -136,6 +146,20 @@ impl Pricer {
             .map(|code| self.each(message, channel, code))
             .fold(0.0, f64::max)
     }
+}
+
+/// Serialises, until the transaction ends, everything that reads what a budget has left and
+/// then commits spending (the fan-out's hold check, an admin's decision): on PostgreSQL two of
+/// them at once would each see the same amount left. SQLite's transactions already take the
+/// one write lock before they read (their first statement writes).
+pub async fn lock(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    if conn.backend_name().eq_ignore_ascii_case("postgresql") {
+        // Any fixed key: Loa takes no other advisory lock.
+        sqlx::query("SELECT pg_advisory_xact_lock(7260470)")
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// A channel's year, in đồng.

@@ -66,17 +66,17 @@ impl Console {
                 Err(DecideError::NotFound) => return Err(ConsoleError::NotFound),
                 Err(DecideError::NotHeld) => {
                     return Err(ConsoleError::Conflict(
-                        "Đợt gửi này không chờ quyết định về ngân sách.".to_string(),
+                        "Đợt gửi này không ở trạng thái chờ quyết định về ngân sách.".to_string(),
                     ));
                 }
                 Err(DecideError::Decided(_)) => {
                     return Err(ConsoleError::Conflict(
-                        "Đợt gửi này đã được quyết định rồi.".to_string(),
+                        "Đợt gửi này đã có quyết định.".to_string(),
                     ));
                 }
                 Err(DecideError::Expired) => {
                     return Err(ConsoleError::Conflict(
-                        "Đợt gửi này đã hết hạn, không gửi được nữa.".to_string(),
+                        "Đợt gửi này đã quá hạn quyết định nên không gửi được nữa.".to_string(),
                     ));
                 }
                 Err(DecideError::Db(e)) => return Err(e.into()),

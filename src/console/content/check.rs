@@ -405,13 +405,13 @@ impl Console {
         let span = Unreached::parse(name).ok_or_else(|| {
             ConsoleError::invalid(
                 "unreached",
-                "Chọn một trong: year, quarter, month, observance (năm, quý, tháng, đợt sự kiện).",
+                "Khoảng thời gian không hợp lệ; chọn: năm, quý, tháng hoặc đợt sự kiện.",
             )
         })?;
         if span == Unreached::Observance && observance.is_none() {
             return Err(ConsoleError::invalid(
                 "unreached",
-                "“Chưa được tiếp cận trong đợt sự kiện” cần chọn sự kiện (ngày lễ, tháng hành động) cho nội dung.",
+                "Muốn bỏ qua người đã nhận tin trong đợt sự kiện, cần chọn sự kiện (ngày lễ, tháng hành động) ở mục “Thuộc sự kiện”.",
             ));
         }
         Ok(Some(span))

@@ -139,11 +139,11 @@ fn content_input(pairs: &[(String, String)]) -> (ContentInput, String) {
 /// The audience picker's spans, the chosen one selected.
 fn unreached_options(input: &ContentInput) -> Vec<Value> {
     [
-        ("", "Không: gửi cho mọi người trong địa bàn"),
-        ("year", "Đã nhận được tin trong năm nay"),
-        ("quarter", "Đã nhận được tin trong quý này"),
-        ("month", "Đã nhận được tin trong tháng này"),
-        ("observance", "Đã nhận được tin trong đợt sự kiện đã chọn"),
+        ("", "Không bỏ qua ai (gửi cho mọi người trong địa bàn)"),
+        ("year", "Trong năm nay"),
+        ("quarter", "Trong quý này"),
+        ("month", "Trong tháng này"),
+        ("observance", "Trong đợt sự kiện đã chọn"),
     ]
     .iter()
     .map(|(value, label)| {
@@ -187,9 +187,9 @@ fn preview_view(preview: &Preview) -> Value {
                 ),
                 _ => match c.cost_vnd {
                     Some(cost) => format!(
-                        "{} ký tự · chi phí ước tính {} đồng",
+                        "{} ký tự · chi phí ước tính {}",
                         c.characters,
-                        number_vi(cost.round() as u64)
+                        crate::text::dong(cost)
                     ),
                     None => format!("{} ký tự", c.characters),
                 },

@@ -196,11 +196,11 @@ fn projection_view(p: &crate::console::projection::Projection) -> Value {
                     (false, false) => format!(" Vượt ngân sách còn lại ({}).", budget.join(", ")),
                 };
                 format!(
-                    "Gửi tin “{}” tới {} người chưa được tiếp cận: {}; chi phí khoảng {} đồng.{budget}",
+                    "Gửi tin “{}” tới {} người chưa được tiếp cận: {}; chi phí khoảng {}.{budget}",
                     t.observance,
                     number_vi(t.persons),
                     parts.join(", "),
-                    number_vi(t.cost_vnd.round() as u64)
+                    crate::text::dong(t.cost_vnd)
                 )
             });
             json!({
@@ -270,11 +270,11 @@ pub(super) fn budget_view(b: &crate::console::budget::BudgetView) -> Value {
             json!({
                 "label": c.channel_label,
                 "color": channel_color(c.channel),
-                "budget_text": c.budget.map_or("Không đặt".to_string(), dong),
+                "budget_text": c.budget.map_or("Chưa đặt".to_string(), dong),
                 "spent_text": dong(c.spent),
                 "committed_text": dong(c.committed),
                 "held_text": dong(c.held),
-                "left_text": left.map_or("–".to_string(), dong),
+                "left_text": left.map_or("–".to_string(), |l| if l < 0.0 { format!("Vượt {}", dong(-l)) } else { dong(l) }),
                 "over": left.is_some_and(|l| l < 0.0),
             })
         })
@@ -297,12 +297,12 @@ pub(super) fn budget_view(b: &crate::console::budget::BudgetView) -> Value {
         "rows": rows,
         "undecided": b.held.iter().filter(|h| h.decision.is_none()).count(),
         "split_chart": month_bars_svg(
-            &format!("Số tin đến được người nhận theo tháng, theo kênh, năm {}", b.year),
+            &format!("Số tin đã gửi đến người nhận theo tháng, theo kênh, năm {}", b.year),
             &reached,
             |max| format!("{} tin", number_vi(max.round() as u64)),
         ),
         "cost_chart": month_bars_svg(
-            &format!("Chi phí gửi tin theo tháng, theo kênh, năm {}", b.year),
+            &format!("Số tiền đã chi theo tháng, theo kênh, năm {}", b.year),
             &cost,
             dong,
         ),

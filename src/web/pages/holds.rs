@@ -24,13 +24,16 @@ pub(super) fn held_views(state: &WebState, auth: &Auth, held: &[Held]) -> Vec<Va
             let expired = h.expires_at <= now;
             let status = match (h.decision, expired) {
                 (Some(Decision::Send), _) => "Đã quyết định: vẫn gửi cho tất cả".to_string(),
-                (Some(Decision::Cancel), _) => "Đã quyết định: huỷ".to_string(),
+                (Some(Decision::Cancel), _) => "Đã quyết định: hủy đợt gửi".to_string(),
                 (Some(Decision::Subset), _) => {
-                    "Đã quyết định: gửi trong ngân sách còn lại".to_string()
+                    "Đã quyết định: chỉ gửi trong phạm vi ngân sách còn lại".to_string()
                 }
-                (None, true) => "Hết hạn khi chưa có quyết định: không gửi".to_string(),
+                (None, true) => "Quá hạn, chưa có quyết định: đợt gửi không được gửi".to_string(),
                 (None, false) => {
-                    format!("Chờ quyết định, hết hạn lúc {}", local(state, h.expires_at))
+                    format!(
+                        "Đang chờ quyết định (hạn chót: {})",
+                        local(state, h.expires_at)
+                    )
                 }
             };
             json!({
@@ -39,7 +42,7 @@ pub(super) fn held_views(state: &WebState, auth: &Auth, held: &[Held]) -> Vec<Va
                 "when": local(state, h.fire_at),
                 "recipients_text": number_vi(h.recipients.max(0) as u64),
                 "over": h.over.iter().map(|o| format!(
-                    "{}: dự tính {}, ngân sách còn {} (cả năm {})",
+                    "{}: chi phí dự tính {}, ngân sách còn {} (cả năm {})",
                     o.channel_label, dong(o.estimate), dong(o.left), dong(o.budget)
                 )).collect::<Vec<_>>(),
                 "status": status,
